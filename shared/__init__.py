@@ -1,0 +1,1 @@
+"""Service code shared by every trigger: config, composition root, request path, adapters."""

@@ -1,0 +1,124 @@
+"""Application settings: one validated pydantic-settings class, read once per worker process."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.errors import ConfigError
+
+
+class EndpointConfig(BaseModel):
+    """One model endpoint from `AI_ENDPOINTS` (DESIGN.md, "Model endpoints")."""
+
+    model_config = {"extra": "forbid", "frozen": True}
+
+    name: str = Field(min_length=1)
+    kind: Literal["azure_openai", "openai"]
+    endpoint: str = Field(min_length=1)
+    deployment: str = ""
+    model: str = Field(min_length=1)
+    priority: int = 0
+    weight: float = Field(default=1.0, gt=0)
+    api_key_secret: str | None = None
+    api_version: str = "2024-10-21"
+    # The same account's embedding deployment (Azure) or model (OpenAI), for the semantic cache.
+    embedding_deployment: str | None = None
+
+    @model_validator(mode="after")
+    def _azure_needs_deployment(self) -> EndpointConfig:
+        if self.kind == "azure_openai" and not self.deployment:
+            raise ValueError(f"endpoint {self.name!r}: kind azure_openai needs a deployment")
+        return self
+
+
+class TenantKey(BaseModel):
+    """An API key, stored only as its SHA-256 hex digest."""
+
+    model_config = {"extra": "forbid", "frozen": True}
+
+    id: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class TenantConfig(BaseModel):
+    """A tenant and its keys; limits join this record in the budgets issue."""
+
+    model_config = {"extra": "forbid", "frozen": True}
+
+    tenant: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    keys: list[TenantKey] = Field(min_length=1)
+    roles: list[str] = Field(default_factory=lambda: ["user"])
+
+
+def hash_api_key(key: str) -> str:
+    """The digest a tenant key is stored and compared as."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+# Where a setting is given: AZURE ones are set by the Bicep in every deployment; LOCAL ones exist
+# only for the emulators and must never be set in Azure; TUNING ones have defaults and are optional.
+AZURE = {"scope": "azure"}
+LOCAL = {"scope": "local"}
+TUNING = {"scope": "tuning"}
+
+
+class Settings(BaseSettings):
+    """Every app setting the code reads. Field aliases are the app-setting names; each field's
+    `json_schema_extra` says its scope (AZURE, LOCAL or TUNING)."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=True)
+
+    ai_endpoints: Annotated[list[EndpointConfig], Field(alias="AI_ENDPOINTS", min_length=1, json_schema_extra=AZURE)]
+    tenants: Annotated[list[TenantConfig], Field(alias="TENANTS", default_factory=list, json_schema_extra=AZURE)]
+    cosmos_endpoint: Annotated[str, Field(alias="COSMOS_ENDPOINT", min_length=1, json_schema_extra=AZURE)]
+    # Only for the local emulator; in Azure, Cosmos is reached through managed identity.
+    cosmos_key: Annotated[SecretStr | None, Field(alias="COSMOS_KEY", json_schema_extra=LOCAL)] = None
+    cosmos_database: Annotated[str, Field(alias="COSMOS_DATABASE", json_schema_extra=AZURE)] = "aigw"
+    # Create the database and containers at start (local emulators); in Azure the Bicep does it.
+    cosmos_create_containers: Annotated[bool, Field(alias="COSMOS_CREATE_CONTAINERS", json_schema_extra=LOCAL)] = False
+    jobs_queue: Annotated[str, Field(alias="JOBS_QUEUE", json_schema_extra=AZURE)] = "ai-jobs"
+    key_vault_uri: Annotated[str | None, Field(alias="KEY_VAULT_URI", json_schema_extra=AZURE)] = None
+    # Secrets for machines without Key Vault (local dev): JSON {"name": "value"}.
+    local_secrets: Annotated[dict[str, SecretStr], Field(alias="LOCAL_SECRETS", default_factory=dict, json_schema_extra=LOCAL)]
+    # Client id of the user-assigned managed identity (azure-identity reads the same name).
+    azure_client_id: Annotated[str | None, Field(alias="AZURE_CLIENT_ID", json_schema_extra=AZURE)] = None
+    max_request_bytes: Annotated[int, Field(alias="MAX_REQUEST_BYTES", ge=1024, json_schema_extra=TUNING)] = 1_048_576
+    model_timeout_s: Annotated[float, Field(alias="MODEL_TIMEOUT_S", gt=0, json_schema_extra=TUNING)] = 60.0
+    applicationinsights_connection_string: Annotated[
+        str | None, Field(alias="APPLICATIONINSIGHTS_CONNECTION_STRING", json_schema_extra=AZURE)
+    ] = None
+
+    @field_validator("tenants")
+    @classmethod
+    def _unique_keys(cls, tenants: list[TenantConfig]) -> list[TenantConfig]:
+        seen: set[str] = set()
+        for tenant in tenants:
+            for key in tenant.keys:
+                if key.sha256 in seen:
+                    raise ValueError(f"tenant {tenant.tenant!r}: key {key.id!r} is used twice")
+                seen.add(key.sha256)
+        return tenants
+
+    @field_validator("ai_endpoints")
+    @classmethod
+    def _unique_endpoint_names(cls, endpoints: list[EndpointConfig]) -> list[EndpointConfig]:
+        names = [e.name for e in endpoints]
+        if len(names) != len(set(names)):
+            raise ValueError("endpoint names must be unique")
+        return endpoints
+
+
+def load_settings() -> Settings:
+    """Read and validate the settings; a bad one fails with a message that names the setting."""
+    try:
+        return Settings()  # type: ignore[call-arg]  # values come from the environment
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "settings"
+            problems.append(f"{where}: {err['msg']}")
+        raise ConfigError("invalid app settings: " + "; ".join(problems)) from None

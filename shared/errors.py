@@ -1,0 +1,102 @@
+"""The application's error tree: what a caller did wrong, or what failed on our side, as a status."""
+
+from __future__ import annotations
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; raised at start, never at a client."""
+
+
+class AppError(Exception):
+    """Base of every error the request path turns into a problem+json response.
+
+    `detail` is written for the client: it never carries an exception's text or a provider's
+    raw error. Subclasses fix the status and title.
+    """
+
+    status: int = 500
+    title: str = "Internal Server Error"
+    type_slug: str = "internal"
+
+    def __init__(self, detail: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after_s = retry_after_s
+
+    @property
+    def type_uri(self) -> str:
+        return f"https://aigw.dev/problems/{self.type_slug}"
+
+
+class BadRequest(AppError):
+    status, title, type_slug = 400, "Bad Request", "bad-request"
+
+
+class ValidationFailed(BadRequest):
+    """The body parsed but does not fit the schema; `errors` names each field."""
+
+    type_slug = "validation"
+
+    def __init__(self, detail: str, errors: list[dict[str, str]]) -> None:
+        super().__init__(detail)
+        self.errors = errors
+
+
+class Unauthorized(AppError):
+    status, title, type_slug = 401, "Unauthorized", "unauthorized"
+
+
+class Forbidden(AppError):
+    status, title, type_slug = 403, "Forbidden", "forbidden"
+
+
+class NotFound(AppError):
+    status, title, type_slug = 404, "Not Found", "not-found"
+
+
+class MethodNotAllowed(AppError):
+    status, title, type_slug = 405, "Method Not Allowed", "method-not-allowed"
+
+
+class PayloadTooLarge(AppError):
+    status, title, type_slug = 413, "Payload Too Large", "payload-too-large"
+
+
+class UnsupportedMediaType(AppError):
+    status, title, type_slug = 415, "Unsupported Media Type", "unsupported-media-type"
+
+
+class TooManyRequests(AppError):
+    """Rate limit or budget; always carries a Retry-After."""
+
+    status, title, type_slug = 429, "Too Many Requests", "too-many-requests"
+
+    def __init__(self, detail: str, *, retry_after_s: float) -> None:
+        super().__init__(detail, retry_after_s=retry_after_s)
+
+
+class UpstreamRefused(AppError):
+    """The model endpoint refused the request as invalid (a 400 from the provider, content filter).
+
+    Not retryable; the client gets a generic message, never the provider's text.
+    """
+
+    status, title, type_slug = 400, "Bad Request", "model-refused"
+
+
+class ServiceUnavailable(AppError):
+    """No model endpoint could answer and there is no fallback."""
+
+    status, title, type_slug = 503, "Service Unavailable", "unavailable"
+
+    def __init__(self, detail: str, *, retry_after_s: float = 5.0) -> None:
+        super().__init__(detail, retry_after_s=retry_after_s)
+
+
+class DependencyFailed(AppError):
+    """A dependency of ours (Cosmos, Storage, Key Vault) failed; transient from the caller's view."""
+
+    status, title, type_slug = 503, "Service Unavailable", "dependency-unavailable"
+
+    def __init__(self, detail: str, *, retry_after_s: float = 5.0) -> None:
+        super().__init__(detail, retry_after_s=retry_after_s)
