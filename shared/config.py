@@ -83,7 +83,9 @@ class Settings(BaseSettings):
     jobs_queue: Annotated[str, Field(alias="JOBS_QUEUE", json_schema_extra=AZURE)] = "ai-jobs"
     key_vault_uri: Annotated[str | None, Field(alias="KEY_VAULT_URI", json_schema_extra=AZURE)] = None
     # Secrets for machines without Key Vault (local dev): JSON {"name": "value"}.
-    local_secrets: Annotated[dict[str, SecretStr], Field(alias="LOCAL_SECRETS", default_factory=dict, json_schema_extra=LOCAL)]
+    local_secrets: Annotated[
+        dict[str, SecretStr], Field(alias="LOCAL_SECRETS", default_factory=dict, json_schema_extra=LOCAL)
+    ]
     # Client id of the user-assigned managed identity (azure-identity reads the same name).
     azure_client_id: Annotated[str | None, Field(alias="AZURE_CLIENT_ID", json_schema_extra=AZURE)] = None
     max_request_bytes: Annotated[int, Field(alias="MAX_REQUEST_BYTES", ge=1024, json_schema_extra=TUNING)] = 1_048_576
@@ -115,7 +117,7 @@ class Settings(BaseSettings):
 def load_settings() -> Settings:
     """Read and validate the settings; a bad one fails with a message that names the setting."""
     try:
-        return Settings()  # type: ignore[call-arg]  # values come from the environment
+        return Settings()
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

@@ -1,0 +1,39 @@
+"""Any request no other function takes: 404, or 405 with Allow when the path exists."""
+
+from __future__ import annotations
+
+import re
+
+import azure.functions as func
+from azurefunctions.extensions.http.fastapi import Request, Response
+
+from functions.http_common import ROUTES, problem
+from shared.correlation import correlation_id
+from shared.errors import MethodNotAllowed, NotFound
+
+bp = func.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+def _allowed_methods(path: str) -> list[str]:
+    """Methods of every registered route whose template matches `path`."""
+    allowed: set[str] = set()
+    for route, methods in ROUTES.items():
+        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(route.strip("/")))
+        if re.fullmatch(pattern, path, re.IGNORECASE):
+            allowed |= methods
+    return sorted(allowed)
+
+
+@bp.function_name("not_found")
+@bp.route(route="{*path}", methods=_METHODS)
+async def not_found(req: Request) -> Response:
+    cid = correlation_id(req.headers)
+    path = str(req.path_params.get("path", "")).strip("/")
+    allowed = _allowed_methods(path)
+    if allowed:
+        response = problem(MethodNotAllowed(f"Use {', '.join(allowed)} for this path."), cid)
+        response.headers["Allow"] = ", ".join(allowed)
+    else:
+        response = problem(NotFound("There is nothing at this path."), cid)
+    return response

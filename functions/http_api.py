@@ -1,0 +1,82 @@
+"""The native JSON API: health, readiness, summarize, chat and jobs."""
+
+from __future__ import annotations
+
+import azure.functions as func
+from azurefunctions.extensions.http.fastapi import JSONResponse, Request, Response
+
+from functions.http_common import Scope, http_function, ok, problem, read_model, respond, validate
+from shared.container import get_container
+from shared.correlation import correlation_id
+from shared.errors import AppError, NotFound, ServiceUnavailable
+from shared.models import JOB_INPUTS, ChatRequest, JobRequest, SummarizeRequest
+
+bp = func.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+
+@http_function(bp, "health", "health", ["GET"])
+async def health(req: Request) -> Response:
+    """Liveness: no auth and no dependency call, so it answers even when Cosmos is down."""
+    return JSONResponse({"status": "healthy"}, headers={"x-correlation-id": correlation_id(req.headers)})
+
+
+@http_function(bp, "ready", "ready", ["GET"])
+async def ready(req: Request) -> Response:
+    cid = correlation_id(req.headers)
+    try:
+        container = await get_container()
+    except AppError:
+        checks = {"config": "invalid"}
+    else:
+        checks = await container.readiness()
+    failing = sorted(name for name, state in checks.items() if state not in ("ok", "not_configured"))
+    model_up = any(state == "ok" for name, state in checks.items() if name.startswith("model:"))
+    if not failing or (model_up and all(name.startswith("model:") for name in failing)):
+        return JSONResponse({"status": "ready", "checks": checks}, headers={"x-correlation-id": cid})
+    err = ServiceUnavailable("Not ready: " + ", ".join(failing) + ".", retry_after_s=5)
+    return problem(err, cid, {"checks": checks})
+
+
+@http_function(bp, "summarize", "v1/summarize", ["POST"])
+async def summarize(req: Request) -> Response:
+    async def work(scope: Scope) -> Response:
+        body = await read_model(scope, SummarizeRequest)
+        return ok(await scope.container.gateway.summarize(scope.call_context(), body))
+
+    return await respond(req, work)
+
+
+@http_function(bp, "chat", "v1/chat", ["POST"])
+async def chat(req: Request) -> Response:
+    async def work(scope: Scope) -> Response:
+        body = await read_model(scope, ChatRequest)
+        return ok(await scope.container.gateway.chat(scope.call_context(), body))
+
+    return await respond(req, work)
+
+
+@http_function(bp, "jobs_submit", "v1/jobs", ["POST"])
+@bp.queue_output(arg_name="outbox", queue_name="%JOBS_QUEUE%", connection="AzureWebJobsStorage")
+async def jobs_submit(req: Request, outbox: func.Out[str]) -> Response:
+    """Records the job, then the host puts the message on the queue when this returns."""
+
+    async def work(scope: Scope) -> Response:
+        body = await read_model(scope, JobRequest)
+        validate(JOB_INPUTS[body.kind], body.input, prefix="input")
+        job_id, message = await scope.container.jobs.submit(scope.principal, body, scope.correlation_id)
+        outbox.set(message)
+        base = str(scope.request.base_url).rstrip("/")
+        return ok({"job_id": job_id, "status_url": f"{base}/api/v1/jobs/{job_id}"}, status=202)
+
+    return await respond(req, work)
+
+
+@http_function(bp, "jobs_status", "v1/jobs/{job_id}", ["GET"])
+async def jobs_status(req: Request) -> Response:
+    async def work(scope: Scope) -> Response:
+        job_id = str(scope.request.path_params.get("job_id", ""))
+        if not job_id or len(job_id) > 128:
+            raise NotFound("There is no job with that id.")
+        return ok(await scope.container.jobs.view(scope.principal, job_id))
+
+    return await respond(req, work)

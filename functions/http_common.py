@@ -1,0 +1,129 @@
+"""What every HTTP function shares: reading bodies safely, answering with JSON or problem+json."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import azure.functions as func
+from azurefunctions.extensions.http.fastapi import JSONResponse, Request, Response
+from pydantic import BaseModel, ValidationError
+
+from shared.auth import Principal
+from shared.container import Container, get_container
+from shared.correlation import correlation_id
+from shared.errors import (
+    AppError,
+    BadRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from shared.gateway import CallContext
+from shared.problems import PROBLEM_MEDIA_TYPE, problem_body, problem_headers
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+F = TypeVar("F")
+
+# route template -> methods, as registered; the catch-all function tells 404 from 405 with it.
+ROUTES: dict[str, frozenset[str]] = {}
+
+
+def http_function(bp: func.Blueprint, name: str, route: str, methods: list[str]) -> Callable[[F], F]:
+    """Register an HTTP function under an explicit name, and remember its route for 405s."""
+    ROUTES[route] = ROUTES.get(route, frozenset()) | frozenset(methods)
+
+    def decorate(fn: F) -> F:
+        return bp.function_name(name)(bp.route(route=route, methods=methods)(fn))  # type: ignore[no-any-return]
+
+    return decorate
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One HTTP call as the service sees it."""
+
+    request: Request
+    correlation_id: str
+    container: Container
+    principal: Principal
+
+    def call_context(self) -> CallContext:
+        cache_control = self.request.headers.get("cache-control", "").lower()
+        directives = {d.strip() for d in cache_control.split(",")}
+        return CallContext(self.principal, self.correlation_id,
+                           cache_lookup="no-cache" not in directives and "no-store" not in directives,
+                           cache_store="no-store" not in directives)
+
+
+def problem(err: AppError, cid: str, extra: dict[str, Any] | None = None) -> Response:
+    return JSONResponse({**problem_body(err, cid), **(extra or {})}, status_code=err.status,
+                        headers=problem_headers(err, cid), media_type=PROBLEM_MEDIA_TYPE)
+
+
+def ok(body: BaseModel | dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    content = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+    return JSONResponse(content, status_code=status, headers=headers)
+
+
+async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]]) -> Response:
+    """Authenticate, run `work`, and turn every failure into problem+json. No exception's text
+    ever reaches the client; unexpected ones are logged with the correlation id."""
+    cid = correlation_id(req.headers)
+    try:
+        container = await get_container()
+        principal = container.auth.authenticate(req.headers)
+        response = await work(Scope(req, cid, container, principal))
+    except AppError as err:
+        response = problem(err, cid)
+    except Exception:
+        log.exception("unhandled error (correlation_id=%s)", cid)
+        response = problem(AppError("An unexpected error occurred. Quote the correlation id if you report it."), cid)
+    response.headers["x-correlation-id"] = cid
+    return response
+
+
+async def read_model(scope: Scope, model: type[M]) -> M:
+    """The body as `model`: 415 unless JSON, 413 over the size limit, 400 naming each bad field."""
+    data = await read_json(scope.request, scope.container.settings.max_request_bytes)
+    return validate(model, data)
+
+
+def validate(model: type[M], data: Any, prefix: str = "") -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join([prefix] * bool(prefix) + [str(p) for p in e["loc"]]) or "body",
+             "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        raise ValidationFailed(f"The request is invalid. {detail}", errors) from None
+
+
+async def read_json(req: Request, limit: int) -> Any:
+    media_type = req.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType("Send the body as JSON with Content-Type: application/json.")
+    declared = req.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The body is larger than the limit of {limit} bytes.")
+    body = bytearray()
+    async for chunk in req.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise PayloadTooLarge(f"The body is larger than the limit of {limit} bytes.")
+    try:
+        data = json.loads(body)
+    except UnicodeDecodeError:
+        raise BadRequest("The body is not UTF-8 text.") from None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"The body is not valid JSON (line {exc.lineno}, column {exc.colno}).") from None
+    if not isinstance(data, dict):
+        raise BadRequest("The body must be a JSON object.")
+    return data

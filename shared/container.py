@@ -1,0 +1,127 @@
+"""Composition root: builds the credential and every client once per worker process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import httpx
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.identity.aio import DefaultAzureCredential
+from azure.keyvault.secrets.aio import SecretClient
+
+from shared.auth import ApiKeyAuthenticator
+from shared.budget import NoBudget
+from shared.cache import NoCache
+from shared.config import Settings, load_settings
+from shared.cosmos import CosmosState, cosmos_client
+from shared.errors import ConfigError, DependencyFailed
+from shared.gateway import Gateway
+from shared.jobs import CosmosJobStore, JobService
+from shared.kernel import KernelEngine, build_endpoint, build_kernel
+from shared.ratelimit import NoRateLimit
+from shared.secrets import KeyVaultSecrets, LocalSecrets, SecretProvider
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Container:
+    settings: Settings
+    credential: AsyncTokenCredential | None
+    secrets: SecretProvider
+    cosmos: CosmosState
+    engine: KernelEngine
+    gateway: Gateway
+    jobs: JobService
+    auth: ApiKeyAuthenticator
+
+    async def readiness(self) -> dict[str, str]:
+        """Each dependency's state as a word: never an exception's text or a secret."""
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(self.cosmos.ping(), timeout=5)
+            checks["cosmos"] = "ok"
+        except Exception as exc:  # noqa: BLE001  any failure means not ready; the type is logged
+            log.warning("readiness: cosmos failed: %s", type(exc).__name__)
+            checks["cosmos"] = "unavailable"
+        checks["key_vault"] = "ok" if isinstance(self.secrets, KeyVaultSecrets) else "not_configured"
+        async with httpx.AsyncClient(timeout=3) as client:
+            for endpoint in self.engine.endpoints():
+                checks[f"model:{endpoint.name}"] = await _reachable(client, endpoint.config.endpoint)
+        return checks
+
+    async def close(self) -> None:
+        await self.cosmos.close()
+        await self.secrets.close()
+        if self.credential is not None:
+            await self.credential.close()
+
+
+async def _reachable(client: httpx.AsyncClient, url: str) -> str:
+    """Any HTTP answer means the endpoint is reachable (auth is the model call's business)."""
+    try:
+        await client.get(url)
+        return "ok"
+    except httpx.HTTPError:
+        return "unreachable"
+
+
+def _needs_credential(settings: Settings) -> bool:
+    return (
+        settings.cosmos_key is None
+        or settings.key_vault_uri is not None
+        or any(e.kind == "azure_openai" and not e.api_key_secret for e in settings.ai_endpoints)
+    )
+
+
+async def build_container(settings: Settings) -> Container:
+    credential: AsyncTokenCredential | None = None
+    if _needs_credential(settings):
+        # In Azure: the user-assigned managed identity (AZURE_CLIENT_ID); on a developer's
+        # machine: their `az login`, so `make run` can use real resources too.
+        credential = DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
+    secrets: SecretProvider
+    if settings.key_vault_uri:
+        assert credential is not None  # noqa: S101
+        secrets = KeyVaultSecrets(SecretClient(settings.key_vault_uri, credential))
+    else:
+        secrets = LocalSecrets(settings.local_secrets)
+    cosmos = CosmosState(cosmos_client(settings, credential), settings.cosmos_database,
+                         settings.cosmos_create_containers)
+    endpoints = [
+        await build_endpoint(cfg, credential=credential, secrets=secrets, timeout_s=settings.model_timeout_s)
+        for cfg in settings.ai_endpoints
+    ]
+    engine = KernelEngine(build_kernel(endpoints))
+    gateway = Gateway(engine, NoRateLimit(), NoBudget(), NoCache())
+    jobs = JobService(CosmosJobStore(cosmos), gateway, lease_s=settings.model_timeout_s * 2)
+    return Container(settings, credential, secrets, cosmos, engine, gateway, jobs,
+                     ApiKeyAuthenticator(settings.tenants))
+
+
+class _Root:
+    """The worker's one container; a class attribute rather than a module global."""
+
+    container: Container | None = None
+    lock = asyncio.Lock()
+
+
+async def get_container() -> Container:
+    """The worker's container, built on first use. A bad setting fails every request with a
+    503 whose log line names the setting; the next request tries again."""
+    if _Root.container is None:
+        async with _Root.lock:
+            if _Root.container is None:
+                try:
+                    _Root.container = await build_container(load_settings())
+                except ConfigError as exc:
+                    log.error("the app is not configured: %s", exc)
+                    raise DependencyFailed("The service is not configured correctly.") from None
+    return _Root.container
+
+
+def set_container(container: Container | None) -> None:
+    """Tests swap the composition root here."""
+    _Root.container = container

@@ -1,0 +1,70 @@
+"""One async Cosmos client per worker, and the containers of DESIGN.md (created locally if missing)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.cosmos import PartitionKey
+from azure.cosmos.aio import ContainerProxy, CosmosClient, DatabaseProxy
+
+from shared.config import Settings
+
+# name -> partition key path (DESIGN.md, "State in Cosmos DB")
+CONTAINERS: dict[str, str] = {
+    "cache": "/tenant",
+    "budgets": "/tenant",
+    "ratelimits": "/key",
+    "jobs": "/tenant",
+}
+
+
+def cosmos_client(settings: Settings, credential: AsyncTokenCredential | None) -> CosmosClient:
+    """Key for the local emulator only; managed identity everywhere else. The SDK keeps its own
+    tuned retries for throttling (ours are never wrapped around it)."""
+    auth: Any = settings.cosmos_key.get_secret_value() if settings.cosmos_key else credential
+    if auth is None:
+        raise ValueError("COSMOS_KEY is unset and there is no managed identity credential")
+    # The emulator serves one plain-HTTP region: endpoint discovery would redirect to an address
+    # it does not serve, so it is off there; real accounts keep discovery for multi-region reads.
+    discovery = not settings.cosmos_endpoint.startswith("http://")
+    return CosmosClient(settings.cosmos_endpoint, credential=auth, enable_endpoint_discovery=discovery)
+
+
+class CosmosState:
+    """Hands out container clients; creates database and containers once, when asked to."""
+
+    def __init__(self, client: CosmosClient, database: str, create: bool) -> None:
+        self.client = client
+        self._database_name = database
+        self._create = create
+        self._ready: DatabaseProxy | None = None
+        self._lock = asyncio.Lock()
+
+    async def database(self) -> DatabaseProxy:
+        if self._ready is None:
+            async with self._lock:
+                if self._ready is None:
+                    self._ready = await self._open()
+        return self._ready
+
+    async def container(self, name: str) -> ContainerProxy:
+        if name not in CONTAINERS:
+            raise KeyError(f"unknown container {name!r}")
+        return (await self.database()).get_container_client(name)
+
+    async def _open(self) -> DatabaseProxy:
+        if not self._create:
+            return self.client.get_database_client(self._database_name)
+        db = await self.client.create_database_if_not_exists(self._database_name)
+        for name, pk in CONTAINERS.items():
+            await db.create_container_if_not_exists(name, partition_key=PartitionKey(path=pk))
+        return db
+
+    async def ping(self) -> None:
+        """Raise if Cosmos does not answer: a cheap read of the database's properties."""
+        await (await self.database()).read()
+
+    async def close(self) -> None:
+        await self.client.close()

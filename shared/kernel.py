@@ -1,0 +1,222 @@
+"""The shared Semantic Kernel: built once per worker from AI_ENDPOINTS, with the prompt functions."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.identity.aio import get_bearer_token_provider
+from openai import AsyncAzureOpenAI, AsyncOpenAI
+from semantic_kernel import Kernel
+from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
+from semantic_kernel.connectors.ai.open_ai import (
+    AzureChatCompletion,
+    OpenAIChatCompletion,
+    OpenAIChatPromptExecutionSettings,
+)
+from semantic_kernel.contents import AuthorRole, ChatHistory, ChatMessageContent, StreamingChatMessageContent
+from semantic_kernel.exceptions import KernelInvokeException
+from semantic_kernel.functions import KernelArguments, KernelFunctionFromPrompt
+
+from shared.config import EndpointConfig
+from shared.errors import AppError
+from shared.models import ChatMessage, Usage
+from shared.routing import Endpoint, RoutedChatCompletion
+from shared.secrets import SecretProvider
+
+COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
+
+SUMMARIZE_PROMPT = """Summarize the text below. Style: {{$style}}. Use at most {{$max_words}} words.
+Reply with the summary only.
+
+Text:
+{{$text}}"""
+
+
+async def build_endpoint(
+    config: EndpointConfig, *, credential: AsyncTokenCredential | None, secrets: SecretProvider,
+    timeout_s: float,
+) -> Endpoint:
+    """One endpoint's SDK client with the SDK's own retries off: our resilience layer retries."""
+    key = await secrets.get(config.api_key_secret) if config.api_key_secret else None
+    service: ChatCompletionClientBase
+    if config.kind == "azure_openai":
+        if key is None and credential is None:
+            raise ValueError(f"endpoint {config.name!r} has no api_key_secret and no managed identity")
+        client = AsyncAzureOpenAI(
+            azure_endpoint=config.endpoint,
+            api_version=config.api_version,
+            api_key=key,
+            # Managed identity: the provider asks the credential per call, which caches and refreshes.
+            azure_ad_token_provider=(
+                get_bearer_token_provider(credential, COGNITIVE_SERVICES_SCOPE)  # type: ignore[arg-type]
+                if key is None else None
+            ),
+            max_retries=0,
+            timeout=timeout_s,
+        )
+        service = AzureChatCompletion(service_id=config.name, deployment_name=config.deployment,
+                                      async_client=client)
+    else:
+        # OpenAI-compatible servers such as Ollama or vLLM may need no key; the SDK insists on one.
+        client_oai = AsyncOpenAI(base_url=config.endpoint, api_key=key or "unused", max_retries=0,
+                                 timeout=timeout_s)
+        service = OpenAIChatCompletion(service_id=config.name, ai_model_id=config.model,
+                                       async_client=client_oai)
+    return Endpoint(config=config, service=service)
+
+
+def build_kernel(endpoints: list[Endpoint]) -> Kernel:
+    """One routed chat service per model; the summarize prompt function."""
+    kernel = Kernel()
+    by_model = itertools.groupby(sorted(endpoints, key=lambda e: e.config.model), key=lambda e: e.config.model)
+    for model, group in by_model:
+        kernel.add_service(RoutedChatCompletion(model=model, endpoints=list(group)))
+    kernel.add_function(
+        plugin_name="gateway",
+        function=KernelFunctionFromPrompt(function_name="summarize", prompt=SUMMARIZE_PROMPT,
+                                          description="Summarize a text in a style and a word limit."),
+    )
+    return kernel
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """The sampling parameters a request may set; part of what makes two requests the same."""
+
+    max_tokens: int
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    seed: int | None = None
+
+    def execution_settings(self, model: str) -> OpenAIChatPromptExecutionSettings:
+        return OpenAIChatPromptExecutionSettings(
+            service_id=model, max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p,
+            stop=list(self.stop) if self.stop else None, presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty, seed=self.seed,
+        )
+
+
+@dataclass(frozen=True)
+class Completion:
+    content: str
+    finish_reason: str
+    model: str
+    usage: Usage
+    endpoint: str
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One piece of a streamed answer: content, the finish reason, or the final usage."""
+
+    content: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    model: str | None = None
+
+
+def _usage(metadata: dict[str, Any]) -> Usage | None:
+    raw = metadata.get("usage")
+    if raw is None:
+        return None
+    prompt, completion = int(raw.prompt_tokens or 0), int(raw.completion_tokens or 0)
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+
+
+def _model_name(message: ChatMessageContent | StreamingChatMessageContent, fallback: str) -> str:
+    inner = getattr(message.inner_content, "model", None)
+    return inner if isinstance(inner, str) and inner else fallback
+
+
+def _app_error_in(exc: BaseException) -> AppError | None:
+    current: BaseException | None = exc
+    while current is not None:
+        if isinstance(current, AppError):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _history(messages: list[ChatMessage]) -> ChatHistory:
+    history = ChatHistory()
+    for message in messages:
+        history.add_message(ChatMessageContent(role=AuthorRole(message.role), content=message.content))
+    return history
+
+
+class KernelEngine:
+    """Runs the kernel for the request path and returns our own types, not Semantic Kernel's."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        services = kernel.get_services_by_type(RoutedChatCompletion)
+        self._routers: dict[str, RoutedChatCompletion] = {s.ai_model_id: s for s in services.values()}
+        # Native endpoints name no model: they use the model of the best-priority endpoint.
+        self.default_model = min(self.endpoints(), key=lambda e: e.config.priority).config.model
+
+    def endpoints(self) -> list[Endpoint]:
+        return [e for router in self._routers.values() for e in router.endpoints]
+
+    def resolve_model(self, requested: str | None) -> str | None:
+        """The model group a requested model, deployment or endpoint name refers to."""
+        if not requested:
+            return self.default_model
+        for model, router in self._routers.items():
+            if requested == model or any(requested in (e.config.deployment, e.name) for e in router.endpoints):
+                return model
+        return None
+
+    def router(self, model: str) -> RoutedChatCompletion:
+        return self._routers[model]
+
+    async def chat(self, model: str, messages: list[ChatMessage], params: SamplingParams) -> Completion:
+        result = await self.router(model).get_chat_message_content(
+            _history(messages), params.execution_settings(model)
+        )
+        assert result is not None  # noqa: S101  the routed service always returns one choice
+        return self._completion(result, model)
+
+    async def summarize(self, model: str, text: str, style: str, max_words: int,
+                        params: SamplingParams) -> Completion:
+        function = self.kernel.get_function("gateway", "summarize")
+        try:
+            result = await self.kernel.invoke(
+                function,
+                KernelArguments(settings=params.execution_settings(model), text=text, style=style,
+                                max_words=max_words),
+            )
+        except KernelInvokeException as exc:
+            # The kernel wraps what the routed service raised; the client must get our error.
+            raise _app_error_in(exc) or exc from exc
+        assert result is not None  # noqa: S101
+        messages = result.value
+        if not isinstance(messages, list) or not messages or not isinstance(messages[0], ChatMessageContent):
+            raise TypeError("the summarize function returned no chat message")
+        return self._completion(messages[0], model)
+
+    async def stream(self, model: str, messages: list[ChatMessage], params: SamplingParams) -> AsyncIterator[Delta]:
+        async for chunks in self.router(model).get_streaming_chat_message_contents(
+            _history(messages), params.execution_settings(model)
+        ):
+            for chunk in chunks:
+                finish = chunk.finish_reason.value if chunk.finish_reason else None
+                yield Delta(content=chunk.content or "", finish_reason=finish, usage=_usage(chunk.metadata),
+                            model=_model_name(chunk, model))
+
+    @staticmethod
+    def _completion(message: ChatMessageContent, model: str) -> Completion:
+        finish = message.finish_reason.value if message.finish_reason else "stop"
+        return Completion(
+            content=message.content or "",
+            finish_reason=finish,
+            model=_model_name(message, model),
+            usage=_usage(message.metadata) or Usage(),
+            endpoint=str(message.metadata.get("endpoint", "")),
+        )

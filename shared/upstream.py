@@ -1,0 +1,101 @@
+"""Classifies a failed model call: retryable or not, and what the provider asked us to wait."""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import httpx
+import httpx2
+import openai
+from semantic_kernel.exceptions import ServiceContentFilterException
+
+FailureKind = Literal["retryable", "refused", "misconfigured"]
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class UpstreamFailure:
+    """What went wrong with one model call, in terms the resilience layer can act on."""
+
+    kind: FailureKind
+    status: int | None  # None: no HTTP answer (connection error, timeout, cut stream)
+    retry_after_s: float | None = None
+    # True when the provider may have started work (a timeout or a cut stream), as opposed to a
+    # refusal it sent before doing anything.
+    maybe_processed: bool = False
+
+
+# openai 3.x sends through httpx2; other clients (and our probes) use httpx. Both count.
+_HTTP_ERRORS = (httpx.HTTPError, httpx2.HTTPError)
+_TIMEOUTS = (openai.APITimeoutError, httpx.TimeoutException, httpx2.TimeoutException)
+# A connection that broke after the server answered: it may have started generating.
+_BROKEN_AFTER_START = (httpx.RemoteProtocolError, httpx2.RemoteProtocolError, httpx.ReadError, httpx2.ReadError)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and its causes: Semantic Kernel wraps the SDK's exception, which wraps
+    the transport's."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Retry-After in any form providers send: `retry-after-ms`, `x-ms-retry-after-ms`,
+    `retry-after` as seconds or as an HTTP date."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+        try:
+            value = float(lowered[name]) / 1000.0
+        except (KeyError, ValueError):
+            continue
+        if math.isfinite(value) and value >= 0:
+            return value
+    raw = lowered.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+        return value if math.isfinite(value) and value >= 0 else None
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def classify(exc: BaseException) -> UpstreamFailure:
+    """Map any exception out of a model call to an UpstreamFailure."""
+    chain = _chain(exc)
+    status_error = next((e for e in chain if isinstance(e, openai.APIStatusError)), None)
+    if isinstance(exc, ServiceContentFilterException):
+        failure = UpstreamFailure("refused", 400)
+    elif status_error is not None:
+        status = status_error.status_code
+        if status in RETRYABLE_STATUSES:
+            wait = retry_after_seconds(dict(status_error.response.headers))
+            failure = UpstreamFailure("retryable", status, wait, maybe_processed=status >= 500)
+        elif status in (401, 403):
+            failure = UpstreamFailure("misconfigured", status)
+        else:
+            failure = UpstreamFailure("refused", status)
+    elif any(isinstance(e, _TIMEOUTS) for e in chain):
+        failure = UpstreamFailure("retryable", None, maybe_processed=True)
+    elif any(isinstance(e, openai.APIConnectionError | _HTTP_ERRORS) for e in chain):
+        # A refused connection never reached the server; a cut stream did.
+        started = any(isinstance(e, _BROKEN_AFTER_START) for e in chain)
+        failure = UpstreamFailure("retryable", None, maybe_processed=started)
+    else:
+        # Anything else (a malformed answer, a bug in a connector) is treated as transient.
+        failure = UpstreamFailure("retryable", None, maybe_processed=True)
+    return failure
