@@ -91,7 +91,7 @@ def classify(exc: BaseException) -> UpstreamFailure:
             failure = UpstreamFailure("refused", status)
     elif any(isinstance(e, _TIMEOUTS) for e in chain):
         failure = UpstreamFailure("retryable", None, maybe_processed=True)
-    elif any(isinstance(e, openai.APIConnectionError | _HTTP_ERRORS) for e in chain):
+    elif any(isinstance(e, (openai.APIConnectionError, *_HTTP_ERRORS)) for e in chain):
         # A refused connection never reached the server; a cut stream did.
         started = any(isinstance(e, _BROKEN_AFTER_START) for e in chain)
         failure = UpstreamFailure("retryable", None, maybe_processed=started)

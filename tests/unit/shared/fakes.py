@@ -1,0 +1,94 @@
+"""In-memory fakes behind the service ports, recording what the request path did to them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.auth import Principal
+from shared.errors import AppError
+from shared.kernel import Completion, Delta, SamplingParams
+from shared.models import ChatMessage, Usage
+
+USAGE = Usage(prompt_tokens=10, completion_tokens=5, total_tokens=15)
+
+
+@dataclass
+class FakeEngine:
+    """Stands in for KernelEngine: answers, or fails with the given error after `fail_after` deltas."""
+
+    answer: str = "a short answer"
+    error: AppError | None = None
+    fail_after: int | None = None  # None: fail before any content (when error is set)
+    calls: int = 0
+    default_model: str = "gpt-test"
+
+    def resolve_model(self, requested: str | None) -> str | None:
+        return self.default_model if requested in (None, self.default_model, "chat") else None
+
+    async def chat(self, model: str, messages: list[ChatMessage], params: SamplingParams) -> Completion:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return Completion(self.answer, "stop", model, USAGE, "primary")
+
+    async def summarize(self, model: str, text: str, style: str, max_words: int,
+                        params: SamplingParams) -> Completion:
+        return await self.chat(model, [], params)
+
+    async def stream(self, model: str, messages: list[ChatMessage], params: SamplingParams) -> AsyncIterator[Delta]:
+        self.calls += 1
+        words = self.answer.split(" ")
+        for i, word in enumerate(words):
+            if self.error is not None and (self.fail_after or 0) <= i:
+                raise self.error
+            yield Delta(content=word if i == 0 else " " + word, model=model)
+        yield Delta(finish_reason="stop", model=model)
+        yield Delta(usage=USAGE, model=model)
+
+
+@dataclass
+class FakeReservation:
+    ledger: FakeBudget
+    tokens: int
+
+    async def settle(self, usage: Usage) -> None:
+        self.ledger.events.append(("settle", usage.total_tokens))
+
+    async def release(self) -> None:
+        self.ledger.events.append(("release", self.tokens))
+
+
+@dataclass
+class FakeBudget:
+    events: list[tuple[str, int]] = field(default_factory=list)
+
+    async def reserve(self, principal: Principal, model: str, worst_case_tokens: int) -> FakeReservation:
+        self.events.append(("reserve", worst_case_tokens))
+        return FakeReservation(self, worst_case_tokens)
+
+
+@dataclass
+class FakeCache:
+    entries: dict[str, Completion] = field(default_factory=dict)
+    lookups: int = 0
+
+    @staticmethod
+    def _key(principal: Principal, model: str, request: dict[str, Any]) -> str:
+        return f"{principal.tenant}|{model}|{sorted(request.items())!r}"
+
+    async def lookup(self, principal: Principal, model: str, request: dict[str, Any]) -> Completion | None:
+        self.lookups += 1
+        return self.entries.get(self._key(principal, model, request))
+
+    async def store(self, principal: Principal, model: str, request: dict[str, Any], completion: Completion) -> None:
+        self.entries[self._key(principal, model, request)] = completion
+
+
+@dataclass
+class CountingLimiter:
+    admitted: list[int] = field(default_factory=list)
+
+    async def admit(self, principal: Principal, estimated_tokens: int) -> None:
+        self.admitted.append(estimated_tokens)

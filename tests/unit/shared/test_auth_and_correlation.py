@@ -1,0 +1,56 @@
+"""Who is calling, and under which correlation id."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.auth import ApiKeyAuthenticator
+from shared.config import TenantConfig, TenantKey, hash_api_key
+from shared.correlation import correlation_id
+from shared.errors import Unauthorized
+
+AUTH = ApiKeyAuthenticator([
+    TenantConfig(tenant="acme", keys=[TenantKey(id="k1", sha256=hash_api_key("acme-secret"))]),
+    TenantConfig(tenant="globex", keys=[TenantKey(id="k2", sha256=hash_api_key("globex-secret"))]),
+])
+
+
+@pytest.mark.parametrize("headers", [
+    {"x-api-key": "acme-secret"},
+    {"api-key": "acme-secret"},
+    {"authorization": "Bearer acme-secret"},
+    {"authorization": "bearer   acme-secret "},
+])
+def test_each_documented_header_carries_the_key(headers: dict[str, str]) -> None:
+    principal = AUTH.authenticate(headers)
+    assert (principal.tenant, principal.key_id) == ("acme", "k1")
+
+
+@pytest.mark.parametrize(("headers", "detail"), [
+    ({}, "Send an API key"),
+    ({"authorization": "Basic abc"}, "Send an API key"),
+    ({"x-api-key": "acme-secre"}, "not valid"),
+    ({"x-api-key": "globex-secret "}, None),
+])
+def test_missing_or_wrong_keys_are_401(headers: dict[str, str], detail: str | None) -> None:
+    if detail is None:  # surrounding whitespace is trimmed, so this one is valid
+        assert AUTH.authenticate(headers).tenant == "globex"
+        return
+    with pytest.raises(Unauthorized) as err:
+        AUTH.authenticate(headers)
+    assert detail in err.value.detail and "acme-secre" not in err.value.detail
+
+
+def test_queue_jobs_run_as_their_tenant_and_unknown_tenants_get_none() -> None:
+    principal = AUTH.principal_for_tenant("globex")
+    assert principal is not None and principal.tenant == "globex"
+    assert AUTH.principal_for_tenant("nobody") is None
+
+
+def test_correlation_id_prefers_the_callers_then_the_trace_id() -> None:
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    assert correlation_id({"x-correlation-id": "order-42", "traceparent": trace}) == "order-42"
+    assert correlation_id({"traceparent": trace}) == "4bf92f3577b34da6a3ce929d0e0e4736"
+    generated = correlation_id({"x-correlation-id": "bad id\r\nSet-Cookie: x"})
+    assert len(generated) == 32 and "\n" not in generated
+    assert correlation_id({}) != correlation_id({})

@@ -1,0 +1,121 @@
+"""The request path: order of stages, budget always settled or released, honest streams."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shared.auth import Principal
+from shared.errors import NotFound, ServiceUnavailable
+from shared.gateway import CallContext, ChatCall, Gateway, StreamInterrupted
+from shared.kernel import SamplingParams
+from shared.models import ChatMessage, ChatRequest, SummarizeRequest
+from tests.unit.shared.fakes import USAGE, CountingLimiter, FakeBudget, FakeCache, FakeEngine
+
+TENANT_A = Principal("tenant-a", "k1")
+TENANT_B = Principal("tenant-b", "k2")
+
+
+def make(engine: FakeEngine | None = None) -> tuple[Gateway, FakeEngine, FakeBudget, FakeCache, CountingLimiter]:
+    engine = engine or FakeEngine()
+    budget, cache, limiter = FakeBudget(), FakeCache(), CountingLimiter()
+    return Gateway(engine, limiter, budget, cache), engine, budget, cache, limiter  # type: ignore[arg-type]
+
+
+def chat_call(model: str | None = None) -> ChatCall:
+    return ChatCall(model, (ChatMessage(role="user", content="hello there"),), SamplingParams(max_tokens=50))
+
+
+async def test_a_call_reserves_the_worst_case_then_settles_to_real_usage() -> None:
+    gateway, _, budget, _, limiter = make()
+    completion, cached = await gateway.complete(CallContext(TENANT_A, "c1"), chat_call())
+    assert not cached and completion.content == "a short answer"
+    (kind, reserved), (settle, used) = budget.events
+    assert (kind, settle, used) == ("reserve", "settle", USAGE.total_tokens)
+    assert reserved >= 50 + 1, "the reservation covers max_tokens plus the prompt"
+    assert limiter.admitted == [reserved]
+
+
+async def test_a_failed_call_releases_its_reservation_and_stores_nothing() -> None:
+    gateway, _, budget, cache, _ = make(FakeEngine(error=ServiceUnavailable("down")))
+    with pytest.raises(ServiceUnavailable):
+        await gateway.complete(CallContext(TENANT_A, "c1"), chat_call())
+    assert [e[0] for e in budget.events] == ["reserve", "release"]
+    assert cache.entries == {}
+
+
+async def test_a_cache_hit_costs_nothing_and_is_scoped_to_the_tenant() -> None:
+    gateway, engine, budget, _, _ = make()
+    await gateway.complete(CallContext(TENANT_A, "c1"), chat_call())
+    _, cached = await gateway.complete(CallContext(TENANT_A, "c2"), chat_call())
+    assert cached and engine.calls == 1
+    assert [e[0] for e in budget.events] == ["reserve", "settle", "reserve", "release"]
+    _, cached_b = await gateway.complete(CallContext(TENANT_B, "c3"), chat_call())
+    assert not cached_b and engine.calls == 2
+
+
+@pytest.mark.parametrize(("lookup", "store", "expect_calls", "expect_entries"),
+                         [(False, True, 2, 1), (False, False, 2, 0)])
+async def test_cache_control_from_the_client_is_honoured(lookup: bool, store: bool, expect_calls: int,
+                                                         expect_entries: int) -> None:
+    gateway, engine, _, cache, _ = make()
+    ctx = CallContext(TENANT_A, "c", cache_lookup=lookup, cache_store=store)
+    await gateway.complete(ctx, chat_call())
+    await gateway.complete(ctx, chat_call())
+    assert engine.calls == expect_calls and len(cache.entries) == expect_entries
+
+
+async def test_an_unknown_model_is_a_404_before_anything_is_reserved() -> None:
+    gateway, _, budget, _, _ = make()
+    with pytest.raises(NotFound):
+        await gateway.complete(CallContext(TENANT_A, "c"), chat_call("no-such-model"))
+    assert budget.events == []
+
+
+async def test_native_endpoints_return_the_contract_fields() -> None:
+    gateway, *_ = make()
+    chat = await gateway.chat(CallContext(TENANT_A, "cid-1"),
+                              ChatRequest(messages=[ChatMessage(role="user", content="hi")]))
+    assert (chat.content, chat.finish_reason, chat.cached, chat.correlation_id) == ("a short answer", "stop",
+                                                                                   False, "cid-1")
+    summary = await gateway.summarize(CallContext(TENANT_A, "cid-2"), SummarizeRequest(text="long text"))
+    assert summary.result == "a short answer" and summary.usage == USAGE
+
+
+async def collect(gateway: Gateway, ctx: CallContext) -> list[Any]:
+    return [d async for d in gateway.stream(ctx, chat_call())]
+
+
+async def test_a_stream_settles_and_then_serves_the_next_request_from_cache() -> None:
+    gateway, engine, budget, _, _ = make()
+    first = await collect(gateway, CallContext(TENANT_A, "c"))
+    assert "".join(d.content for d in first) == "a short answer"
+    second = await collect(gateway, CallContext(TENANT_A, "c"))
+    assert "".join(d.content for d in second) == "a short answer" and engine.calls == 1
+    assert [e[0] for e in budget.events] == ["reserve", "settle", "reserve", "release"]
+
+
+async def test_a_stream_failing_before_content_raises_the_original_error() -> None:
+    gateway, _, budget, cache, _ = make(FakeEngine(error=ServiceUnavailable("down"), fail_after=0))
+    with pytest.raises(ServiceUnavailable):
+        await collect(gateway, CallContext(TENANT_A, "c"))
+    assert [e[0] for e in budget.events] == ["reserve", "release"] and cache.entries == {}
+
+
+async def test_a_stream_cut_after_content_is_interrupted_never_a_clean_end() -> None:
+    gateway, _, budget, cache, _ = make(FakeEngine(error=ServiceUnavailable("down"), fail_after=2))
+    received: list[str] = []
+    with pytest.raises(StreamInterrupted):
+        async for delta in gateway.stream(CallContext(TENANT_A, "c"), chat_call()):
+            received.append(delta.content)
+    assert received == ["a", " short"]
+    assert [e[0] for e in budget.events] == ["reserve", "release"] and cache.entries == {}
+
+
+async def test_a_client_leaving_mid_stream_releases_the_reservation_at_once() -> None:
+    gateway, _, budget, cache, _ = make()
+    stream = gateway.stream(CallContext(TENANT_A, "c"), chat_call())
+    await stream.__anext__()
+    await stream.aclose()
+    assert [e[0] for e in budget.events] == ["reserve", "release"] and cache.entries == {}
