@@ -1,0 +1,62 @@
+"""Session fixtures: the local stack (real emulators, simulators, the app) on free ports."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.config import Settings, load_settings
+from tools.localenv import LocalStack, Ports
+
+DEV_KEY = "local-dev-key"  # the dev tenant's key, defined in local.settings.example.json
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """Azurite, the Cosmos emulator and both simulator regions, started once per test session."""
+    data_dir = tmp_path_factory.mktemp("stack")
+    local = LocalStack(ports=Ports.free(), data_dir=data_dir, log_to_files=True)
+    try:
+        local.start_dependencies()
+        yield local
+    finally:
+        local.stop()
+        _show_logs_on_failure(data_dir)
+
+
+@pytest.fixture(scope="session")
+def app_url(stack: LocalStack) -> str:
+    """The app itself, served by tools/devhost from function_app.py (as `make run` does)."""
+    stack.start_app()
+    return stack.app_url
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def stack_settings(stack: LocalStack) -> Settings:
+    """The app's settings for this stack, read the way the app reads them (from the environment)."""
+    with environment(stack.settings):
+        return load_settings()
+
+
+def _show_logs_on_failure(data_dir: Path) -> None:
+    if os.environ.get("SHOW_STACK_LOGS"):
+        for log in sorted((data_dir / "logs").glob("*.log")):
+            print(f"\n===== {log.name} =====\n{log.read_text(errors='replace')[-4000:]}")

@@ -1,0 +1,69 @@
+"""The shared kernel against the simulator: real SDK clients, real HTTP, real token counts."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from shared.container import Container
+from shared.errors import ServiceUnavailable
+from shared.kernel import SamplingParams
+from shared.models import ChatMessage
+
+HELLO = [ChatMessage(role="system", content="You are terse."),
+         ChatMessage(role="user", content="Tell me about the quiet harbour town at dawn.")]
+
+
+async def test_chat_reports_the_simulators_model_and_exact_usage(container: Container,
+                                                                 sim: httpx.AsyncClient) -> None:
+    completion = await container.engine.chat(container.engine.default_model, HELLO, SamplingParams(max_tokens=200))
+    assert completion.model.startswith("simulator-")
+    assert completion.endpoint == "primary" and completion.content
+    stats = (await sim.get("/_sim/stats")).json()
+    assert stats["requests"] == 1
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (
+        stats["prompt_tokens"], stats["completion_tokens"])
+
+
+async def test_max_tokens_caps_the_answer(container: Container, sim: httpx.AsyncClient) -> None:
+    completion = await container.engine.chat(container.engine.default_model, HELLO, SamplingParams(max_tokens=3))
+    assert completion.usage.completion_tokens == 3 and completion.finish_reason == "length"
+
+
+async def test_summarize_runs_the_prompt_function(container: Container, sim: httpx.AsyncClient) -> None:
+    text = "The committee met on Tuesday <b>and</b> agreed the harbour budget & the new ferry timetable."
+    completion = await container.engine.summarize(container.engine.default_model, text, "concise", 20,
+                                                  SamplingParams(max_tokens=60))
+    assert completion.content and completion.usage.total_tokens > 0
+    # The simulator answers with words of its prompt: the template and the text reached it intact.
+    words = set(completion.content.lower().split())
+    assert words & {"committee", "harbour", "ferry", "timetable", "summarize", "style", "words", "text", "budget"}
+
+
+async def test_streaming_yields_content_then_usage(container: Container, sim: httpx.AsyncClient) -> None:
+    deltas = [d async for d in container.engine.stream(container.engine.default_model, HELLO,
+                                                       SamplingParams(max_tokens=30))]
+    text = "".join(d.content for d in deltas)
+    usage = next(d.usage for d in deltas if d.usage)
+    # The simulator's tokenizer: words and punctuation marks each count one.
+    assert text and usage.completion_tokens == len(re.findall(r"\w+|[^\w\s]", text))
+    assert any(d.finish_reason for d in deltas)
+
+
+async def test_a_throttle_becomes_a_503_with_the_providers_retry_after(container: Container,
+                                                                       sim: httpx.AsyncClient) -> None:
+    await sim.post("/_sim/faults", json={"status": 429, "rate": 1.0, "retry_after_s": 7})
+    with pytest.raises(ServiceUnavailable) as err:
+        await container.engine.chat(container.engine.default_model, HELLO, SamplingParams(max_tokens=10))
+    assert err.value.retry_after_s == 7
+    assert "429" not in err.value.detail and "Rate limit" not in err.value.detail
+    stats = (await sim.get("/_sim/stats")).json()
+    assert stats["requests"] == 1, "the SDK's own retries are off"
+
+
+async def test_the_model_group_resolves_by_model_deployment_or_endpoint_name(container: Container) -> None:
+    engine = container.engine
+    assert engine.resolve_model("gpt-4o-mini") == engine.resolve_model("chat") == engine.resolve_model("secondary")
+    assert engine.resolve_model("gpt-5-imaginary") is None
