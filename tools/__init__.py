@@ -1,0 +1,1 @@
+"""Developer tools that run beside the app: the local Functions host and the model simulator."""

@@ -1,0 +1,110 @@
+"""The simulator's ASGI app: model routes, the /_sim control surface, and per-request logging."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tools.simulator.config import SimulatorConfig
+from tools.simulator.faults import Fault
+from tools.simulator.responses import openai_error
+from tools.simulator.schemas import InvalidRequest, parse
+from tools.simulator.service import Simulator
+
+log = logging.getLogger("tools.simulator")
+
+
+def create_app(config: SimulatorConfig | None = None, *, simulator: Simulator | None = None) -> Starlette:
+    """Build the app; pass a Simulator to inject its sleep or to reach its state from a test."""
+    sim = simulator or Simulator(config or SimulatorConfig())
+    control = _Control(sim)
+    routes = [
+        Route("/openai/deployments/{deployment}/chat/completions", sim.chat, methods=["POST"]),
+        Route("/v1/chat/completions", sim.chat, methods=["POST"]),
+        Route("/openai/deployments/{deployment}/embeddings", sim.embeddings, methods=["POST"]),
+        Route("/v1/embeddings", sim.embeddings, methods=["POST"]),
+        Route("/_sim/faults", control.faults, methods=["GET", "POST", "DELETE"]),
+        Route("/_sim/stats", control.stats, methods=["GET", "DELETE"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(RegionAndLog, region=sim.config.region)],
+        exception_handlers={HTTPException: _http_error},
+    )
+    app.state.simulator = sim
+    return app
+
+
+class _Control:
+    """The /_sim routes; unauthenticated, since only tests and operators on localhost reach them."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self._sim = sim
+
+    async def faults(self, request: Request) -> Response:
+        injector = self._sim.faults
+        if request.method == "POST":
+            try:
+                injector.set(parse(Fault, await request.body()))
+            except InvalidRequest as exc:
+                return openai_error(400, str(exc))
+        elif request.method == "DELETE":
+            injector.set(None)
+        active = injector.active.model_dump(exclude_none=True) if injector.active else None
+        request.state.sim_outcome = f"fault={active}"
+        return JSONResponse({"fault": active})
+
+    async def stats(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            self._sim.stats.reset()
+        return JSONResponse(self._sim.stats.snapshot())
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    # 404 and 405 in the API's error shape, so SDKs report them as API errors, not parse failures.
+    if isinstance(exc, HTTPException):
+        return openai_error(exc.status_code, exc.detail, exc.headers)
+    return openai_error(500, "Simulator error.")
+
+
+class RegionAndLog:
+    """Stamps x-sim-region on every response and logs one line per request when it ends.
+
+    Pure ASGI rather than BaseHTTPMiddleware, which would buffer streams and hide drops.
+    """
+
+    def __init__(self, app: ASGIApp, region: str) -> None:
+        self.app = app
+        self.region = region
+        self._header = (b"x-sim-region", region.encode("latin-1"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = "-"
+        state = scope.setdefault("state", {})
+
+        async def stamped(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = str(message["status"])
+                message["headers"] = [*message.get("headers", []), self._header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, stamped)
+        finally:
+            # Handlers leave the real outcome (dropped, timeout, tokens) in the request state.
+            outcome = state.get("sim_outcome", status)
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            log.info("%s %s %s -> %s (%.0f ms)", self.region, scope["method"], scope["path"], outcome, elapsed_ms)
