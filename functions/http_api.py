@@ -29,7 +29,10 @@ async def ready(req: Request) -> Response:
         checks = {"config": "invalid"}
     else:
         checks = await container.readiness()
-    failing = sorted(name for name, state in checks.items() if state not in ("ok", "not_configured"))
+    # Ready while Cosmos answers and at least one model endpoint can take calls; breaker states
+    # are reported, not judged (a half-open breaker is still serving).
+    failing = sorted(name for name, state in checks.items()
+                     if not name.startswith("breaker:") and state not in ("ok", "not_configured"))
     model_up = any(state == "ok" for name, state in checks.items() if name.startswith("model:"))
     if not failing or (model_up and all(name.startswith("model:") for name in failing)):
         return JSONResponse({"status": "ready", "checks": checks}, headers={"x-correlation-id": cid})

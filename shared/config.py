@@ -90,6 +90,29 @@ class Settings(BaseSettings):
     azure_client_id: Annotated[str | None, Field(alias="AZURE_CLIENT_ID", json_schema_extra=AZURE)] = None
     max_request_bytes: Annotated[int, Field(alias="MAX_REQUEST_BYTES", ge=1024, json_schema_extra=TUNING)] = 1_048_576
     model_timeout_s: Annotated[float, Field(alias="MODEL_TIMEOUT_S", gt=0, json_schema_extra=TUNING)] = 60.0
+    # Resilience (issue #3): see README "Resilience settings".
+    retry_max_attempts: Annotated[int, Field(alias="RETRY_MAX_ATTEMPTS", ge=1, le=10, json_schema_extra=TUNING)] = 3
+    # Stays below the function timeout (host.json) and the 230 s Azure front-end limit on HTTP.
+    request_deadline_s: Annotated[
+        float, Field(alias="REQUEST_DEADLINE_S", gt=0, le=220, json_schema_extra=TUNING)
+    ] = 30.0
+    retry_backoff_base_s: Annotated[float, Field(alias="RETRY_BACKOFF_BASE_S", gt=0, json_schema_extra=TUNING)] = 0.5
+    retry_backoff_cap_s: Annotated[float, Field(alias="RETRY_BACKOFF_CAP_S", gt=0, json_schema_extra=TUNING)] = 8.0
+    retry_budget_ratio: Annotated[float, Field(alias="RETRY_BUDGET_RATIO", ge=0, le=1, json_schema_extra=TUNING)] = 0.2
+    retry_budget_window_s: Annotated[float, Field(alias="RETRY_BUDGET_WINDOW_S", gt=0, json_schema_extra=TUNING)] = 60.0
+    retry_budget_floor: Annotated[int, Field(alias="RETRY_BUDGET_FLOOR", ge=0, json_schema_extra=TUNING)] = 10
+    breaker_consecutive_failures: Annotated[
+        int, Field(alias="BREAKER_CONSECUTIVE_FAILURES", ge=1, json_schema_extra=TUNING)
+    ] = 5
+    breaker_failure_ratio: Annotated[
+        float, Field(alias="BREAKER_FAILURE_RATIO", gt=0, le=1, json_schema_extra=TUNING)
+    ] = 0.5
+    breaker_window_s: Annotated[float, Field(alias="BREAKER_WINDOW_S", gt=0, json_schema_extra=TUNING)] = 30.0
+    breaker_min_calls: Annotated[int, Field(alias="BREAKER_MIN_CALLS", ge=1, json_schema_extra=TUNING)] = 10
+    breaker_cooldown_s: Annotated[float, Field(alias="BREAKER_COOLDOWN_S", gt=0, json_schema_extra=TUNING)] = 15.0
+    breaker_half_open_probes: Annotated[
+        int, Field(alias="BREAKER_HALF_OPEN_PROBES", ge=1, json_schema_extra=TUNING)
+    ] = 1
     applicationinsights_connection_string: Annotated[
         str | None, Field(alias="APPLICATIONINSIGHTS_CONNECTION_STRING", json_schema_extra=AZURE)
     ] = None

@@ -21,6 +21,11 @@ from shared.gateway import Gateway
 from shared.jobs import CosmosJobStore, JobService
 from shared.kernel import KernelEngine, build_endpoint, build_kernel
 from shared.ratelimit import NoRateLimit
+from shared.resilience.breaker import BreakerSettings
+from shared.resilience.clock import Clock, SystemClock
+from shared.resilience.policy import ResiliencePolicy, RetrySettings
+from shared.resilience.pool import EndpointPool
+from shared.resilience.retry_budget import RetryBudget
 from shared.secrets import KeyVaultSecrets, LocalSecrets, SecretProvider
 
 log = logging.getLogger(__name__)
@@ -47,9 +52,13 @@ class Container:
             log.warning("readiness: cosmos failed: %s", type(exc).__name__)
             checks["cosmos"] = "unavailable"
         checks["key_vault"] = "ok" if isinstance(self.secrets, KeyVaultSecrets) else "not_configured"
+        breakers = self.engine.policy.pool.states()
         async with httpx.AsyncClient(timeout=3) as client:
             for endpoint in self.engine.endpoints():
-                checks[f"model:{endpoint.name}"] = await _reachable(client, endpoint.config.endpoint)
+                reachable = await _reachable(client, endpoint.config.endpoint)
+                # An open breaker means recent calls failed, whatever a probe of the address says.
+                checks[f"model:{endpoint.name}"] = "circuit_open" if breakers[endpoint.name] == "open" else reachable
+                checks[f"breaker:{endpoint.name}"] = breakers[endpoint.name]
         return checks
 
     async def close(self) -> None:
@@ -66,6 +75,21 @@ async def _reachable(client: httpx.AsyncClient, url: str) -> str:
         return "ok"
     except httpx.HTTPError:
         return "unreachable"
+
+
+def build_policy(settings: Settings, clock: Clock) -> ResiliencePolicy:
+    """One policy per process: breakers and the retry budget are shared by every request."""
+    breaker = BreakerSettings(
+        consecutive_failures=settings.breaker_consecutive_failures, failure_ratio=settings.breaker_failure_ratio,
+        window_s=settings.breaker_window_s, min_calls=settings.breaker_min_calls,
+        cooldown_s=settings.breaker_cooldown_s, half_open_probes=settings.breaker_half_open_probes,
+    )
+    pool = EndpointPool([e.name for e in settings.ai_endpoints], breaker, clock)
+    budget = RetryBudget(clock, ratio=settings.retry_budget_ratio, window_s=settings.retry_budget_window_s,
+                         floor=settings.retry_budget_floor)
+    retry = RetrySettings(max_attempts=settings.retry_max_attempts, deadline_s=settings.request_deadline_s,
+                          backoff_base_s=settings.retry_backoff_base_s, backoff_cap_s=settings.retry_backoff_cap_s)
+    return ResiliencePolicy(pool, budget, retry, clock)
 
 
 def _needs_credential(settings: Settings) -> bool:
@@ -94,7 +118,7 @@ async def build_container(settings: Settings) -> Container:
         await build_endpoint(cfg, credential=credential, secrets=secrets, timeout_s=settings.model_timeout_s)
         for cfg in settings.ai_endpoints
     ]
-    engine = KernelEngine(build_kernel(endpoints))
+    engine = KernelEngine(build_kernel(endpoints, build_policy(settings, SystemClock())))
     gateway = Gateway(engine, NoRateLimit(), NoBudget(), NoCache())
     jobs = JobService(CosmosJobStore(cosmos), gateway, lease_s=settings.model_timeout_s * 2)
     return Container(settings, credential, secrets, cosmos, engine, gateway, jobs,

@@ -13,7 +13,6 @@ from azure.core import MatchConditions
 from azure.cosmos.exceptions import (
     CosmosAccessConditionFailedError,
     CosmosHttpResponseError,
-    CosmosResourceNotFoundError,
 )
 from pydantic import ValidationError
 

@@ -22,9 +22,11 @@ from semantic_kernel.exceptions import KernelInvokeException
 from semantic_kernel.functions import KernelArguments, KernelFunctionFromPrompt
 
 from shared.config import EndpointConfig
+from shared.endpoints import Endpoint
 from shared.errors import AppError
 from shared.models import ChatMessage, Usage
-from shared.routing import Endpoint, RoutedChatCompletion
+from shared.resilience.policy import ResiliencePolicy
+from shared.routing import RoutedChatCompletion
 from shared.secrets import SecretProvider
 
 COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
@@ -69,12 +71,12 @@ async def build_endpoint(
     return Endpoint(config=config, service=service)
 
 
-def build_kernel(endpoints: list[Endpoint]) -> Kernel:
-    """One routed chat service per model; the summarize prompt function."""
+def build_kernel(endpoints: list[Endpoint], policy: ResiliencePolicy) -> Kernel:
+    """One routed chat service per model, all behind the one resilience policy; the prompt functions."""
     kernel = Kernel()
     by_model = itertools.groupby(sorted(endpoints, key=lambda e: e.config.model), key=lambda e: e.config.model)
     for model, group in by_model:
-        kernel.add_service(RoutedChatCompletion(model=model, endpoints=list(group)))
+        kernel.add_service(RoutedChatCompletion(model=model, endpoints=list(group), policy=policy))
     kernel.add_function(
         plugin_name="gateway",
         function=KernelFunctionFromPrompt(function_name="summarize", prompt=SUMMARIZE_PROMPT,
@@ -158,6 +160,7 @@ class KernelEngine:
         self.kernel = kernel
         services = kernel.get_services_by_type(RoutedChatCompletion)
         self._routers: dict[str, RoutedChatCompletion] = {s.ai_model_id: s for s in services.values()}
+        self.policy = next(iter(self._routers.values())).policy
         # Native endpoints name no model: they use the model of the best-priority endpoint.
         self.default_model = min(self.endpoints(), key=lambda e: e.config.priority).config.model
 

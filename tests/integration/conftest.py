@@ -9,6 +9,7 @@ import pytest
 
 from shared.config import Settings
 from shared.container import Container, build_container
+from shared.resilience.pool import EndpointPool
 from tools.localenv import LocalStack
 
 
@@ -20,10 +21,26 @@ async def container(stack_settings: Settings) -> AsyncIterator[Container]:
 
 
 @pytest.fixture
-async def sim(stack: LocalStack) -> AsyncIterator[httpx.AsyncClient]:
-    """The primary simulator's control surface, reset before and after each test."""
-    async with httpx.AsyncClient(base_url=stack.sim_url("primary"), timeout=10) as client:
+async def sims(stack: LocalStack, container: Container) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    """Both simulators' control surfaces, and fresh breakers, reset before and after each test."""
+    clients = {r: httpx.AsyncClient(base_url=stack.sim_url(r), timeout=10) for r in ("primary", "secondary")}
+    reset_health(container)
+    for client in clients.values():
         await client.delete("/_sim/faults")
         await client.delete("/_sim/stats")
-        yield client
+    yield clients
+    for client in clients.values():
         await client.delete("/_sim/faults")
+        await client.aclose()
+    reset_health(container)
+
+
+@pytest.fixture
+async def sim(sims: dict[str, httpx.AsyncClient]) -> httpx.AsyncClient:
+    return sims["primary"]
+
+
+def reset_health(container: Container) -> None:
+    """Each test starts with closed breakers and no parked endpoint, as a fresh worker would."""
+    policy = container.engine.policy
+    policy.pool = EndpointPool(list(policy.pool.breakers), policy.pool.breakers["primary"].settings, policy.clock)

@@ -52,15 +52,26 @@ async def test_streaming_yields_content_then_usage(container: Container, sim: ht
     assert any(d.finish_reason for d in deltas)
 
 
-async def test_a_throttle_becomes_a_503_with_the_providers_retry_after(container: Container,
-                                                                       sim: httpx.AsyncClient) -> None:
-    await sim.post("/_sim/faults", json={"status": 429, "rate": 1.0, "retry_after_s": 7})
+async def test_a_throttled_primary_fails_over_at_once_and_stays_parked(
+        container: Container, sims: dict[str, httpx.AsyncClient]) -> None:
+    await sims["primary"].post("/_sim/faults", json={"status": 429, "rate": 1.0, "retry_after_s": 30})
+    first = await container.engine.chat(container.engine.default_model, HELLO, SamplingParams(max_tokens=5))
+    second = await container.engine.chat(container.engine.default_model, HELLO, SamplingParams(max_tokens=5))
+    assert first.endpoint == second.endpoint == "secondary"
+    primary = (await sims["primary"].get("/_sim/stats")).json()
+    assert primary["requests"] == 1, "parked for its Retry-After, and the SDK's own retries are off"
+
+
+async def test_when_every_region_throttles_the_client_gets_a_503_with_retry_after(
+        container: Container, sims: dict[str, httpx.AsyncClient]) -> None:
+    for client in sims.values():
+        await client.post("/_sim/faults", json={"status": 429, "rate": 1.0, "retry_after_s": 1})
     with pytest.raises(ServiceUnavailable) as err:
         await container.engine.chat(container.engine.default_model, HELLO, SamplingParams(max_tokens=10))
-    assert err.value.retry_after_s == 7
+    assert err.value.retry_after_s is not None and err.value.retry_after_s >= 1
     assert "429" not in err.value.detail and "Rate limit" not in err.value.detail
-    stats = (await sim.get("/_sim/stats")).json()
-    assert stats["requests"] == 1, "the SDK's own retries are off"
+    calls = [(await c.get("/_sim/stats")).json()["requests"] for c in sims.values()]
+    assert sum(calls) == 3, "three attempts: primary, secondary at once, then one after Retry-After"
 
 
 async def test_the_model_group_resolves_by_model_deployment_or_endpoint_name(container: Container) -> None:

@@ -1,0 +1,1 @@
+"""Resilience for model calls: retry, circuit breakers, priority failover, retry budget."""

@@ -1,0 +1,133 @@
+"""Runs one model call with retries (tenacity), failover across endpoints and a deadline.
+
+Each attempt picks an endpoint from the pool. A failure parks the endpoint for its Retry-After
+and feeds its breaker; the next attempt goes at once to another usable endpoint, and only when
+none is usable does it wait (the provider's Retry-After, else jittered backoff). Attempts stop
+at the attempt limit, at the request deadline, or when the process-wide retry budget says no.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+
+from shared.endpoints import Endpoint
+from shared.errors import AppError, ServiceUnavailable, UpstreamRefused
+from shared.resilience.backoff import next_wait
+from shared.resilience.clock import Clock
+from shared.resilience.pool import EndpointPool
+from shared.resilience.retry_budget import RetryBudget
+from shared.upstream import UpstreamFailure, classify
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    max_attempts: int = 3
+    deadline_s: float = 30.0
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 8.0
+
+
+class AttemptFailed(Exception):
+    """One attempt's failure as the policy sees it (the SDK's exception is the cause)."""
+
+    def __init__(self, endpoint: str | None, failure: UpstreamFailure) -> None:
+        super().__init__(f"attempt on {endpoint or 'no endpoint'} failed: {failure.kind} {failure.status}")
+        self.endpoint = endpoint
+        self.failure = failure
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, AttemptFailed) and exc.failure.kind != "refused"
+
+
+class ResiliencePolicy:
+    def __init__(self, pool: EndpointPool, budget: RetryBudget, settings: RetrySettings, clock: Clock,
+                 rng: random.Random | None = None) -> None:
+        self.pool = pool
+        self.budget = budget
+        self.settings = settings
+        self.clock = clock
+        self.rng = rng or random.Random()  # noqa: S311  jitter, not security
+
+    async def call(self, endpoints: Sequence[Endpoint], attempt: Callable[[Endpoint], Awaitable[T]]) -> T:
+        """`attempt` on the best endpoint, again on failure while allowed; AppError when all failed."""
+        deadline = self.clock.now() + self.settings.deadline_s
+        tried: set[str] = set()
+
+        def stop(state: RetryCallState) -> bool:
+            # tenacity has already asked `wait` for the coming sleep (state.upcoming_sleep).
+            if state.attempt_number >= self.settings.max_attempts:
+                return True
+            if self.clock.now() + state.upcoming_sleep >= deadline:
+                return True  # fail now rather than sleep into the deadline
+            if not self.budget.try_spend():
+                log.warning("retry budget exhausted: not retrying")
+                return True
+            return False
+
+        retrying = AsyncRetrying(
+            stop=stop,
+            wait=lambda state: self._wait_after(state, endpoints, tried),
+            retry=retry_if_exception(_retryable),
+            sleep=self.clock.sleep,
+            reraise=True,
+        )
+        self.budget.record_first_attempt()
+        try:
+            async for state in retrying:
+                with state:
+                    return await self._attempt(endpoints, attempt, tried, deadline)
+        except AttemptFailed as exc:
+            raise self._give_up(endpoints, exc.failure) from exc
+        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+    async def _attempt(self, endpoints: Sequence[Endpoint], attempt: Callable[[Endpoint], Awaitable[T]],
+                       tried: set[str], deadline: float) -> T:
+        endpoint = self.pool.choose(endpoints, avoid=tried)
+        if endpoint is None:
+            raise AttemptFailed(None, UpstreamFailure("retryable", None, self.pool.available_in(endpoints)))
+        remaining = deadline - self.clock.now()
+        try:
+            result = await asyncio.wait_for(attempt(endpoint), timeout=max(0.001, remaining))
+        except asyncio.CancelledError:
+            raise
+        except AppError:
+            raise
+        except Exception as exc:
+            failure = classify(exc)
+            tried.add(endpoint.name)
+            self.pool.record_failure(endpoint, failure)
+            log.warning("model call failed: endpoint=%s kind=%s status=%s error=%s",
+                        endpoint.name, failure.kind, failure.status, type(exc).__name__)
+            raise AttemptFailed(endpoint.name, failure) from exc
+        self.pool.record_success(endpoint)
+        return result
+
+    def _wait_after(self, state: RetryCallState, endpoints: Sequence[Endpoint], tried: set[str]) -> float:
+        """No wait while another endpoint is usable; else the provider's Retry-After or backoff."""
+        if any(self.pool.usable(e) for e in endpoints if e.name not in tried):
+            return 0.0
+        exc = state.outcome.exception() if state.outcome else None
+        failure = exc.failure if isinstance(exc, AttemptFailed) else None
+        retry_after = failure.retry_after_s if failure else None
+        until_usable = self.pool.available_in(endpoints) or 0.0
+        wait = next_wait(state.attempt_number, retry_after, base_s=self.settings.backoff_base_s,
+                         cap_s=self.settings.backoff_cap_s, rng=self.rng)
+        return max(wait, until_usable)
+
+    def _give_up(self, endpoints: Sequence[Endpoint], failure: UpstreamFailure) -> AppError:
+        if failure.kind == "refused":
+            return UpstreamRefused("The model endpoint refused this request (for example its content or size).")
+        retry_after = self.pool.available_in(endpoints) or failure.retry_after_s or 5.0
+        return ServiceUnavailable("No model endpoint could answer right now. Try again later.",
+                                  retry_after_s=max(1.0, retry_after))

@@ -1,0 +1,48 @@
+"""A clock whose sleep advances time and records each wait; endpoints and SDK-shaped failures."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import httpx2
+import openai
+
+from shared.config import EndpointConfig
+from shared.endpoints import Endpoint
+from shared.resilience.breaker import BreakerSettings
+from shared.resilience.policy import ResiliencePolicy, RetrySettings
+from shared.resilience.pool import EndpointPool
+from shared.resilience.retry_budget import RetryBudget
+
+
+@dataclass
+class FakeClock:
+    t: float = 1000.0
+    waits: list[float] = field(default_factory=list)
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(round(seconds, 6))
+        self.t += seconds
+
+
+def endpoint(name: str, priority: int = 0, weight: float = 1.0) -> Endpoint:
+    config = EndpointConfig(name=name, kind="openai", endpoint=f"http://{name}", model="m", priority=priority,
+                            weight=weight)
+    return Endpoint(config=config, service=None)  # type: ignore[arg-type]  # attempts never touch it
+
+
+def api_error(status: int, headers: dict[str, str] | None = None) -> openai.APIStatusError:
+    response = httpx2.Response(status, headers=headers or {}, request=httpx2.Request("POST", "http://m"))
+    return openai.APIStatusError(f"status {status}", response=response, body=None)
+
+
+def policy(clock: FakeClock, names: list[str], *, attempts: int = 3, deadline: float = 30.0,
+           breaker: BreakerSettings | None = None, budget: RetryBudget | None = None,
+           seed: int = 7) -> ResiliencePolicy:
+    pool = EndpointPool(names, breaker or BreakerSettings(), clock, random.Random(seed))
+    return ResiliencePolicy(pool, budget or RetryBudget(clock), RetrySettings(max_attempts=attempts,
+                            deadline_s=deadline, backoff_base_s=0.5, backoff_cap_s=8.0), clock, random.Random(seed))
