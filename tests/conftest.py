@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from shared.config import Settings, load_settings
+from shared.config import Settings, hash_api_key, load_settings
 from tools.localenv import LocalStack, Ports
 
 DEV_KEY = "local-dev-key"  # the dev tenant's key, defined in local.settings.example.json
+OTHER_KEY = "other-tenant-key"
+# The example's dev tenant plus a second one, to prove tenants never see each other's data.
+TEST_TENANTS = json.dumps([
+    {"tenant": "dev", "keys": [{"id": "dev-local", "sha256": hash_api_key(DEV_KEY)}]},
+    {"tenant": "other", "keys": [{"id": "other-1", "sha256": hash_api_key(OTHER_KEY)}]},
+])
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +38,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 @pytest.fixture(scope="session")
 def app_url(stack: LocalStack) -> str:
     """The app itself, served by tools/devhost from function_app.py (as `make run` does)."""
-    stack.start_app()
+    stack.start_app(extra_env={"TENANTS": TEST_TENANTS})
     return stack.app_url
 
 

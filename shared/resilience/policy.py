@@ -4,6 +4,9 @@ Each attempt picks an endpoint from the pool. A failure parks the endpoint for i
 and feeds its breaker; the next attempt goes at once to another usable endpoint, and only when
 none is usable does it wait (the provider's Retry-After, else jittered backoff). Attempts stop
 at the attempt limit, at the request deadline, or when the process-wide retry budget says no.
+The budget is spent only by attempts that go back to an endpoint this request already tried:
+failing over to a fresh endpoint adds no load to the one that failed, and a cold start's first
+burst against a dead region must still fail over in full.
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ class ResiliencePolicy:
                 return True
             if self.clock.now() + state.upcoming_sleep >= deadline:
                 return True  # fail now rather than sleep into the deadline
+            if self._fresh_endpoint_left(endpoints, tried):
+                return False
             if not self.budget.try_spend():
                 log.warning("retry budget exhausted: not retrying")
                 return True
@@ -115,7 +120,7 @@ class ResiliencePolicy:
 
     def _wait_after(self, state: RetryCallState, endpoints: Sequence[Endpoint], tried: set[str]) -> float:
         """No wait while another endpoint is usable; else the provider's Retry-After or backoff."""
-        if any(self.pool.usable(e) for e in endpoints if e.name not in tried):
+        if self._fresh_endpoint_left(endpoints, tried):
             return 0.0
         exc = state.outcome.exception() if state.outcome else None
         failure = exc.failure if isinstance(exc, AttemptFailed) else None
@@ -124,6 +129,9 @@ class ResiliencePolicy:
         wait = next_wait(state.attempt_number, retry_after, base_s=self.settings.backoff_base_s,
                          cap_s=self.settings.backoff_cap_s, rng=self.rng)
         return max(wait, until_usable)
+
+    def _fresh_endpoint_left(self, endpoints: Sequence[Endpoint], tried: set[str]) -> bool:
+        return any(self.pool.usable(e) for e in endpoints if e.name not in tried)
 
     def _give_up(self, endpoints: Sequence[Endpoint], failure: UpstreamFailure) -> AppError:
         if failure.kind == "refused":

@@ -113,3 +113,16 @@ async def test_the_retry_budget_stops_retries_from_multiplying_load() -> None:
             await p.call([endpoint("only")], scripted([api_error(500)] * 3, calls))
     # 10 first attempts; retries may add 20%: 2 of them, not the 20 the attempt limit would allow.
     assert len(calls) == 12
+
+
+async def test_failing_over_to_a_fresh_endpoint_spends_no_retry_budget() -> None:
+    clock = FakeClock()
+    budget = RetryBudget(clock, ratio=0.0, window_s=60, floor=0)  # no retries at all
+    p = policy(clock, ["primary", "secondary"], budget=budget)
+    eps = [endpoint("primary", 0), endpoint("secondary", 1)]
+    calls: list[str] = []
+    assert await p.call(eps, scripted([api_error(503), "ok"], calls)) == "ok"
+    assert calls == ["primary", "secondary"]
+    with pytest.raises(ServiceUnavailable):  # both fail: going back to the primary would be a retry
+        await p.call(eps, scripted([api_error(503), api_error(503), "never"], calls))
+    assert calls[2:] == ["primary", "secondary"]

@@ -1,0 +1,41 @@
+"""`python -m bench [resilience]`: starts the local stack on free ports and prints figures."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from bench import resilience
+from shared.config import hash_api_key
+from tools.localenv import LocalStack, Ports
+
+BENCH_KEY = "bench-key"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("suite", nargs="?", default="resilience", choices=["resilience"])
+    parser.add_argument("--requests", type=int, default=None, help="requests per scenario (default: each scenario's)")
+    args = parser.parse_args(argv)
+    tenants = json.dumps([{"tenant": "bench", "keys": [{"id": "bench", "sha256": hash_api_key(BENCH_KEY)}]}])
+    with tempfile.TemporaryDirectory() as tmp, LocalStack(ports=Ports.free(), data_dir=Path(tmp),
+                                                         log_to_files=True) as stack:
+        stack.start_dependencies()
+        sims = {r: stack.sim_url(r) for r in ("primary", "secondary")}
+        for scenario in resilience.SCENARIOS:
+            if args.requests:
+                scenario = resilience.Scenario(scenario.name, scenario.faults, args.requests, scenario.concurrency)
+            # A fresh app per scenario: breakers and the retry budget start clean, as after a deploy.
+            stack.start_app(extra_env={"TENANTS": tenants, "REQUEST_DEADLINE_S": "10"}, name="app")
+            outcome = asyncio.run(resilience.run(scenario, stack.app_url, sims, BENCH_KEY))
+            stack.stop("app")
+            print(f"{scenario.name}: {outcome.summary()}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Clients for the running app and the simulators' control surface."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import DEV_KEY
+from tools.localenv import LocalStack
+
+
+@pytest.fixture
+def api(app_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{app_url}/api", headers={"x-api-key": DEV_KEY}, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def anonymous(app_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{app_url}/api", timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def faults(stack: LocalStack) -> Iterator[dict[str, httpx.Client]]:
+    """Both regions' control surfaces; faults are cleared before and after each test."""
+    clients = {region: httpx.Client(base_url=stack.sim_url(region), timeout=10) for region in ("primary", "secondary")}
+    for client in clients.values():
+        client.delete("/_sim/faults")
+    yield clients
+    for client in clients.values():
+        client.delete("/_sim/faults")
+        client.close()

@@ -1,0 +1,89 @@
+"""Chaos against the running app and both simulator regions, through /_sim/faults (issue #3)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+
+from bench import resilience
+from tests.conftest import DEV_KEY, TEST_TENANTS
+from tools.localenv import LocalStack, free_port
+
+pytestmark = pytest.mark.e2e
+DEADLINE_S = 5.0
+
+
+@pytest.fixture
+def fresh_app(stack: LocalStack) -> Iterator[str]:
+    """A new app process per scenario, so breakers and the retry budget start as after a deploy."""
+    port = free_port()
+    stack.start_app(extra_env={"TENANTS": TEST_TENANTS, "REQUEST_DEADLINE_S": str(DEADLINE_S)},
+                    name="chaos-app", port=port)
+    yield f"http://127.0.0.1:{port}"
+    stack.stop("chaos-app")
+
+
+def sims(stack: LocalStack) -> dict[str, str]:
+    return {r: stack.sim_url(r) for r in ("primary", "secondary")}
+
+
+async def test_primary_down_every_request_succeeds_via_secondary(stack: LocalStack, fresh_app: str) -> None:
+    outcome = await resilience.run(resilience.SCENARIOS[0], fresh_app, sims(stack), DEV_KEY)
+    print(outcome.summary())
+    assert outcome.statuses[200] == outcome.requests == 1000
+    # Calls that reach the failing primary at all (before and after its breaker opens) stay under 5%.
+    assert outcome.model_calls["primary"] < 0.05 * outcome.requests
+    assert outcome.model_calls["secondary"] == outcome.requests
+
+
+async def test_primary_throttling_30_percent_costs_at_most_1_4_calls_per_request(stack: LocalStack,
+                                                                                  fresh_app: str) -> None:
+    outcome = await resilience.run(resilience.SCENARIOS[1], fresh_app, sims(stack), DEV_KEY)
+    print(outcome.summary())
+    assert outcome.statuses[200] == outcome.requests == 1000
+    assert outcome.calls_per_request <= 1.4
+
+
+async def test_both_regions_down_every_request_gets_a_503_within_the_deadline(stack: LocalStack,
+                                                                               fresh_app: str) -> None:
+    outcome = await resilience.run(resilience.SCENARIOS[2], fresh_app, sims(stack), DEV_KEY)
+    print(outcome.summary())
+    assert outcome.statuses == {503: outcome.requests}
+    assert outcome.problem_json == outcome.requests and outcome.retry_after_missing == 0
+    assert max(outcome.latencies) <= DEADLINE_S + 1
+
+
+def test_a_stream_dropped_before_its_first_token_fails_over_and_completes(stack: LocalStack,
+                                                                          fresh_app: str) -> None:
+    with httpx.Client() as control:
+        control.post(f"{stack.sim_url('primary')}/_sim/faults",
+                     json={"status": "drop_stream", "rate": 1.0, "after_tokens": 0})
+        try:
+            client = openai.OpenAI(base_url=f"{fresh_app}/api/v1", api_key=DEV_KEY, max_retries=0)
+            chunks = list(client.chat.completions.create(
+                model="gpt-4o-mini", stream=True, max_tokens=12, stream_options={"include_usage": True},
+                messages=[{"role": "user", "content": "Name the tide times please"}]))
+        finally:
+            control.delete(f"{stack.sim_url('primary')}/_sim/faults")
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text and chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 12
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["length"]
+
+
+def test_ready_reports_breaker_states(stack: LocalStack, fresh_app: str) -> None:
+    with httpx.Client() as control:
+        control.post(f"{stack.sim_url('primary')}/_sim/faults", json={"status": 503, "rate": 1.0})
+        try:
+            for _ in range(8):
+                httpx.post(f"{fresh_app}/api/v1/chat", headers={"x-api-key": DEV_KEY}, timeout=30,
+                           json={"messages": [{"role": "user", "content": "x"}], "max_tokens": 3})
+            body = httpx.get(f"{fresh_app}/api/ready", timeout=30).json()
+        finally:
+            control.delete(f"{stack.sim_url('primary')}/_sim/faults")
+    assert body["status"] == "ready", json.dumps(body)
+    assert body["checks"]["breaker:primary"] == "open" and body["checks"]["model:primary"] == "circuit_open"
+    assert body["checks"]["breaker:secondary"] == "closed"

@@ -1,0 +1,91 @@
+"""Jobs through the API and straight from a producer on the Storage queue."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from azure.cosmos import CosmosClient
+from azure.storage.queue import QueueClient
+
+from shared.jobs import job_id_for, parse_job_message
+from tests.conftest import OTHER_KEY
+from tools.localenv import LocalStack
+
+pytestmark = pytest.mark.e2e
+CHAT_INPUT = {"messages": [{"role": "user", "content": "Summarise the ferry timetable changes"}], "max_tokens": 12}
+
+
+def wait_for(api: httpx.Client, url: str, timeout_s: float = 45) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        body: dict[str, Any] = api.get(url).json()
+        if body.get("status") in ("succeeded", "failed") or time.monotonic() > deadline:
+            return body
+        time.sleep(0.3)
+
+
+@pytest.fixture
+def producer(stack: LocalStack) -> QueueClient:
+    client = QueueClient.from_connection_string(stack.settings["AzureWebJobsStorage"], stack.settings["JOBS_QUEUE"])
+    try:
+        client.create_queue()
+    except Exception:  # noqa: BLE001, S110  it exists already (the app created it)
+        pass
+    return client
+
+
+def test_a_job_submitted_over_http_succeeds(api: httpx.Client) -> None:
+    response = api.post("/v1/jobs", json={"kind": "summarize", "input": {"text": "Long minutes " * 30}})
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["status_url"].endswith(f"/api/v1/jobs/{body['job_id']}")
+    job = wait_for(api, f"/v1/jobs/{body['job_id']}")
+    assert job["status"] == "succeeded", job
+    assert job["result"]["result"] and job["result"]["usage"]["total_tokens"] > 0
+
+
+def test_a_producer_message_with_job_id_succeeds(api: httpx.Client, producer: QueueClient) -> None:
+    job_id = f"producer-{uuid.uuid4().hex[:12]}"
+    producer.send_message(json.dumps({"job_id": job_id, "tenant": "dev", "kind": "chat", "input": CHAT_INPUT}))
+    job = wait_for(api, f"/v1/jobs/{job_id}")
+    assert job["status"] == "succeeded", job
+    assert job["result"]["usage"]["completion_tokens"] == 12
+
+
+def test_a_base64_producer_message_without_job_id_gets_a_stable_id(api: httpx.Client, producer: QueueClient) -> None:
+    text = json.dumps({"tenant": "dev", "kind": "chat", "input": CHAT_INPUT, "correlation_id": uuid.uuid4().hex})
+    producer.send_message(base64.b64encode(text.encode()).decode())
+    job_id = job_id_for(parse_job_message(text), text)
+    job = wait_for(api, f"/v1/jobs/{job_id}")
+    assert job["status"] == "succeeded", job
+
+
+def test_a_tenant_never_sees_another_tenants_job(api: httpx.Client) -> None:
+    job_id = api.post("/v1/jobs", json={"kind": "chat", "input": CHAT_INPUT}).json()["job_id"]
+    other = api.get(f"/v1/jobs/{job_id}", headers={"x-api-key": OTHER_KEY})
+    assert other.status_code == 404
+    assert wait_for(api, f"/v1/jobs/{job_id}")["status"] == "succeeded"
+
+
+def test_a_job_for_an_unknown_tenant_fails_without_a_model_call(api: httpx.Client, producer: QueueClient,
+                                                                stack: LocalStack) -> None:
+    job_id = f"ghost-{uuid.uuid4().hex[:12]}"
+    producer.send_message(json.dumps({"job_id": job_id, "tenant": "ghost", "kind": "chat", "input": CHAT_INPUT}))
+    # No key can read the ghost tenant's job over HTTP, so look in Cosmos as an operator would.
+    settings = stack.settings
+    jobs = CosmosClient(settings["COSMOS_ENDPOINT"], settings["COSMOS_KEY"], enable_endpoint_discovery=False) \
+        .get_database_client(settings["COSMOS_DATABASE"]).get_container_client("jobs")
+    query = "SELECT * FROM c WHERE c.tenant = 'ghost' AND c.id = @id"
+    deadline, docs = time.monotonic() + 30, []
+    while time.monotonic() < deadline:
+        docs = list(jobs.query_items(query, parameters=[{"name": "@id", "value": job_id}], partition_key="ghost"))
+        if docs and docs[0]["status"] == "failed":
+            break
+        time.sleep(0.3)
+    assert docs and docs[0]["status"] == "failed" and docs[0]["error"] == "unknown tenant"
