@@ -26,9 +26,9 @@ def main(argv: list[str] | None = None) -> int:
                                                          log_to_files=True) as stack:
         stack.start_dependencies()
         sims = {r: stack.sim_url(r) for r in ("primary", "secondary")}
-        for scenario in resilience.SCENARIOS:
-            if args.requests:
-                scenario = resilience.Scenario(scenario.name, scenario.faults, args.requests, scenario.concurrency)
+        for listed in resilience.SCENARIOS:
+            scenario = listed if not args.requests else resilience.Scenario(
+                listed.name, listed.faults, args.requests, listed.concurrency)
             # A fresh app per scenario: breakers and the retry budget start clean, as after a deploy.
             stack.start_app(extra_env={"TENANTS": tenants, "REQUEST_DEADLINE_S": "10"}, name="app")
             outcome = asyncio.run(resilience.run(scenario, stack.app_url, sims, BENCH_KEY))

@@ -25,7 +25,9 @@ def _allowed_methods(path: str) -> list[str]:
     return sorted(allowed)
 
 
-@bp.function_name("not_found")
+# The host tries HTTP functions in name order and the first match wins (not ASP.NET precedence:
+# azure-functions-host#9876), so the catch-all's name must sort after every other function's.
+@bp.function_name("zz_not_found")
 @bp.route(route="{*path}", methods=_METHODS)
 async def not_found(req: Request) -> Response:
     cid = correlation_id(req.headers)

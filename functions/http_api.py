@@ -68,8 +68,9 @@ async def jobs_submit(req: Request, outbox: func.Out[str]) -> Response:
         validate(JOB_INPUTS[body.kind], body.input, prefix="input")
         job_id, message = await scope.container.jobs.submit(scope.principal, body, scope.correlation_id)
         outbox.set(message)
-        base = str(scope.request.base_url).rstrip("/")
-        return ok({"job_id": job_id, "status_url": f"{base}/api/v1/jobs/{job_id}"}, status=202)
+        # Relative: behind the Functions host the request's own URL names the worker, not the caller's host.
+        status_url = f"/api/v1/jobs/{job_id}"
+        return ok({"job_id": job_id, "status_url": status_url}, status=202, headers={"Location": status_url})
 
     return await respond(req, work)
 

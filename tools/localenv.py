@@ -116,6 +116,19 @@ class LocalStack:
              "--location", str(self.data_dir / "azurite")],
             ready=lambda: _tcp_open(p.queue) and _tcp_open(p.blob),
         )
+        self._create_job_queues()
+
+    def _create_job_queues(self) -> None:
+        """The host listens on a trigger queue only once it exists and never creates it (in Azure
+        the Bicep does); a producer may drop a job before anyone called the API."""
+        from azure.core.exceptions import ResourceExistsError
+        from azure.storage.queue import QueueServiceClient
+
+        settings = self.settings
+        service = QueueServiceClient.from_connection_string(settings["AzureWebJobsStorage"])
+        for name in (settings["JOBS_QUEUE"], f"{settings['JOBS_QUEUE']}-poison"):
+            with contextlib.suppress(ResourceExistsError):
+                service.create_queue(name)
 
     def start_cosmos(self) -> None:
         p = self.ports

@@ -128,7 +128,8 @@ def test_an_unknown_model_is_404(api: httpx.Client) -> None:
 
 def test_a_model_outage_is_a_503_with_retry_after_and_no_provider_text(api: httpx.Client,
                                                                        faults: dict[str, httpx.Client]) -> None:
-    faults["primary"].post("/_sim/faults", json={"status": 500, "rate": 1.0})
+    for region in faults.values():
+        region.post("/_sim/faults", json={"status": 500, "rate": 1.0})
     response = api.post("/v1/chat", json={"messages": [{"role": "user", "content": "x"}]})
     assert_problem(response, 503)
     assert int(response.headers["retry-after"]) >= 1
