@@ -1,0 +1,521 @@
+// The whole AI gateway: `azd up` provisions this, then deploys the app to the Function App tagged azd-service-name: api.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name; with the subscription and location it seeds every resource name.')
+param environmentName string
+
+@minLength(1)
+@description('Region for the resource group and every resource except the Azure OpenAI accounts.')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Region of the primary Azure OpenAI account (priority 0 in AI_ENDPOINTS).')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param openAiPrimaryLocation string
+
+@description('Region of the secondary Azure OpenAI account (priority 1): failover when the primary throttles or fails.')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param openAiSecondaryLocation string
+
+@description('Object id of the developer running azd (AZURE_PRINCIPAL_ID); gets the app\'s data roles so the app can run locally against these resources. Empty for none.')
+param principalId string = ''
+
+@description('Kind of principalId.')
+@allowed([
+  'User'
+  'ServicePrincipal'
+  'Group'
+])
+param principalType string = 'User'
+
+@description('Tenants for the TENANTS app setting: [{tenant, keys: [{id, sha256}], roles?}]. Holds SHA-256 hashes of API keys, never keys.')
+param tenants array = []
+
+@description('Private endpoints and VNet integration for Storage, Cosmos DB, Key Vault and Azure OpenAI, with their public access off.')
+param enableNetworkIsolation bool = false
+
+@description('E-mail address for alerts; no alerts are created when empty.')
+param alertEmail string = ''
+
+param chatModelName string = 'gpt-4o-mini'
+param chatModelVersion string = '2024-07-18'
+@description('Deployment SKU of the chat model (GlobalStandard, Standard, DataZoneStandard).')
+param chatDeploymentSku string = 'GlobalStandard'
+@description('Chat deployment capacity in thousands of tokens per minute, per account.')
+param chatCapacity int = 30
+
+param embeddingModelName string = 'text-embedding-3-small'
+param embeddingModelVersion string = '1'
+param embeddingDeploymentSku string = 'Standard'
+param embeddingCapacity int = 30
+
+@description('Dimensions of the embedding model\'s vectors (text-embedding-3-small: 1536).')
+param embeddingDimensions int = 1536
+
+@allowed([
+  'quantizedFlat'
+  'diskANN'
+])
+param vectorIndexType string = 'quantizedFlat'
+
+@description('Default time-to-live of cache entries, in seconds.')
+param cacheDefaultTtlSeconds int = 86400
+
+@description('Most instances the Flex Consumption app scales out to.')
+param maximumInstanceCount int = 100
+
+@minValue(7)
+@maxValue(90)
+param keyVaultSoftDeleteRetentionInDays int = 7
+
+var abbrs = loadJsonContent('./abbreviations.json')
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+
+var resourceGroupName = '${abbrs.resourcesResourceGroups}${environmentName}'
+var identityName = '${abbrs.managedIdentityUserAssignedIdentities}api-${resourceToken}'
+var storageAccountName = '${abbrs.storageStorageAccounts}${resourceToken}'
+var cosmosAccountName = '${abbrs.documentDBDatabaseAccounts}${resourceToken}'
+var keyVaultName = '${abbrs.keyVaultVaults}${resourceToken}'
+var logAnalyticsName = '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
+var appInsightsName = '${abbrs.insightsComponents}${resourceToken}'
+var openAiPrimaryName = '${abbrs.cognitiveServicesAccounts}oai1-${resourceToken}'
+var openAiSecondaryName = '${abbrs.cognitiveServicesAccounts}oai2-${resourceToken}'
+var planName = '${abbrs.webServerFarms}${resourceToken}'
+var functionAppName = '${abbrs.webSitesFunctions}api-${resourceToken}'
+var vnetName = '${abbrs.networkVirtualNetworks}${resourceToken}'
+var deploymentContainerName = 'app-package'
+var publicNetworkAccess = enableNetworkIsolation ? 'Disabled' : 'Enabled'
+
+// Contracts from DESIGN.md: the database, the containers with their partition keys, the jobs queue.
+// defaultTtl -1 turns TTL on without a default: an item expires only if it carries its own ttl.
+var cosmosDatabaseName = 'aigw'
+var jobsQueueName = 'ai-jobs'
+var poisonQueueName = '${jobsQueueName}-poison'
+var cosmosContainers = [
+  {
+    name: 'cache'
+    partitionKey: '/tenant'
+    defaultTtl: cacheDefaultTtlSeconds
+    vectorSearch: true
+  }
+  {
+    name: 'budgets'
+    partitionKey: '/tenant'
+    defaultTtl: -1
+    vectorSearch: false
+  }
+  {
+    name: 'ratelimits'
+    partitionKey: '/key'
+    defaultTtl: -1
+    vectorSearch: false
+  }
+  {
+    name: 'jobs'
+    partitionKey: '/tenant'
+    defaultTtl: -1
+    vectorSearch: false
+  }
+]
+
+var chatDeployment = {
+  name: chatModelName
+  model: chatModelName
+  version: chatModelVersion
+  sku: chatDeploymentSku
+  capacity: chatCapacity
+}
+var embeddingDeployment = {
+  name: embeddingModelName
+  model: embeddingModelName
+  version: embeddingModelVersion
+  sku: embeddingDeploymentSku
+  capacity: embeddingCapacity
+}
+
+// Built-in Azure RBAC roles (ids are the same in every tenant).
+var roles = {
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+  cognitiveServicesOpenAIUser: '5e0bd9bd-7b93-4f28-af87-19fc36ad61bd'
+}
+
+// What the app's identity needs, each on the one resource it needs it on; the developer gets the same.
+var dataRoles = [
+  {
+    // The Functions host keeps leases and the deployment package in blobs.
+    roleDefinitionId: roles.storageBlobDataOwner
+    scope: 'storage'
+  }
+  {
+    roleDefinitionId: roles.storageQueueDataContributor
+    scope: 'storage'
+  }
+  {
+    roleDefinitionId: roles.keyVaultSecretsUser
+    scope: 'keyVault'
+  }
+  {
+    roleDefinitionId: roles.monitoringMetricsPublisher
+    scope: 'appInsights'
+  }
+  {
+    roleDefinitionId: roles.cognitiveServicesOpenAIUser
+    scope: 'openAiPrimary'
+  }
+  {
+    roleDefinitionId: roles.cognitiveServicesOpenAIUser
+    scope: 'openAiSecondary'
+  }
+]
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: resourceGroupName
+  location: location
+  tags: tags
+}
+
+module identity './core/identity/user-assigned-identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: identityName
+    location: location
+    tags: tags
+  }
+}
+
+module storage './core/storage/storage-account.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: storageAccountName
+    location: location
+    tags: tags
+    deploymentContainerName: deploymentContainerName
+    queueNames: [
+      jobsQueueName
+      poisonQueueName
+    ]
+    publicNetworkAccess: publicNetworkAccess
+  }
+}
+
+module cosmos './core/database/cosmos-account.bicep' = {
+  name: 'cosmos'
+  scope: rg
+  params: {
+    name: cosmosAccountName
+    location: location
+    tags: tags
+    databaseName: cosmosDatabaseName
+    containers: cosmosContainers
+    embeddingDimensions: embeddingDimensions
+    vectorIndexType: vectorIndexType
+    publicNetworkAccess: publicNetworkAccess
+  }
+}
+
+module keyVault './core/security/key-vault.bicep' = {
+  name: 'key-vault'
+  scope: rg
+  params: {
+    name: keyVaultName
+    location: location
+    tags: tags
+    softDeleteRetentionInDays: keyVaultSoftDeleteRetentionInDays
+    publicNetworkAccess: publicNetworkAccess
+  }
+}
+
+module logAnalytics './core/monitor/log-analytics.bicep' = {
+  name: 'log-analytics'
+  scope: rg
+  params: {
+    name: logAnalyticsName
+    location: location
+    tags: tags
+  }
+}
+
+module appInsights './core/monitor/application-insights.bicep' = {
+  name: 'app-insights'
+  scope: rg
+  params: {
+    name: appInsightsName
+    location: location
+    tags: tags
+    logAnalyticsWorkspaceId: logAnalytics.outputs.id
+  }
+}
+
+module openAiPrimary './core/ai/openai-account.bicep' = {
+  name: 'openai-primary'
+  scope: rg
+  params: {
+    name: openAiPrimaryName
+    location: openAiPrimaryLocation
+    tags: tags
+    chatDeployment: chatDeployment
+    embeddingDeployment: embeddingDeployment
+    publicNetworkAccess: publicNetworkAccess
+  }
+}
+
+module openAiSecondary './core/ai/openai-account.bicep' = {
+  name: 'openai-secondary'
+  scope: rg
+  params: {
+    name: openAiSecondaryName
+    location: openAiSecondaryLocation
+    tags: tags
+    chatDeployment: chatDeployment
+    embeddingDeployment: embeddingDeployment
+    publicNetworkAccess: publicNetworkAccess
+  }
+}
+
+// AI_ENDPOINTS (DESIGN.md, "Model endpoints"): managed identity, so no api_key_secret; lower priority is tried first.
+var aiEndpoints = [
+  {
+    name: 'primary'
+    kind: 'azure_openai'
+    endpoint: openAiPrimary.outputs.endpoint
+    deployment: openAiPrimary.outputs.chatDeploymentName
+    model: chatModelName
+    priority: 0
+    embedding_deployment: openAiPrimary.outputs.embeddingDeploymentName
+  }
+  {
+    name: 'secondary'
+    kind: 'azure_openai'
+    endpoint: openAiSecondary.outputs.endpoint
+    deployment: openAiSecondary.outputs.chatDeploymentName
+    model: chatModelName
+    priority: 1
+    embedding_deployment: openAiSecondary.outputs.embeddingDeploymentName
+  }
+]
+
+module plan './core/host/flex-consumption-plan.bicep' = {
+  name: 'plan'
+  scope: rg
+  params: {
+    name: planName
+    location: location
+    tags: tags
+  }
+}
+
+module api './app/api.bicep' = {
+  name: 'api'
+  scope: rg
+  params: {
+    name: functionAppName
+    location: location
+    tags: tags
+    planId: plan.outputs.id
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.AZURE_CLIENT_ID
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: deploymentContainerName
+    subnetId: enableNetworkIsolation ? vnet.outputs.appSubnetId : ''
+    maximumInstanceCount: maximumInstanceCount
+    aiEndpoints: string(aiEndpoints)
+    tenants: string(tenants)
+    cosmosEndpoint: cosmos.outputs.COSMOS_ENDPOINT
+    cosmosDatabase: cosmos.outputs.COSMOS_DATABASE
+    jobsQueue: jobsQueueName
+    keyVaultUri: keyVault.outputs.KEY_VAULT_URI
+    appInsightsConnectionString: appInsights.outputs.APPLICATIONINSIGHTS_CONNECTION_STRING
+  }
+  dependsOn: [
+    // The host reads storage and telemetry as soon as it starts: grant the roles (and, when isolated,
+    // open the private endpoints) first.
+    roleAssignments
+    cosmosRoleAssignments
+    endpoints
+  ]
+}
+
+// Who gets dataRoles: the app's identity always, the developer when AZURE_PRINCIPAL_ID is set.
+var appGrants = [for r in dataRoles: {
+  principal: 'app'
+  roleDefinitionId: r.roleDefinitionId
+  scope: r.scope
+}]
+var developerGrants = [for r in dataRoles: {
+  principal: 'developer'
+  roleDefinitionId: r.roleDefinitionId
+  scope: r.scope
+}]
+var roleGrants = empty(principalId) ? appGrants : concat(appGrants, developerGrants)
+
+module roleAssignments './core/security/role-assignments.bicep' = {
+  name: 'role-assignments'
+  scope: rg
+  params: {
+    assignments: [for grant in roleGrants: {
+      principalId: grant.principal == 'app' ? identity.outputs.principalId : principalId
+      principalType: grant.principal == 'app' ? 'ServicePrincipal' : principalType
+      roleDefinitionId: grant.roleDefinitionId
+      scope: grant.scope
+    }]
+    storageAccountName: storage.outputs.name
+    keyVaultName: keyVault.outputs.name
+    appInsightsName: appInsights.outputs.name
+    openAiPrimaryName: openAiPrimary.outputs.name
+    openAiSecondaryName: openAiSecondary.outputs.name
+  }
+}
+
+module cosmosRoleAssignments './core/security/cosmos-sql-role-assignments.bicep' = {
+  name: 'cosmos-role-assignments'
+  scope: rg
+  params: {
+    cosmosAccountName: cosmos.outputs.name
+    principalIds: empty(principalId) ? [
+      identity.outputs.principalId
+    ] : [
+      identity.outputs.principalId
+      principalId
+    ]
+  }
+}
+
+// Network isolation: a VNet, a private DNS zone per service kind, a private endpoint per service.
+var privateDnsZones = {
+  blob: 'privatelink.blob.${environment().suffixes.storage}'
+  queue: 'privatelink.queue.${environment().suffixes.storage}'
+  cosmos: 'privatelink.documents.azure.com'
+  vault: 'privatelink.vaultcore.azure.net'
+  openai: 'privatelink.openai.azure.com'
+}
+var privateEndpoints = [
+  {
+    name: 'storage-blob'
+    serviceId: resourceId(subscription().subscriptionId, resourceGroupName, 'Microsoft.Storage/storageAccounts', storageAccountName)
+    groupId: 'blob'
+    zone: privateDnsZones.blob
+  }
+  {
+    name: 'storage-queue'
+    serviceId: resourceId(subscription().subscriptionId, resourceGroupName, 'Microsoft.Storage/storageAccounts', storageAccountName)
+    groupId: 'queue'
+    zone: privateDnsZones.queue
+  }
+  {
+    name: 'cosmos'
+    serviceId: resourceId(subscription().subscriptionId, resourceGroupName, 'Microsoft.DocumentDB/databaseAccounts', cosmosAccountName)
+    groupId: 'Sql'
+    zone: privateDnsZones.cosmos
+  }
+  {
+    name: 'key-vault'
+    serviceId: resourceId(subscription().subscriptionId, resourceGroupName, 'Microsoft.KeyVault/vaults', keyVaultName)
+    groupId: 'vault'
+    zone: privateDnsZones.vault
+  }
+  {
+    name: 'openai-primary'
+    serviceId: resourceId(subscription().subscriptionId, resourceGroupName, 'Microsoft.CognitiveServices/accounts', openAiPrimaryName)
+    groupId: 'account'
+    zone: privateDnsZones.openai
+  }
+  {
+    name: 'openai-secondary'
+    serviceId: resourceId(subscription().subscriptionId, resourceGroupName, 'Microsoft.CognitiveServices/accounts', openAiSecondaryName)
+    groupId: 'account'
+    zone: privateDnsZones.openai
+  }
+]
+
+module vnet './core/network/virtual-network.bicep' = if (enableNetworkIsolation) {
+  name: 'vnet'
+  scope: rg
+  params: {
+    name: vnetName
+    location: location
+    tags: tags
+  }
+}
+
+module dnsZones './core/network/private-dns-zone.bicep' = [for zone in items(privateDnsZones): if (enableNetworkIsolation) {
+  name: 'dns-${zone.key}'
+  scope: rg
+  params: {
+    name: zone.value
+    tags: tags
+    virtualNetworkId: vnet.outputs.id
+  }
+}]
+
+module endpoints './core/network/private-endpoint.bicep' = [for pe in privateEndpoints: if (enableNetworkIsolation) {
+  name: 'pe-${pe.name}'
+  scope: rg
+  params: {
+    name: '${abbrs.networkPrivateEndpoints}${pe.name}-${resourceToken}'
+    location: location
+    tags: tags
+    subnetId: vnet.outputs.privateEndpointSubnetId
+    serviceId: pe.serviceId
+    groupId: pe.groupId
+    privateDnsZoneId: resourceId(subscription().subscriptionId, resourceGroupName, 'Microsoft.Network/privateDnsZones', pe.zone)
+  }
+  dependsOn: [
+    dnsZones
+    storage
+    cosmos
+    keyVault
+    openAiPrimary
+    openAiSecondary
+  ]
+}]
+
+module alerts './app/alerts.bicep' = if (!empty(alertEmail)) {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    resourceToken: resourceToken
+    appInsightsId: appInsights.outputs.id
+    alertEmail: alertEmail
+    poisonQueueName: poisonQueueName
+  }
+}
+
+// Outputs are named as the app settings they feed; azd writes them to .azure/<env>/.env.
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_CLIENT_ID string = identity.outputs.AZURE_CLIENT_ID
+output AI_ENDPOINTS string = string(aiEndpoints)
+// Tenant ids and SHA-256 hashes of their keys: not secrets.
+output TENANTS string = string(tenants)
+output COSMOS_ENDPOINT string = cosmos.outputs.COSMOS_ENDPOINT
+output COSMOS_DATABASE string = cosmos.outputs.COSMOS_DATABASE
+output JOBS_QUEUE string = jobsQueueName
+output KEY_VAULT_URI string = keyVault.outputs.KEY_VAULT_URI
+output APPLICATIONINSIGHTS_CONNECTION_STRING string = appInsights.outputs.APPLICATIONINSIGHTS_CONNECTION_STRING
+output SERVICE_API_NAME string = api.outputs.name
+output SERVICE_API_URI string = api.outputs.uri
