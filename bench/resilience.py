@@ -78,7 +78,9 @@ async def run(scenario: Scenario, app_url: str, sims: dict[str, str], api_key: s
         for region, fault in scenario.faults.items():
             (await control.post(f"{sims[region]}/_sim/faults", json=fault)).raise_for_status()
         try:
-            async with httpx.AsyncClient(base_url=f"{app_url}/api", headers={"x-api-key": api_key},
+            # no-cache, no-store: every request must reach a model endpoint, or nothing is measured.
+            headers = {"x-api-key": api_key, "cache-control": "no-cache, no-store"}
+            async with httpx.AsyncClient(base_url=f"{app_url}/api", headers=headers,
                                          timeout=120, limits=httpx.Limits(max_connections=scenario.concurrency)) as api:
                 queue: asyncio.Queue[int] = asyncio.Queue()
                 for i in range(scenario.requests):

@@ -44,7 +44,7 @@ async def ready(req: Request) -> Response:
 async def summarize(req: Request) -> Response:
     async def work(scope: Scope) -> Response:
         body = await read_model(scope, SummarizeRequest)
-        return ok(await scope.container.gateway.summarize(scope.call_context(), body))
+        return ok(await scope.container.gateway.summarize(scope.context, body))
 
     return await respond(req, work)
 
@@ -53,7 +53,17 @@ async def summarize(req: Request) -> Response:
 async def chat(req: Request) -> Response:
     async def work(scope: Scope) -> Response:
         body = await read_model(scope, ChatRequest)
-        return ok(await scope.container.gateway.chat(scope.call_context(), body))
+        return ok(await scope.container.gateway.chat(scope.context, body))
+
+    return await respond(req, work)
+
+
+@http_function(bp, "usage", "v1/usage", ["GET"])
+async def usage(req: Request) -> Response:
+    """The caller's tenant: settled use of today's and this month's windows, and their limits."""
+
+    async def work(scope: Scope) -> Response:
+        return ok(await scope.container.budget.usage(scope.principal))
 
     return await respond(req, work)
 

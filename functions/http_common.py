@@ -51,13 +51,14 @@ class Scope:
     correlation_id: str
     container: Container
     principal: Principal
+    context: CallContext
 
-    def call_context(self) -> CallContext:
-        cache_control = self.request.headers.get("cache-control", "").lower()
-        directives = {d.strip() for d in cache_control.split(",")}
-        return CallContext(self.principal, self.correlation_id,
-                           cache_lookup="no-cache" not in directives and "no-store" not in directives,
-                           cache_store="no-store" not in directives)
+
+def call_context(req: Request, principal: Principal, cid: str) -> CallContext:
+    """The caller's Cache-Control: no-cache skips the lookup, no-store also the store."""
+    directives = {d.strip() for d in req.headers.get("cache-control", "").lower().split(",")}
+    return CallContext(principal, cid, cache_lookup="no-cache" not in directives and "no-store" not in directives,
+                       cache_store="no-store" not in directives)
 
 
 def problem(err: AppError, cid: str, extra: dict[str, Any] | None = None) -> Response:
@@ -74,15 +75,20 @@ async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]]) ->
     """Authenticate, run `work`, and turn every failure into problem+json. No exception's text
     ever reaches the client; unexpected ones are logged with the correlation id."""
     cid = correlation_id(req.headers)
+    extra: dict[str, str] = {}
     try:
         container = await get_container()
         principal = container.auth.authenticate(req.headers)
-        response = await work(Scope(req, cid, container, principal))
+        context = call_context(req, principal, cid)
+        extra = context.response_headers  # the stages fill it as the request runs
+        response = await work(Scope(req, cid, container, principal, context))
     except AppError as err:
         response = problem(err, cid)
     except Exception:
         log.exception("unhandled error (correlation_id=%s)", cid)
         response = problem(AppError("An unexpected error occurred. Quote the correlation id if you report it."), cid)
+    for name, value in extra.items():
+        response.headers.setdefault(name, value)
     response.headers["x-correlation-id"] = cid
     return response
 

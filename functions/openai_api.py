@@ -49,18 +49,19 @@ def to_call(body: OpenAIChatRequest, deployment: str | None) -> ChatCall:
 async def _completions(scope: Scope, deployment: str | None) -> Response:
     body = await read_model(scope, OpenAIChatRequest)
     call = to_call(body, deployment)
-    ctx = scope.call_context()
+    ctx = scope.context
     gateway = scope.container.gateway
     completion_id = f"chatcmpl-{scope.correlation_id}"
     created = int(time.time())
     if not body.stream:
-        completion, cached = await gateway.complete(ctx, call)
+        answer = await gateway.complete(ctx, call)
+        completion = answer.completion
         return ok({
             "id": completion_id, "object": "chat.completion", "created": created, "model": completion.model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": completion.content},
                          "finish_reason": completion.finish_reason, "logprobs": None}],
             "usage": completion.usage.model_dump(),
-        }, headers={"x-cache": "HIT" if cached else "MISS"})
+        }, headers={"x-cache": "STALE" if answer.stale else "HIT" if answer.cached else "MISS"})
 
     deltas = gateway.stream(ctx, call)
     # Hold the response until the first content (or the end): until then a failure can still be

@@ -45,6 +45,14 @@ param principalType string = 'User'
 @description('Tenants for the TENANTS app setting: [{tenant, keys: [{id, sha256}], roles?}]. Holds SHA-256 hashes of API keys, never keys.')
 param tenants array = []
 
+@description('MODEL_PRICES app setting: USD per 1M tokens for each chat model, {model: {input_per_1m, output_per_1m}}. Needed for tenant USD limits; check your agreement\'s prices.')
+param modelPrices object = {
+  'gpt-4o-mini': {
+    input_per_1m: json('0.15')
+    output_per_1m: json('0.6')
+  }
+}
+
 @description('Private endpoints and VNet integration for Storage, Cosmos DB, Key Vault and Azure OpenAI, with their public access off.')
 param enableNetworkIsolation bool = false
 
@@ -342,6 +350,7 @@ module api './app/api.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     aiEndpoints: string(aiEndpoints)
     tenants: string(tenants)
+    modelPrices: string(modelPrices)
     cosmosEndpoint: cosmos.outputs.COSMOS_ENDPOINT
     cosmosDatabase: cosmos.outputs.COSMOS_DATABASE
     jobsQueue: jobsQueueName
@@ -512,6 +521,7 @@ output AZURE_CLIENT_ID string = identity.outputs.AZURE_CLIENT_ID
 output AI_ENDPOINTS string = string(aiEndpoints)
 // Tenant ids and SHA-256 hashes of their keys: not secrets.
 output TENANTS string = string(tenants)
+output MODEL_PRICES string = string(modelPrices)
 output COSMOS_ENDPOINT string = cosmos.outputs.COSMOS_ENDPOINT
 output COSMOS_DATABASE string = cosmos.outputs.COSMOS_DATABASE
 output JOBS_QUEUE string = jobsQueueName

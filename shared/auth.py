@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from shared.config import TenantConfig, hash_api_key
+from shared.config import TenantConfig, TenantLimits, hash_api_key
 from shared.errors import Unauthorized
 
 
@@ -16,6 +16,12 @@ class Principal:
     tenant: str
     key_id: str
     roles: tuple[str, ...] = ("user",)
+    limits: TenantLimits = field(default_factory=TenantLimits)
+
+    @property
+    def rate_key(self) -> str:
+        """Rate limits count per key; key ids are unique within a tenant."""
+        return f"{self.tenant}:{self.key_id}"
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:
@@ -36,7 +42,7 @@ class ApiKeyAuthenticator:
 
     def __init__(self, tenants: list[TenantConfig]) -> None:
         self._by_digest = {
-            key.sha256: Principal(tenant.tenant, key.id, tuple(tenant.roles))
+            key.sha256: Principal(tenant.tenant, key.id, tuple(tenant.roles), tenant.limits)
             for tenant in tenants
             for key in tenant.keys
         }
@@ -54,5 +60,5 @@ class ApiKeyAuthenticator:
         """The principal a queue job runs as: producers with queue access are trusted per tenant."""
         for principal in self._by_digest.values():
             if principal.tenant == tenant:
-                return Principal(tenant, "queue", principal.roles)
+                return Principal(tenant, "queue", principal.roles, principal.limits)
         return None

@@ -1,26 +1,95 @@
-"""Response cache behind one port; the Cosmos exact and semantic caches are issue #4's.
+"""Response cache: exact entries in Cosmos `cache`, then the semantic cache; one port for both.
 
-Keys are built from the tenant, the model and the whole normalized request, so the port already
-receives everything a correct cache needs. `NoCache` always misses and stores nothing.
+An exact key is the SHA-256 of tenant, model, system prompt and the whole normalized request,
+sampling parameters included. Expiry is checked on every read (the local emulator never expires
+items); expired entries stay in Cosmos for a while so that, when every model endpoint is down, the
+gateway can serve one flagged stale.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any, Protocol
 
 from shared.auth import Principal
+from shared.cosmos import CosmosState
 from shared.kernel import Completion
+from shared.models import Usage
+
+log = logging.getLogger(__name__)
+# How long past its TTL an entry may still serve as a stale answer in degraded mode.
+STALE_GRACE_S = 24 * 3600
 
 
 class ResponseCache(Protocol):
-    async def lookup(self, principal: Principal, model: str, request: dict[str, Any]) -> Completion | None: ...
+    async def lookup(self, principal: Principal, model: str, request: dict[str, Any], *,
+                     stale_ok: bool = False) -> Completion | None: ...
 
     async def store(self, principal: Principal, model: str, request: dict[str, Any],
                     completion: Completion) -> None: ...
 
 
+def exact_key(tenant: str, model: str, request: dict[str, Any]) -> str:
+    """Canonical JSON, so key order and whitespace around values never split one request in two."""
+    canonical = json.dumps({"tenant": tenant, "model": model, "request": request}, sort_keys=True,
+                           separators=(",", ":"), ensure_ascii=False)
+    return "x:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def completion_doc(completion: Completion) -> dict[str, Any]:
+    doc = asdict(completion)
+    doc["usage"] = completion.usage.model_dump()
+    return doc
+
+
+def completion_from(doc: dict[str, Any]) -> Completion:
+    return Completion(content=doc["content"], finish_reason=doc["finish_reason"], model=doc["model"],
+                      usage=Usage.model_validate(doc["usage"]), endpoint=doc.get("endpoint", ""))
+
+
+class CosmosExactCache:
+    def __init__(self, state: CosmosState, now: Callable[[], float]) -> None:
+        self.state = state
+        self.now = now
+
+    async def lookup(self, principal: Principal, model: str, request: dict[str, Any], *,
+                     stale_ok: bool = False) -> Completion | None:
+        container = await self.state.container("cache")
+        key = exact_key(principal.tenant, model, request)
+        query = container.query_items(
+            "SELECT * FROM c WHERE c.tenant = @tenant AND c.id = @id",
+            parameters=[{"name": "@tenant", "value": principal.tenant}, {"name": "@id", "value": key}],
+            partition_key=principal.tenant,
+        )
+        async for doc in query:
+            fresh = doc["expires_at"] > self.now()
+            if fresh or (stale_ok and doc["expires_at"] + STALE_GRACE_S > self.now()):
+                return completion_from(doc["completion"])
+        return None
+
+    async def store(self, principal: Principal, model: str, request: dict[str, Any],
+                    completion: Completion) -> None:
+        ttl_s = principal.limits.cache_ttl_s
+        if ttl_s <= 0:
+            return
+        container = await self.state.container("cache")
+        now = self.now()
+        await container.upsert_item({
+            "id": exact_key(principal.tenant, model, request), "tenant": principal.tenant, "kind": "exact",
+            "model": model, "completion": completion_doc(completion), "created_at": now,
+            "expires_at": now + ttl_s, "ttl": int(ttl_s + STALE_GRACE_S),
+        })
+
+
 class NoCache:
-    async def lookup(self, principal: Principal, model: str, request: dict[str, Any]) -> Completion | None:
+    """For deployments that turn caching off."""
+
+    async def lookup(self, principal: Principal, model: str, request: dict[str, Any], *,
+                     stale_ok: bool = False) -> Completion | None:
         return None
 
     async def store(self, principal: Principal, model: str, request: dict[str, Any],

@@ -44,14 +44,39 @@ class TenantKey(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
+class TenantLimits(BaseModel):
+    """A tenant's limits; an absent (null) limit means none. Windows reset at 00:00 UTC."""
+
+    model_config = {"extra": "forbid", "frozen": True}
+
+    daily_tokens: int | None = Field(default=None, ge=0)
+    monthly_tokens: int | None = Field(default=None, ge=0)
+    daily_usd: float | None = Field(default=None, ge=0)
+    monthly_usd: float | None = Field(default=None, ge=0)
+    rpm: int | None = Field(default=None, ge=0)  # requests per minute, per key
+    tpm: int | None = Field(default=None, ge=0)  # tokens per minute (prompt + max_tokens), per key
+    allowed_models: tuple[str, ...] | None = None  # None: every configured model
+    cache_ttl_s: int = Field(default=3600, ge=0)  # 0: this tenant's answers are never cached
+
+
 class TenantConfig(BaseModel):
-    """A tenant and its keys; limits join this record in the budgets issue."""
+    """A tenant, its keys (as digests) and its limits."""
 
     model_config = {"extra": "forbid", "frozen": True}
 
     tenant: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     keys: list[TenantKey] = Field(min_length=1)
     roles: list[str] = Field(default_factory=lambda: ["user"])
+    limits: TenantLimits = Field(default_factory=TenantLimits)
+
+
+class ModelPrice(BaseModel):
+    """USD per 1M tokens; so micro-USD per token is the same number."""
+
+    model_config = {"extra": "forbid", "frozen": True}
+
+    input_per_1m: float = Field(ge=0)
+    output_per_1m: float = Field(ge=0)
 
 
 def hash_api_key(key: str) -> str:
@@ -88,6 +113,10 @@ class Settings(BaseSettings):
     ]
     # Client id of the user-assigned managed identity (azure-identity reads the same name).
     azure_client_id: Annotated[str | None, Field(alias="AZURE_CLIENT_ID", json_schema_extra=AZURE)] = None
+    # {"model": {"input_per_1m": 0.15, "output_per_1m": 0.60}}: needed for any tenant USD limit.
+    model_prices: Annotated[
+        dict[str, ModelPrice], Field(alias="MODEL_PRICES", default_factory=dict, json_schema_extra=AZURE)
+    ]
     max_request_bytes: Annotated[int, Field(alias="MAX_REQUEST_BYTES", ge=1024, json_schema_extra=TUNING)] = 1_048_576
     model_timeout_s: Annotated[float, Field(alias="MODEL_TIMEOUT_S", gt=0, json_schema_extra=TUNING)] = 60.0
     # Resilience (issue #3): see README "Resilience settings".
@@ -127,6 +156,14 @@ class Settings(BaseSettings):
                     raise ValueError(f"tenant {tenant.tenant!r}: key {key.id!r} is used twice")
                 seen.add(key.sha256)
         return tenants
+
+    @model_validator(mode="after")
+    def _prices_for_usd_limits(self) -> Settings:
+        if any(t.limits.daily_usd is not None or t.limits.monthly_usd is not None for t in self.tenants):
+            missing = sorted({e.model for e in self.ai_endpoints} - set(self.model_prices))
+            if missing:
+                raise ValueError(f"MODEL_PRICES has no price for {', '.join(missing)} but a tenant has a USD limit")
+        return self
 
     @field_validator("ai_endpoints")
     @classmethod

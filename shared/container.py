@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -12,15 +13,15 @@ from azure.identity.aio import DefaultAzureCredential
 from azure.keyvault.secrets.aio import SecretClient
 
 from shared.auth import ApiKeyAuthenticator
-from shared.budget import NoBudget
-from shared.cache import NoCache
+from shared.budget import CosmosBudgetLedger
+from shared.cache import CosmosExactCache
 from shared.config import Settings, load_settings
 from shared.cosmos import CosmosState, cosmos_client
 from shared.errors import ConfigError, DependencyFailed
 from shared.gateway import Gateway
 from shared.jobs import CosmosJobStore, JobService
 from shared.kernel import KernelEngine, build_endpoint, build_kernel
-from shared.ratelimit import NoRateLimit
+from shared.ratelimit import CosmosRateLimiter
 from shared.resilience.breaker import BreakerSettings
 from shared.resilience.clock import Clock, SystemClock
 from shared.resilience.policy import ResiliencePolicy, RetrySettings
@@ -41,6 +42,7 @@ class Container:
     gateway: Gateway
     jobs: JobService
     auth: ApiKeyAuthenticator
+    budget: CosmosBudgetLedger
 
     async def readiness(self) -> dict[str, str]:
         """Each dependency's state as a word: never an exception's text or a secret."""
@@ -119,10 +121,11 @@ async def build_container(settings: Settings) -> Container:
         for cfg in settings.ai_endpoints
     ]
     engine = KernelEngine(build_kernel(endpoints, build_policy(settings, SystemClock())))
-    gateway = Gateway(engine, NoRateLimit(), NoBudget(), NoCache())
+    budget = CosmosBudgetLedger(cosmos, settings.model_prices)
+    gateway = Gateway(engine, CosmosRateLimiter(cosmos), budget, CosmosExactCache(cosmos, time.time))
     jobs = JobService(CosmosJobStore(cosmos), gateway, lease_s=settings.model_timeout_s * 2)
     return Container(settings, credential, secrets, cosmos, engine, gateway, jobs,
-                     ApiKeyAuthenticator(settings.tenants))
+                     ApiKeyAuthenticator(settings.tenants), budget)
 
 
 class _Root:

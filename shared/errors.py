@@ -71,8 +71,9 @@ class TooManyRequests(AppError):
 
     status, title, type_slug = 429, "Too Many Requests", "too-many-requests"
 
-    def __init__(self, detail: str, *, retry_after_s: float) -> None:
+    def __init__(self, detail: str, *, retry_after_s: float, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail, retry_after_s=retry_after_s)
+        self.headers = headers or {}
 
 
 class UpstreamRefused(AppError):

@@ -38,17 +38,17 @@ Text:
 {{$text}}"""
 
 
-async def build_endpoint(
+async def build_client(
     config: EndpointConfig, *, credential: AsyncTokenCredential | None, secrets: SecretProvider,
     timeout_s: float,
-) -> Endpoint:
-    """One endpoint's SDK client with the SDK's own retries off: our resilience layer retries."""
+) -> AsyncOpenAI:
+    """One endpoint's SDK client (AsyncAzureOpenAI for kind azure_openai) with the SDK's own
+    retries off: our resilience layer retries. Shared by the chat and the embedding services."""
     key = await secrets.get(config.api_key_secret) if config.api_key_secret else None
-    service: ChatCompletionClientBase
     if config.kind == "azure_openai":
         if key is None and credential is None:
             raise ValueError(f"endpoint {config.name!r} has no api_key_secret and no managed identity")
-        client = AsyncAzureOpenAI(
+        return AsyncAzureOpenAI(
             azure_endpoint=config.endpoint,
             api_version=config.api_version,
             api_key=key,
@@ -60,14 +60,22 @@ async def build_endpoint(
             max_retries=0,
             timeout=timeout_s,
         )
+    # OpenAI-compatible servers such as Ollama or vLLM may need no key; the SDK insists on one.
+    return AsyncOpenAI(base_url=config.endpoint, api_key=key or "unused", max_retries=0, timeout=timeout_s)
+
+
+async def build_endpoint(
+    config: EndpointConfig, *, credential: AsyncTokenCredential | None, secrets: SecretProvider,
+    timeout_s: float,
+) -> Endpoint:
+    """One endpoint's chat service over its own SDK client."""
+    client = await build_client(config, credential=credential, secrets=secrets, timeout_s=timeout_s)
+    service: ChatCompletionClientBase
+    if isinstance(client, AsyncAzureOpenAI):
         service = AzureChatCompletion(service_id=config.name, deployment_name=config.deployment,
                                       async_client=client)
     else:
-        # OpenAI-compatible servers such as Ollama or vLLM may need no key; the SDK insists on one.
-        client_oai = AsyncOpenAI(base_url=config.endpoint, api_key=key or "unused", max_retries=0,
-                                 timeout=timeout_s)
-        service = OpenAIChatCompletion(service_id=config.name, ai_model_id=config.model,
-                                       async_client=client_oai)
+        service = OpenAIChatCompletion(service_id=config.name, ai_model_id=config.model, async_client=client)
     return Endpoint(config=config, service=service)
 
 

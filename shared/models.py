@@ -43,6 +43,7 @@ class SummarizeResponse(BaseModel):
     model: str
     usage: Usage
     cached: bool
+    stale: bool = False  # an expired cached answer, served because no model endpoint could answer
     correlation_id: str
 
 
@@ -52,6 +53,7 @@ class ChatResponse(BaseModel):
     model: str
     usage: Usage
     cached: bool
+    stale: bool = False
     correlation_id: str
 
 

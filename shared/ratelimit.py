@@ -1,21 +1,80 @@
-"""Rate limits (RPM/TPM per key) behind one port; the Cosmos-backed limiter is issue #4's.
+"""Rate limits (RPM and TPM per key) in Cosmos `ratelimits`, shared by every instance.
 
-Until it lands the request path calls `NoRateLimit`, which admits everything and says so in its
-name: the seam is real (every request passes through `admit`), the limit is not there yet.
+Fixed one-minute windows, one document per key and minute. Admission is one conditional `incr`
+patch whose filter predicate checks both limits on the server, so instances never race past
+them. TPM counts the request's worst case (prompt + max_tokens) at admission.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosResourceExistsError
+
 from shared.auth import Principal
+from shared.cosmos import CosmosState
+from shared.errors import TooManyRequests
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """What the key has left in this minute (None: no such limit)."""
+
+    remaining_requests: int | None = None
+    remaining_tokens: int | None = None
+
+    def headers(self) -> dict[str, str]:
+        headers = {}
+        if self.remaining_requests is not None:
+            headers["x-ratelimit-remaining-requests"] = str(max(0, self.remaining_requests))
+        if self.remaining_tokens is not None:
+            headers["x-ratelimit-remaining-tokens"] = str(max(0, self.remaining_tokens))
+        return headers
 
 
 class RateLimiter(Protocol):
-    async def admit(self, principal: Principal, estimated_tokens: int) -> None:
+    async def admit(self, principal: Principal, estimated_tokens: int) -> Allowance:
         """Raise TooManyRequests (with Retry-After) when the key is over its RPM or TPM."""
 
 
-class NoRateLimit:
-    async def admit(self, principal: Principal, estimated_tokens: int) -> None:
-        return None
+class CosmosRateLimiter:
+    def __init__(self, state: CosmosState, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.state = state
+        self.now = now
+
+    async def admit(self, principal: Principal, estimated_tokens: int) -> Allowance:
+        rpm, tpm = principal.limits.rpm, principal.limits.tpm
+        if rpm is None and tpm is None:
+            return Allowance()
+        now = self.now()
+        minute = now.replace(second=0, microsecond=0)
+        doc_id = f"{principal.rate_key}:{minute:%Y%m%d%H%M}"
+        container = await self.state.container("ratelimits")
+        with contextlib.suppress(CosmosResourceExistsError):
+            await container.create_item({"id": doc_id, "key": principal.rate_key, "requests": 0, "tokens": 0,
+                                         "ttl": 180})
+        checks = []
+        if rpm is not None:
+            checks.append(f"c.requests <= {rpm - 1}")
+        if tpm is not None:
+            checks.append(f"c.tokens <= {tpm - estimated_tokens}")
+        try:
+            doc = await container.patch_item(
+                doc_id, partition_key=principal.rate_key,
+                patch_operations=[{"op": "incr", "path": "/requests", "value": 1},
+                                  {"op": "incr", "path": "/tokens", "value": estimated_tokens}],
+                filter_predicate="FROM c WHERE " + " AND ".join(checks),
+            )
+        except CosmosAccessConditionFailedError:
+            wait = (minute + timedelta(minutes=1) - now).total_seconds()
+            exhausted = Allowance(None if rpm is None else 0, None if tpm is None else 0)
+            raise TooManyRequests("This API key is over its per-minute request or token limit.",
+                                  retry_after_s=max(1.0, wait), headers=exhausted.headers()) from None
+        return Allowance(
+            remaining_requests=None if rpm is None else rpm - int(doc["requests"]),
+            remaining_tokens=None if tpm is None else tpm - int(doc["tokens"]),
+        )

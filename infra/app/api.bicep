@@ -32,6 +32,9 @@ param aiEndpoints string
 
 @description('JSON list of tenants with SHA-256 hashes of their API keys, never the keys (TENANTS).')
 param tenants string
+
+@description('USD per 1M tokens per model (MODEL_PRICES).')
+param modelPrices string
 param cosmosEndpoint string
 param cosmosDatabase string
 param jobsQueue string
@@ -56,6 +59,7 @@ var appSettings = {
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
   AI_ENDPOINTS: aiEndpoints
   TENANTS: tenants
+  MODEL_PRICES: modelPrices
   COSMOS_ENDPOINT: cosmosEndpoint
   COSMOS_DATABASE: cosmosDatabase
   JOBS_QUEUE: jobsQueue

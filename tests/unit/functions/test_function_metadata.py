@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-import function_app
+FUNCTION_APP = Path(__file__).resolve().parents[3] / "function_app.py"
 
 
 @pytest.fixture(scope="module")
 def functions() -> dict[str, dict[str, Any]]:
-    # get_functions() may run once per app (it records names to refuse duplicates), as in the host.
-    return {f.get_function_name(): json.loads(f.get_function_json()) for f in function_app.app.get_functions()}
+    """The app's functions as the worker indexes them. Loaded under a private module name, so the
+    process-wide `function_app` module (which devhost's own tests replace) is left alone, and
+    get_functions() runs once on this FunctionApp, as in the host (it refuses a second call)."""
+    spec = importlib.util.spec_from_file_location("function_app_under_test", FUNCTION_APP)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {f.get_function_name(): json.loads(f.get_function_json()) for f in module.app.get_functions()}
 
 
 def trigger(function: dict[str, Any]) -> dict[str, Any]:
@@ -28,6 +36,7 @@ EXPECTED_HTTP = {
     "chat": ("v1/chat", ["POST"]),
     "jobs_submit": ("v1/jobs", ["POST"]),
     "jobs_status": ("v1/jobs/{job_id}", ["GET"]),
+    "usage": ("v1/usage", ["GET"]),
     "openai_chat_completions": ("v1/chat/completions", ["POST"]),
     "azure_chat_completions": ("openai/deployments/{deployment}/chat/completions", ["POST"]),
 }
@@ -60,5 +69,5 @@ def test_queue_bindings_use_app_setting_expressions(functions: dict[str, dict[st
 
 
 def test_function_names_are_explicit_and_valid(functions: dict[str, dict[str, Any]]) -> None:
-    assert len(functions) == 11
+    assert len(functions) == 12
     assert all(re.fullmatch(r"[a-z][a-z_]*", name) for name in functions)

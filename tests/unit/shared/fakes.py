@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.auth import Principal
+from shared.budget import Estimate
+from shared.ratelimit import Allowance
 from shared.errors import AppError
 from shared.kernel import Completion, Delta, SamplingParams
 from shared.models import ChatMessage, Usage
@@ -23,6 +25,7 @@ class FakeEngine:
     fail_after: int | None = None  # None: fail before any content (when error is set)
     calls: int = 0
     default_model: str = "gpt-test"
+    finish: str = "stop"
 
     def resolve_model(self, requested: str | None) -> str | None:
         return self.default_model if requested in (None, self.default_model, "chat") else None
@@ -31,7 +34,7 @@ class FakeEngine:
         self.calls += 1
         if self.error is not None:
             raise self.error
-        return Completion(self.answer, "stop", model, USAGE, "primary")
+        return Completion(self.answer, self.finish, model, USAGE, "primary")
 
     async def summarize(self, model: str, text: str, style: str, max_words: int,
                         params: SamplingParams) -> Completion:
@@ -64,23 +67,28 @@ class FakeReservation:
 class FakeBudget:
     events: list[tuple[str, int]] = field(default_factory=list)
 
-    async def reserve(self, principal: Principal, model: str, worst_case_tokens: int) -> FakeReservation:
-        self.events.append(("reserve", worst_case_tokens))
-        return FakeReservation(self, worst_case_tokens)
+    async def reserve(self, principal: Principal, model: str, estimate: Estimate) -> FakeReservation:
+        self.events.append(("reserve", estimate.tokens))
+        return FakeReservation(self, estimate.tokens)
 
 
 @dataclass
 class FakeCache:
     entries: dict[str, Completion] = field(default_factory=dict)
+    expired: set[str] = field(default_factory=set)
     lookups: int = 0
 
     @staticmethod
     def _key(principal: Principal, model: str, request: dict[str, Any]) -> str:
         return f"{principal.tenant}|{model}|{sorted(request.items())!r}"
 
-    async def lookup(self, principal: Principal, model: str, request: dict[str, Any]) -> Completion | None:
+    async def lookup(self, principal: Principal, model: str, request: dict[str, Any], *,
+                     stale_ok: bool = False) -> Completion | None:
         self.lookups += 1
-        return self.entries.get(self._key(principal, model, request))
+        key = self._key(principal, model, request)
+        if key in self.expired and not stale_ok:
+            return None
+        return self.entries.get(key)
 
     async def store(self, principal: Principal, model: str, request: dict[str, Any], completion: Completion) -> None:
         self.entries[self._key(principal, model, request)] = completion
@@ -90,5 +98,6 @@ class FakeCache:
 class CountingLimiter:
     admitted: list[int] = field(default_factory=list)
 
-    async def admit(self, principal: Principal, estimated_tokens: int) -> None:
+    async def admit(self, principal: Principal, estimated_tokens: int) -> Allowance:
         self.admitted.append(estimated_tokens)
+        return Allowance(remaining_requests=99, remaining_tokens=1000 - estimated_tokens)

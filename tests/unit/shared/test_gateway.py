@@ -29,12 +29,15 @@ def chat_call(model: str | None = None) -> ChatCall:
 
 async def test_a_call_reserves_the_worst_case_then_settles_to_real_usage() -> None:
     gateway, _, budget, _, limiter = make()
-    completion, cached = await gateway.complete(CallContext(TENANT_A, "c1"), chat_call())
-    assert not cached and completion.content == "a short answer"
+    ctx = CallContext(TENANT_A, "c1")
+    answer = await gateway.complete(ctx, chat_call())
+    assert not answer.cached and answer.completion.content == "a short answer"
     (kind, reserved), (settle, used) = budget.events
     assert (kind, settle, used) == ("reserve", "settle", USAGE.total_tokens)
     assert reserved >= 50 + 1, "the reservation covers max_tokens plus the prompt"
     assert limiter.admitted == [reserved]
+    assert ctx.response_headers == {"x-ratelimit-remaining-requests": "99",
+                                    "x-ratelimit-remaining-tokens": str(1000 - reserved)}
 
 
 async def test_a_failed_call_releases_its_reservation_and_stores_nothing() -> None:
@@ -48,11 +51,9 @@ async def test_a_failed_call_releases_its_reservation_and_stores_nothing() -> No
 async def test_a_cache_hit_costs_nothing_and_is_scoped_to_the_tenant() -> None:
     gateway, engine, budget, _, _ = make()
     await gateway.complete(CallContext(TENANT_A, "c1"), chat_call())
-    _, cached = await gateway.complete(CallContext(TENANT_A, "c2"), chat_call())
-    assert cached and engine.calls == 1
+    assert (await gateway.complete(CallContext(TENANT_A, "c2"), chat_call())).cached and engine.calls == 1
     assert [e[0] for e in budget.events] == ["reserve", "settle", "reserve", "release"]
-    _, cached_b = await gateway.complete(CallContext(TENANT_B, "c3"), chat_call())
-    assert not cached_b and engine.calls == 2
+    assert not (await gateway.complete(CallContext(TENANT_B, "c3"), chat_call())).cached and engine.calls == 2
 
 
 @pytest.mark.parametrize(("lookup", "store", "expect_calls", "expect_entries"),
@@ -119,3 +120,47 @@ async def test_a_client_leaving_mid_stream_releases_the_reservation_at_once() ->
     await stream.__anext__()
     await stream.aclose()
     assert [e[0] for e in budget.events] == ["reserve", "release"] and cache.entries == {}
+
+
+async def test_degraded_mode_serves_an_expired_answer_flagged_stale() -> None:
+    gateway, engine, budget, cache, _ = make()
+    await gateway.complete(CallContext(TENANT_A, "c"), chat_call())
+    cache.expired.update(cache.entries)
+    engine.error = ServiceUnavailable("every endpoint is down")
+    answer = await gateway.complete(CallContext(TENANT_A, "c"), chat_call())
+    assert (answer.cached, answer.stale, answer.completion.content) == (True, True, "a short answer")
+    assert [e[0] for e in budget.events][-2:] == ["reserve", "release"]
+    with pytest.raises(ServiceUnavailable):  # nothing cached for another tenant: a clear 503
+        await gateway.complete(CallContext(TENANT_B, "c"), chat_call())
+
+
+async def test_only_complete_answers_are_cached() -> None:
+    gateway, engine, _, cache, _ = make()
+    engine.finish = "length"
+    await gateway.complete(CallContext(TENANT_A, "c"), chat_call())
+    assert cache.entries == {}
+
+
+async def test_a_model_not_allowed_for_the_tenant_is_403() -> None:
+    from shared.config import TenantLimits
+    from shared.errors import Forbidden
+
+    gateway, engine, budget, _, _ = make()
+    limited = Principal("tenant-c", "k", limits=TenantLimits(allowed_models=("other-model",)))
+    with pytest.raises(Forbidden):
+        await gateway.complete(CallContext(limited, "c"), chat_call())
+    assert engine.calls == 0 and budget.events == []
+
+
+async def test_a_failing_cache_is_a_miss_not_an_error() -> None:
+    class BrokenCache(FakeCache):
+        async def lookup(self, *args: Any, **kwargs: Any) -> None:
+            raise ConnectionError("cosmos is down")
+
+        async def store(self, *args: Any, **kwargs: Any) -> None:
+            raise ConnectionError("cosmos is down")
+
+    engine, budget = FakeEngine(), FakeBudget()
+    gateway = Gateway(engine, CountingLimiter(), budget, BrokenCache())  # type: ignore[arg-type]
+    answer = await gateway.complete(CallContext(TENANT_A, "c"), chat_call())
+    assert answer.completion.content == "a short answer" and not answer.cached

@@ -1,0 +1,30 @@
+"""Token counts for budgets: the model's own tokenizer where we know it, else an upper bound."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import cache
+
+import bpe_openai
+
+# OpenAI's documented chat framing for gpt-4o-family models: tokens per message, and the reply's
+# priming. Counting it keeps the prompt estimate from undercounting what the model bills.
+TOKENS_PER_MESSAGE = 3
+REPLY_PRIMING = 3
+
+
+@cache
+def counter_for(model: str) -> Callable[[str], int]:
+    """Exact counts for OpenAI models (vocabularies ship inside bpe-openai: nothing downloads).
+    Any other model gets UTF-8 bytes, which no byte-level tokenizer can exceed."""
+    try:
+        encoding = bpe_openai.get_encoding(bpe_openai.encoding_name_for_model(model))
+    except (KeyError, ValueError, bpe_openai.UnsupportedModelError):
+        return lambda text: len(text.encode("utf-8"))
+    return lambda text: len(encoding.encode_ordinary(text))
+
+
+def prompt_tokens(model: str, contents: Sequence[str]) -> int:
+    """What the model will bill for a prompt of these message contents."""
+    count = counter_for(model)
+    return sum(count(c) + TOKENS_PER_MESSAGE for c in contents) + REPLY_PRIMING
