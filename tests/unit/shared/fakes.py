@@ -8,10 +8,10 @@ from typing import Any
 
 from shared.auth import Principal
 from shared.budget import Estimate
-from shared.ratelimit import Allowance
 from shared.errors import AppError
 from shared.kernel import Completion, Delta, SamplingParams
 from shared.models import ChatMessage, Usage
+from shared.ratelimit import Allowance
 
 USAGE = Usage(prompt_tokens=10, completion_tokens=5, total_tokens=15)
 
