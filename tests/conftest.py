@@ -15,10 +15,15 @@ from tools.localenv import LocalStack, Ports
 
 DEV_KEY = "local-dev-key"  # the dev tenant's key, defined in local.settings.example.json
 OTHER_KEY = "other-tenant-key"
-# The example's dev tenant plus a second one, to prove tenants never see each other's data.
+LIMITED_KEY = "limited-tenant-key"
+# The dev tenant without limits (so tests do not run into them), a second tenant to prove tenants
+# never see each other's data, and one with limits and a model allow-list.
 TEST_TENANTS = json.dumps([
     {"tenant": "dev", "keys": [{"id": "dev-local", "sha256": hash_api_key(DEV_KEY)}]},
     {"tenant": "other", "keys": [{"id": "other-1", "sha256": hash_api_key(OTHER_KEY)}]},
+    {"tenant": "limited", "keys": [{"id": "limited-1", "sha256": hash_api_key(LIMITED_KEY)}],
+     "limits": {"rpm": 1000, "tpm": 100000, "daily_tokens": 50000, "daily_usd": 1.0,
+                "allowed_models": ["gpt-4o-mini"]}},
 ])
 
 
