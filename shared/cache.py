@@ -18,7 +18,8 @@ from typing import Any, Protocol
 from shared.auth import Principal
 from shared.cosmos import CosmosState
 from shared.kernel import Completion
-from shared.models import Usage
+from shared.models import ChatMessage, Usage
+from shared.semantic_cache import SemanticCache
 
 log = logging.getLogger(__name__)
 # How long past its TTL an entry may still serve as a stale answer in degraded mode.
@@ -83,6 +84,35 @@ class CosmosExactCache:
             "model": model, "completion": completion_doc(completion), "created_at": now,
             "expires_at": now + ttl_s, "ttl": int(ttl_s + STALE_GRACE_S),
         })
+
+
+class TieredCache:
+    """Exact entries first; then, for single-turn chats, the semantic cache. A stale answer for
+    degraded mode comes from the exact cache only: an approximate and expired answer is too far."""
+
+    def __init__(self, exact: CosmosExactCache, semantic: SemanticCache | None, now: Callable[[], float]) -> None:
+        self.exact = exact
+        self.semantic = semantic
+        self.now = now
+
+    async def lookup(self, principal: Principal, model: str, request: dict[str, Any], *,
+                     stale_ok: bool = False) -> Completion | None:
+        hit = await self.exact.lookup(principal, model, request, stale_ok=stale_ok)
+        if hit is not None or stale_ok or self.semantic is None or request.get("op") != "chat":
+            return hit
+        return await self.semantic.lookup(principal.tenant, model, _messages(request), now=self.now(),
+                                          max_tokens=request["params"]["max_tokens"])
+
+    async def store(self, principal: Principal, model: str, request: dict[str, Any],
+                    completion: Completion) -> None:
+        await self.exact.store(principal, model, request, completion)
+        if self.semantic is not None and request.get("op") == "chat" and principal.limits.cache_ttl_s > 0:
+            await self.semantic.store(principal.tenant, model, _messages(request), completion,
+                                      ttl_s=principal.limits.cache_ttl_s, now=self.now())
+
+
+def _messages(request: dict[str, Any]) -> list[ChatMessage]:
+    return [ChatMessage.model_validate(m) for m in request["messages"]]
 
 
 class NoCache:

@@ -142,6 +142,17 @@ class Settings(BaseSettings):
     breaker_half_open_probes: Annotated[
         int, Field(alias="BREAKER_HALF_OPEN_PROBES", ge=1, json_schema_extra=TUNING)
     ] = 1
+    # Semantic cache (issue #4). Cosine similarity: higher = stricter. "scan" where Cosmos has no
+    # vector search (the local emulator); "off" disables it.
+    semantic_cache_mode: Annotated[
+        Literal["vector", "scan", "off"], Field(alias="SEMANTIC_CACHE_MODE", json_schema_extra=TUNING)
+    ] = "vector"
+    semantic_cache_threshold: Annotated[
+        float, Field(alias="SEMANTIC_CACHE_THRESHOLD", gt=0, le=1, json_schema_extra=TUNING)
+    ] = 0.70
+    semantic_cache_scan_limit: Annotated[
+        int, Field(alias="SEMANTIC_CACHE_SCAN_LIMIT", ge=1, le=5000, json_schema_extra=TUNING)
+    ] = 200
     applicationinsights_connection_string: Annotated[
         str | None, Field(alias="APPLICATIONINSIGHTS_CONNECTION_STRING", json_schema_extra=AZURE)
     ] = None

@@ -14,9 +14,10 @@ from azure.keyvault.secrets.aio import SecretClient
 
 from shared.auth import ApiKeyAuthenticator
 from shared.budget import CosmosBudgetLedger
-from shared.cache import CosmosExactCache
+from shared.cache import CosmosExactCache, TieredCache
 from shared.config import Settings, load_settings
 from shared.cosmos import CosmosState, cosmos_client
+from shared.embeddings import KernelEmbedder, build_embedding_endpoints
 from shared.errors import ConfigError, DependencyFailed
 from shared.gateway import Gateway
 from shared.jobs import CosmosJobStore, JobService
@@ -28,6 +29,7 @@ from shared.resilience.policy import ResiliencePolicy, RetrySettings
 from shared.resilience.pool import EndpointPool
 from shared.resilience.retry_budget import RetryBudget
 from shared.secrets import KeyVaultSecrets, LocalSecrets, SecretProvider
+from shared.semantic_cache import SemanticCache, SemanticCacheSettings, vector_index
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,21 @@ def build_policy(settings: Settings, clock: Clock) -> ResiliencePolicy:
     return ResiliencePolicy(pool, budget, retry, clock)
 
 
+async def build_semantic_cache(settings: Settings, cosmos: CosmosState, credential: AsyncTokenCredential | None,
+                               secrets: SecretProvider) -> SemanticCache | None:
+    """None when turned off or when no endpoint has an embedding deployment."""
+    if settings.semantic_cache_mode == "off":
+        return None
+    endpoints = await build_embedding_endpoints(settings.ai_endpoints, credential=credential, secrets=secrets,
+                                                timeout_s=min(5.0, settings.model_timeout_s))
+    if not endpoints:
+        log.info("semantic cache off: no endpoint has an embedding_deployment")
+        return None
+    config = SemanticCacheSettings(threshold=settings.semantic_cache_threshold,
+                                   scan_limit=settings.semantic_cache_scan_limit, mode=settings.semantic_cache_mode)
+    return SemanticCache(cosmos, KernelEmbedder(endpoints), vector_index(config), config)
+
+
 def _needs_credential(settings: Settings) -> bool:
     return (
         settings.cosmos_key is None
@@ -122,7 +139,9 @@ async def build_container(settings: Settings) -> Container:
     ]
     engine = KernelEngine(build_kernel(endpoints, build_policy(settings, SystemClock())))
     budget = CosmosBudgetLedger(cosmos, settings.model_prices)
-    gateway = Gateway(engine, CosmosRateLimiter(cosmos), budget, CosmosExactCache(cosmos, time.time))
+    semantic = await build_semantic_cache(settings, cosmos, credential, secrets)
+    cache = TieredCache(CosmosExactCache(cosmos, time.time), semantic, time.time)
+    gateway = Gateway(engine, CosmosRateLimiter(cosmos), budget, cache)
     jobs = JobService(CosmosJobStore(cosmos), gateway, lease_s=settings.model_timeout_s * 2)
     return Container(settings, credential, secrets, cosmos, engine, gateway, jobs,
                      ApiKeyAuthenticator(settings.tenants), budget)

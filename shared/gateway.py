@@ -93,7 +93,7 @@ class Gateway:
         key = {"op": "summarize", **req.model_dump(), "params": asdict(params)}
         prompt = render_summarize(req.text, req.style, req.max_words)
         answer = await self._run(
-            ctx, model, key, Estimate(prompt_tokens(model, [prompt]), params.max_tokens),
+            ctx, model, key, Estimate(prompt_tokens(model, [("user", prompt)]), params.max_tokens),
             lambda: self.engine.summarize(model, req.text, req.style, req.max_words, params),
         )
         c = answer.completion
@@ -218,4 +218,4 @@ def _chat_key(call: ChatCall) -> dict[str, Any]:
 
 
 def _estimate(model: str, call: ChatCall) -> Estimate:
-    return Estimate(prompt_tokens(model, [m.content for m in call.messages]), call.params.max_tokens)
+    return Estimate(prompt_tokens(model, [(m.role, m.content) for m in call.messages]), call.params.max_tokens)

@@ -7,8 +7,9 @@ from functools import cache
 
 import bpe_openai
 
-# OpenAI's documented chat framing for gpt-4o-family models: tokens per message, and the reply's
-# priming. Counting it keeps the prompt estimate from undercounting what the model bills.
+# OpenAI's recipe for gpt-4o-family chat prompts (num_tokens_from_messages): each message bills its
+# role, its content and 3 framing tokens; the reply's priming bills 3. Counting all of it keeps the
+# estimate from undercounting what the model bills.
 TOKENS_PER_MESSAGE = 3
 REPLY_PRIMING = 3
 
@@ -24,7 +25,7 @@ def counter_for(model: str) -> Callable[[str], int]:
     return lambda text: len(encoding.encode_ordinary(text))
 
 
-def prompt_tokens(model: str, contents: Sequence[str]) -> int:
-    """What the model will bill for a prompt of these message contents."""
+def prompt_tokens(model: str, messages: Sequence[tuple[str, str]]) -> int:
+    """What the model will bill for a prompt of these (role, content) messages."""
     count = counter_for(model)
-    return sum(count(c) + TOKENS_PER_MESSAGE for c in contents) + REPLY_PRIMING
+    return sum(count(role) + count(content) + TOKENS_PER_MESSAGE for role, content in messages) + REPLY_PRIMING

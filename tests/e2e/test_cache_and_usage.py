@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import DEV_KEY, LIMITED_KEY
+from tests.conftest import DEV_KEY, LIMITED_KEY, OTHER_KEY
 
 pytestmark = pytest.mark.e2e
 
@@ -81,3 +81,20 @@ def test_the_allow_list_admits_every_endpoint_of_an_allowed_model(anonymous: htt
     response = anonymous.post("/openai/deployments/secondary/chat/completions", headers={"api-key": LIMITED_KEY},
                               json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5})
     assert response.status_code == 200
+
+
+def test_a_rephrased_question_is_served_by_the_semantic_cache_within_the_tenant(api: httpx.Client) -> None:
+    system = {"role": "system", "content": f"You are the support desk of shop {uuid.uuid4().hex}."}
+
+    def ask(question: str, key: str = DEV_KEY) -> dict[str, object]:
+        response = api.post("/v1/chat", headers={"x-api-key": key},
+                            json={"messages": [system, {"role": "user", "content": question}], "max_tokens": 200})
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    first = ask("How do I reset my password?")
+    assert first["cached"] is False and first["finish_reason"] == "stop"
+    again = ask("How can I reset my password, please?")
+    assert again["cached"] is True and again["content"] == first["content"]
+    assert ask("How do I reset my username?")["cached"] is False, "another key term never shares an answer"
+    assert ask("How can I reset my password, please?", OTHER_KEY)["cached"] is False, "never across tenants"

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 BUDGET_KEY, RPM_KEY = "budget-tenant-key", "rpm-tenant-key"
 PROMPT = "Tell me one fact about the tides in the north channel."
 MAX_TOKENS = 16  # below the simulator's shortest answer: every answer uses exactly this many
-PER_REQUEST = prompt_tokens("gpt-4o-mini", [PROMPT]) + MAX_TOKENS
+PER_REQUEST = prompt_tokens("gpt-4o-mini", [("user", PROMPT)]) + MAX_TOKENS
 DAILY_LIMIT = 30 * PER_REQUEST + PER_REQUEST // 2  # room for 30 requests, not 31
 TENANTS = json.dumps([
     {"tenant": "budgeted", "keys": [{"id": "b1", "sha256": hash_api_key(BUDGET_KEY)}],
@@ -70,8 +70,10 @@ def reset_sims(stack: LocalStack) -> None:
 async def test_a_daily_budget_holds_across_four_instances(stack: LocalStack, four_apps: list[str]) -> None:
     reset_sims(stack)
     statuses = await burst(four_apps, BUDGET_KEY, 200)
-    calls, billed = sim_stats(stack)
-    usage = httpx.get(f"{four_apps[0]}/api/v1/usage", headers={"x-api-key": BUDGET_KEY}).json()["daily"]
+    calls, billed = await asyncio.to_thread(sim_stats, stack)
+    async with httpx.AsyncClient() as client:
+        report = await client.get(f"{four_apps[0]}/api/v1/usage", headers={"x-api-key": BUDGET_KEY})
+    usage = report.json()["daily"]
     print(f"statuses={dict(statuses)} model_calls={calls} billed={billed} limit={DAILY_LIMIT} usage={usage}")
     assert set(statuses) <= {200, 429}
     assert billed <= DAILY_LIMIT, "the models never billed more than the budget"

@@ -37,7 +37,7 @@ class Fault(BaseModel):
 
     @property
     def drop_after(self) -> int:
-        """Content tokens a dropped stream still delivers."""
+        """Content chunks (one token each, bar split characters) a dropped stream still delivers."""
         return DEFAULT_AFTER_TOKENS if self.after_tokens is None else self.after_tokens
 
     def retry_headers(self) -> dict[str, str]:

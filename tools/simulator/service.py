@@ -26,7 +26,7 @@ from tools.simulator.responses import (
 )
 from tools.simulator.schemas import ChatRequest, EmbeddingRequest, InvalidRequest, parse
 from tools.simulator.stats import Stats
-from tools.simulator.text import count_prompt_tokens, count_tokens, generate_answer
+from tools.simulator.text import InputTooLong, count_prompt_tokens, count_tokens, generate_answer, tokenizer
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -51,6 +51,8 @@ class Simulator:
         # Injected so in-process tests can answer instantly yet still exercise every latency path.
         self._sleep = sleep
         self._closing = asyncio.Event()
+        # Load the vocabulary now (about a second) rather than in the first request's latency.
+        tokenizer()
 
     def close(self) -> None:
         """Release requests hanging on a "timeout" fault, so the server can stop promptly."""
@@ -63,12 +65,12 @@ class Simulator:
         try:
             body = parse(ChatRequest, await request.body())
             model = _model_name(request, body.model)
-        except InvalidRequest as exc:
+            messages = [(message.role, message.text) for message in body.messages]
+            prompt_tokens = count_prompt_tokens(messages)
+        except (InvalidRequest, InputTooLong) as exc:
             record("400")
             return openai_error(400, str(exc))
 
-        messages = [(message.role, message.text) for message in body.messages]
-        prompt_tokens = count_prompt_tokens([text for _, text in messages])
         answer = generate_answer(messages, seed=self.config.seed, max_tokens=body.token_cap)
         completion = Completion(model, self.config.region)
 
@@ -90,11 +92,12 @@ class Simulator:
             sent = 0
             try:
                 await write(completion.chunk({"role": "assistant", "content": ""}))
+                # One chunk per token (a few for a character split between tokens); after_tokens counts chunks.
                 for piece in answer.pieces[:drop_after]:
                     # The per-token cost is paid between chunks, as a model decodes.
-                    await self._sleep(self.config.ms_per_token / 1000)
-                    await write(completion.chunk({"content": piece}))
-                    sent += 1
+                    await self._sleep(self.config.ms_per_token * piece.tokens / 1000)
+                    await write(completion.chunk({"content": piece.text}))
+                    sent += piece.tokens
                 if drop_after is not None:
                     record("dropped", prompt_tokens, sent)
                     raise DroppedConnection(f"dropped after {sent} tokens")
@@ -118,7 +121,9 @@ class Simulator:
         try:
             body = parse(EmbeddingRequest, await request.body())
             model = _model_name(request, body.model)
-        except InvalidRequest as exc:
+            # Counted with the chat model's tokenizer, like every count the simulator reports.
+            prompt_tokens = sum(count_tokens(text) for text in body.texts)
+        except (InvalidRequest, InputTooLong) as exc:
             record("400")
             return openai_error(400, str(exc))
 
@@ -133,7 +138,6 @@ class Simulator:
             {"object": "embedding", "index": index, "embedding": encode(embed(text, dims), encoding_format)}
             for index, text in enumerate(body.texts)
         ]
-        prompt_tokens = sum(count_tokens(text) for text in body.texts)
         result = {
             "object": "list",
             "data": data,

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import bpe_openai
 import httpx
 import pytest
 
 from tools.simulator.process import SimulatorProcess
-from tools.simulator.text import count_tokens
 
 PROMPT = [{"role": "user", "content": "Explain why the deployment failed and what to roll back first."}]
 
@@ -51,7 +51,8 @@ def test_a_client_leaving_mid_stream_is_billed_for_what_was_sent(slow_simulator:
     stats = wait_for_stats(slow_simulator, "client_disconnected")
 
     assert stats["requests"] == 1
-    assert stats["prompt_tokens"] == count_tokens(PROMPT[0]["content"]) + 3 + 3
+    # The prompt as gpt-4o-mini bills it: o200k tokens of the message, 3 per message, 3 for the reply.
+    assert stats["prompt_tokens"] == len(bpe_openai.get_encoding("o200k_base").encode(PROMPT[0]["content"])) + 1 + 3 + 3
     # The server may slip one more token out before it notices; never the whole answer.
     assert 2 <= stats["completion_tokens"] <= 4
     assert "POST /v1/chat/completions -> client_disconnected" in slow_simulator.log()

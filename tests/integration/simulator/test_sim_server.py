@@ -6,17 +6,25 @@ import math
 import time
 from collections.abc import Iterator
 
+import bpe_openai
 import httpx
 import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
 from tools.simulator.process import SimulatorProcess
-from tools.simulator.text import count_tokens
+
+# gpt-4o-mini's tokenizer, straight from the package: usage must be what the real model bills.
+O200K = bpe_openai.get_encoding("o200k_base")
+
+
+def o200k(text: str) -> int:
+    return len(O200K.encode(text))
+
 
 TEXT = "Summarise: revenue grew 12% in Europe while costs fell in Asia."
 PROMPT: list[ChatCompletionMessageParam] = [{"role": "user", "content": TEXT}]
-PROMPT_TOKENS = count_tokens(TEXT) + 3 + 3
+PROMPT_TOKENS = 1 + o200k(TEXT) + 3 + 3  # role "user", content, framing, reply priming
 
 
 @pytest.fixture(autouse=True)
@@ -61,10 +69,10 @@ def test_openai_chat_reports_exact_usage_and_a_simulator_model(oai: openai.OpenA
     assert completion.choices[0].finish_reason == "stop"
     assert completion.usage is not None
     assert completion.usage.prompt_tokens == PROMPT_TOKENS
-    assert completion.usage.completion_tokens == count_tokens(content)
-    assert completion.usage.total_tokens == PROMPT_TOKENS + count_tokens(content)
+    assert completion.usage.completion_tokens == o200k(content)
+    assert completion.usage.total_tokens == PROMPT_TOKENS + o200k(content)
     # Default latency: 20 ms, then 2 ms per generated token.
-    assert elapsed >= (20 + 2 * count_tokens(content)) / 1000
+    assert elapsed >= (20 + 2 * o200k(content)) / 1000
     assert plain_answer(oai) == content, "same prompt and seed must give the same answer"
 
 
@@ -83,8 +91,10 @@ def test_azure_stream_with_usage_equals_the_plain_answer(azure: openai.AzureOpen
     content_chunks = [c for c in chunks if c.choices and c.choices[0].delta.content]
     assert chunks[0].choices[0].delta.role == "assistant"
     assert all(c.model == "simulator-chat-deployment" for c in chunks)
-    assert all(count_tokens(c.choices[0].delta.content or "") == 1 for c in content_chunks)
-    assert "".join(c.choices[0].delta.content or "" for c in content_chunks) == plain.choices[0].message.content
+    pieces = [c.choices[0].delta.content or "" for c in content_chunks]
+    assert "".join(pieces) == plain.choices[0].message.content
+    # One chunk per o200k token of the answer.
+    assert pieces == [O200K.decode([token]) for token in O200K.encode("".join(pieces))]
     assert chunks[-2].choices[0].finish_reason == "stop"
     assert chunks[-1].choices == []
     assert chunks[-1].usage is not None and plain.usage is not None
@@ -104,8 +114,9 @@ def test_max_tokens_caps_the_answer(oai: openai.OpenAI, azure: openai.AzureOpenA
 
     assert capped.choices[0].finish_reason == "length"
     assert capped.usage is not None and capped.usage.completion_tokens == 5
-    assert count_tokens(capped.choices[0].message.content or "") == 5
+    assert o200k(capped.choices[0].message.content or "") == 5
     assert newer.usage is not None and newer.usage.completion_tokens == 7
+    assert o200k(newer.choices[0].message.content or "") == 7
 
 
 def test_embeddings_are_the_same_through_both_clients_and_encodings(
@@ -124,7 +135,7 @@ def test_embeddings_are_the_same_through_both_clients_and_encodings(
     assert [item.embedding for item in floats.data] == [pytest.approx(v, abs=1e-6) for v in (a, b, c)]
     assert cosine(a, b) > 0.5
     assert cosine(a, c) < 0.3
-    assert default.usage.prompt_tokens == default.usage.total_tokens == sum(count_tokens(t) for t in texts)
+    assert default.usage.prompt_tokens == default.usage.total_tokens == sum(o200k(t) for t in texts)
 
 
 def cosine(a: list[float], b: list[float]) -> float:
@@ -217,7 +228,7 @@ def test_drop_stream_breaks_the_stream_after_n_tokens(
 
     assert len(received) == 1 + after_tokens  # the role chunk, then the tokens sent
     assert full.startswith("".join(received))
-    assert count_tokens("".join(received)) == after_tokens
+    assert "".join(received) == O200K.decode(O200K.encode(full)[:after_tokens])
     assert control.get("/_sim/stats").json() == {
         "requests": 1,
         "by_status": {"dropped": 1},

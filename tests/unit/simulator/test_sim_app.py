@@ -6,11 +6,16 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import bpe_openai
 import httpx
 import pytest
 
 from tools.simulator import Simulator, SimulatorConfig, create_app
-from tools.simulator.text import count_tokens
+from tools.simulator.responses import DroppedConnection
+from tools.simulator.text import generate_answer
+
+# What gpt-4o-mini bills in; usage must match it exactly, whatever the simulator does inside.
+O200K = bpe_openai.get_encoding("o200k_base")
 
 KEY = {"api-key": "any"}
 QUESTION = "Tell me about the quarterly numbers."
@@ -45,6 +50,10 @@ async def client(sim: Simulator) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+def o200k(text: str) -> int:
+    return len(O200K.encode(text))
+
+
 def sse_payloads(text: str) -> list[Any]:
     events = [line.removeprefix("data: ") for line in text.split("\n\n") if line]
     assert events[-1] == "[DONE]"
@@ -62,8 +71,8 @@ async def test_chat_usage_matches_the_content_and_latency_is_base_plus_per_token
     assert response.status_code == 200
     assert response.headers["x-sim-region"] == "west"
     assert body["model"] == "simulator-gpt-4o"
-    assert usage["completion_tokens"] == count_tokens(content)
-    assert usage["prompt_tokens"] == count_tokens(QUESTION) + 3 + 3
+    assert usage["completion_tokens"] == o200k(content)
+    assert usage["prompt_tokens"] == 1 + o200k(QUESTION) + 3 + 3  # role "user" is one token
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     assert sleep.waits == pytest.approx([0.020, 0.002 * usage["completion_tokens"]])
 
@@ -77,7 +86,19 @@ async def test_azure_route_names_the_deployment_and_text_parts_count(client: htt
     )
 
     assert response.json()["model"] == "simulator-chat-dep"
-    assert response.json()["usage"]["prompt_tokens"] == 3 + 3 + 3
+    assert response.json()["usage"]["prompt_tokens"] == 1 + o200k("Hello there!") + 3 + 3
+
+
+async def test_usage_for_the_harbour_master_example(client: httpx.AsyncClient) -> None:
+    # "Hello there, harbour master" is 5 o200k tokens: Hello| there|,| harbour| master.
+    # Prompt: 1 for the role + 5 + 3 for the message + 3 for the reply; the answer is capped at 5 tokens.
+    request = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello there, harbour master"}]}
+    response = await client.post("/v1/chat/completions", json={**request, "max_tokens": 5}, headers=KEY)
+
+    body = response.json()
+    assert body["usage"] == {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+    assert body["choices"][0]["finish_reason"] == "length"
+    assert o200k(body["choices"][0]["message"]["content"]) == 5
 
 
 async def test_stream_spends_a_token_delay_per_chunk_and_matches_the_plain_answer(
@@ -94,6 +115,9 @@ async def test_stream_spends_a_token_delay_per_chunk_and_matches_the_plain_answe
     assert response.headers["content-type"].startswith("text/event-stream")
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert "".join(pieces) == plain["choices"][0]["message"]["content"]
+    # An English answer streams exactly one token per chunk.
+    assert pieces == [O200K.decode([token]) for token in O200K.encode("".join(pieces))]
+    assert len(pieces) == plain["usage"]["completion_tokens"]
     assert chunks[-2]["choices"][0] == {"index": 0, "delta": {}, "finish_reason": "stop", "logprobs": None}
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == plain["usage"]
     assert sleep.waits == pytest.approx([0.020] + [0.002] * len(pieces))
@@ -144,7 +168,11 @@ async def test_requests_without_a_key_get_401(client: httpx.AsyncClient, headers
 
 
 async def test_embeddings_are_deterministic_in_both_encodings(client: httpx.AsyncClient) -> None:
-    request = {"model": "emb", "input": ["same words here", "same words here", "other"], "dimensions": 8}
+    request: dict[str, Any] = {
+        "model": "emb",
+        "input": ["same words here", "same words here", "other harbour"],
+        "dimensions": 8,
+    }
     floats = (await client.post("/v1/embeddings", json=request, headers=KEY)).json()
     b64 = (await client.post("/v1/embeddings", json={**request, "encoding_format": "base64"}, headers=KEY)).json()
 
@@ -152,8 +180,54 @@ async def test_embeddings_are_deterministic_in_both_encodings(client: httpx.Asyn
     assert [item["index"] for item in floats["data"]] == [0, 1, 2]
     assert len(vectors[0]) == 8 and vectors[0] == vectors[1] != vectors[2]
     assert isinstance(b64["data"][0]["embedding"], str)
-    assert floats["usage"] == {"prompt_tokens": 7, "total_tokens": 7}
+    billed = sum(o200k(text) for text in request["input"])
+    assert floats["usage"] == {"prompt_tokens": billed, "total_tokens": billed}
     assert floats["model"] == "simulator-emb"
+
+
+async def test_a_stream_never_splits_a_character_and_a_drop_bills_the_tokens_of_its_chunks(
+    client: httpx.AsyncClient, sim: Simulator, sleep: RecordedSleep
+) -> None:
+    # Rare CJK characters take several tokens each: a chunk carries whole characters, and costs
+    # (in latency and in billing) as many tokens as it holds.
+    rare = "龘 鱻 齉 靐"
+    request = {
+        "model": "m",
+        "messages": [{"role": "user", "content": rare}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    answer = generate_answer([("user", rare)], seed=sim.config.seed, max_tokens=None)
+
+    chunks = sse_payloads((await client.post("/v1/chat/completions", json=request, headers=KEY)).text)
+    pieces = [chunk["choices"][0]["delta"]["content"] for chunk in chunks[1:-2]]
+    assert pieces == [piece.text for piece in answer.pieces]
+    assert "\ufffd" not in "".join(pieces)
+    assert len(pieces) < chunks[-1]["usage"]["completion_tokens"] == o200k("".join(pieces))
+
+    sim.stats.reset()
+    sleep.waits.clear()
+    await client.post("/_sim/faults", json={"status": "drop_stream", "after_tokens": 4})
+    # The in-process transport re-raises the cut instead of handing back a broken stream.
+    with pytest.raises(DroppedConnection):
+        await client.post("/v1/chat/completions", json=request, headers=KEY)
+
+    sent = answer.pieces[:4]
+    assert sim.stats.snapshot()["completion_tokens"] == sum(piece.tokens for piece in sent) > 4
+    assert sim.stats.snapshot()["prompt_tokens"] == 1 + o200k(rare) + 3 + 3
+    assert sleep.waits == pytest.approx([0.020] + [0.002 * piece.tokens for piece in sent])
+
+
+async def test_inputs_too_long_to_tokenize_get_400(client: httpx.AsyncClient, sim: Simulator) -> None:
+    huge = "a " * 600_000
+    chat = {"model": "m", "messages": [{"role": "user", "content": huge}]}
+
+    chat_response = await client.post("/v1/chat/completions", json=chat, headers=KEY)
+    embedding_response = await client.post("/v1/embeddings", json={"model": "e", "input": huge}, headers=KEY)
+
+    assert chat_response.status_code == embedding_response.status_code == 400
+    assert "too long" in chat_response.json()["error"]["message"]
+    assert sim.stats.snapshot()["by_status"] == {"400": 2}
 
 
 @pytest.mark.parametrize("bad_input", ["", [], [""], [1, 2], 5])
