@@ -18,9 +18,17 @@ BENCH_KEY = "bench-key"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("suite", nargs="?", default="resilience", choices=["resilience"])
+    parser.add_argument("suite", nargs="?", default="resilience", choices=["resilience", "cache", "semantic_cache"])
     parser.add_argument("--requests", type=int, default=None, help="requests per scenario (default: each scenario's)")
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.suite == "cache":
+        from bench import cache
+
+        return cache.main(rest + (["--requests", str(args.requests)] if args.requests else []))
+    if args.suite == "semantic_cache":
+        from bench import semantic_cache
+
+        return int(semantic_cache.main(rest) or 0)
     tenants = json.dumps([{"tenant": "bench", "keys": [{"id": "bench", "sha256": hash_api_key(BENCH_KEY)}]}])
     with tempfile.TemporaryDirectory() as tmp, LocalStack(ports=Ports.free(), data_dir=Path(tmp),
                                                          log_to_files=True) as stack:

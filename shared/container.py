@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.pipeline.transport import AsyncHttpTransport
 from azure.identity.aio import DefaultAzureCredential
 from azure.keyvault.secrets.aio import SecretClient
 
@@ -119,7 +120,7 @@ def _needs_credential(settings: Settings) -> bool:
     )
 
 
-async def build_container(settings: Settings) -> Container:
+async def build_container(settings: Settings, cosmos_transport: AsyncHttpTransport | None = None) -> Container:
     credential: AsyncTokenCredential | None = None
     if _needs_credential(settings):
         # In Azure: the user-assigned managed identity (AZURE_CLIENT_ID); on a developer's
@@ -131,7 +132,7 @@ async def build_container(settings: Settings) -> Container:
         secrets = KeyVaultSecrets(SecretClient(settings.key_vault_uri, credential))
     else:
         secrets = LocalSecrets(settings.local_secrets)
-    cosmos = CosmosState(cosmos_client(settings, credential), settings.cosmos_database,
+    cosmos = CosmosState(cosmos_client(settings, credential, cosmos_transport), settings.cosmos_database,
                          settings.cosmos_create_containers)
     endpoints = [
         await build_endpoint(cfg, credential=credential, secrets=secrets, timeout_s=settings.model_timeout_s)

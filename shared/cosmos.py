@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.pipeline.transport import AsyncHttpTransport
 from azure.cosmos import PartitionKey
 from azure.cosmos.aio import ContainerProxy, CosmosClient, DatabaseProxy
 
@@ -20,7 +21,8 @@ CONTAINERS: dict[str, str] = {
 }
 
 
-def cosmos_client(settings: Settings, credential: AsyncTokenCredential | None) -> CosmosClient:
+def cosmos_client(settings: Settings, credential: AsyncTokenCredential | None,
+                  transport: AsyncHttpTransport | None = None) -> CosmosClient:
     """Key for the local emulator only; managed identity everywhere else. The SDK keeps its own
     tuned retries for throttling (ours are never wrapped around it)."""
     auth: Any = settings.cosmos_key.get_secret_value() if settings.cosmos_key else credential
@@ -29,7 +31,9 @@ def cosmos_client(settings: Settings, credential: AsyncTokenCredential | None) -
     # The emulator serves one plain-HTTP region: endpoint discovery would redirect to an address
     # it does not serve, so it is off there; real accounts keep discovery for multi-region reads.
     discovery = not settings.cosmos_endpoint.startswith("http://")
-    return CosmosClient(settings.cosmos_endpoint, credential=auth, enable_endpoint_discovery=discovery)
+    # `transport` is for measuring (bench/cache.py counts requests); None is the SDK's default.
+    extra: dict[str, Any] = {"transport": transport} if transport is not None else {}
+    return CosmosClient(settings.cosmos_endpoint, credential=auth, enable_endpoint_discovery=discovery, **extra)
 
 
 class CosmosState:

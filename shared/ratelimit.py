@@ -45,6 +45,7 @@ class CosmosRateLimiter:
     def __init__(self, state: CosmosState, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.state = state
         self.now = now
+        self._created: set[str] = set()  # this minute's documents this process knows exist
 
     async def admit(self, principal: Principal, estimated_tokens: int) -> Allowance:
         rpm, tpm = principal.limits.rpm, principal.limits.tpm
@@ -54,9 +55,13 @@ class CosmosRateLimiter:
         minute = now.replace(second=0, microsecond=0)
         doc_id = f"{principal.rate_key}:{minute:%Y%m%d%H%M}"
         container = await self.state.container("ratelimits")
-        with contextlib.suppress(CosmosResourceExistsError):
-            await container.create_item({"id": doc_id, "key": principal.rate_key, "requests": 0, "tokens": 0,
-                                         "ttl": 180})
+        if doc_id not in self._created:
+            with contextlib.suppress(CosmosResourceExistsError):
+                await container.create_item({"id": doc_id, "key": principal.rate_key, "requests": 0, "tokens": 0,
+                                             "ttl": 180})
+            if len(self._created) > 10_000:
+                self._created.clear()  # past minutes are never asked for again; this bounds memory
+            self._created.add(doc_id)
         checks = []
         if rpm is not None:
             checks.append(f"c.requests <= {rpm - 1}")
