@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
@@ -120,7 +121,8 @@ def _needs_credential(settings: Settings) -> bool:
     )
 
 
-async def build_container(settings: Settings, cosmos_transport: AsyncHttpTransport | None = None) -> Container:
+async def build_container(settings: Settings,
+                          cosmos_transport: AsyncHttpTransport[Any, Any] | None = None) -> Container:
     credential: AsyncTokenCredential | None = None
     if _needs_credential(settings):
         # In Azure: the user-assigned managed identity (AZURE_CLIENT_ID); on a developer's

@@ -22,7 +22,7 @@ CONTAINERS: dict[str, str] = {
 
 
 def cosmos_client(settings: Settings, credential: AsyncTokenCredential | None,
-                  transport: AsyncHttpTransport | None = None) -> CosmosClient:
+                  transport: AsyncHttpTransport[Any, Any] | None = None) -> CosmosClient:
     """Key for the local emulator only; managed identity everywhere else. The SDK keeps its own
     tuned retries for throttling (ours are never wrapped around it)."""
     auth: Any = settings.cosmos_key.get_secret_value() if settings.cosmos_key else credential
