@@ -49,7 +49,9 @@ test: deps lint typecheck infra-check
 	$(PY) -m pytest -q
 
 bench: deps
-	$(PY) -m bench
+	$(PY) -m bench resilience
+	$(PY) -m bench cache
+	$(PY) -m bench semantic_cache
 
 clean:
 	rm -rf .local .pytest_cache .mypy_cache .ruff_cache
