@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import azure.functions as func
+from azure.core.exceptions import AzureError
 from azurefunctions.extensions.http.fastapi import JSONResponse, Request, Response
 from pydantic import BaseModel, ValidationError
 
@@ -18,6 +19,7 @@ from shared.correlation import correlation_id
 from shared.errors import (
     AppError,
     BadRequest,
+    DependencyFailed,
     PayloadTooLarge,
     UnsupportedMediaType,
     ValidationFailed,
@@ -84,6 +86,11 @@ async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]]) ->
         response = await work(Scope(req, cid, container, principal, context))
     except AppError as err:
         response = problem(err, cid)
+    except AzureError as exc:
+        # Cosmos, Storage or Key Vault failed after the SDK's own retries: ours to fix, not the
+        # caller's, and worth retrying later.
+        log.error("dependency failed (correlation_id=%s): %s", cid, type(exc).__name__)
+        response = problem(DependencyFailed("A storage dependency is unavailable. Try again later."), cid)
     except Exception:
         log.exception("unhandled error (correlation_id=%s)", cid)
         response = problem(AppError("An unexpected error occurred. Quote the correlation id if you report it."), cid)

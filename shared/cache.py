@@ -97,6 +97,8 @@ class TieredCache:
 
     async def lookup(self, principal: Principal, model: str, request: dict[str, Any], *,
                      stale_ok: bool = False) -> Completion | None:
+        if principal.limits.cache_ttl_s <= 0:
+            return None  # nothing of this tenant's is ever stored: no Cosmos read, no embedding call
         hit = await self.exact.lookup(principal, model, request, stale_ok=stale_ok)
         if hit is not None or stale_ok or self.semantic is None or request.get("op") != "chat":
             return hit

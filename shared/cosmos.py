@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.pipeline.transport import AsyncHttpTransport
 from azure.cosmos import PartitionKey
 from azure.cosmos.aio import ContainerProxy, CosmosClient, DatabaseProxy
+from azure.cosmos.exceptions import CosmosResourceExistsError
 
 from shared.config import Settings
 
@@ -61,9 +63,14 @@ class CosmosState:
     async def _open(self) -> DatabaseProxy:
         if not self._create:
             return self.client.get_database_client(self._database_name)
-        db = await self.client.create_database_if_not_exists(self._database_name)
+        # "If not exists" reads, then creates: instances starting together race between the two,
+        # and the loser's create gets a 409. The resource exists then, which is all that is asked.
+        with contextlib.suppress(CosmosResourceExistsError):
+            await self.client.create_database_if_not_exists(self._database_name)
+        db = self.client.get_database_client(self._database_name)
         for name, pk in CONTAINERS.items():
-            await db.create_container_if_not_exists(name, partition_key=PartitionKey(path=pk))
+            with contextlib.suppress(CosmosResourceExistsError):
+                await db.create_container_if_not_exists(name, partition_key=PartitionKey(path=pk))
         return db
 
     async def ping(self) -> None:

@@ -164,3 +164,22 @@ async def test_a_failing_cache_is_a_miss_not_an_error() -> None:
     gateway = Gateway(engine, CountingLimiter(), budget, BrokenCache())  # type: ignore[arg-type]
     answer = await gateway.complete(CallContext(TENANT_A, "c"), chat_call())
     assert answer.completion.content == "a short answer" and not answer.cached
+
+
+async def test_a_tenant_that_caches_nothing_pays_for_no_lookups() -> None:
+    from shared.cache import TieredCache
+    from shared.config import TenantLimits
+
+    class Exploding:
+        async def lookup(self, *args: Any, **kwargs: Any) -> None:
+            raise AssertionError("no lookup for a tenant with cache_ttl_s 0")
+
+        async def store(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    tiered = TieredCache(Exploding(), Exploding(), now=lambda: 0.0)  # type: ignore[arg-type]
+    engine = FakeEngine()
+    gateway = Gateway(engine, CountingLimiter(), FakeBudget(), tiered)  # type: ignore[arg-type]
+    never = Principal("tenant-d", "k", limits=TenantLimits(cache_ttl_s=0))
+    answer = await gateway.complete(CallContext(never, "c"), chat_call())
+    assert not answer.cached and engine.calls == 1
