@@ -234,9 +234,16 @@ def _http_status(url: str) -> int | None:
         return None
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
 def _interrupts_stop(stack: LocalStack) -> Iterator[None]:
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Installed explicitly: a process started with SIGINT ignored (as a background job is) would
+    # otherwise never see Ctrl-C, and SIGTERM from a supervisor must stop the stack too.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         yield
     except KeyboardInterrupt:
