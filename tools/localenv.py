@@ -249,8 +249,11 @@ def _interrupts_stop(stack: LocalStack) -> Iterator[None]:
     except KeyboardInterrupt:
         pass
     finally:
-        print("\nstopping the local stack...", file=sys.stderr)
+        # Stop first: the terminal (or a pipe) may already be gone, and a failed print must not
+        # leave the emulators running.
         stack.stop()
+        with contextlib.suppress(OSError):
+            print("\nthe local stack has stopped", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
