@@ -115,15 +115,3 @@ class TieredCache:
 
 def _messages(request: dict[str, Any]) -> list[ChatMessage]:
     return [ChatMessage.model_validate(m) for m in request["messages"]]
-
-
-class NoCache:
-    """For deployments that turn caching off."""
-
-    async def lookup(self, principal: Principal, model: str, request: dict[str, Any], *,
-                     stale_ok: bool = False) -> Completion | None:
-        return None
-
-    async def store(self, principal: Principal, model: str, request: dict[str, Any],
-                    completion: Completion) -> None:
-        return None

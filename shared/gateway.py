@@ -135,19 +135,17 @@ class Gateway:
                     usage = delta.usage or usage
                     answered_by = delta.model or answered_by
                     yield delta
-            except ServiceUnavailable as exc:
+            except AppError as exc:
                 if any(parts):
                     raise StreamInterrupted("The model's answer was cut off. Retry the request.") from exc
-                stale = await self._lookup(ctx, model, key, stale_ok=True)
+                # Nothing sent yet: in degraded mode an expired answer, flagged, beats a 503.
+                stale = await self._lookup(ctx, model, key, stale_ok=True) \
+                    if isinstance(exc, ServiceUnavailable) else None
                 if stale is None:
                     raise
                 async for delta in _replay(stale):
                     yield delta
                 return
-            except AppError as exc:
-                if any(parts):
-                    raise StreamInterrupted("The model's answer was cut off. Retry the request.") from exc
-                raise
             if usage is not None:
                 await reservation.settle(usage)
                 settled = True

@@ -183,3 +183,13 @@ async def test_a_tenant_that_caches_nothing_pays_for_no_lookups() -> None:
     never = Principal("tenant-d", "k", limits=TenantLimits(cache_ttl_s=0))
     answer = await gateway.complete(CallContext(never, "c"), chat_call())
     assert not answer.cached and engine.calls == 1
+
+
+async def test_a_stream_in_degraded_mode_replays_the_stale_answer() -> None:
+    gateway, engine, budget, cache, _ = make()
+    await collect(gateway, CallContext(TENANT_A, "c"))
+    cache.expired.update(cache.entries)
+    engine.error, engine.fail_after = ServiceUnavailable("every endpoint is down"), 0
+    replayed = await collect(gateway, CallContext(TENANT_A, "c"))
+    assert "".join(d.content for d in replayed) == "a short answer"
+    assert [e[0] for e in budget.events][-2:] == ["reserve", "release"]
