@@ -23,6 +23,7 @@ from shared.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
     ValidationFailed,
+    field_errors,
 )
 from shared.gateway import CallContext
 from shared.problems import PROBLEM_MEDIA_TYPE, problem_body, problem_headers
@@ -110,11 +111,7 @@ def validate(model: type[M], data: Any, prefix: str = "") -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        errors = [
-            {"field": ".".join([prefix] * bool(prefix) + [str(p) for p in e["loc"]]) or "body",
-             "message": e["msg"]}
-            for e in exc.errors()
-        ]
+        errors = field_errors(exc, prefix=prefix)
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         raise ValidationFailed(f"The request is invalid. {detail}", errors) from None
 

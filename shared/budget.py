@@ -169,16 +169,8 @@ class CosmosBudgetLedger:
     async def usage(self, principal: Principal) -> dict[str, Any]:
         """`GET /api/v1/usage`: settled use of both windows and their limits."""
         report: dict[str, Any] = {"tenant": principal.tenant}
-        container = await self.state.container("budgets")
         for window in windows(principal.tenant, self.now(), principal.limits):
-            query = container.query_items(
-                "SELECT * FROM c WHERE c.tenant = @tenant AND c.id = @id",
-                parameters=[{"name": "@tenant", "value": principal.tenant}, {"name": "@id", "value": window.id}],
-                partition_key=principal.tenant,
-            )
-            doc: dict[str, Any] = {}
-            async for found in query:
-                doc = found
+            doc = await self.state.find("budgets", principal.tenant, window.id) or {}
             report["daily" if window.kind == "day" else "monthly"] = {
                 "tokens_used": int(doc.get("tokens_used", 0)),
                 "tokens_reserved": int(doc.get("tokens_reserved", 0)),

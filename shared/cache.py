@@ -59,17 +59,12 @@ class CosmosExactCache:
 
     async def lookup(self, principal: Principal, model: str, request: dict[str, Any], *,
                      stale_ok: bool = False) -> Completion | None:
-        container = await self.state.container("cache")
-        key = exact_key(principal.tenant, model, request)
-        query = container.query_items(
-            "SELECT * FROM c WHERE c.tenant = @tenant AND c.id = @id",
-            parameters=[{"name": "@tenant", "value": principal.tenant}, {"name": "@id", "value": key}],
-            partition_key=principal.tenant,
-        )
-        async for doc in query:
-            fresh = doc["expires_at"] > self.now()
-            if fresh or (stale_ok and doc["expires_at"] + STALE_GRACE_S > self.now()):
-                return completion_from(doc["completion"])
+        doc = await self.state.find("cache", principal.tenant, exact_key(principal.tenant, model, request))
+        if doc is None:
+            return None
+        fresh = doc["expires_at"] > self.now()
+        if fresh or (stale_ok and doc["expires_at"] + STALE_GRACE_S > self.now()):
+            return completion_from(doc["completion"])
         return None
 
     async def store(self, principal: Principal, model: str, request: dict[str, Any],

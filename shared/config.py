@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.errors import ConfigError
+from shared.errors import ConfigError, field_errors
 
 
 class EndpointConfig(BaseModel):
@@ -190,8 +190,5 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "settings"
-            problems.append(f"{where}: {err['msg']}")
+        problems = [f"{e['field']}: {e['message']}" for e in field_errors(exc, whole="settings")]
         raise ConfigError("invalid app settings: " + "; ".join(problems)) from None

@@ -73,6 +73,21 @@ class CosmosState:
                 await db.create_container_if_not_exists(name, partition_key=PartitionKey(path=pk))
         return db
 
+    async def find(self, name: str, tenant: str, item_id: str) -> dict[str, Any] | None:
+        """One document of a tenant-partitioned container, or None.
+
+        A query in the tenant's partition rather than read_item: the local emulator fails point
+        reads with a 500 and insists on the partition key in the WHERE clause. Right on both.
+        """
+        query = (await self.container(name)).query_items(
+            "SELECT * FROM c WHERE c.tenant = @tenant AND c.id = @id",
+            parameters=[{"name": "@tenant", "value": tenant}, {"name": "@id", "value": item_id}],
+            partition_key=tenant,
+        )
+        async for doc in query:
+            return dict(doc)
+        return None
+
     async def ping(self) -> None:
         """Raise if Cosmos does not answer: a cheap read of the database's properties."""
         await (await self.database()).read()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class ConfigError(Exception):
     """A setting is missing or invalid; raised at start, never at a client."""
@@ -101,3 +103,12 @@ class DependencyFailed(AppError):
 
     def __init__(self, detail: str, *, retry_after_s: float = 5.0) -> None:
         super().__init__(detail, retry_after_s=retry_after_s)
+
+
+def field_errors(exc: ValidationError, *, prefix: str = "", whole: str = "body") -> list[dict[str, str]]:
+    """Each validation error as {field, message}: the field's dotted path under `prefix`, or
+    `whole` when the error is about the value as a whole. Messages are pydantic's, never input."""
+    return [
+        {"field": ".".join(([prefix] if prefix else []) + [str(p) for p in e["loc"]]) or whole, "message": e["msg"]}
+        for e in exc.errors()
+    ]

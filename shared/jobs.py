@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import time
 import uuid
 from typing import Any, Protocol
 
 from azure.core import MatchConditions
-from azure.cosmos.exceptions import (
-    CosmosAccessConditionFailedError,
-    CosmosHttpResponseError,
-)
+from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosResourceExistsError
 from pydantic import ValidationError
 
 from shared.auth import Principal
 from shared.cosmos import CosmosState
-from shared.errors import AppError, BadRequest, DependencyFailed, NotFound
+from shared.errors import AppError, BadRequest, DependencyFailed, NotFound, field_errors
 from shared.gateway import CallContext, Gateway
 from shared.models import ChatRequest, JobMessage, JobRequest, JobView, SummarizeRequest
 
@@ -44,17 +42,7 @@ class CosmosJobStore:
         await container.upsert_item({**doc, "id": job_id, "tenant": tenant})
 
     async def get(self, tenant: str, job_id: str) -> dict[str, Any] | None:
-        container = await self._state.container("jobs")
-        # A query in the tenant's partition rather than read_item: the local emulator fails point
-        # reads with a 500 and insists on the partition key in the WHERE clause. Right on both.
-        query = container.query_items(
-            "SELECT * FROM c WHERE c.tenant = @tenant AND c.id = @id",
-            parameters=[{"name": "@tenant", "value": tenant}, {"name": "@id", "value": job_id}],
-            partition_key=tenant,
-        )
-        async for doc in query:
-            return dict(doc)
-        return None
+        return await self._state.find("jobs", tenant, job_id)
 
     async def claim(self, tenant: str, job_id: str, doc: dict[str, Any], lease_s: float) -> dict[str, Any] | None:
         """Mark the job running under a lease, unless it is finished or another run holds it.
@@ -66,11 +54,8 @@ class CosmosJobStore:
         now = time.time()
         current = await self.get(tenant, job_id)
         if current is None:
-            try:
+            with contextlib.suppress(CosmosResourceExistsError):  # another delivery created it first
                 await container.create_item({**doc, "id": job_id, "tenant": tenant, "status": "queued"})
-            except CosmosHttpResponseError as exc:
-                if exc.status_code != 409:
-                    raise
             current = await self.get(tenant, job_id)
             assert current is not None  # noqa: S101
         if current["status"] in ("succeeded", "failed"):
@@ -181,5 +166,5 @@ class JobService:
                 return (await self.gateway.summarize(ctx, SummarizeRequest.model_validate(message.input))).model_dump()
             return (await self.gateway.chat(ctx, ChatRequest.model_validate(message.input))).model_dump()
         except ValidationError as exc:
-            fields = ", ".join(".".join(str(p) for p in e["loc"]) or "input" for e in exc.errors())
+            fields = ", ".join(e["field"] for e in field_errors(exc, whole="input"))
             raise BadRequest(f"The job's input is invalid ({fields}).") from None
