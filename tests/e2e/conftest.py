@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -33,3 +34,17 @@ def faults(stack: LocalStack) -> Iterator[dict[str, httpx.Client]]:
     for client in clients.values():
         client.delete("/_sim/faults")
         client.close()
+
+
+FORBIDDEN_IN_ERRORS = ("Traceback", "Error(", "Exception", 'File "', "pydantic", "openai", "simulator")
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert {"type", "title", "status", "detail", "correlation_id"} <= body.keys()
+    assert body["status"] == status and body["correlation_id"] == response.headers["x-correlation-id"]
+    for marker in FORBIDDEN_IN_ERRORS:
+        assert marker not in response.text, f"{marker!r} leaked into a {status} answer"
+    return body

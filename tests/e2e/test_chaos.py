@@ -11,6 +11,7 @@ import pytest
 
 from bench import resilience
 from tests.conftest import DEV_KEY, TEST_TENANTS
+from tests.e2e.conftest import assert_problem
 from tools.localenv import LocalStack, free_port
 
 pytestmark = pytest.mark.e2e
@@ -87,3 +88,15 @@ def test_ready_reports_breaker_states(stack: LocalStack, fresh_app: str) -> None
     assert body["status"] == "ready", json.dumps(body)
     assert body["checks"]["breaker:primary"] == "open" and body["checks"]["model:primary"] == "circuit_open"
     assert body["checks"]["breaker:secondary"] == "closed"
+
+
+def test_a_model_outage_is_a_503_with_retry_after_and_no_provider_text(fresh_app: str,
+                                                                       faults: dict[str, httpx.Client]) -> None:
+    # A fresh app: the outage parks every region's embedding endpoint too, which must not leak
+    # into the shared app's later semantic-cache tests.
+    for region in faults.values():
+        region.post("/_sim/faults", json={"status": 500, "rate": 1.0})
+    response = httpx.post(f"{fresh_app}/api/v1/chat", headers={"x-api-key": DEV_KEY}, timeout=30,
+                          json={"messages": [{"role": "user", "content": "x"}]})
+    assert_problem(response, 503)
+    assert int(response.headers["retry-after"]) >= 1
