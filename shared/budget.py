@@ -22,7 +22,7 @@ from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosReso
 from shared.auth import Principal
 from shared.config import ModelPrice, TenantLimits
 from shared.cosmos import CosmosState
-from shared.errors import TooManyRequests
+from shared.errors import BudgetExhausted
 from shared.models import Usage
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ class CosmosBudgetLedger:
             except CosmosAccessConditionFailedError:
                 await self.apply(principal.tenant, held, {"tokens_reserved": -tokens, "usd_reserved_micros": -micros})
                 wait = (window.resets_at - self.now()).total_seconds()
-                raise TooManyRequests(
+                raise BudgetExhausted(
                     f"The {'daily' if window.kind == 'day' else 'monthly'} budget of tenant {principal.tenant!r} "
                     f"has no room for this request until {window.resets_at:%Y-%m-%dT%H:%M:%SZ}.",
                     retry_after_s=max(1.0, wait),

@@ -78,6 +78,30 @@ class TooManyRequests(AppError):
         self.headers = headers or {}
 
 
+class RateLimited(TooManyRequests):
+    """The key is over its RPM or TPM: Retry-After runs to the next window."""
+
+    type_slug = "rate-limited"
+
+
+class BudgetBusy(TooManyRequests):
+    """The budget has room, but requests in flight hold it: retry shortly (Retry-After <= 60 s)."""
+
+    type_slug = "budget-busy"
+
+
+class BudgetExhausted(TooManyRequests):
+    """The window cannot fit the request even with nothing in flight: no retry helps before the reset.
+
+    `x-should-retry: false` tells the official OpenAI SDKs not to retry (they retry every 429 otherwise).
+    """
+
+    type_slug = "budget-exhausted"
+
+    def __init__(self, detail: str, *, retry_after_s: float, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail, retry_after_s=retry_after_s, headers={**(headers or {}), "x-should-retry": "false"})
+
+
 class UpstreamRefused(AppError):
     """The model endpoint refused the request as invalid (a 400 from the provider, content filter).
 

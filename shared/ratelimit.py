@@ -17,7 +17,7 @@ from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosReso
 
 from shared.auth import Principal
 from shared.cosmos import CosmosState
-from shared.errors import TooManyRequests
+from shared.errors import RateLimited
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class CosmosRateLimiter:
         except CosmosAccessConditionFailedError:
             wait = (minute + timedelta(minutes=1) - now).total_seconds()
             exhausted = Allowance(None if rpm is None else 0, None if tpm is None else 0)
-            raise TooManyRequests("This API key is over its per-minute request or token limit.",
+            raise RateLimited("This API key is over its per-minute request or token limit.",
                                   retry_after_s=max(1.0, wait), headers=exhausted.headers()) from None
         return Allowance(
             remaining_requests=None if rpm is None else rpm - int(doc["requests"]),
