@@ -61,7 +61,7 @@ async def _completions(scope: Scope, deployment: str | None) -> Response:
             "choices": [{"index": 0, "message": {"role": "assistant", "content": completion.content},
                          "finish_reason": completion.finish_reason, "logprobs": None}],
             "usage": completion.usage.model_dump(),
-        }, headers={"x-cache": "STALE" if answer.stale else "HIT" if answer.cached else "MISS"})
+        }, headers={"x-cache": _cache_state(answer.cached, answer.stale)})
 
     deltas = gateway.stream(ctx, call)
     # Hold the response until the first content (or the end): until then a failure can still be
@@ -74,8 +74,14 @@ async def _completions(scope: Scope, deployment: str | None) -> Response:
     model = next((d.model for d in held if d.model), call.model or "")
     events = _sse(held, deltas, completion_id=completion_id, created=created, model=model,
                   include_usage=body.include_usage, cid=scope.correlation_id)
+    first = held[0] if held else Delta()
     return StreamingResponse(events, media_type="text/event-stream",
-                             headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+                             headers={"cache-control": "no-cache", "x-accel-buffering": "no",
+                                      "x-cache": _cache_state(first.cached, first.stale)})
+
+
+def _cache_state(cached: bool, stale: bool) -> str:
+    return "STALE" if stale else "HIT" if cached else "MISS"
 
 
 async def _sse(held: list[Delta], rest: AsyncGenerator[Delta, None], *, completion_id: str, created: int,

@@ -1,32 +1,43 @@
 """Per-tenant token and USD budgets in Cosmos `budgets`, exact under concurrency across instances.
 
-Before a model call the worst case (prompt tokens + max_tokens) is reserved on the day and the
-month window, each with one conditional `incr` patch whose filter predicate checks the limit on
-the server: no read-modify-write, so no two instances can both take the last tokens. A refused
-month gives the day back. After the call the reservation is replaced by the real usage; on any
-error, timeout or disconnect it is released.
+Each window (day, month) is one document. Admission is one conditional `incr` patch per window
+whose filter predicate checks the limit on the server, so no two instances can both take the last
+tokens. The prompt (as counted) is charged at admission: a provider bills it as soon as the call is
+sent. The completion allowance is held under a lease, in a ring of lease slots in the same
+document: slot `l{i}` holds `{e: epoch, t: tokens, u: micro-USD}` of every reservation whose lease
+ends in the 20-second bucket `e`. The limit check counts only slots whose bucket has not ended, so
+room held by a process that died is given back when its lease ends, atomically and on every
+instance, with no reaper. Settlement replaces the estimate with what was billed and empties its
+slot in one patch. docs/accounting.md has the rules and why.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosResourceExistsError
 
 from shared.auth import Principal
+from shared.background import spawn
 from shared.config import ModelPrice, TenantLimits
 from shared.cosmos import CosmosState
-from shared.errors import BudgetExhausted
+from shared.errors import BudgetBusy, BudgetExhausted
 from shared.models import Usage
 
 log = logging.getLogger(__name__)
 WindowKind = Literal["day", "month"]
+SLOT_S = 20  # width of a lease bucket: held room returns at most this long after its lease ends
+SLOTS = 16  # ring size: SLOTS * SLOT_S must exceed the longest lease (220 s deadline + margin) + 2 slots
+LEASE_MARGIN_S = 30.0
+BUSY_RETRY_CAP_S = 60.0
+SETTLE_TRIES = 4
 
 
 @dataclass(frozen=True)
@@ -41,15 +52,21 @@ class Estimate:
 
 class Reservation(Protocol):
     async def settle(self, usage: Usage) -> None:
-        """Replace the reservation with what the model really used."""
+        """Replace the reservation with what the providers billed (zero: nothing was billed)."""
 
     async def release(self) -> None:
-        """Give the reservation back (error, timeout, client gone, cache hit)."""
+        """Nothing was billed (a refusal before the model, a cache hit): give it all back."""
+
+    async def renew(self) -> None:
+        """Extend the lease of a request still running (a long stream)."""
 
 
 class BudgetLedger(Protocol):
     async def reserve(self, principal: Principal, model: str, estimate: Estimate) -> Reservation:
-        """Raise TooManyRequests (Retry-After until the window resets) when it does not fit."""
+        """Raise BudgetExhausted or BudgetBusy (both 429, with Retry-After) when it does not fit."""
+
+    async def charge(self, principal: Principal, model: str, usage: Usage) -> None:
+        """Charge usage that had no reservation (the embedding of a semantic-cache hit)."""
 
 
 @dataclass(frozen=True)
@@ -86,94 +103,235 @@ def cost_micros(price: ModelPrice | None, prompt: int, completion: int) -> int:
 
 
 def _incr(fields: dict[str, int]) -> list[dict[str, Any]]:
-    return [{"op": "incr", "path": f"/{name}", "value": value} for name, value in fields.items()]
+    return [{"op": "incr", "path": f"/{name}", "value": value} for name, value in fields.items() if value]
 
 
+def bucket_of(t: float) -> int:
+    """The lease bucket a lease ending at `t` (epoch seconds) belongs to."""
+    return math.ceil(t / SLOT_S)
+
+
+def first_live_bucket(t: float) -> int:
+    """Buckets before this one have ended at `t`: their room is free again."""
+    return math.floor(t / SLOT_S) + 1
+
+
+def _live_sum(field_name: str, kmin: int) -> str:
+    return " + ".join(f"(c.l{i}.e >= {kmin} ? c.l{i}.{field_name} : 0)" for i in range(SLOTS))
+
+
+def held_in(doc: dict[str, Any], t: float) -> tuple[int, int, float | None]:
+    """Tokens and micro-USD held by live leases in a window document, and when the first ends."""
+    kmin = first_live_bucket(t)
+    tokens = micros = 0
+    first_end: float | None = None
+    for i in range(SLOTS):
+        slot = doc.get(f"l{i}") or {}
+        if int(slot.get("e", 0)) >= kmin and (slot.get("t") or slot.get("u")):
+            tokens += int(slot.get("t", 0))
+            micros += int(slot.get("u", 0))
+            end = int(slot["e"]) * SLOT_S
+            first_end = end if first_end is None else min(first_end, end)
+    return tokens, micros, first_end
+
+
+@dataclass
+class _Charge:
+    """What a reservation put on its windows: the prompt as used, the completion as held."""
+
+    prompt_tokens: int
+    prompt_micros: int
+    held_tokens: int
+    held_micros: int
+
+
+@dataclass
 class CosmosReservation:
-    def __init__(self, ledger: CosmosBudgetLedger, tenant: str, model: str, held: list[Window], *, tokens: int,
-                 micros: int) -> None:
-        self._ledger = ledger
-        self._tenant = tenant
-        self._model = model
-        self._held = held
-        self._tokens = tokens
-        self._micros = micros
-        self._done = False
+    ledger: CosmosBudgetLedger
+    tenant: str
+    model: str
+    windows: list[Window]
+    charge: _Charge
+    bucket: int
+    _settling: asyncio.Task[None] | None = field(default=None, repr=False)
 
     async def settle(self, usage: Usage) -> None:
-        if self._done:
-            return
-        self._done = True
-        used = cost_micros(self._ledger.prices.get(self._model), usage.prompt_tokens, usage.completion_tokens)
-        await self._ledger.apply(self._tenant, self._held, {
-            "tokens_reserved": -self._tokens, "tokens_used": usage.total_tokens,
-            "usd_reserved_micros": -self._micros, "usd_used_micros": used,
-        })
+        """Runs once, in a task of its own that a cancelled caller cannot interrupt; only a
+        successful write marks it done (a failed one is retried, then left to the lease)."""
+        if self._settling is None:
+            self._settling = spawn(self._settle(usage))
+        await asyncio.shield(self._settling)
 
     async def release(self) -> None:
-        if self._done:
+        await self.settle(Usage())
+
+    async def renew(self) -> None:
+        now = self.ledger.now().timestamp()
+        if self._settling is not None or bucket_of(now + self.ledger.lease_s / 2) < self.bucket:
             return
-        self._done = True
-        await self._ledger.apply(self._tenant, self._held,
-                                 {"tokens_reserved": -self._tokens, "usd_reserved_micros": -self._micros})
+        new = bucket_of(now + self.ledger.lease_s)
+        if new == self.bucket:
+            return
+        c = self.charge
+        old_i, new_i = self.bucket % SLOTS, new % SLOTS
+        moves = {f"l{old_i}/t": -c.held_tokens, f"l{old_i}/u": -c.held_micros,
+                 f"l{new_i}/t": c.held_tokens, f"l{new_i}/u": c.held_micros}
+        try:
+            for window in self.windows:
+                await self.ledger.prepare_slot(self.tenant, window, new, now)
+            await asyncio.gather(*(
+                self.ledger.patch(self.tenant, w, moves, f"c.l{old_i}.e = {self.bucket} AND c.l{new_i}.e = {new}")
+                for w in self.windows))
+        except Exception as exc:  # noqa: BLE001  the lease keeps its old end; logged by type
+            log.warning("budget lease renewal failed: tenant=%s error=%s", self.tenant, type(exc).__name__)
+            return
+        self.bucket = new
+
+    async def _settle(self, usage: Usage) -> None:
+        c = self.charge
+        used_micros = cost_micros(self.ledger.prices.get(self.model), usage.prompt_tokens, usage.completion_tokens)
+        used = {"tokens_used": usage.total_tokens - c.prompt_tokens, "usd_used_micros": used_micros - c.prompt_micros}
+        slot = self.bucket % SLOTS
+        release = {f"l{slot}/t": -c.held_tokens, f"l{slot}/u": -c.held_micros}
+        for window in self.windows:
+            await self.ledger.settle_window(self.tenant, window, used, release, f"c.l{slot}.e = {self.bucket}")
 
 
 class CosmosBudgetLedger:
-    def __init__(self, state: CosmosState, prices: dict[str, ModelPrice],
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(self, state: CosmosState, prices: dict[str, ModelPrice], *, lease_s: float = 60.0,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 retry_sleep: Callable[[float], Any] = asyncio.sleep) -> None:
         self.state = state
         self.prices = prices
+        self.lease_s = lease_s
         self.now = now
+        self._sleep = retry_sleep
         self._known: set[str] = set()  # window documents this process knows exist
+        self._ready_slots: dict[tuple[str, int], int] = {}  # (window id, slot) -> bucket it is set to
 
     async def reserve(self, principal: Principal, model: str, estimate: Estimate) -> CosmosReservation:
-        tokens = estimate.tokens
-        micros = cost_micros(self.prices.get(model), estimate.prompt_tokens, estimate.max_completion_tokens)
-        held: list[Window] = []
-        for window in windows(principal.tenant, self.now(), principal.limits):
-            await self._ensure(principal.tenant, window)
-            checks = []
-            if window.token_limit is not None:
-                checks.append(f"c.tokens_used + c.tokens_reserved <= {window.token_limit - tokens}")
-            if window.usd_micros_limit is not None:
-                checks.append(f"c.usd_used_micros + c.usd_reserved_micros <= {window.usd_micros_limit - micros}")
-            container = await self.state.container("budgets")
-            try:
-                await container.patch_item(
-                    window.id, partition_key=principal.tenant,
-                    patch_operations=_incr({"tokens_reserved": tokens, "usd_reserved_micros": micros}),
-                    filter_predicate=("FROM c WHERE " + " AND ".join(checks)) if checks else None,
-                )
-            except CosmosAccessConditionFailedError:
-                await self.apply(principal.tenant, held, {"tokens_reserved": -tokens, "usd_reserved_micros": -micros})
-                wait = (window.resets_at - self.now()).total_seconds()
-                raise BudgetExhausted(
-                    f"The {'daily' if window.kind == 'day' else 'monthly'} budget of tenant {principal.tenant!r} "
-                    f"has no room for this request until {window.resets_at:%Y-%m-%dT%H:%M:%SZ}.",
-                    retry_after_s=max(1.0, wait),
-                ) from None
-            held.append(window)
-        return CosmosReservation(self, principal.tenant, model, held, tokens=tokens, micros=micros)
+        now = self.now()
+        t = now.timestamp()
+        price = self.prices.get(model)
+        charge = _Charge(estimate.prompt_tokens, cost_micros(price, estimate.prompt_tokens, 0),
+                         estimate.max_completion_tokens, cost_micros(price, 0, estimate.max_completion_tokens))
+        bucket = bucket_of(t + self.lease_s)
+        held = windows(principal.tenant, now, principal.limits)
+        await asyncio.gather(*(self._ensure(principal.tenant, w) for w in held))
+        await asyncio.gather(*(self.prepare_slot(principal.tenant, w, bucket, t) for w in held))
+        outcomes = await asyncio.gather(*(self._admit(principal.tenant, w, charge, bucket, t) for w in held))
+        refused = [w for w, ok in zip(held, outcomes, strict=True) if not ok]
+        if refused:
+            slot = bucket % SLOTS
+            give_back = {"tokens_used": -charge.prompt_tokens, "usd_used_micros": -charge.prompt_micros,
+                         f"l{slot}/t": -charge.held_tokens, f"l{slot}/u": -charge.held_micros}
+            await asyncio.gather(*(self.patch(principal.tenant, w, give_back)
+                                   for w, ok in zip(held, outcomes, strict=True) if ok))
+            raise await self._refusal(principal.tenant, refused[0], charge, t)
+        return CosmosReservation(self, principal.tenant, model, held, charge, bucket)
 
-    async def apply(self, tenant: str, held: list[Window], fields: dict[str, int]) -> None:
-        """Unconditional increments (settle, release, give back): they must never be refused."""
-        container = await self.state.container("budgets")
+    async def charge(self, principal: Principal, model: str, usage: Usage) -> None:
+        if not usage.total_tokens:
+            return
+        micros = cost_micros(self.prices.get(model), usage.prompt_tokens, usage.completion_tokens)
+        held = windows(principal.tenant, self.now(), principal.limits)
+        await asyncio.gather(*(self._ensure(principal.tenant, w) for w in held))
         for window in held:
+            await self.settle_window(principal.tenant, window,
+                                     {"tokens_used": usage.total_tokens, "usd_used_micros": micros}, {}, None)
+
+    async def _admit(self, tenant: str, window: Window, c: _Charge, bucket: int, t: float) -> bool:
+        kmin = first_live_bucket(t)
+        checks = [f"c.l{bucket % SLOTS}.e = {bucket}"]
+        if window.token_limit is not None:
+            limit = window.token_limit - c.prompt_tokens - c.held_tokens
+            checks.append(f"c.tokens_used + {_live_sum('t', kmin)} <= {limit}")
+        if window.usd_micros_limit is not None:
+            limit = window.usd_micros_limit - c.prompt_micros - c.held_micros
+            checks.append(f"c.usd_used_micros + {_live_sum('u', kmin)} <= {limit}")
+        slot = bucket % SLOTS
+        fields = {"tokens_used": c.prompt_tokens, "usd_used_micros": c.prompt_micros,
+                  f"l{slot}/t": c.held_tokens, f"l{slot}/u": c.held_micros}
+        try:
+            await self.patch(tenant, window, fields, " AND ".join(checks))
+        except CosmosAccessConditionFailedError:
+            return False
+        return True
+
+    async def _refusal(self, tenant: str, window: Window, c: _Charge, t: float) -> BudgetBusy | BudgetExhausted:
+        """Exhausted when the request cannot fit even with nothing in flight; else busy until the
+        first lease ends (capped), since in-flight requests usually settle for less than they hold."""
+        doc = await self.state.find("budgets", tenant, window.id) or {}
+        name = "daily" if window.kind == "day" else "monthly"
+        fits_tokens = window.token_limit is None or \
+            int(doc.get("tokens_used", 0)) + c.prompt_tokens + c.held_tokens <= window.token_limit
+        fits_usd = window.usd_micros_limit is None or \
+            int(doc.get("usd_used_micros", 0)) + c.prompt_micros + c.held_micros <= window.usd_micros_limit
+        if not (fits_tokens and fits_usd):
+            wait = (window.resets_at - self.now()).total_seconds()
+            return BudgetExhausted(
+                f"The {name} budget of tenant {tenant!r} has no room for this request until "
+                f"{window.resets_at:%Y-%m-%dT%H:%M:%SZ}.", retry_after_s=max(1.0, wait))
+        _, _, first_end = held_in(doc, t)
+        wait = min(BUSY_RETRY_CAP_S, max(1.0, (first_end or t + 1) - t))
+        return BudgetBusy(f"The {name} budget of tenant {tenant!r} is held by requests in flight. "
+                          "Retry shortly.", retry_after_s=wait)
+
+    async def prepare_slot(self, tenant: str, window: Window, bucket: int, t: float) -> None:
+        """Point the slot of `bucket` at it, once its earlier bucket has ended (it always has: the
+        ring is longer than any lease). Idempotent across instances: the predicate lets one win."""
+        slot = bucket % SLOTS
+        if self._ready_slots.get((window.id, slot)) == bucket:
+            return
+        kmin = first_live_bucket(t)
+        with contextlib.suppress(CosmosAccessConditionFailedError):
+            container = await self.state.container("budgets")
+            await container.patch_item(
+                window.id, partition_key=tenant,
+                patch_operations=[{"op": "set", "path": f"/l{slot}", "value": {"e": bucket, "t": 0, "u": 0}}],
+                filter_predicate=f"FROM c WHERE NOT IS_DEFINED(c.l{slot}) OR c.l{slot}.e < {kmin}",
+            )
+        if len(self._ready_slots) > 10_000:
+            self._ready_slots.clear()
+        self._ready_slots[(window.id, slot)] = bucket
+
+    async def settle_window(self, tenant: str, window: Window, used: dict[str, int], release: dict[str, int],
+                            slot_check: str | None) -> None:
+        """Charge `used` and empty the lease slot. If the lease has already ended (its slot reused),
+        only the charge applies: that room was given back when the lease ended."""
+        for attempt in range(SETTLE_TRIES):
             try:
-                await container.patch_item(window.id, partition_key=tenant, patch_operations=_incr(fields))
-            except Exception:
-                # The reservation now overstates use until the window resets: conservative, never
-                # an overspend. Logged with ids only so an operator can correct it.
-                log.exception("budget update failed: window=%s fields=%s", window.id, sorted(fields))
+                try:
+                    await self.patch(tenant, window, {**used, **release}, slot_check)
+                except CosmosAccessConditionFailedError:
+                    await self.patch(tenant, window, used)
+                return
+            except Exception as exc:  # noqa: BLE001  any failure: retried, then logged by type
+                if attempt == SETTLE_TRIES - 1:
+                    # The usage is lost for this window; the held room still returns with its lease.
+                    log.error("budget settlement failed: window=%s fields=%s error=%s", window.id,
+                              sorted(used), type(exc).__name__)
+                    return
+                await self._sleep(0.25 * 2**attempt)
+
+    async def patch(self, tenant: str, window: Window, fields: dict[str, int], check: str | None = None) -> None:
+        ops = _incr(fields)
+        if not ops:
+            return
+        container = await self.state.container("budgets")
+        await container.patch_item(window.id, partition_key=tenant, patch_operations=ops,
+                                   filter_predicate=f"FROM c WHERE {check}" if check else None)
 
     async def usage(self, principal: Principal) -> dict[str, Any]:
-        """`GET /api/v1/usage`: settled use of both windows and their limits."""
+        """`GET /api/v1/usage`: use of both windows, what live leases hold, and the limits."""
         report: dict[str, Any] = {"tenant": principal.tenant}
+        t = self.now().timestamp()
         for window in windows(principal.tenant, self.now(), principal.limits):
             doc = await self.state.find("budgets", principal.tenant, window.id) or {}
+            held_tokens, _, _ = held_in(doc, t)
             report["daily" if window.kind == "day" else "monthly"] = {
                 "tokens_used": int(doc.get("tokens_used", 0)),
-                "tokens_reserved": int(doc.get("tokens_reserved", 0)),
+                "tokens_reserved": held_tokens,
                 "token_limit": window.token_limit,
                 "usd_spent": round(int(doc.get("usd_used_micros", 0)) / 1_000_000, 6),
                 "usd_limit": None if window.usd_micros_limit is None else window.usd_micros_limit / 1_000_000,
@@ -187,8 +345,9 @@ class CosmosBudgetLedger:
         container = await self.state.container("budgets")
         # Kept past the window's end for reporting; Cosmos removes it later (in Azure).
         ttl = 40 * 86400 if window.kind == "day" else 400 * 86400
-        doc = {"id": window.id, "tenant": tenant, "window": window.kind, "period": window.period,
-               "tokens_used": 0, "tokens_reserved": 0, "usd_used_micros": 0, "usd_reserved_micros": 0, "ttl": ttl}
+        doc: dict[str, Any] = {"id": window.id, "tenant": tenant, "window": window.kind, "period": window.period,
+                               "tokens_used": 0, "usd_used_micros": 0, "ttl": ttl}
+        doc.update({f"l{i}": {"e": 0, "t": 0, "u": 0} for i in range(SLOTS)})
         with contextlib.suppress(CosmosResourceExistsError):
             await container.create_item(doc)
         self._known.add(window.id)

@@ -33,6 +33,10 @@ class ResponseCache(Protocol):
     async def store(self, principal: Principal, model: str, request: dict[str, Any],
                     completion: Completion) -> None: ...
 
+    def may_embed(self, principal: Principal, request: dict[str, Any]) -> bool:
+        """Whether a lookup of this request may make an embedding call (charged, and counted in TPM)."""
+        ...
+
 
 def exact_key(tenant: str, model: str, request: dict[str, Any]) -> str:
     """Canonical JSON, so key order and whitespace around values never split one request in two."""
@@ -90,6 +94,9 @@ class TieredCache:
         self.semantic = semantic
         self.now = now
 
+    def may_embed(self, principal: Principal, request: dict[str, Any]) -> bool:
+        return self.semantic is not None and principal.limits.cache_ttl_s > 0 and request.get("op") == "chat"
+
     async def lookup(self, principal: Principal, model: str, request: dict[str, Any], *,
                      stale_ok: bool = False) -> Completion | None:
         if principal.limits.cache_ttl_s <= 0:
@@ -102,8 +109,10 @@ class TieredCache:
 
     async def store(self, principal: Principal, model: str, request: dict[str, Any],
                     completion: Completion) -> None:
+        if principal.limits.cache_ttl_s <= 0:
+            return
         await self.exact.store(principal, model, request, completion)
-        if self.semantic is not None and request.get("op") == "chat" and principal.limits.cache_ttl_s > 0:
+        if self.semantic is not None and request.get("op") == "chat":
             await self.semantic.store(principal.tenant, model, _messages(request), completion,
                                       ttl_s=principal.limits.cache_ttl_s, now=self.now())
 

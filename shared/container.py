@@ -15,7 +15,7 @@ from azure.identity.aio import DefaultAzureCredential
 from azure.keyvault.secrets.aio import SecretClient
 
 from shared.auth import ApiKeyAuthenticator
-from shared.budget import CosmosBudgetLedger
+from shared.budget import LEASE_MARGIN_S, CosmosBudgetLedger
 from shared.cache import CosmosExactCache, TieredCache
 from shared.config import Settings, load_settings
 from shared.cosmos import CosmosState, cosmos_client
@@ -141,7 +141,7 @@ async def build_container(settings: Settings,
         for cfg in settings.ai_endpoints
     ]
     engine = KernelEngine(build_kernel(endpoints, build_policy(settings, SystemClock())))
-    budget = CosmosBudgetLedger(cosmos, settings.model_prices)
+    budget = CosmosBudgetLedger(cosmos, settings.model_prices, lease_s=settings.request_deadline_s + LEASE_MARGIN_S)
     semantic = await build_semantic_cache(settings, cosmos, credential, secrets)
     cache = TieredCache(CosmosExactCache(cosmos, time.time), semantic, time.time)
     gateway = Gateway(engine, CosmosRateLimiter(cosmos), budget, cache)

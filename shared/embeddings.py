@@ -7,7 +7,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from azure.core.credentials_async import AsyncTokenCredential
 from openai import AsyncAzureOpenAI
@@ -17,6 +17,8 @@ from semantic_kernel.connectors.ai.open_ai import AzureTextEmbedding, OpenAIText
 from shared.config import EndpointConfig
 from shared.errors import ServiceUnavailable, UpstreamRefused
 from shared.kernel import build_client
+from shared.metering import current_meter
+from shared.models import Usage
 from shared.resilience.clock import Clock, SystemClock
 from shared.secrets import SecretProvider
 from shared.upstream import classify
@@ -87,7 +89,7 @@ class KernelEmbedder:
             if self._parked_until.get(endpoint.name, 0.0) > self._clock.now():
                 continue
             try:
-                return _checked(await endpoint.service.generate_raw_embeddings(texts), len(texts))
+                return _checked(await _embed_on(endpoint, texts), len(texts))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -99,6 +101,18 @@ class KernelEmbedder:
                     raise UpstreamRefused("The embedding endpoint refused this text.") from exc
                 self._parked_until[endpoint.name] = self._clock.now() + (failure.retry_after_s or self._cooldown_s)
         raise ServiceUnavailable("No embedding endpoint could answer right now.")
+
+
+async def _embed_on(endpoint: EmbeddingEndpoint, texts: list[str]) -> list[list[float]]:
+    """One call through the service's SDK client, whose answer carries the usage the request's
+    meter is charged (Semantic Kernel keeps only running totals per service)."""
+    service: Any = endpoint.service
+    response = await service.client.embeddings.create(input=texts, model=service.ai_model_id)
+    meter = current_meter()
+    if meter is not None and response.usage is not None:
+        tokens = int(response.usage.prompt_tokens or 0)
+        meter.embedded(Usage(prompt_tokens=tokens, completion_tokens=0, total_tokens=tokens))
+    return [list(item.embedding) for item in response.data]
 
 
 def _checked(raw: object, expected: int) -> list[list[float]]:

@@ -1,7 +1,11 @@
-"""The one request path of DESIGN.md, shared by the HTTP and queue triggers.
+"""The one request path of docs/accounting.md, shared by the HTTP and queue triggers.
 
-rate limit -> budget reserve -> cache lookup -> kernel -> budget settle -> cache store.
+rate limit -> cache lookup -> budget reserve -> kernel -> cache store -> budget settle.
 Authentication happens before (the adapter hands in a Principal); telemetry wraps it.
+
+The model call and its settlement run in a task of their own: a client that disconnects cancels
+the request, never the call it caused, so the answer is still read to its end (a stream is
+drained) and the tenant is charged what the provider billed.
 """
 
 from __future__ import annotations
@@ -9,20 +13,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from shared.auth import Principal
+from shared.background import spawn
 from shared.budget import BudgetLedger, Estimate, Reservation
 from shared.cache import ResponseCache
 from shared.errors import AppError, Forbidden, NotFound, ServiceUnavailable
 from shared.kernel import SUMMARIZE_PROMPT, Completion, Delta, KernelEngine, SamplingParams
-from shared.models import ChatMessage, ChatRequest, ChatResponse, SummarizeRequest, SummarizeResponse
+from shared.metering import Meter, metering
+from shared.models import ChatMessage, ChatRequest, ChatResponse, SummarizeRequest, SummarizeResponse, Usage
 from shared.ratelimit import RateLimiter
 from shared.tokens import prompt_tokens
 
 log = logging.getLogger(__name__)
+_PLACEHOLDER = re.compile(r"\{\{\$(\w+)\}\}")
 
 
 @dataclass(frozen=True)
@@ -65,9 +73,21 @@ def summary_token_cap(max_words: int) -> int:
 
 
 def render_summarize(text: str, style: str, max_words: int) -> str:
-    """The summarize prompt as the kernel renders it, for counting its tokens."""
-    return (SUMMARIZE_PROMPT.replace("{{$text}}", text).replace("{{$style}}", style)
-            .replace("{{$max_words}}", str(max_words)))
+    """The summarize prompt exactly as it is sent: one pass over the template, so nothing inside
+    the inserted text (`{{$style}}`, `{{ }}`) is ever substituted; the model gets it literally."""
+    values = {"text": text, "style": style, "max_words": str(max_words)}
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), SUMMARIZE_PROMPT)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One admitted request: its model group, cache key and worst-case estimate."""
+
+    ctx: CallContext
+    model: str
+    key: dict[str, Any]
+    estimate: Estimate
+    messages: tuple[tuple[str, str], ...]
 
 
 class Gateway:
@@ -90,12 +110,10 @@ class Gateway:
     async def summarize(self, ctx: CallContext, req: SummarizeRequest) -> SummarizeResponse:
         model = self.model_for(ctx.principal, None)
         params = SamplingParams(max_tokens=summary_token_cap(req.max_words), temperature=0.3)
-        key = {"op": "summarize", **req.model_dump(), "params": asdict(params)}
         prompt = render_summarize(req.text, req.style, req.max_words)
-        answer = await self._run(
-            ctx, model, key, Estimate(prompt_tokens(model, [("user", prompt)]), params.max_tokens),
-            lambda: self.engine.summarize(model, req.text, req.style, req.max_words, params),
-        )
+        plan = self._plan(ctx, model, {"op": "summarize", **req.model_dump(), "params": asdict(params)},
+                          (("user", prompt),), params)
+        answer = await self._answer(plan, lambda: self.engine.prompt(model, prompt, params))
         c = answer.completion
         return SummarizeResponse(result=c.content, model=c.model, usage=c.usage, cached=answer.cached,
                                  stale=answer.stale, correlation_id=ctx.correlation_id)
@@ -109,111 +127,149 @@ class Gateway:
                             cached=answer.cached, stale=answer.stale, correlation_id=ctx.correlation_id)
 
     async def complete(self, ctx: CallContext, call: ChatCall) -> Answer:
-        model = self.model_for(ctx.principal, call.model)
-        return await self._run(ctx, model, _chat_key(call), _estimate(model, call),
-                               lambda: self.engine.chat(model, list(call.messages), call.params))
+        plan = self._chat_plan(ctx, call)
+        return await self._answer(plan, lambda: self.engine.chat(plan.model, list(call.messages), call.params))
 
     async def stream(self, ctx: CallContext, call: ChatCall) -> AsyncGenerator[Delta, None]:
         """The answer as deltas. Errors before the first content delta propagate as they are
         (the adapter can still answer with a status); after it, they become StreamInterrupted."""
-        model = self.model_for(ctx.principal, call.model)
-        key = _chat_key(call)
-        reservation = await self._admit(ctx, model, _estimate(model, call))
-        settled = False
-        try:
-            hit = await self._lookup(ctx, model, key)
-            if hit is not None:
-                async for delta in _replay(hit):
-                    yield delta
-                return
-            parts: list[str] = []
-            finish, usage, answered_by = "stop", None, model
-            try:
-                async for delta in self.engine.stream(model, list(call.messages), call.params):
-                    parts.append(delta.content)
-                    finish = delta.finish_reason or finish
-                    usage = delta.usage or usage
-                    answered_by = delta.model or answered_by
-                    yield delta
-            except AppError as exc:
-                if any(parts):
-                    raise StreamInterrupted("The model's answer was cut off. Retry the request.") from exc
-                # Nothing sent yet: in degraded mode an expired answer, flagged, beats a 503.
-                stale = await self._lookup(ctx, model, key, stale_ok=True) \
-                    if isinstance(exc, ServiceUnavailable) else None
-                if stale is None:
-                    raise
-                async for delta in _replay(stale):
-                    yield delta
-                return
-            if usage is not None:
-                await reservation.settle(usage)
-                settled = True
-                await self._store(ctx, model, key, Completion("".join(parts), finish, answered_by, usage, ""))
-        finally:
-            if not settled:
-                await asyncio.shield(reservation.release())
+        plan = self._chat_plan(ctx, call)
+        meter, hit = await self._admit_and_look_up(plan)
+        if hit is not None:
+            for delta in _replay(hit):
+                yield delta
+            return
+        reservation = await self.budget.reserve(ctx.principal, plan.model, plan.estimate)
+        queue: asyncio.Queue[Delta | BaseException | None] = asyncio.Queue()
+        spawn(self._pump(plan, call, reservation, meter, queue))
+        # The client may stop reading at any point: the pump goes on to the end and settles.
+        while (item := await queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
-    async def _run(self, ctx: CallContext, model: str, key: dict[str, Any], estimate: Estimate,
-                   invoke: Callable[[], Awaitable[Completion]]) -> Answer:
-        reservation = await self._admit(ctx, model, estimate)
+    def _plan(self, ctx: CallContext, model: str, key: dict[str, Any], messages: tuple[tuple[str, str], ...],
+              params: SamplingParams) -> _Plan:
+        return _Plan(ctx, model, key, Estimate(prompt_tokens(model, messages), params.max_tokens), messages)
+
+    def _chat_plan(self, ctx: CallContext, call: ChatCall) -> _Plan:
+        model = self.model_for(ctx.principal, call.model)
+        return self._plan(ctx, model, _chat_key(call), tuple((m.role, m.content) for m in call.messages),
+                          call.params)
+
+    async def _admit_and_look_up(self, plan: _Plan) -> tuple[Meter, Completion | None]:
+        """Rate limit (counting an embedding the lookup may make), then the cache. A hit costs
+        nothing but the embedding the semantic lookup made, which is charged like any model call."""
+        ctx = plan.ctx
+        embedding = plan.estimate.prompt_tokens if ctx.cache_lookup and \
+            self.cache.may_embed(ctx.principal, plan.key) else 0
+        allowance = await self.rate_limiter.admit(ctx.principal, plan.estimate.tokens + embedding)
+        ctx.response_headers.update(allowance.headers())
+        meter = Meter(plan.model, plan.estimate.prompt_tokens)
+        with metering(meter):
+            hit = await self._lookup(plan)
+        if hit is not None and meter.embedding_usage.total_tokens:
+            await self.budget.charge(ctx.principal, plan.model, meter.embedding_usage)
+        return meter, hit
+
+    async def _answer(self, plan: _Plan, invoke: Callable[[], Awaitable[Completion]]) -> Answer:
+        meter, hit = await self._admit_and_look_up(plan)
+        if hit is not None:
+            return Answer(hit, cached=True)
+        reservation = await self.budget.reserve(plan.ctx.principal, plan.model, plan.estimate)
+        return await asyncio.shield(spawn(self._call(plan, reservation, meter, invoke)))
+
+    async def _call(self, plan: _Plan, reservation: Reservation, meter: Meter,
+                    invoke: Callable[[], Awaitable[Completion]]) -> Answer:
         try:
-            hit = await self._lookup(ctx, model, key)
-            if hit is not None:
-                await reservation.release()
-                return Answer(hit, cached=True)
-            try:
-                completion = await invoke()
-            except ServiceUnavailable:
-                # Degraded mode: every endpoint failed; an expired answer, flagged, beats a 503.
-                stale = await self._lookup(ctx, model, key, stale_ok=True)
-                if stale is None:
-                    raise
-                await reservation.release()
-                return Answer(stale, cached=True, stale=True)
-        except BaseException:
-            # Shielded: a client that disconnects cancels this task, and the release must still run.
-            await asyncio.shield(reservation.release())
-            raise
-        await reservation.settle(completion.usage)
-        await self._store(ctx, model, key, completion)
+            with metering(meter):
+                try:
+                    completion = await invoke()
+                except ServiceUnavailable:
+                    # Degraded mode: every endpoint failed; an expired answer, flagged, beats a 503.
+                    stale = await self._lookup(plan, stale_ok=True)
+                    if stale is None:
+                        raise
+                    return Answer(stale, cached=True, stale=True)
+                _meter_answer(meter, completion.content, completion.usage)
+                await self._store(plan, completion)
+        finally:
+            await reservation.settle(meter.total())
         return Answer(completion)
 
-    async def _admit(self, ctx: CallContext, model: str, estimate: Estimate) -> Reservation:
-        allowance = await self.rate_limiter.admit(ctx.principal, estimate.tokens)
-        ctx.response_headers.update(allowance.headers())
-        return await self.budget.reserve(ctx.principal, model, estimate)
+    async def _pump(self, plan: _Plan, call: ChatCall, reservation: Reservation, meter: Meter,
+                    queue: asyncio.Queue[Delta | BaseException | None]) -> None:
+        """Reads the model's stream to its end whatever the client does, then settles."""
+        parts: list[str] = []
+        finish, usage, answered_by = "stop", None, plan.model
+        try:
+            with metering(meter):
+                try:
+                    async for delta in self.engine.stream(plan.model, list(call.messages), call.params):
+                        meter.received(delta.content)
+                        parts.append(delta.content)
+                        finish = delta.finish_reason or finish
+                        usage = delta.usage or usage
+                        answered_by = delta.model or answered_by
+                        queue.put_nowait(delta)
+                        await reservation.renew()
+                except AppError as exc:
+                    queue.put_nowait(await self._after_stream_failure(plan, exc, sent=any(parts)))
+                    return
+                if usage is not None:
+                    meter.reported(usage)
+                    await self._store(plan, Completion("".join(parts), finish, answered_by, usage, ""))
+        except Exception as exc:  # noqa: BLE001  handed to the adapter, which logs it and ends the stream
+            queue.put_nowait(exc)
+        finally:
+            await reservation.settle(meter.total())
+            queue.put_nowait(None)
 
-    async def _lookup(self, ctx: CallContext, model: str, key: dict[str, Any], *,
-                      stale_ok: bool = False) -> Completion | None:
+    async def _after_stream_failure(self, plan: _Plan, exc: AppError, *, sent: bool) -> BaseException | Delta:
+        if sent:
+            interrupted = StreamInterrupted("The model's answer was cut off. Retry the request.")
+            interrupted.__cause__ = exc
+            return interrupted
+        # Nothing sent yet: in degraded mode an expired answer, flagged, beats a 503.
+        stale = await self._lookup(plan, stale_ok=True) if isinstance(exc, ServiceUnavailable) else None
+        if stale is None:
+            return exc
+        return Delta(content=stale.content, finish_reason=stale.finish_reason, usage=stale.usage, model=stale.model,
+                     cached=True, stale=True)
+
+    async def _lookup(self, plan: _Plan, *, stale_ok: bool = False) -> Completion | None:
         """A cache that fails is a miss: it must never fail the request."""
-        if not ctx.cache_lookup and not stale_ok:
+        if not plan.ctx.cache_lookup and not stale_ok:
             return None
         try:
-            return await self.cache.lookup(ctx.principal, model, key, stale_ok=stale_ok)
+            return await self.cache.lookup(plan.ctx.principal, plan.model, plan.key, stale_ok=stale_ok)
         except Exception as exc:  # noqa: BLE001  logged by type; the request goes on
             log.warning("cache lookup failed: %s", type(exc).__name__)
             return None
 
-    async def _store(self, ctx: CallContext, model: str, key: dict[str, Any], completion: Completion) -> None:
+    async def _store(self, plan: _Plan, completion: Completion) -> None:
         # Only whole answers: a cut one ("length", a filter) must not be served to the next caller.
-        if not ctx.cache_store or completion.finish_reason != "stop":
+        if not plan.ctx.cache_store or completion.finish_reason != "stop":
             return
         try:
-            await self.cache.store(ctx.principal, model, key, completion)
+            await self.cache.store(plan.ctx.principal, plan.model, plan.key, completion)
         except Exception as exc:  # noqa: BLE001
             log.warning("cache store failed: %s", type(exc).__name__)
 
 
-async def _replay(hit: Completion) -> AsyncGenerator[Delta, None]:
-    yield Delta(content=hit.content, model=hit.model)
-    yield Delta(finish_reason=hit.finish_reason, usage=hit.usage, model=hit.model)
+def _meter_answer(meter: Meter, content: str, usage: Usage) -> None:
+    """The provider's usage when it reported one; else the answer is counted (a server without usage)."""
+    if usage.total_tokens:
+        meter.reported(usage)
+    else:
+        meter.received(content)
+
+
+def _replay(hit: Completion) -> list[Delta]:
+    return [Delta(content=hit.content, model=hit.model, cached=True),
+            Delta(finish_reason=hit.finish_reason, usage=hit.usage, model=hit.model, cached=True)]
 
 
 def _chat_key(call: ChatCall) -> dict[str, Any]:
     messages = [{"role": m.role, "content": m.content.strip()} for m in call.messages]
     return {"op": "chat", "messages": messages, "params": asdict(call.params)}
-
-
-def _estimate(model: str, call: ChatCall) -> Estimate:
-    return Estimate(prompt_tokens(model, [(m.role, m.content) for m in call.messages]), call.params.max_tokens)

@@ -18,12 +18,9 @@ from semantic_kernel.connectors.ai.open_ai import (
     OpenAIChatPromptExecutionSettings,
 )
 from semantic_kernel.contents import AuthorRole, ChatHistory, ChatMessageContent, StreamingChatMessageContent
-from semantic_kernel.exceptions import KernelInvokeException
-from semantic_kernel.functions import KernelArguments, KernelFunctionFromPrompt
 
 from shared.config import EndpointConfig
 from shared.endpoints import Endpoint
-from shared.errors import AppError
 from shared.models import ChatMessage, Usage
 from shared.resilience.policy import ResiliencePolicy
 from shared.routing import RoutedChatCompletion
@@ -80,16 +77,11 @@ async def build_endpoint(
 
 
 def build_kernel(endpoints: list[Endpoint], policy: ResiliencePolicy) -> Kernel:
-    """One routed chat service per model, all behind the one resilience policy; the prompt functions."""
+    """One routed chat service per model, all behind the one resilience policy."""
     kernel = Kernel()
     by_model = itertools.groupby(sorted(endpoints, key=lambda e: e.config.model), key=lambda e: e.config.model)
     for model, group in by_model:
         kernel.add_service(RoutedChatCompletion(model=model, endpoints=list(group), policy=policy))
-    kernel.add_function(
-        plugin_name="gateway",
-        function=KernelFunctionFromPrompt(function_name="summarize", prompt=SUMMARIZE_PROMPT,
-                                          description="Summarize a text in a style and a word limit."),
-    )
     return kernel
 
 
@@ -130,6 +122,8 @@ class Delta:
     finish_reason: str | None = None
     usage: Usage | None = None
     model: str | None = None
+    cached: bool = False  # replayed from the cache
+    stale: bool = False  # an expired cache entry, served because no endpoint could answer
 
 
 def _usage(metadata: dict[str, Any]) -> Usage | None:
@@ -143,15 +137,6 @@ def _usage(metadata: dict[str, Any]) -> Usage | None:
 def _model_name(message: ChatMessageContent | StreamingChatMessageContent, fallback: str) -> str:
     inner = getattr(message.inner_content, "model", None)
     return inner if isinstance(inner, str) and inner else fallback
-
-
-def _app_error_in(exc: BaseException) -> AppError | None:
-    current: BaseException | None = exc
-    while current is not None:
-        if isinstance(current, AppError):
-            return current
-        current = current.__cause__ or current.__context__
-    return None
 
 
 def _history(messages: list[ChatMessage]) -> ChatHistory:
@@ -194,23 +179,18 @@ class KernelEngine:
         assert result is not None  # noqa: S101  the routed service always returns one choice
         return self._completion(result, model)
 
-    async def summarize(self, model: str, text: str, style: str, max_words: int,
-                        params: SamplingParams) -> Completion:
-        function = self.kernel.get_function("gateway", "summarize")
-        try:
-            result = await self.kernel.invoke(
-                function,
-                KernelArguments(settings=params.execution_settings(model), text=text, style=style,
-                                max_words=max_words),
-            )
-        except KernelInvokeException as exc:
-            # The kernel wraps what the routed service raised; the client must get our error.
-            raise _app_error_in(exc) or exc from exc
-        assert result is not None  # noqa: S101
-        messages = result.value
-        if not isinstance(messages, list) or not messages or not isinstance(messages[0], ChatMessageContent):
-            raise TypeError("the summarize function returned no chat message")
-        return self._completion(messages[0], model)
+    async def prompt(self, model: str, prompt: str, params: SamplingParams) -> Completion:
+        """A rendered prompt (the native endpoints' and jobs' prompt functions) as one user message.
+
+        Rendered by the caller in one pass and sent as it is: Semantic Kernel's template engine would
+        HTML-encode the inserted text and re-parse the result as chat XML, so what the model received
+        (and billed) would differ from what the budget counted.
+        """
+        history = ChatHistory()
+        history.add_message(ChatMessageContent(role=AuthorRole.USER, content=prompt))
+        result = await self.router(model).get_chat_message_content(history, params.execution_settings(model))
+        assert result is not None  # noqa: S101  the routed service always returns one choice
+        return self._completion(result, model)
 
     async def stream(self, model: str, messages: list[ChatMessage], params: SamplingParams) -> AsyncIterator[Delta]:
         async for chunks in self.router(model).get_streaming_chat_message_contents(

@@ -15,6 +15,7 @@ from semantic_kernel.contents import ChatHistory, ChatMessageContent, StreamingC
 
 from shared.endpoints import Endpoint
 from shared.errors import ServiceUnavailable
+from shared.metering import current_meter
 from shared.resilience.policy import ResiliencePolicy
 from shared.upstream import classify
 
@@ -51,7 +52,11 @@ class RoutedChatCompletion(ChatCompletionClientBase):
         self, chat_history: ChatHistory, settings: PromptExecutionSettings
     ) -> list[ChatMessageContent]:
         async def attempt(endpoint: Endpoint) -> list[ChatMessageContent]:
-            results = await endpoint.service.get_chat_message_contents(chat_history, _for_endpoint(settings))
+            try:
+                results = await endpoint.service.get_chat_message_contents(chat_history, _for_endpoint(settings))
+            except BaseException as exc:
+                _meter_failed_attempt(exc)
+                raise
             for message in results:
                 message.metadata["endpoint"] = endpoint.name
             return results
@@ -73,7 +78,9 @@ class RoutedChatCompletion(ChatCompletionClientBase):
                     held.append(chunks)
                     if any(c.content or c.finish_reason for c in chunks):
                         break
-            except BaseException:
+            except BaseException as exc:
+                # A 200 that broke before content was billed by the provider: the meter charges it.
+                _meter_failed_attempt(exc, "".join(c.content or "" for chunks in held for c in chunks))
                 await parts.aclose()
                 raise
             return endpoint, held, parts
@@ -91,6 +98,17 @@ class RoutedChatCompletion(ChatCompletionClientBase):
             raise ServiceUnavailable("The model's answer was cut off.") from exc
         finally:
             await parts.aclose()
+
+
+def _meter_failed_attempt(exc: BaseException, partial: str = "") -> None:
+    """Tell the request's meter about an attempt that failed: billable unless the provider refused
+    it with an error status before doing anything (429, 5xx: providers do not bill those)."""
+    meter = current_meter()
+    if meter is None:
+        return
+    # Cancelled: the deadline or a client gone while the provider was working on it.
+    billable = not isinstance(exc, Exception) or classify(exc).status is None
+    meter.attempt_failed(partial, billable=billable)
 
 
 def _tag(chunks: list[StreamingChatMessageContent], endpoint: Endpoint) -> list[StreamingChatMessageContent]:

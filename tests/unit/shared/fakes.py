@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,7 @@ from shared.auth import Principal
 from shared.budget import Estimate
 from shared.errors import AppError
 from shared.kernel import Completion, Delta, SamplingParams
+from shared.metering import current_meter
 from shared.models import ChatMessage, Usage
 from shared.ratelimit import Allowance
 
@@ -32,18 +34,25 @@ class FakeEngine:
 
     async def chat(self, model: str, messages: list[ChatMessage], params: SamplingParams) -> Completion:
         self.calls += 1
+        if self.gate is not None:
+            await self.gate.wait()
         if self.error is not None:
             raise self.error
         return Completion(self.answer, self.finish, model, USAGE, "primary")
 
-    async def summarize(self, model: str, text: str, style: str, max_words: int,
-                        params: SamplingParams) -> Completion:
+    prompts: list[str] = field(default_factory=list)
+    gate: asyncio.Event | None = None  # when set, a call waits for it (to cancel a caller mid-call)
+
+    async def prompt(self, model: str, prompt: str, params: SamplingParams) -> Completion:
+        self.prompts.append(prompt)
         return await self.chat(model, [], params)
 
     async def stream(self, model: str, messages: list[ChatMessage], params: SamplingParams) -> AsyncIterator[Delta]:
         self.calls += 1
         words = self.answer.split(" ")
         for i, word in enumerate(words):
+            if self.gate is not None and i == 1:
+                await self.gate.wait()
             if self.error is not None and (self.fail_after or 0) <= i:
                 raise self.error
             yield Delta(content=word if i == 0 else " " + word, model=model)
@@ -55,21 +64,30 @@ class FakeEngine:
 class FakeReservation:
     ledger: FakeBudget
     tokens: int
+    renewals: int = 0
 
     async def settle(self, usage: Usage) -> None:
         self.ledger.events.append(("settle", usage.total_tokens))
 
     async def release(self) -> None:
-        self.ledger.events.append(("release", self.tokens))
+        await self.settle(Usage())
+
+    async def renew(self) -> None:
+        self.renewals += 1
 
 
 @dataclass
 class FakeBudget:
     events: list[tuple[str, int]] = field(default_factory=list)
+    estimates: list[Estimate] = field(default_factory=list)
 
     async def reserve(self, principal: Principal, model: str, estimate: Estimate) -> FakeReservation:
         self.events.append(("reserve", estimate.tokens))
+        self.estimates.append(estimate)
         return FakeReservation(self, estimate.tokens)
+
+    async def charge(self, principal: Principal, model: str, usage: Usage) -> None:
+        self.events.append(("charge", usage.total_tokens))
 
 
 @dataclass
@@ -77,6 +95,10 @@ class FakeCache:
     entries: dict[str, Completion] = field(default_factory=dict)
     expired: set[str] = field(default_factory=set)
     lookups: int = 0
+    embedding_tokens: int = 0  # > 0: each lookup embeds like the semantic cache, reporting this usage
+
+    def may_embed(self, principal: Principal, request: dict[str, Any]) -> bool:
+        return self.embedding_tokens > 0
 
     @staticmethod
     def _key(principal: Principal, model: str, request: dict[str, Any]) -> str:
@@ -85,6 +107,9 @@ class FakeCache:
     async def lookup(self, principal: Principal, model: str, request: dict[str, Any], *,
                      stale_ok: bool = False) -> Completion | None:
         self.lookups += 1
+        meter = current_meter()
+        if self.embedding_tokens and meter is not None and not stale_ok:
+            meter.embedded(Usage(prompt_tokens=self.embedding_tokens, total_tokens=self.embedding_tokens))
         key = self._key(principal, model, request)
         if key in self.expired and not stale_ok:
             return None

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from shared.auth import Principal
+from shared.background import drain
 from shared.errors import NotFound, ServiceUnavailable
 from shared.gateway import CallContext, ChatCall, Gateway, StreamInterrupted
 from shared.kernel import SamplingParams
+from shared.metering import completion_tokens
 from shared.models import ChatMessage, ChatRequest, SummarizeRequest
+from shared.tokens import prompt_tokens
 from tests.unit.shared.fakes import USAGE, CountingLimiter, FakeBudget, FakeCache, FakeEngine
 
 TENANT_A = Principal("tenant-a", "k1")
@@ -44,7 +48,7 @@ async def test_a_failed_call_releases_its_reservation_and_stores_nothing() -> No
     gateway, _, budget, cache, _ = make(FakeEngine(error=ServiceUnavailable("down")))
     with pytest.raises(ServiceUnavailable):
         await gateway.complete(CallContext(TENANT_A, "c1"), chat_call())
-    assert [e[0] for e in budget.events] == ["reserve", "release"]
+    assert budget.events[1] == ("settle", 0), "providers bill nothing for an error status: nothing charged"
     assert cache.entries == {}
 
 
@@ -52,7 +56,7 @@ async def test_a_cache_hit_costs_nothing_and_is_scoped_to_the_tenant() -> None:
     gateway, engine, budget, _, _ = make()
     await gateway.complete(CallContext(TENANT_A, "c1"), chat_call())
     assert (await gateway.complete(CallContext(TENANT_A, "c2"), chat_call())).cached and engine.calls == 1
-    assert [e[0] for e in budget.events] == ["reserve", "settle", "reserve", "release"]
+    assert [e[0] for e in budget.events] == ["reserve", "settle"], "a hit is decided before any reservation"
     assert not (await gateway.complete(CallContext(TENANT_B, "c3"), chat_call())).cached and engine.calls == 2
 
 
@@ -94,14 +98,14 @@ async def test_a_stream_settles_and_then_serves_the_next_request_from_cache() ->
     assert "".join(d.content for d in first) == "a short answer"
     second = await collect(gateway, CallContext(TENANT_A, "c"))
     assert "".join(d.content for d in second) == "a short answer" and engine.calls == 1
-    assert [e[0] for e in budget.events] == ["reserve", "settle", "reserve", "release"]
+    assert [e[0] for e in budget.events] == ["reserve", "settle"]
 
 
 async def test_a_stream_failing_before_content_raises_the_original_error() -> None:
     gateway, _, budget, cache, _ = make(FakeEngine(error=ServiceUnavailable("down"), fail_after=0))
     with pytest.raises(ServiceUnavailable):
         await collect(gateway, CallContext(TENANT_A, "c"))
-    assert [e[0] for e in budget.events] == ["reserve", "release"] and cache.entries == {}
+    assert budget.events[1] == ("settle", 0) and cache.entries == {}
 
 
 async def test_a_stream_cut_after_content_is_interrupted_never_a_clean_end() -> None:
@@ -111,15 +115,56 @@ async def test_a_stream_cut_after_content_is_interrupted_never_a_clean_end() -> 
         async for delta in gateway.stream(CallContext(TENANT_A, "c"), chat_call()):
             received.append(delta.content)
     assert received == ["a", " short"]
-    assert [e[0] for e in budget.events] == ["reserve", "release"] and cache.entries == {}
+    prompt = budget.estimates[0].prompt_tokens
+    assert budget.events[1] == ("settle", prompt + completion_tokens("gpt-test", "a short", 2)), "the prompt plus the completion tokens received"
+    assert cache.entries == {}
 
 
-async def test_a_client_leaving_mid_stream_releases_the_reservation_at_once() -> None:
-    gateway, _, budget, cache, _ = make()
+async def test_a_client_leaving_mid_stream_is_charged_what_the_provider_billed() -> None:
+    engine = FakeEngine(gate=asyncio.Event())
+    gateway, _, budget, cache, _ = make(engine)
     stream = gateway.stream(CallContext(TENANT_A, "c"), chat_call())
-    await stream.__anext__()
+    assert (await stream.__anext__()).content == "a"
     await stream.aclose()
-    assert [e[0] for e in budget.events] == ["reserve", "release"] and cache.entries == {}
+    assert budget.events == [("reserve", budget.estimates[0].tokens)], "nothing settled while the model still runs"
+    engine.gate.set()  # type: ignore[union-attr]
+    await drain(5)
+    assert budget.events[-1] == ("settle", USAGE.total_tokens), "the stream was drained to the provider's usage"
+    assert len(cache.entries) == 1, "the drained answer is complete, so it is cached"
+
+
+async def test_a_request_cancelled_mid_call_still_settles_what_was_billed() -> None:
+    engine = FakeEngine(gate=asyncio.Event())
+    gateway, _, budget, _, _ = make(engine)
+    request = asyncio.ensure_future(gateway.complete(CallContext(TENANT_A, "c"), chat_call()))
+    while engine.calls == 0:
+        await asyncio.sleep(0)
+    request.cancel()  # what a client disconnect does to the invocation
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    engine.gate.set()  # type: ignore[union-attr]
+    await drain(5)
+    assert budget.events[-1] == ("settle", USAGE.total_tokens)
+
+
+async def test_a_summarize_text_with_template_syntax_reaches_the_model_literally() -> None:
+    gateway, engine, budget, _, _ = make()
+    text = "{{$max_words}} {{$style}} {{ $text }} {{}} " * 50
+    await gateway.summarize(CallContext(TENANT_A, "c"), SummarizeRequest(text=text, max_words=7))
+    (sent,) = engine.prompts
+    assert text in sent and sent.count("{{$max_words}}") == 50 and "at most 7 words" in sent
+    assert budget.estimates[0].prompt_tokens == prompt_tokens("gpt-test", [("user", sent)])
+
+
+async def test_a_semantic_hit_is_charged_its_embedding_and_counted_in_tpm() -> None:
+    gateway, engine, budget, cache, limiter = make()
+    cache.embedding_tokens = 7
+    await gateway.complete(CallContext(TENANT_A, "c1"), chat_call())
+    assert budget.events[-1][0] == "settle" and budget.events[-1][1] == USAGE.total_tokens + 7
+    await gateway.complete(CallContext(TENANT_A, "c2"), chat_call())
+    assert budget.events[-1] == ("charge", 7) and engine.calls == 1
+    estimate = budget.estimates[0]
+    assert limiter.admitted[0] == estimate.tokens + estimate.prompt_tokens, "TPM counts the embedding too"
 
 
 async def test_degraded_mode_serves_an_expired_answer_flagged_stale() -> None:
@@ -129,7 +174,7 @@ async def test_degraded_mode_serves_an_expired_answer_flagged_stale() -> None:
     engine.error = ServiceUnavailable("every endpoint is down")
     answer = await gateway.complete(CallContext(TENANT_A, "c"), chat_call())
     assert (answer.cached, answer.stale, answer.completion.content) == (True, True, "a short answer")
-    assert [e[0] for e in budget.events][-2:] == ["reserve", "release"]
+    assert budget.events[-2:] == [("reserve", budget.estimates[-1].tokens), ("settle", 0)]
     with pytest.raises(ServiceUnavailable):  # nothing cached for another tenant: a clear 503
         await gateway.complete(CallContext(TENANT_B, "c"), chat_call())
 
@@ -170,19 +215,26 @@ async def test_a_tenant_that_caches_nothing_pays_for_no_lookups() -> None:
     from shared.cache import TieredCache
     from shared.config import TenantLimits
 
-    class Exploding:
+    class Counting:
+        """Counts calls instead of raising: the gateway turns a failing cache into a miss, so a
+        raising fake would pass even if lookups were made."""
+
+        calls = 0
+
         async def lookup(self, *args: Any, **kwargs: Any) -> None:
-            raise AssertionError("no lookup for a tenant with cache_ttl_s 0")
+            self.calls += 1
 
         async def store(self, *args: Any, **kwargs: Any) -> None:
-            return None
+            self.calls += 1
 
-    tiered = TieredCache(Exploding(), Exploding(), now=lambda: 0.0)  # type: ignore[arg-type]
+    exact, semantic = Counting(), Counting()
+    tiered = TieredCache(exact, semantic, now=lambda: 0.0)  # type: ignore[arg-type]
     engine = FakeEngine()
     gateway = Gateway(engine, CountingLimiter(), FakeBudget(), tiered)  # type: ignore[arg-type]
     never = Principal("tenant-d", "k", limits=TenantLimits(cache_ttl_s=0))
     answer = await gateway.complete(CallContext(never, "c"), chat_call())
     assert not answer.cached and engine.calls == 1
+    assert exact.calls == semantic.calls == 0, "no Cosmos read or write, no embedding call"
 
 
 async def test_a_stream_in_degraded_mode_replays_the_stale_answer() -> None:
@@ -192,4 +244,5 @@ async def test_a_stream_in_degraded_mode_replays_the_stale_answer() -> None:
     engine.error, engine.fail_after = ServiceUnavailable("every endpoint is down"), 0
     replayed = await collect(gateway, CallContext(TENANT_A, "c"))
     assert "".join(d.content for d in replayed) == "a short answer"
-    assert [e[0] for e in budget.events][-2:] == ["reserve", "release"]
+    assert all(d.stale for d in replayed)
+    assert budget.events[-1] == ("settle", 0)
