@@ -65,9 +65,6 @@ class BudgetLedger(Protocol):
     async def reserve(self, principal: Principal, model: str, estimate: Estimate) -> Reservation:
         """Raise BudgetExhausted or BudgetBusy (both 429, with Retry-After) when it does not fit."""
 
-    async def charge(self, principal: Principal, model: str, usage: Usage) -> None:
-        """Charge usage that had no reservation (the embedding of a semantic-cache hit)."""
-
 
 @dataclass(frozen=True)
 class Window:
@@ -229,16 +226,6 @@ class CosmosBudgetLedger:
                                    for w, ok in zip(held, outcomes, strict=True) if ok))
             raise await self._refusal(principal.tenant, refused[0], charge, t)
         return CosmosReservation(self, principal.tenant, model, held, charge, bucket)
-
-    async def charge(self, principal: Principal, model: str, usage: Usage) -> None:
-        if not usage.total_tokens:
-            return
-        micros = cost_micros(self.prices.get(model), usage.prompt_tokens, usage.completion_tokens)
-        held = windows(principal.tenant, self.now(), principal.limits)
-        await asyncio.gather(*(self._ensure(principal.tenant, w) for w in held))
-        for window in held:
-            await self.settle_window(principal.tenant, window,
-                                     {"tokens_used": usage.total_tokens, "usd_used_micros": micros}, {}, None)
 
     async def _admit(self, tenant: str, window: Window, c: _Charge, bucket: int, t: float) -> bool:
         kmin = first_live_bucket(t)

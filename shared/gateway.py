@@ -134,12 +134,11 @@ class Gateway:
         """The answer as deltas. Errors before the first content delta propagate as they are
         (the adapter can still answer with a status); after it, they become StreamInterrupted."""
         plan = self._chat_plan(ctx, call)
-        meter, hit = await self._admit_and_look_up(plan)
-        if hit is not None:
-            for delta in _replay(hit):
+        meter, hit, reservation = await self._admit(plan)
+        if hit is not None or reservation is None:
+            for delta in _replay(hit) if hit is not None else []:
                 yield delta
             return
-        reservation = await self.budget.reserve(ctx.principal, plan.model, plan.estimate)
         queue: asyncio.Queue[Delta | BaseException | None] = asyncio.Queue()
         spawn(self._pump(plan, call, reservation, meter, queue))
         # The client may stop reading at any point: the pump goes on to the end and settles.
@@ -157,26 +156,42 @@ class Gateway:
         return self._plan(ctx, model, _chat_key(call), tuple((m.role, m.content) for m in call.messages),
                           call.params)
 
-    async def _admit_and_look_up(self, plan: _Plan) -> tuple[Meter, Completion | None]:
-        """Rate limit (counting an embedding the lookup may make), then the cache. A hit costs
-        nothing but the embedding the semantic lookup made, which is charged like any model call."""
-        ctx = plan.ctx
-        embedding = plan.estimate.prompt_tokens if ctx.cache_lookup and \
-            self.cache.may_embed(ctx.principal, plan.key) else 0
-        allowance = await self.rate_limiter.admit(ctx.principal, plan.estimate.tokens + embedding)
+    async def _admit(self, plan: _Plan) -> tuple[Meter, Completion | None, Reservation | None]:
+        """Rate limit, cache lookup, budget reservation: a hit, or the reservation for a miss.
+
+        A lookup that may embed (the semantic cache) is itself a billed model call, so it is
+        reserved for first and charged like one; a lookup that cannot is free, and a hit is then
+        decided before any reservation is taken.
+        """
+        ctx, estimate = plan.ctx, plan.estimate
+        embedding = estimate.prompt_tokens if ctx.cache_lookup and self.cache.may_embed(ctx.principal, plan.key) else 0
+        allowance = await self.rate_limiter.admit(ctx.principal, estimate.tokens + embedding)
         ctx.response_headers.update(allowance.headers())
-        meter = Meter(plan.model, plan.estimate.prompt_tokens)
-        with metering(meter):
-            hit = await self._lookup(plan)
-        if hit is not None and meter.embedding_usage.total_tokens:
-            await self.budget.charge(ctx.principal, plan.model, meter.embedding_usage)
-        return meter, hit
+        meter = Meter(plan.model, estimate.prompt_tokens)
+        reservation = None
+        if embedding:
+            reservation = await self.budget.reserve(
+                ctx.principal, plan.model, Estimate(estimate.prompt_tokens + embedding, estimate.max_completion_tokens))
+        try:
+            with metering(meter):
+                hit = await self._lookup(plan)
+        except BaseException:
+            if reservation is not None:
+                await reservation.settle(meter.total())
+            raise
+        if hit is not None:
+            if reservation is not None:
+                await reservation.settle(meter.total())  # the embedding alone
+            return meter, hit, None
+        if reservation is None:
+            reservation = await self.budget.reserve(ctx.principal, plan.model, estimate)
+        return meter, None, reservation
 
     async def _answer(self, plan: _Plan, invoke: Callable[[], Awaitable[Completion]]) -> Answer:
-        meter, hit = await self._admit_and_look_up(plan)
-        if hit is not None:
+        meter, hit, reservation = await self._admit(plan)
+        if hit is not None or reservation is None:
+            assert hit is not None  # noqa: S101  _admit returns a hit or a reservation
             return Answer(hit, cached=True)
-        reservation = await self.budget.reserve(plan.ctx.principal, plan.model, plan.estimate)
         return await asyncio.shield(spawn(self._call(plan, reservation, meter, invoke)))
 
     async def _call(self, plan: _Plan, reservation: Reservation, meter: Meter,

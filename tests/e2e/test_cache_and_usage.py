@@ -9,6 +9,7 @@ import openai
 import pytest
 
 from tests.conftest import DEV_KEY, LIMITED_KEY, OTHER_KEY
+from tools.localenv import LocalStack
 
 pytestmark = pytest.mark.e2e
 
@@ -55,15 +56,23 @@ def test_a_stream_is_served_from_cache_as_a_stream(app_url: str) -> None:
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == whole.parse().usage.total_tokens
 
 
-def test_usage_reports_the_tenants_windows(anonymous: httpx.Client) -> None:
+def billed(stack: LocalStack) -> int:
+    """Tokens both simulator regions billed so far: chats and the semantic cache's embeddings."""
+    stats = [httpx.get(f"{stack.sim_url(r)}/_sim/stats").json() for r in ("primary", "secondary")]
+    return sum(s["prompt_tokens"] + s["completion_tokens"] for s in stats)
+
+
+def test_usage_reports_the_tenants_windows(anonymous: httpx.Client, stack: LocalStack) -> None:
     headers = {"x-api-key": LIMITED_KEY}
-    before = anonymous.get("/v1/usage", headers=headers).json()
+    before, billed_before = anonymous.get("/v1/usage", headers=headers).json(), billed(stack)
     response = anonymous.post("/v1/chat", headers=headers, json=unique_chat(max_tokens=5))
     assert response.status_code == 200
     after = anonymous.get("/v1/usage", headers=headers).json()
-    spent = response.json()["usage"]["total_tokens"]
+    spent, provider_billed = response.json()["usage"]["total_tokens"], billed(stack) - billed_before
     assert after["tenant"] == "limited"
-    assert after["daily"]["tokens_used"] - before["daily"]["tokens_used"] == spent
+    assert provider_billed > spent, "the semantic lookup's embedding is billed too"
+    assert after["daily"]["tokens_used"] - before["daily"]["tokens_used"] == provider_billed, \
+        "the tenant is charged the chat and the embedding, exactly"
     assert after["daily"]["token_limit"] == 50000 and after["daily"]["usd_limit"] == 1.0
     assert after["daily"]["usd_spent"] > before["daily"]["usd_spent"]
     assert after["daily"]["resets_at"].endswith("T00:00:00Z") and after["monthly"]["token_limit"] is None

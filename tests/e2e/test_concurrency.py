@@ -16,13 +16,15 @@ from shared.tokens import prompt_tokens
 from tools.localenv import LocalStack, free_port
 
 pytestmark = pytest.mark.e2e
-BUDGET_KEY, RPM_KEY = "budget-tenant-key", "rpm-tenant-key"
+BUDGET_KEY, RPM_KEY, STREAM_KEY = "budget-tenant-key", "rpm-tenant-key", "stream-budget-key"
 PROMPT = "Tell me one fact about the tides in the north channel."
 MAX_TOKENS = 16  # below the simulator's shortest answer: every answer uses exactly this many
 PER_REQUEST = prompt_tokens("gpt-4o-mini", [("user", PROMPT)]) + MAX_TOKENS
 DAILY_LIMIT = 30 * PER_REQUEST + PER_REQUEST // 2  # room for 30 requests, not 31
 TENANTS = json.dumps([
     {"tenant": "budgeted", "keys": [{"id": "b1", "sha256": hash_api_key(BUDGET_KEY)}],
+     "limits": {"daily_tokens": DAILY_LIMIT, "cache_ttl_s": 0}},
+    {"tenant": "budgeted-streams", "keys": [{"id": "s1", "sha256": hash_api_key(STREAM_KEY)}],
      "limits": {"daily_tokens": DAILY_LIMIT, "cache_ttl_s": 0}},
     {"tenant": "rpm-limited", "keys": [{"id": "r1", "sha256": hash_api_key(RPM_KEY)}],
      "limits": {"rpm": 60, "cache_ttl_s": 0}},
@@ -41,13 +43,17 @@ def four_apps(stack: LocalStack) -> Iterator[list[str]]:
         stack.stop(f"instance-{i}")
 
 
-async def burst(urls: list[str], key: str, count: int) -> Counter[int]:
-    """`count` concurrent chat requests, spread round-robin over the instances."""
+async def burst(urls: list[str], key: str, count: int, *, stream: bool = False) -> Counter[int]:
+    """`count` concurrent chat requests (or OpenAI-compatible streams), spread round-robin over the instances."""
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=count)) as client:
         async def one(i: int) -> int:
-            response = await client.post(f"{urls[i % len(urls)]}/api/v1/chat", headers={"x-api-key": key},
-                                         json={"messages": [{"role": "user", "content": PROMPT}],
-                                               "max_tokens": MAX_TOKENS})
+            body = {"messages": [{"role": "user", "content": PROMPT}], "max_tokens": MAX_TOKENS}
+            path = "/api/v1/chat/completions" if stream else "/api/v1/chat"
+            async with client.stream("POST", f"{urls[i % len(urls)]}{path}", headers={"x-api-key": key},
+                                     json={**body, "stream": True} if stream else body) as response:
+                text = (await response.aread()).decode()
+            if stream and response.status_code == 200:
+                assert text.rstrip().endswith("data: [DONE]"), "every admitted stream completes"
             if response.status_code == 429:
                 assert int(response.headers["retry-after"]) >= 1
                 assert response.headers["content-type"].startswith("application/problem+json")
@@ -81,6 +87,21 @@ async def test_a_daily_budget_holds_across_four_instances(stack: LocalStack, fou
     assert usage["tokens_reserved"] == 0, "no reservation is left hanging"
     assert statuses[200] >= 25, "reservations are not so pessimistic that the budget starves"
     assert calls == statuses[200]
+
+
+async def test_a_daily_budget_holds_across_four_instances_for_streams(stack: LocalStack,
+                                                                     four_apps: list[str]) -> None:
+    reset_sims(stack)
+    statuses = await burst(four_apps, STREAM_KEY, 200, stream=True)
+    calls, billed = await asyncio.to_thread(sim_stats, stack)
+    async with httpx.AsyncClient() as client:
+        report = await client.get(f"{four_apps[0]}/api/v1/usage", headers={"x-api-key": STREAM_KEY})
+    usage = report.json()["daily"]
+    print(f"streams: statuses={dict(statuses)} model_calls={calls} billed={billed} limit={DAILY_LIMIT} usage={usage}")
+    assert set(statuses) <= {200, 429}
+    assert billed <= DAILY_LIMIT
+    assert usage["tokens_used"] == billed and usage["tokens_reserved"] == 0
+    assert statuses[200] >= 25 and calls == statuses[200]
 
 
 async def test_rpm_holds_across_four_instances(stack: LocalStack, four_apps: list[str]) -> None:

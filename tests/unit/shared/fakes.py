@@ -86,9 +86,6 @@ class FakeBudget:
         self.estimates.append(estimate)
         return FakeReservation(self, estimate.tokens)
 
-    async def charge(self, principal: Principal, model: str, usage: Usage) -> None:
-        self.events.append(("charge", usage.total_tokens))
-
 
 @dataclass
 class FakeCache:

@@ -162,11 +162,12 @@ async def test_a_semantic_hit_is_charged_its_embedding_and_counted_in_tpm() -> N
     gateway, engine, budget, cache, limiter = make()
     cache.embedding_tokens = 7
     await gateway.complete(CallContext(TENANT_A, "c1"), chat_call())
-    assert budget.events[-1][0] == "settle" and budget.events[-1][1] == USAGE.total_tokens + 7
+    assert budget.events[-1] == ("settle", USAGE.total_tokens + 7), "the miss: its embedding and the answer"
     await gateway.complete(CallContext(TENANT_A, "c2"), chat_call())
-    assert budget.events[-1] == ("charge", 7) and engine.calls == 1
-    estimate = budget.estimates[0]
-    assert limiter.admitted[0] == estimate.tokens + estimate.prompt_tokens, "TPM counts the embedding too"
+    assert budget.events[-1] == ("settle", 7) and engine.calls == 1, "the hit: its embedding only"
+    chat_prompt = prompt_tokens("gpt-test", [("user", "hello there")])
+    assert limiter.admitted[0] == 50 + 2 * chat_prompt, "TPM counts the embedding as well as the chat"
+    assert budget.estimates[0].prompt_tokens == 2 * chat_prompt, "reserved before the lookup embeds"
 
 
 async def test_degraded_mode_serves_an_expired_answer_flagged_stale() -> None:
