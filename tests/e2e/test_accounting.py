@@ -24,8 +24,8 @@ DAILY = 3_000_000
 # A long history: about 2,000 prompt tokens, so a request is mostly prompt, as real chats are.
 HISTORY = [{"role": "user" if i % 2 == 0 else "assistant",
             "content": f"Note {i}: the pier {i} tide gauge read {i % 7 + 1}.{i % 10} metres at {i % 24}:00 "
-                       "and the harbour master logged a calm sea with light westerly winds."}
-           for i in range(60)]
+                       "and the harbour master logged a calm sea with light westerly winds, no swell and clear skies."}
+           for i in range(40)]
 SCENARIOS = ("abandon", "cut", "close", "failover", "kill", "mixed")
 DEADLINE_S = 10  # the killed instance's lease: this deadline + 30 s margin (+ up to one 20 s bucket)
 
