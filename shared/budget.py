@@ -190,8 +190,8 @@ class CosmosReservation:
         used = {"tokens_used": usage.total_tokens - c.prompt_tokens, "usd_used_micros": used_micros - c.prompt_micros}
         slot = self.bucket % SLOTS
         release = {f"l{slot}/t": -c.held_tokens, f"l{slot}/u": -c.held_micros}
-        for window in self.windows:
-            await self.ledger.settle_window(self.tenant, window, used, release, f"c.l{slot}.e = {self.bucket}")
+        await asyncio.gather(*(self.ledger.settle_window(self.tenant, w, used, release, f"c.l{slot}.e = {self.bucket}")
+                               for w in self.windows))
 
 
 class CosmosBudgetLedger:
