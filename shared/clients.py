@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import httpx2
@@ -36,10 +37,11 @@ class KeyRefreshTransport(httpx2.AsyncBaseTransport):
         self._prefix = prefix
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        sent_at = time.monotonic()
         response = await self._inner.handle_async_request(request)
         if response.status_code != 401:
             return response
-        fresh = self._prefix + await self._secrets.get(self._secret_name, refresh=True)
+        fresh = self._prefix + await self._secrets.get(self._secret_name, read_since=sent_at)
         if request.headers.get(self._header) == fresh:
             return response
         await response.aclose()

@@ -14,15 +14,11 @@ from pydantic import SecretStr
 
 from shared.errors import ConfigError
 
-# A forced re-read (after a 401) is skipped when the value was read this recently: a burst of
-# 401s from one misconfigured endpoint costs one Key Vault read, not one per request.
-REFRESH_MIN_INTERVAL_S = 2.0
-
-
 class SecretProvider(Protocol):
-    async def get(self, name: str, *, refresh: bool = False) -> str:
-        """The secret's current value; `refresh` re-reads it from the store (a model endpoint
-        refused the cached one) unless it was read moments ago."""
+    async def get(self, name: str, *, read_since: float | None = None) -> str:
+        """The secret's current value. `read_since` (a time.monotonic() value): re-read it unless
+        the cached value was read at or after then (a model endpoint refused the key it was sent
+        at that time; requests refused together share one re-read)."""
         ...
 
     async def close(self) -> None: ...
@@ -34,7 +30,7 @@ class LocalSecrets:
     def __init__(self, values: dict[str, SecretStr]) -> None:
         self._values = values
 
-    async def get(self, name: str, *, refresh: bool = False) -> str:
+    async def get(self, name: str, *, read_since: float | None = None) -> str:
         try:
             return self._values[name].get_secret_value()
         except KeyError:
@@ -63,14 +59,15 @@ class KeyVaultSecrets:
         self._locks: dict[str, asyncio.Lock] = {}
         self.reads = 0
 
-    async def get(self, name: str, *, refresh: bool = False) -> str:
+    async def get(self, name: str, *, read_since: float | None = None) -> str:
         cached = self._cache.get(name)
-        if cached is not None and self._fresh(cached, refresh):
+        if cached is not None and self._fresh(cached, read_since):
             return cached.value
         async with self._locks.setdefault(name, asyncio.Lock()):  # concurrent misses share one read
             cached = self._cache.get(name)
-            if cached is not None and self._fresh(cached, refresh):
+            if cached is not None and self._fresh(cached, read_since):
                 return cached.value
+            started = self._clock()
             try:
                 value = await self._read(name)
             except ConfigError:
@@ -78,12 +75,13 @@ class KeyVaultSecrets:
                     raise
                 # Key Vault is unreachable: the last value we read beats failing every request.
                 return cached.value
-            self._cache[name] = _Cached(value, self._clock())
+            self._cache[name] = _Cached(value, started)
             return value
 
-    def _fresh(self, cached: _Cached, refresh: bool) -> bool:
-        age = self._clock() - cached.read_at
-        return age < (REFRESH_MIN_INTERVAL_S if refresh else self._ttl_s)
+    def _fresh(self, cached: _Cached, read_since: float | None) -> bool:
+        if read_since is not None:
+            return cached.read_at >= read_since
+        return self._clock() - cached.read_at < self._ttl_s
 
     async def _read(self, name: str) -> str:
         self.reads += 1

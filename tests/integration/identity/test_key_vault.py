@@ -10,9 +10,9 @@ from azure.identity.aio import ManagedIdentityCredential
 from azure.keyvault.secrets.aio import SecretClient
 
 from shared.errors import ConfigError
-from shared.secrets import REFRESH_MIN_INTERVAL_S, KeyVaultSecrets
+from shared.secrets import KeyVaultSecrets
 from tests.support.identity.issuer import IDENTITY_HEADER, Issuer
-from tests.support.identity.keyvault import VAULT_RESOURCE, KeyVault, TestCA
+from tests.support.identity.keyvault import VAULT_RESOURCE, KeyVault, LocalCA
 from tests.support.identity.serve import Served
 
 
@@ -25,12 +25,12 @@ class Clock:
 
 
 @pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
-    return TestCA.create(tmp_path_factory.mktemp("ca"))
+def ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
+    return LocalCA.create(tmp_path_factory.mktemp("ca"))
 
 
 @pytest.fixture(scope="module")
-def vault(issuer: Issuer, ca: TestCA) -> Iterator[KeyVault]:
+def vault(issuer: Issuer, ca: LocalCA) -> Iterator[KeyVault]:
     kv = KeyVault(issuer)
     served = Served(kv.app(), certfile=ca.cert_pem, keyfile=ca.key_pem)
     kv.url = served.url
@@ -39,7 +39,7 @@ def vault(issuer: Issuer, ca: TestCA) -> Iterator[KeyVault]:
 
 
 @pytest.fixture
-async def client(issuer: Issuer, vault: KeyVault, ca: TestCA,
+async def client(issuer: Issuer, vault: KeyVault, ca: LocalCA,
                  monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SecretClient]:
     # The App Service / Functions managed-identity environment, as the platform sets it.
     monkeypatch.setenv("IDENTITY_ENDPOINT", f"{issuer.url}/msi/token")
@@ -76,11 +76,14 @@ async def test_a_rotated_secret_is_read_after_the_ttl_or_at_once_on_refresh(vaul
     clock.now += 1
     assert await secrets.get("rotating") == "v2", "re-read once the TTL is over"
     vault.set("rotating", "v3")
-    clock.now += REFRESH_MIN_INTERVAL_S
-    assert await secrets.get("rotating", refresh=True) == "v3", "a refresh (after a 401) re-reads at once"
+    clock.now += 1
+    refused_at = clock.now  # a model endpoint refused the key sent now
+    clock.now += 1
+    assert await secrets.get("rotating", read_since=refused_at) == "v3", "a 401 re-reads at once"
     reads = secrets.reads
     vault.set("rotating", "v4")
-    assert await secrets.get("rotating", refresh=True) == "v3", "a burst of 401s costs one read"
+    # Other requests refused at the same time share that read: a burst of 401s costs one.
+    assert await secrets.get("rotating", read_since=refused_at) == "v3"
     assert secrets.reads == reads
 
 

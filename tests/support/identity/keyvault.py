@@ -21,7 +21,7 @@ VAULT_RESOURCE = "https://vault.azure.net"
 
 
 @dataclass
-class TestCA:
+class LocalCA:
     """A throwaway CA and a server certificate for 127.0.0.1, written where processes can read them."""
 
     ca_pem: Path
@@ -29,7 +29,7 @@ class TestCA:
     key_pem: Path
 
     @classmethod
-    def create(cls, directory: Path) -> TestCA:
+    def create(cls, directory: Path) -> LocalCA:
         ca = trustme.CA()
         server = ca.issue_cert("127.0.0.1", "localhost")
         paths = cls(directory / "ca.pem", directory / "server.pem", directory / "server-key.pem")
