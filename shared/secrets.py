@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from shared.errors import ConfigError
 
+
 class SecretProvider(Protocol):
     async def get(self, name: str, *, read_since: float | None = None) -> str:
         """The secret's current value. `read_since` (a time.monotonic() value): re-read it unless

@@ -79,7 +79,7 @@ def world(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     port = free_port()
     stack.start_app(name="identity-app", port=port, extra_env={
         "TENANTS": json.dumps(tenants), "AI_ENDPOINTS": json.dumps(endpoints),
-        "MODEL_PRICES": json.dumps({m: price for m in ("gpt-4o-mini", "gpt-4o", "gpt-4.1")}),
+        "MODEL_PRICES": json.dumps(dict.fromkeys(("gpt-4o-mini", "gpt-4o", "gpt-4.1"), price)),
         "SEMANTIC_CACHE_MODE": "off",
         # What App Service and Functions set for a managed identity:
         "IDENTITY_ENDPOINT": f"{issuer.url}/msi/token", "IDENTITY_HEADER": IDENTITY_HEADER,
