@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -11,7 +11,7 @@ from shared.errors import ServiceUnavailable
 from tests.unit.resilience.helpers import FakeClock, api_error, endpoint, policy
 
 
-def scripted(outcomes: list[BaseException | str], calls: list[str]) -> Callable[[Endpoint], object]:
+def scripted(outcomes: list[BaseException | str], calls: list[str]) -> Callable[[Endpoint], Awaitable[str]]:
     async def attempt(ep: Endpoint) -> str:
         calls.append(ep.name)
         outcome = outcomes.pop(0)
@@ -24,7 +24,7 @@ def scripted(outcomes: list[BaseException | str], calls: list[str]) -> Callable[
 
 @pytest.mark.parametrize("status", [401, 403])
 async def test_the_only_endpoint_refusing_our_credentials_is_called_once(status: int) -> None:
-    clock, calls = FakeClock(), []
+    clock, calls = FakeClock(), list[str]()
     outcomes: list[BaseException | str] = [api_error(status)] * 3
     with pytest.raises(ServiceUnavailable):
         await policy(clock, ["only"]).call([endpoint("only")], scripted(outcomes, calls))
@@ -32,7 +32,7 @@ async def test_the_only_endpoint_refusing_our_credentials_is_called_once(status:
 
 
 async def test_a_refusing_endpoint_fails_over_and_is_not_asked_again() -> None:
-    clock, calls = FakeClock(), []
+    clock, calls = FakeClock(), list[str]()
     outcomes: list[BaseException | str] = [api_error(401), api_error(503), "ok"]
     eps = [endpoint("primary", 0), endpoint("secondary", 1)]
     assert await policy(clock, ["primary", "secondary"]).call(eps, scripted(outcomes, calls)) == "ok"
