@@ -22,6 +22,7 @@ class Principal:
     key_id: str  # the key's id, or `entra:<oid>` for an Entra caller: never a secret or a token
     roles: tuple[str, ...] = ("user",)
     limits: TenantLimits = field(default_factory=TenantLimits)
+    client_id: str | None = None  # an Entra caller's client application (azp/appid), for audit records
 
     @property
     def rate_key(self) -> str:
@@ -108,7 +109,7 @@ class Authenticator:
         if tenant is None:
             log.info("entra caller in no tenant: tid=%s oid=%s azp=%s", caller.tid, caller.oid, caller.client_id)
             raise Forbidden("This Entra ID caller is not mapped to a tenant.")
-        return _principal(tenant, f"entra:{caller.oid}")
+        return _principal(tenant, f"entra:{caller.oid}", caller.client_id)
 
     def _has_required_role(self, caller: EntraCaller) -> bool:
         # App-only tokens carry app roles in `roles`; delegated tokens carry the user's assigned
@@ -121,5 +122,5 @@ class Authenticator:
         return None if config is None else _principal(config, "queue")
 
 
-def _principal(tenant: TenantConfig, key_id: str) -> Principal:
-    return Principal(tenant.tenant, key_id, tuple(tenant.roles), tenant.limits)
+def _principal(tenant: TenantConfig, key_id: str, client_id: str | None = None) -> Principal:
+    return Principal(tenant.tenant, key_id, tuple(tenant.roles), tenant.limits, client_id)

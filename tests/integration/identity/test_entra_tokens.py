@@ -68,6 +68,7 @@ async def test_v1_and_v2_app_tokens_with_the_role_map_to_the_apps_tenant(issuer:
     principal = await auth.authenticate(bearer(token))
     assert (principal.tenant, principal.key_id) == ("apps", f"entra:{APP_OID}")
     assert principal.rate_key == f"apps:entra:{APP_OID}", "limits count per principal, never per token"
+    assert principal.client_id == APP_CLIENT
 
 
 async def test_a_delegated_token_with_the_scope_maps_by_the_users_oid(issuer: Issuer, http: httpx.AsyncClient) -> None:
@@ -164,3 +165,17 @@ async def test_without_entra_configured_a_token_is_401_and_keys_still_work(issue
         await auth.authenticate(bearer(app_token(issuer)))
     assert "does not accept Entra" in err.value.detail
     assert (await auth.authenticate({"api-key": "people-key"})).tenant == "people"
+
+
+async def test_logs_name_the_caller_never_the_token(issuer: Issuer, http: httpx.AsyncClient,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    auth, _ = make_auth(issuer, http)
+    caplog.set_level("DEBUG")
+    tokens = [app_token(issuer, roles=[]), app_token(issuer, exp=int(time.time()) - 600),
+              app_token(issuer, azp=STRANGER)]
+    for token in tokens:
+        with pytest.raises((Unauthorized, Forbidden)):
+            await auth.authenticate(bearer(token))
+    assert APP_OID in caplog.text, "refusals of a verified caller name its oid"
+    for token in tokens:
+        assert token not in caplog.text and token.split(".")[2] not in caplog.text
