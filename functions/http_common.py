@@ -81,7 +81,7 @@ async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]]) ->
     extra: dict[str, str] = {}
     try:
         container = await get_container()
-        principal = container.auth.authenticate(req.headers)
+        principal = await container.auth.authenticate(req.headers)
         context = call_context(req, principal, cid)
         extra = context.response_headers  # the stages fill it as the request runs
         response = await work(Scope(req, cid, container, principal, context))

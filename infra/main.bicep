@@ -42,8 +42,17 @@ param principalId string = ''
 ])
 param principalType string = 'User'
 
-@description('Tenants for the TENANTS app setting: [{tenant, keys: [{id, sha256}], roles?}]. Holds SHA-256 hashes of API keys, never keys.')
+@description('Tenants for the TENANTS app setting: [{tenant, keys?: [{id, sha256}], entra?: [{tid, client_id} or {tid, oid}], roles?}]. Holds SHA-256 hashes of API keys, never keys.')
 param tenants array = []
+
+@description('ENTRA_AUDIENCES: the aud values of Entra ID tokens the API accepts (its app ID URI and client id, docs/identity.md); empty: Entra tokens are refused, API keys still work.')
+param entraAudiences array = []
+
+@description('ENTRA_AUTHORITY: the Entra ID authority whose keys sign the tokens (sovereign clouds differ).')
+param entraAuthority string = 'https://login.microsoftonline.com'
+
+@description('ENTRA_REQUIRED_ROLE: the app role (or delegated scope) a caller needs.')
+param entraRequiredRole string = 'AI.User'
 
 @description('MODEL_PRICES app setting: USD per 1M tokens for each chat model, {model: {input_per_1m, output_per_1m}}. Needed for tenant USD limits; check your agreement\'s prices.')
 param modelPrices object = {
@@ -350,6 +359,9 @@ module api './app/api.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     aiEndpoints: string(aiEndpoints)
     tenants: string(tenants)
+    entraAudiences: string(entraAudiences)
+    entraAuthority: entraAuthority
+    entraRequiredRole: entraRequiredRole
     modelPrices: string(modelPrices)
     cosmosEndpoint: cosmos.outputs.COSMOS_ENDPOINT
     cosmosDatabase: cosmos.outputs.COSMOS_DATABASE
@@ -521,6 +533,9 @@ output AZURE_CLIENT_ID string = identity.outputs.AZURE_CLIENT_ID
 output AI_ENDPOINTS string = string(aiEndpoints)
 // Tenant ids and SHA-256 hashes of their keys: not secrets.
 output TENANTS string = string(tenants)
+output ENTRA_AUDIENCES string = string(entraAudiences)
+output ENTRA_AUTHORITY string = entraAuthority
+output ENTRA_REQUIRED_ROLE string = entraRequiredRole
 output MODEL_PRICES string = string(modelPrices)
 output COSMOS_ENDPOINT string = cosmos.outputs.COSMOS_ENDPOINT
 output COSMOS_DATABASE string = cosmos.outputs.COSMOS_DATABASE

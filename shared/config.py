@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import ConfigError, field_errors
 
+_GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
 
 class EndpointConfig(BaseModel):
     """One model endpoint from `AI_ENDPOINTS` (DESIGN.md, "Model endpoints")."""
@@ -59,15 +61,43 @@ class TenantLimits(BaseModel):
     cache_ttl_s: int = Field(default=3600, ge=0)  # 0: this tenant's answers are never cached
 
 
+class EntraPrincipal(BaseModel):
+    """An Entra ID caller of a tenant: an application (`client_id`, matched against the token's
+    `azp` or `appid`) or one user or service principal (`oid`), always within its directory `tid`."""
+
+    model_config = {"extra": "forbid", "frozen": True}
+
+    tid: str = Field(pattern=_GUID)
+    client_id: str | None = Field(default=None, pattern=_GUID)
+    oid: str | None = Field(default=None, pattern=_GUID)
+
+    @model_validator(mode="after")
+    def _one_identifier(self) -> EntraPrincipal:
+        if (self.client_id is None) == (self.oid is None):
+            raise ValueError("an entra principal names exactly one of client_id or oid")
+        return self
+
+    @property
+    def match_key(self) -> tuple[str, str, str]:
+        return (self.tid.lower(), "oid" if self.oid else "client_id", (self.oid or self.client_id or "").lower())
+
+
 class TenantConfig(BaseModel):
-    """A tenant, its keys (as digests) and its limits."""
+    """A tenant, its keys (as digests), its Entra principals and its limits."""
 
     model_config = {"extra": "forbid", "frozen": True}
 
     tenant: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    keys: list[TenantKey] = Field(min_length=1)
+    keys: list[TenantKey] = Field(default_factory=list)
+    entra: list[EntraPrincipal] = Field(default_factory=list)
     roles: list[str] = Field(default_factory=lambda: ["user"])
     limits: TenantLimits = Field(default_factory=TenantLimits)
+
+    @model_validator(mode="after")
+    def _some_credential(self) -> TenantConfig:
+        if not self.keys and not self.entra:
+            raise ValueError(f"tenant {self.tenant!r} has neither keys nor entra principals")
+        return self
 
 
 class ModelPrice(BaseModel):
@@ -111,6 +141,29 @@ class Settings(BaseSettings):
     local_secrets: Annotated[
         dict[str, SecretStr], Field(alias="LOCAL_SECRETS", default_factory=dict, json_schema_extra=LOCAL)
     ]
+    # Key Vault values are re-read after this many seconds, so a rotated secret takes effect
+    # without a restart (a 401 from a model endpoint re-reads its key at once).
+    secret_ttl_s: Annotated[float, Field(alias="SECRET_TTL_S", gt=0, json_schema_extra=TUNING)] = 300.0
+    # The Key Vault SDK checks that a challenge's resource matches the vault's domain; only the
+    # local test vault (on 127.0.0.1) needs this off.
+    key_vault_verify_challenge_resource: Annotated[
+        bool, Field(alias="KEY_VAULT_VERIFY_CHALLENGE_RESOURCE", json_schema_extra=LOCAL)
+    ] = True
+    # Entra ID callers (docs/identity.md). No audience: Entra tokens are refused, keys still work.
+    entra_audiences: Annotated[
+        list[str], Field(alias="ENTRA_AUDIENCES", default_factory=list, json_schema_extra=AZURE)
+    ]
+    entra_authority: Annotated[
+        str, Field(alias="ENTRA_AUTHORITY", pattern=r"^https?://[^/?#]+(/[^?#]*)?$", json_schema_extra=AZURE)
+    ] = "https://login.microsoftonline.com"
+    entra_required_role: Annotated[
+        str, Field(alias="ENTRA_REQUIRED_ROLE", min_length=1, json_schema_extra=AZURE)
+    ] = "AI.User"
+    entra_leeway_s: Annotated[float, Field(alias="ENTRA_LEEWAY_S", ge=0, le=300, json_schema_extra=TUNING)] = 60.0
+    # An unknown `kid` refetches the signing keys, at most once per this many seconds per directory.
+    entra_jwks_cooldown_s: Annotated[
+        float, Field(alias="ENTRA_JWKS_COOLDOWN_S", ge=0, json_schema_extra=TUNING)
+    ] = 30.0
     # Client id of the user-assigned managed identity (azure-identity reads the same name).
     azure_client_id: Annotated[str | None, Field(alias="AZURE_CLIENT_ID", json_schema_extra=AZURE)] = None
     # {"model": {"input_per_1m": 0.15, "output_per_1m": 0.60}}: needed for any tenant USD limit.
@@ -166,6 +219,18 @@ class Settings(BaseSettings):
                 if key.sha256 in seen:
                     raise ValueError(f"tenant {tenant.tenant!r}: key {key.id!r} is used twice")
                 seen.add(key.sha256)
+        return tenants
+
+    @field_validator("tenants")
+    @classmethod
+    def _unique_entra_principals(cls, tenants: list[TenantConfig]) -> list[TenantConfig]:
+        owner: dict[tuple[str, str, str], str] = {}
+        for tenant in tenants:
+            for principal in tenant.entra:
+                other = owner.setdefault(principal.match_key, tenant.tenant)
+                if other != tenant.tenant:
+                    raise ValueError(f"entra principal {principal.match_key[2]} is in tenants {other!r} and "
+                                     f"{tenant.tenant!r}")
         return tenants
 
     @model_validator(mode="after")

@@ -14,12 +14,13 @@ from azure.core.pipeline.transport import AsyncHttpTransport
 from azure.identity.aio import DefaultAzureCredential
 from azure.keyvault.secrets.aio import SecretClient
 
-from shared.auth import ApiKeyAuthenticator
+from shared.auth import Authenticator
 from shared.budget import LEASE_MARGIN_S, CosmosBudgetLedger
 from shared.cache import CosmosExactCache, TieredCache
 from shared.config import Settings, load_settings
 from shared.cosmos import CosmosState, cosmos_client
 from shared.embeddings import KernelEmbedder, build_embedding_endpoints
+from shared.entra import EntraValidator, SigningKeys
 from shared.errors import ConfigError, DependencyFailed
 from shared.gateway import Gateway
 from shared.jobs import CosmosJobStore, JobService
@@ -45,8 +46,9 @@ class Container:
     engine: KernelEngine
     gateway: Gateway
     jobs: JobService
-    auth: ApiKeyAuthenticator
+    auth: Authenticator
     budget: CosmosBudgetLedger
+    entra_http: httpx.AsyncClient | None = None
 
     async def readiness(self) -> dict[str, str]:
         """Each dependency's state as a word: never an exception's text or a secret."""
@@ -70,6 +72,8 @@ class Container:
     async def close(self) -> None:
         await self.cosmos.close()
         await self.secrets.close()
+        if self.entra_http is not None:
+            await self.entra_http.aclose()
         if self.credential is not None:
             await self.credential.close()
 
@@ -131,7 +135,11 @@ async def build_container(settings: Settings,
     secrets: SecretProvider
     if settings.key_vault_uri:
         assert credential is not None  # noqa: S101
-        secrets = KeyVaultSecrets(SecretClient(settings.key_vault_uri, credential))
+        secrets = KeyVaultSecrets(
+            SecretClient(settings.key_vault_uri, credential,
+                         verify_challenge_resource=settings.key_vault_verify_challenge_resource),
+            ttl_s=settings.secret_ttl_s,
+        )
     else:
         secrets = LocalSecrets(settings.local_secrets)
     cosmos = CosmosState(cosmos_client(settings, credential, cosmos_transport), settings.cosmos_database,
@@ -146,8 +154,21 @@ async def build_container(settings: Settings,
     cache = TieredCache(CosmosExactCache(cosmos, time.time), semantic, time.time)
     gateway = Gateway(engine, CosmosRateLimiter(cosmos), budget, cache)
     jobs = JobService(CosmosJobStore(cosmos), gateway, lease_s=settings.model_timeout_s * 2)
-    return Container(settings, credential, secrets, cosmos, engine, gateway, jobs,
-                     ApiKeyAuthenticator(settings.tenants), budget)
+    entra, entra_http = build_entra(settings)
+    auth = Authenticator(settings.tenants, entra, settings.entra_required_role)
+    return Container(settings, credential, secrets, cosmos, engine, gateway, jobs, auth, budget, entra_http)
+
+
+def build_entra(settings: Settings) -> tuple[EntraValidator | None, httpx.AsyncClient | None]:
+    """The Entra token validator, when ENTRA_AUDIENCES names this API; None: tokens are refused."""
+    if not settings.entra_audiences:
+        return None, None
+    http = httpx.AsyncClient(timeout=5.0)
+    keys = SigningKeys(settings.entra_authority, http, cooldown_s=settings.entra_jwks_cooldown_s)
+    tids = {p.tid for t in settings.tenants for p in t.entra}
+    validator = EntraValidator(keys, authority=settings.entra_authority, audiences=settings.entra_audiences,
+                               tids=tids, leeway_s=settings.entra_leeway_s)
+    return validator, http
 
 
 class _Root:

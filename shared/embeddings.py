@@ -14,9 +14,9 @@ from openai import AsyncAzureOpenAI
 from semantic_kernel.connectors.ai.embedding_generator_base import EmbeddingGeneratorBase
 from semantic_kernel.connectors.ai.open_ai import AzureTextEmbedding, OpenAITextEmbedding
 
+from shared.clients import build_client
 from shared.config import EndpointConfig
 from shared.errors import ServiceUnavailable, UpstreamRefused
-from shared.kernel import build_client
 from shared.metering import current_meter
 from shared.models import Usage
 from shared.resilience.clock import Clock, SystemClock

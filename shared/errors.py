@@ -20,10 +20,13 @@ class AppError(Exception):
     title: str = "Internal Server Error"
     type_slug: str = "internal"
 
-    def __init__(self, detail: str, *, retry_after_s: float | None = None) -> None:
+    def __init__(self, detail: str, *, retry_after_s: float | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.retry_after_s = retry_after_s
+        # Response headers the error itself calls for (WWW-Authenticate, x-should-retry).
+        self.headers = dict(headers or {})
 
     @property
     def type_uri(self) -> str:
@@ -45,6 +48,8 @@ class ValidationFailed(BadRequest):
 
 
 class Unauthorized(AppError):
+    """No or bad credentials; `headers` carries the WWW-Authenticate challenge (RFC 9110 11.6.1)."""
+
     status, title, type_slug = 401, "Unauthorized", "unauthorized"
 
 
@@ -74,8 +79,7 @@ class TooManyRequests(AppError):
     status, title, type_slug = 429, "Too Many Requests", "too-many-requests"
 
     def __init__(self, detail: str, *, retry_after_s: float, headers: dict[str, str] | None = None) -> None:
-        super().__init__(detail, retry_after_s=retry_after_s)
-        self.headers = headers or {}
+        super().__init__(detail, retry_after_s=retry_after_s, headers=headers)
 
 
 class RateLimited(TooManyRequests):

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.identity.aio import get_bearer_token_provider
-from openai import AsyncAzureOpenAI, AsyncOpenAI
+from openai import AsyncAzureOpenAI
 from semantic_kernel import Kernel
 from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
 from semantic_kernel.connectors.ai.open_ai import (
@@ -19,6 +18,7 @@ from semantic_kernel.connectors.ai.open_ai import (
 )
 from semantic_kernel.contents import AuthorRole, ChatHistory, ChatMessageContent, StreamingChatMessageContent
 
+from shared.clients import build_client
 from shared.config import EndpointConfig
 from shared.endpoints import Endpoint
 from shared.models import ChatMessage, Usage
@@ -26,39 +26,11 @@ from shared.resilience.policy import ResiliencePolicy
 from shared.routing import RoutedChatCompletion
 from shared.secrets import SecretProvider
 
-COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
-
 SUMMARIZE_PROMPT = """Summarize the text below. Style: {{$style}}. Use at most {{$max_words}} words.
 Reply with the summary only.
 
 Text:
 {{$text}}"""
-
-
-async def build_client(
-    config: EndpointConfig, *, credential: AsyncTokenCredential | None, secrets: SecretProvider,
-    timeout_s: float,
-) -> AsyncOpenAI:
-    """One endpoint's SDK client (AsyncAzureOpenAI for kind azure_openai) with the SDK's own
-    retries off: our resilience layer retries. Shared by the chat and the embedding services."""
-    key = await secrets.get(config.api_key_secret) if config.api_key_secret else None
-    if config.kind == "azure_openai":
-        if key is None and credential is None:
-            raise ValueError(f"endpoint {config.name!r} has no api_key_secret and no managed identity")
-        return AsyncAzureOpenAI(
-            azure_endpoint=config.endpoint,
-            api_version=config.api_version,
-            api_key=key,
-            # Managed identity: the provider asks the credential per call, which caches and refreshes.
-            azure_ad_token_provider=(
-                get_bearer_token_provider(credential, COGNITIVE_SERVICES_SCOPE)  # type: ignore[arg-type]
-                if key is None else None
-            ),
-            max_retries=0,
-            timeout=timeout_s,
-        )
-    # OpenAI-compatible servers such as Ollama or vLLM may need no key; the SDK insists on one.
-    return AsyncOpenAI(base_url=config.endpoint, api_key=key or "unused", max_retries=0, timeout=timeout_s)
 
 
 async def build_endpoint(

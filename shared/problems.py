@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from shared.errors import AppError, TooManyRequests, ValidationFailed
+from shared.errors import AppError, ValidationFailed
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -27,6 +27,5 @@ def problem_headers(err: AppError, correlation_id: str) -> dict[str, str]:
     headers = {"x-correlation-id": correlation_id}
     if err.retry_after_s is not None:
         headers["Retry-After"] = str(max(1, math.ceil(err.retry_after_s)))
-    if isinstance(err, TooManyRequests):
-        headers.update(err.headers)
+    headers.update(err.headers)
     return headers

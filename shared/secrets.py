@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
@@ -12,7 +16,11 @@ from shared.errors import ConfigError
 
 
 class SecretProvider(Protocol):
-    async def get(self, name: str) -> str: ...
+    async def get(self, name: str, *, read_since: float | None = None) -> str:
+        """The secret's current value. `read_since` (a time.monotonic() value): re-read it unless
+        the cached value was read at or after then (a model endpoint refused the key it was sent
+        at that time; requests refused together share one re-read)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -23,7 +31,7 @@ class LocalSecrets:
     def __init__(self, values: dict[str, SecretStr]) -> None:
         self._values = values
 
-    async def get(self, name: str) -> str:
+    async def get(self, name: str, *, read_since: float | None = None) -> str:
         try:
             return self._values[name].get_secret_value()
         except KeyError:
@@ -33,25 +41,60 @@ class LocalSecrets:
         return None
 
 
+@dataclass
+class _Cached:
+    value: str
+    read_at: float
+
+
 class KeyVaultSecrets:
-    """Reads secrets with the app's credential; values are kept in memory only, never logged."""
+    """Reads secrets with the app's credential and keeps each for `ttl_s`, so a secret rotated in
+    Key Vault takes effect without a restart. Values stay in memory only, never logged."""
 
-    def __init__(self, client: SecretClient) -> None:
+    def __init__(self, client: SecretClient, *, ttl_s: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._client = client
-        self._cache: dict[str, str] = {}
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._cache: dict[str, _Cached] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.reads = 0
 
-    async def get(self, name: str) -> str:
-        if name not in self._cache:
+    async def get(self, name: str, *, read_since: float | None = None) -> str:
+        cached = self._cache.get(name)
+        if cached is not None and self._fresh(cached, read_since):
+            return cached.value
+        async with self._locks.setdefault(name, asyncio.Lock()):  # concurrent misses share one read
+            cached = self._cache.get(name)
+            if cached is not None and self._fresh(cached, read_since):
+                return cached.value
+            started = self._clock()
             try:
-                secret = await self._client.get_secret(name)
-            except ResourceNotFoundError:
-                raise ConfigError(f"secret {name!r} is not in the Key Vault") from None
-            except AzureError as exc:
-                raise ConfigError(f"secret {name!r} could not be read ({type(exc).__name__})") from None
-            if secret.value is None:
-                raise ConfigError(f"secret {name!r} has no value")
-            self._cache[name] = secret.value
-        return self._cache[name]
+                value = await self._read(name)
+            except ConfigError:
+                if cached is None:
+                    raise
+                # Key Vault is unreachable: the last value we read beats failing every request.
+                return cached.value
+            self._cache[name] = _Cached(value, started)
+            return value
+
+    def _fresh(self, cached: _Cached, read_since: float | None) -> bool:
+        if read_since is not None:
+            return cached.read_at >= read_since
+        return self._clock() - cached.read_at < self._ttl_s
+
+    async def _read(self, name: str) -> str:
+        self.reads += 1
+        try:
+            secret = await self._client.get_secret(name)
+        except ResourceNotFoundError:
+            raise ConfigError(f"secret {name!r} is not in the Key Vault") from None
+        except AzureError as exc:
+            raise ConfigError(f"secret {name!r} could not be read ({type(exc).__name__})") from None
+        if secret.value is None:
+            raise ConfigError(f"secret {name!r} has no value")
+        return secret.value
 
     async def close(self) -> None:
         await self._client.close()

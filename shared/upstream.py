@@ -86,6 +86,8 @@ def classify(exc: BaseException) -> UpstreamFailure:
             wait = retry_after_seconds(dict(status_error.response.headers))
             failure = UpstreamFailure("retryable", status, wait, maybe_processed=status >= 500)
         elif status in (401, 403):
+            # Our credentials are wrong for this endpoint: a rotated key was already re-read
+            # once (shared/clients.py); the policy never asks this endpoint again for the request.
             failure = UpstreamFailure("misconfigured", status)
         else:
             failure = UpstreamFailure("refused", status)

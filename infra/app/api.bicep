@@ -33,6 +33,15 @@ param aiEndpoints string
 @description('JSON list of tenants with SHA-256 hashes of their API keys, never the keys (TENANTS).')
 param tenants string
 
+@description('JSON list of the token audiences the API accepts (ENTRA_AUDIENCES).')
+param entraAudiences string
+
+@description('Entra ID authority (ENTRA_AUTHORITY).')
+param entraAuthority string
+
+@description('App role an Entra caller needs (ENTRA_REQUIRED_ROLE).')
+param entraRequiredRole string
+
 @description('USD per 1M tokens per model (MODEL_PRICES).')
 param modelPrices string
 param cosmosEndpoint string
@@ -59,6 +68,9 @@ var appSettings = {
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
   AI_ENDPOINTS: aiEndpoints
   TENANTS: tenants
+  ENTRA_AUDIENCES: entraAudiences
+  ENTRA_AUTHORITY: entraAuthority
+  ENTRA_REQUIRED_ROLE: entraRequiredRole
   MODEL_PRICES: modelPrices
   COSMOS_ENDPOINT: cosmosEndpoint
   COSMOS_DATABASE: cosmosDatabase

@@ -66,14 +66,19 @@ class ResiliencePolicy:
         """`attempt` on the best endpoint, again on failure while allowed; AppError when all failed."""
         deadline = self.clock.now() + self.settings.deadline_s
         tried: set[str] = set()
+        # Endpoints that refused our credentials (401/403): never asked again in this request.
+        barred: set[str] = set()
+
+        def live() -> list[Endpoint]:
+            return [e for e in endpoints if e.name not in barred]
 
         def stop(state: RetryCallState) -> bool:
             # tenacity has already asked `wait` for the coming sleep (state.upcoming_sleep).
-            if state.attempt_number >= self.settings.max_attempts:
+            if state.attempt_number >= self.settings.max_attempts or not live():
                 return True
             if self.clock.now() + state.upcoming_sleep >= deadline:
                 return True  # fail now rather than sleep into the deadline
-            if self._fresh_endpoint_left(endpoints, tried):
+            if self._fresh_endpoint_left(live(), tried):
                 return False
             if not self.budget.try_spend():
                 log.warning("retry budget exhausted: not retrying")
@@ -82,7 +87,7 @@ class ResiliencePolicy:
 
         retrying = AsyncRetrying(
             stop=stop,
-            wait=lambda state: self._wait_after(state, endpoints, tried),
+            wait=lambda state: self._wait_after(state, live(), tried),
             retry=retry_if_exception(_retryable),
             sleep=self.clock.sleep,
             reraise=True,
@@ -91,13 +96,13 @@ class ResiliencePolicy:
         try:
             async for state in retrying:
                 with state:
-                    return await self._attempt(endpoints, attempt, tried, deadline)
+                    return await self._attempt(live(), attempt, tried, barred, deadline)
         except AttemptFailed as exc:
             raise self._give_up(endpoints, exc.failure) from exc
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     async def _attempt(self, endpoints: Sequence[Endpoint], attempt: Callable[[Endpoint], Awaitable[T]],
-                       tried: set[str], deadline: float) -> T:
+                       tried: set[str], barred: set[str], deadline: float) -> T:
         endpoint = self.pool.choose(endpoints, avoid=tried)
         if endpoint is None:
             raise AttemptFailed(None, UpstreamFailure("retryable", None, self.pool.available_in(endpoints)))
@@ -111,6 +116,8 @@ class ResiliencePolicy:
         except Exception as exc:
             failure = classify(exc)
             tried.add(endpoint.name)
+            if failure.kind == "misconfigured":
+                barred.add(endpoint.name)  # the key was already re-read once (shared/clients.py)
             self.pool.record_failure(endpoint, failure)
             log.warning("model call failed: endpoint=%s kind=%s status=%s error=%s",
                         endpoint.name, failure.kind, failure.status, type(exc).__name__)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from shared.auth import ApiKeyAuthenticator
+from shared.auth import Authenticator
 from shared.config import TenantConfig, TenantKey, hash_api_key
 from shared.correlation import correlation_id
 from shared.errors import Unauthorized
 
-AUTH = ApiKeyAuthenticator([
+AUTH = Authenticator([
     TenantConfig(tenant="acme", keys=[TenantKey(id="k1", sha256=hash_api_key("acme-secret"))]),
     TenantConfig(tenant="globex", keys=[TenantKey(id="k2", sha256=hash_api_key("globex-secret"))]),
 ])
@@ -21,8 +21,8 @@ AUTH = ApiKeyAuthenticator([
     {"authorization": "Bearer acme-secret"},
     {"authorization": "bearer   acme-secret "},
 ])
-def test_each_documented_header_carries_the_key(headers: dict[str, str]) -> None:
-    principal = AUTH.authenticate(headers)
+async def test_each_documented_header_carries_the_key(headers: dict[str, str]) -> None:
+    principal = await AUTH.authenticate(headers)
     assert (principal.tenant, principal.key_id) == ("acme", "k1")
 
 
@@ -32,13 +32,16 @@ def test_each_documented_header_carries_the_key(headers: dict[str, str]) -> None
     ({"x-api-key": "acme-secre"}, "not valid"),
     ({"x-api-key": "globex-secret "}, None),
 ])
-def test_missing_or_wrong_keys_are_401(headers: dict[str, str], detail: str | None) -> None:
+async def test_missing_or_wrong_keys_are_401(headers: dict[str, str], detail: str | None) -> None:
     if detail is None:  # surrounding whitespace is trimmed, so this one is valid
-        assert AUTH.authenticate(headers).tenant == "globex"
+        assert (await AUTH.authenticate(headers)).tenant == "globex"
         return
     with pytest.raises(Unauthorized) as err:
-        AUTH.authenticate(headers)
+        await AUTH.authenticate(headers)
     assert detail in err.value.detail and "acme-secre" not in err.value.detail
+    # RFC 9110: every 401 names the schemes it accepts.
+    assert err.value.headers["WWW-Authenticate"].startswith("Bearer ")
+    assert 'ApiKey realm="aigw", header="x-api-key"' in err.value.headers["WWW-Authenticate"]
 
 
 def test_queue_jobs_run_as_their_tenant_and_unknown_tenants_get_none() -> None:

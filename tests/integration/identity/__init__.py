@@ -1,0 +1,1 @@
+"""Identity against local protocol servers (no emulators needed)."""
