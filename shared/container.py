@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
@@ -49,6 +49,9 @@ class Container:
     auth: Authenticator
     budget: CosmosBudgetLedger
     entra_http: httpx.AsyncClient | None = None
+    # The SDK clients of the model and embedding endpoints, closed with the container (an unclosed
+    # one is closed by the garbage collector after its event loop, with a traceback).
+    model_clients: list[Any] = field(default_factory=list)
 
     async def readiness(self) -> dict[str, str]:
         """Each dependency's state as a word: never an exception's text or a secret."""
@@ -74,6 +77,8 @@ class Container:
         await self.secrets.close()
         if self.entra_http is not None:
             await self.entra_http.aclose()
+        for client in self.model_clients:
+            await client.close()
         if self.credential is not None:
             await self.credential.close()
 
@@ -103,8 +108,9 @@ def build_policy(settings: Settings, clock: Clock) -> ResiliencePolicy:
 
 
 async def build_semantic_cache(settings: Settings, cosmos: CosmosState, credential: AsyncTokenCredential | None,
-                               secrets: SecretProvider) -> SemanticCache | None:
-    """None when turned off or when no endpoint has an embedding deployment."""
+                               secrets: SecretProvider, clients: list[Any]) -> SemanticCache | None:
+    """None when turned off or when no endpoint has an embedding deployment. Appends the SDK
+    clients it builds to `clients`."""
     if settings.semantic_cache_mode == "off":
         return None
     endpoints = await build_embedding_endpoints(settings.ai_endpoints, credential=credential, secrets=secrets,
@@ -112,6 +118,7 @@ async def build_semantic_cache(settings: Settings, cosmos: CosmosState, credenti
     if not endpoints:
         log.info("semantic cache off: no endpoint has an embedding_deployment")
         return None
+    clients.extend(cast(Any, e.service).client for e in endpoints)
     config = SemanticCacheSettings(threshold=settings.semantic_cache_threshold,
                                    scan_limit=settings.semantic_cache_scan_limit, mode=settings.semantic_cache_mode)
     return SemanticCache(cosmos, KernelEmbedder(endpoints), vector_index(config), config)
@@ -150,13 +157,14 @@ async def build_container(settings: Settings,
     ]
     engine = KernelEngine(build_kernel(endpoints, build_policy(settings, SystemClock())))
     budget = CosmosBudgetLedger(cosmos, settings.model_prices, lease_s=settings.request_deadline_s + LEASE_MARGIN_S)
-    semantic = await build_semantic_cache(settings, cosmos, credential, secrets)
+    clients: list[Any] = [cast(Any, e.service).client for e in endpoints]
+    semantic = await build_semantic_cache(settings, cosmos, credential, secrets, clients)
     cache = TieredCache(CosmosExactCache(cosmos, time.time), semantic, time.time)
     gateway = Gateway(engine, CosmosRateLimiter(cosmos), budget, cache)
     jobs = JobService(CosmosJobStore(cosmos), gateway, lease_s=settings.model_timeout_s * 2)
     entra, entra_http = build_entra(settings)
     auth = Authenticator(settings.tenants, entra, settings.entra_required_role)
-    return Container(settings, credential, secrets, cosmos, engine, gateway, jobs, auth, budget, entra_http)
+    return Container(settings, credential, secrets, cosmos, engine, gateway, jobs, auth, budget, entra_http, clients)
 
 
 def build_entra(settings: Settings) -> tuple[EntraValidator | None, httpx.AsyncClient | None]:
