@@ -96,7 +96,11 @@ async def test_usage_for_the_harbour_master_example(client: httpx.AsyncClient) -
     response = await client.post("/v1/chat/completions", json={**request, "max_tokens": 5}, headers=KEY)
 
     body = response.json()
-    assert body["usage"] == {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+    assert {key: body["usage"][key] for key in ("prompt_tokens", "completion_tokens", "total_tokens")} == {
+        "prompt_tokens": 12,
+        "completion_tokens": 5,
+        "total_tokens": 17,
+    }
     assert body["choices"][0]["finish_reason"] == "length"
     assert o200k(body["choices"][0]["message"]["content"]) == 5
 
@@ -140,7 +144,13 @@ async def test_stream_without_include_usage_sends_no_usage_chunk(client: httpx.A
         json.dumps({**CHAT, "max_tokens": 0}).encode(),
         json.dumps({**CHAT, "max_tokens": "5"}).encode(),
         json.dumps({**CHAT, "stream": "yes"}).encode(),
-        json.dumps({**CHAT, "n": 2}).encode(),
+        json.dumps({**CHAT, "n": 0}).encode(),
+        json.dumps({**CHAT, "top_logprobs": 2}).encode(),  # without logprobs: true
+        json.dumps({**CHAT, "tool_choice": "required"}).encode(),  # without tools
+        json.dumps({"model": "m", "messages": [{"role": "tool", "content": "4", "tool_call_id": "x"}]}).encode(),
+        json.dumps({**CHAT, "response_format": {"type": "json_object"}}).encode(),  # no "json" in the messages
+        json.dumps({**CHAT, "response_format": {"type": "json_schema"}}).encode(),
+        json.dumps({"model": "m", "messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}).encode(),
         json.dumps({"model": "m", "messages": [{"role": "user", "content": 5}]}).encode(),
         json.dumps({"model": "m", "messages": [{"role": "robot", "content": "hi"}]}).encode(),
     ],
@@ -230,7 +240,7 @@ async def test_inputs_too_long_to_tokenize_get_400(client: httpx.AsyncClient, si
     assert sim.stats.snapshot()["by_status"] == {"400": 2}
 
 
-@pytest.mark.parametrize("bad_input", ["", [], [""], [1, 2], 5])
+@pytest.mark.parametrize("bad_input", ["", [], [""], [[]], [-1], [1, "a"], [10**9], 5])
 async def test_invalid_embedding_inputs_get_400(client: httpx.AsyncClient, bad_input: object) -> None:
     response = await client.post("/v1/embeddings", json={"model": "e", "input": bad_input}, headers=KEY)
     assert response.status_code == 400
