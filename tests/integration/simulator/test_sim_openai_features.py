@@ -327,3 +327,33 @@ def test_models_list_on_both_routes(oai: openai.OpenAI, simulator: SimulatorProc
 
     assert "gpt-4o-mini" in ids and "text-embedding-3-small" in ids
     assert [model["id"] for model in azure.json()["data"]] == ids
+
+
+class GetWeather(BaseModel):
+    city: str
+    unit: Unit
+
+
+def test_parse_with_a_pydantic_tool_gets_parsed_arguments(oai: openai.OpenAI) -> None:
+    completion = oai.chat.completions.parse(
+        model="m", messages=ASK_WEATHER, tools=[openai.pydantic_function_tool(GetWeather)], tool_choice="required"
+    )
+
+    calls = completion.choices[0].message.tool_calls
+    assert calls is not None and isinstance(calls[0].function.parsed_arguments, GetWeather)
+
+
+async def test_the_async_client_streams_tool_calls_with_usage(simulator: SimulatorProcess) -> None:
+    client = openai.AsyncOpenAI(base_url=f"{simulator.url}/v1", api_key="k", max_retries=0)
+    async with client.chat.completions.stream(
+        model="m", messages=ASK_WEATHER, tools=[WEATHER, STOCKS], tool_choice="required",
+        stream_options={"include_usage": True},
+    ) as stream:
+        final = await stream.get_final_completion()
+    await client.close()
+
+    calls = final.choices[0].message.tool_calls or []
+    assert [call.function.name for call in calls] == ["get_weather"]
+    jsonschema.validate(json.loads(calls[0].function.arguments), WEATHER["function"]["parameters"])
+    assert final.usage is not None
+    assert final.usage.completion_tokens == o200k("get_weather") + o200k(calls[0].function.arguments) + 3
