@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from tools.simulator.config import MAX_EMBEDDING_DIMS
 from tools.simulator.embeddings import EncodingFormat
@@ -191,6 +199,18 @@ class EmbeddingRequest(_Body):
     dimensions: int | None = Field(default=None, ge=1, le=MAX_EMBEDDING_DIMS)
     encoding_format: EncodingFormat | None = None
 
+    @field_validator("input", mode="wrap")
+    @classmethod
+    def _one_message(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # Four forms fail four ways; one sentence naming them all is what a client can act on.
+        try:
+            return handler(value)
+        except ValidationError:
+            raise ValueError(
+                "must be a non-empty string, a list of non-empty strings, a list of token ids (integers >= 0),"
+                " or a list of such lists, with at most 2048 inputs"
+            ) from None
+
     @property
     def inputs(self) -> list[str | list[int]]:
         """Each input: a text, or the token ids of one."""
@@ -203,15 +223,26 @@ class EmbeddingRequest(_Body):
 
 BodyT = TypeVar("BodyT", bound=BaseModel)
 
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none"})
+
+
+def _is_union_tag(part: str | int) -> bool:
+    # pydantic names a union's forms in the error location ("constrained-str", "list[int]",
+    # "NamedToolChoice"); field names here are lower-case identifiers, list indexes are ints.
+    return isinstance(part, str) and (part in _TYPE_TAGS or "[" in part or "-" in part or part[:1].isupper())
+
 
 def parse(model: type[BodyT], raw: bytes) -> BodyT:
-    """Validate a JSON body, turning the first error into a message a client can act on."""
+    """Validate a JSON body, turning the most telling error into a message a client can act on."""
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        if error["type"] == "json_invalid":
+        errors = exc.errors(include_url=False)
+        if errors[0]["type"] == "json_invalid":
             raise InvalidRequest("the body is not valid JSON") from None
-        where = ".".join(str(part) for part in error["loc"]) or "body"
+        # A value matching no form of a union fails once per form; the form it got furthest into
+        # (the deepest error) says best what is wrong, e.g. an unknown content part type.
+        error = max(errors, key=lambda e: len(e["loc"]))
+        where = ".".join(str(part) for part in error["loc"] if not _is_union_tag(part)) or "body"
         message = error["msg"].removeprefix("Value error, ")
         raise InvalidRequest(f"{where}: {message}") from None

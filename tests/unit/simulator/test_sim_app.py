@@ -194,10 +194,11 @@ async def test_inputs_too_long_to_tokenize_get_400(client: httpx.AsyncClient, si
     assert sim.stats.snapshot()["by_status"] == {"400": 2}
 
 
-@pytest.mark.parametrize("bad_input", ["", [], [""], [[]], [-1], [1, "a"], [10**9], 5])
+@pytest.mark.parametrize("bad_input", ["", [], [""], [[]], [-1], [1, "a"], 5])
 async def test_invalid_embedding_inputs_get_400(client: httpx.AsyncClient, bad_input: object) -> None:
     response = await client.post("/v1/embeddings", json={"model": "e", "input": bad_input}, headers=KEY)
     assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith("input: must be a non-empty string")
 
 
 async def test_429_fault_carries_retry_headers_and_bills_nothing(client: httpx.AsyncClient, sim: Simulator) -> None:

@@ -143,6 +143,8 @@ async def test_names_images_and_assistant_tool_calls_are_billed_by_the_recipe(cl
         ({"response_format": {"type": "json_object"}}, "messages"),
         ({"top_logprobs": 3}, "top_logprobs"),
         ({"tools": [{"type": "custom", "custom": {"name": "x"}}]}, "tools.0"),
+        # The message of the union form that got furthest, not "content: Input should be a valid string".
+        ({"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}, "messages.0.content.0: Input tag"),
     ],
 )
 async def test_refusals_name_the_field(client: httpx.AsyncClient, change: dict[str, Any], field: str) -> None:
