@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from tools.simulator.instances import SchemaInstance
 from tools.simulator.prompt import tool_call_tokens
 from tools.simulator.schemas import ChatMessage, ChatRequest, FunctionDefinition, InvalidRequest
+from tools.simulator.strict_schema import check_strict
 from tools.simulator.text import (
     WORD_RE,
     Answer,
@@ -53,6 +54,7 @@ class Reply:
 def plan_replies(request: ChatRequest, *, seed: int | str) -> list[Reply]:
     """The n replies; raises InvalidRequest for what the API refuses (tool_choice, json mode)."""
     check_conversation(request.messages)
+    check_strict(request)
     try:
         functions = chosen_tools(request)
     except ToolChoiceError as exc:

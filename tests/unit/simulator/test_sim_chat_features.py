@@ -175,3 +175,40 @@ async def test_a_repeated_prefix_is_cached_until_the_cache_is_cleared(client: ht
     assert await cached() == 1280  # 1,308 prompt tokens: 1024 + 2 steps of 128
     await client.delete("/_sim/prompt_cache")
     assert await cached() == 0
+
+
+LOOSE = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}  # no additionalProperties
+NESTED = {
+    "type": "object",
+    "properties": {"inner": {"$ref": "#/$defs/Inner"}},
+    "required": ["inner"],
+    "additionalProperties": False,
+    "$defs": {"Inner": {"type": "object", "properties": {"x": {"type": "integer"}, "y": {"type": "integer"}},
+                        "required": ["x"], "additionalProperties": False}},
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": LOOSE, "strict": True}}],
+          "tool_choice": "required"},
+         "tools.0.function.parameters: invalid schema for function 'f': in context=(), 'additionalProperties'"),
+        ({"response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": NESTED, "strict": True}}},
+         "response_format.json_schema.schema: invalid schema for response_format 'r': "
+         "in context=('$defs', 'Inner'), 'required' must list every key in properties; missing 'y'"),
+        ({"response_format": {"type": "json_schema",
+                              "json_schema": {"name": "r", "schema": {"type": "array"}, "strict": True}}},
+         "response_format.json_schema.schema: invalid schema for response_format 'r': the root schema must be"),
+    ],
+)
+async def test_strict_schemas_follow_the_structured_outputs_rules(
+    client: httpx.AsyncClient, change: dict[str, Any], message: str
+) -> None:
+    refused = await client.post("/v1/chat/completions", json={**CHAT, **change}, headers=KEY)
+    loose = json.loads(json.dumps(change).replace('"strict": true', '"strict": false'))
+    accepted = await client.post("/v1/chat/completions", json={**CHAT, **loose}, headers=KEY)
+
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"].startswith(message)
+    assert accepted.status_code == 200  # the same schema without strict is the caller's business
