@@ -31,6 +31,9 @@ def create_app(config: SimulatorConfig | None = None, *, simulator: Simulator | 
         Route("/v1/chat/completions", sim.chat, methods=["POST"]),
         Route("/openai/deployments/{deployment}/embeddings", sim.embeddings, methods=["POST"]),
         Route("/v1/embeddings", sim.embeddings, methods=["POST"]),
+        Route("/v1/models", sim.models, methods=["GET"]),
+        Route("/openai/models", sim.models, methods=["GET"]),
+        Route("/_sim/prompt_cache", control.prompt_cache, methods=["DELETE"]),
         Route("/_sim/faults", control.faults, methods=["GET", "POST", "DELETE"]),
         Route("/_sim/stats", control.stats, methods=["GET", "DELETE"]),
     ]
@@ -61,6 +64,11 @@ class _Control:
         active = injector.active.model_dump(exclude_none=True) if injector.active else None
         request.state.sim_outcome = f"fault={active}"
         return JSONResponse({"fault": active})
+
+    async def prompt_cache(self, request: Request) -> Response:
+        # Forgets every cached prompt prefix, so a test can start from a cold cache.
+        self._sim.prefix_cache.clear()
+        return JSONResponse({"cleared": True})
 
     async def stats(self, request: Request) -> Response:
         if request.method == "DELETE":

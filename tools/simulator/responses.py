@@ -6,14 +6,15 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.background import BackgroundTask
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from tools.simulator.text import Answer
+from tools.simulator.replies import Reply
 
 Write = Callable[[bytes], Awaitable[None]]
 Produce = Callable[[Write], Awaitable[None]]
@@ -39,6 +40,15 @@ def openai_error(status: int, message: str, headers: Mapping[str, str] | None = 
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
+@dataclass(frozen=True)
+class Step:
+    """One streamed delta of one choice, and the generated tokens it carries."""
+
+    delta: dict[str, Any]
+    tokens: int
+    logprobs: list[dict[str, Any]] | None = None
+
+
 class Completion:
     """Builds the chat payloads of one answer, sharing one id and timestamp like the real API."""
 
@@ -57,30 +67,86 @@ class Completion:
             "system_fingerprint": self.fingerprint,
         }
 
-    def full(self, answer: Answer, prompt_tokens: int) -> dict[str, Any]:
-        message = {"role": "assistant", "content": answer.content, "refusal": None}
-        choice = {"index": 0, "message": message, "finish_reason": answer.finish_reason, "logprobs": None}
-        return {
-            **self._envelope("chat.completion"),
-            "choices": [choice],
-            "usage": usage(prompt_tokens, answer.completion_tokens),
-        }
+    def full(
+        self, replies: Sequence[Reply], logprobs: Sequence[Logprobs | None], usage: dict[str, Any]
+    ) -> dict[str, Any]:
+        choices = [
+            {
+                "index": index,
+                "message": message(reply),
+                "finish_reason": reply.finish_reason,
+                "logprobs": None if groups is None else {"content": [e for g in groups for e in g], "refusal": None},
+            }
+            for index, (reply, groups) in enumerate(zip(replies, logprobs, strict=True))
+        ]
+        return {**self._envelope("chat.completion"), "choices": choices, "usage": usage}
 
-    def chunk(self, delta: dict[str, str], finish_reason: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
+    def chunk(
+        self,
+        delta: dict[str, Any],
+        finish_reason: str | None = None,
+        *,
+        index: int = 0,
+        logprobs: list[dict[str, Any]] | None = None,
+    ) -> bytes:
+        lp = None if logprobs is None else {"content": logprobs, "refusal": None}
+        choice = {"index": index, "delta": delta, "finish_reason": finish_reason, "logprobs": lp}
         return sse({**self._envelope("chat.completion.chunk"), "choices": [choice]})
 
-    def usage_chunk(self, prompt_tokens: int, completion_tokens: int) -> bytes:
-        return sse(
-            {**self._envelope("chat.completion.chunk"), "choices": [], "usage": usage(prompt_tokens, completion_tokens)}
-        )
+    def usage_chunk(self, usage: dict[str, Any]) -> bytes:
+        return sse({**self._envelope("chat.completion.chunk"), "choices": [], "usage": usage})
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+Logprobs = list[list[dict[str, Any]]]
+
+
+def message(reply: Reply) -> dict[str, Any]:
+    if reply.text is not None:
+        return {"role": "assistant", "content": reply.text.content, "refusal": None, "annotations": []}
+    calls = [
+        {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments.content}}
+        for call in reply.tool_calls
+    ]
+    return {"role": "assistant", "content": None, "refusal": None, "annotations": [], "tool_calls": calls}
+
+
+def steps(reply: Reply, logprobs: Logprobs | None) -> list[Step]:
+    """The deltas that stream a reply as the service does: a role delta, then one per token.
+
+    Tool calls: each call's first delta has its index, id, type and name with empty arguments
+    (the first also the role and content null); then argument fragments under the same index.
+    """
+    if reply.text is not None:
+        groups: Sequence[list[dict[str, Any]] | None] = logprobs or [None] * len(reply.text.pieces)
+        return [
+            Step({"role": "assistant", "content": ""}, 0),
+            *(Step({"content": p.text}, p.tokens, g) for p, g in zip(reply.text.pieces, groups, strict=True)),
+        ]
+    out = [] if reply.tool_calls else [Step({"role": "assistant", "content": None}, 0)]
+    for index, call in enumerate(reply.tool_calls):
+        head = {"index": index, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+        first = {"role": "assistant", "content": None} if index == 0 else {}
+        out.append(Step({**first, "tool_calls": [head]}, call.header_tokens))
+        out += [
+            Step({"tool_calls": [{"index": index, "function": {"arguments": piece.text}}]}, piece.tokens)
+            for piece in call.arguments.pieces
+        ]
+    return out
+
+
+def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> dict[str, Any]:
+    """The usage block with the details the service reports; the simulator never reasons or hears."""
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": cached_tokens, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
     }
 
 

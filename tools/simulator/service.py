@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from starlette.requests import Request
@@ -13,20 +15,27 @@ from starlette.responses import JSONResponse, Response
 from tools.simulator.config import SimulatorConfig
 from tools.simulator.embeddings import embed, encode
 from tools.simulator.faults import Fault, FaultInjector
+from tools.simulator.logprobs import content_logprobs
+from tools.simulator.prefix_cache import PrefixCache
+from tools.simulator.prompt import prompt_tokens
+from tools.simulator.replies import Reply, plan_replies
 from tools.simulator.responses import (
     SSE_DONE,
     Completion,
     DroppedConnection,
     DroppedResponse,
     EventStream,
+    Step,
     Write,
     first_of,
     openai_error,
+    steps,
+    usage,
     wait_for_disconnect,
 )
 from tools.simulator.schemas import ChatRequest, EmbeddingRequest, InvalidRequest, parse
 from tools.simulator.stats import Stats
-from tools.simulator.text import InputTooLong, count_prompt_tokens, count_tokens, generate_answer, tokenizer
+from tools.simulator.text import InputTooLong, count_tokens, token_bytes, tokenizer
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -37,7 +46,23 @@ class Record(Protocol):
     def __call__(self, outcome: str, prompt_tokens: int = 0, completion_tokens: int = 0) -> None: ...
 
 
+@dataclass(frozen=True)
+class _StreamPlan:
+    """Everything one streamed answer needs once the request has been accepted."""
+
+    completion: Completion
+    replies: list[Reply]
+    streams: list[list[Step]]
+    prompt_tokens: int
+    cached_tokens: int
+    drop_after: int | None
+    include_usage: bool
+    record: Record
+
+
 HANG_S = 600.0
+# What GET /v1/models lists; every route accepts any model or deployment name regardless.
+LISTED_MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small", "text-embedding-3-large")
 _BEARER = re.compile(r"bearer\s+\S", re.IGNORECASE)
 
 
@@ -48,6 +73,7 @@ class Simulator:
         self.config = config
         self.faults = FaultInjector(config.seed)
         self.stats = Stats()
+        self.prefix_cache = PrefixCache()
         # Injected so in-process tests can answer instantly yet still exercise every latency path.
         self._sleep = sleep
         self._closing = asyncio.Event()
@@ -65,54 +91,83 @@ class Simulator:
         try:
             body = parse(ChatRequest, await request.body())
             model = _model_name(request, body.model)
-            messages = [(message.role, message.text) for message in body.messages]
-            prompt_tokens = count_prompt_tokens(messages)
+            prompt = prompt_tokens(body)
+            if body.top_logprobs is not None and not body.logprobs:
+                raise InvalidRequest("top_logprobs: requires logprobs to be true")
+            # A request's own seed alone picks the words, so every region answers it alike.
+            seed: int | str = self.config.seed if body.seed is None else f"request-{body.seed}"
+            replies = plan_replies(body, seed=seed)
         except (InvalidRequest, InputTooLong) as exc:
             record("400")
             return openai_error(400, str(exc))
 
-        answer = generate_answer(messages, seed=self.config.seed, max_tokens=body.token_cap)
+        logprobs = [
+            content_logprobs(reply.text, top=body.top_logprobs or 0, seed=seed)
+            if body.logprobs and reply.text is not None
+            else None
+            for reply in replies
+        ]
+        streams = [steps(reply, groups) for reply, groups in zip(replies, logprobs, strict=True)]
         completion = Completion(model, self.config.region)
 
         fault = self.faults.draw()
         if (failed := await self._fail(fault, request, record)) is not None:
             return failed
         drop_after = fault.drop_after if fault is not None and fault.status == "drop_stream" else None
+        billed = len(prompt)
+        # Only a request the model really reads (not one refused above) warms the prompt cache.
+        cached = self.prefix_cache.cached_tokens(model, prompt)
+        completion_tokens = sum(reply.completion_tokens for reply in replies)
 
         await self._sleep(self.config.base_latency_ms / 1000)
         if not body.stream:
+            result = completion.full(replies, logprobs, usage(billed, completion_tokens, cached))
             if drop_after is not None:
                 record("dropped")
-                return DroppedResponse(completion.full(answer, prompt_tokens))
-            await self._sleep(self.config.ms_per_token * answer.completion_tokens / 1000)
-            record("200", prompt_tokens, answer.completion_tokens)
-            return JSONResponse(completion.full(answer, prompt_tokens))
+                return DroppedResponse(result)
+            # The n choices decode side by side: the answer takes as long as its slowest rounds.
+            await self._sleep(self.config.ms_per_token * sum(_round_tokens(streams)) / 1000)
+            record("200", billed, completion_tokens)
+            return JSONResponse(result)
 
-        async def produce(write: Write) -> None:
-            sent = 0
-            try:
-                await write(completion.chunk({"role": "assistant", "content": ""}))
-                # One chunk per token (a few for a character split between tokens); after_tokens counts chunks.
-                for piece in answer.pieces[:drop_after]:
+        plan = _StreamPlan(completion, replies, streams, billed, cached, drop_after, body.include_usage, record)
+        return EventStream(functools.partial(self._stream, plan))
+
+    async def _stream(self, plan: _StreamPlan, write: Write) -> None:
+        """Stream the replies round by round: the n choices advance together, a chunk each."""
+        completion, replies, streams, drop_after, record = (
+            plan.completion, plan.replies, plan.streams, plan.drop_after, plan.record
+        )
+        sent = 0
+        try:
+            decoded = 0
+            for round_index, tokens in enumerate(_round_tokens(streams)):
+                if tokens:
+                    # after_tokens counts chunks that carry tokens; the role chunk is free.
+                    if drop_after is not None and decoded >= drop_after:
+                        break
                     # The per-token cost is paid between chunks, as a model decodes.
-                    await self._sleep(self.config.ms_per_token * piece.tokens / 1000)
-                    await write(completion.chunk({"content": piece.text}))
-                    sent += piece.tokens
-                if drop_after is not None:
-                    record("dropped", prompt_tokens, sent)
-                    raise DroppedConnection(f"dropped after {sent} tokens")
-                await write(completion.chunk({}, answer.finish_reason))
-                if body.include_usage:
-                    await write(completion.usage_chunk(prompt_tokens, sent))
-                # Recorded before [DONE], so a client that has read it also sees it in the stats.
-                record("200", prompt_tokens, sent)
-                await write(SSE_DONE)
-            except asyncio.CancelledError:
-                # A provider bills what it generated before the client hung up.
-                record("client_disconnected", prompt_tokens, sent)
-                raise
-
-        return EventStream(produce)
+                    await self._sleep(self.config.ms_per_token * tokens / 1000)
+                    decoded += 1
+                for index, stream in enumerate(streams):
+                    if round_index < len(stream):
+                        step = stream[round_index]
+                        await write(completion.chunk(step.delta, index=index, logprobs=step.logprobs))
+                        sent += step.tokens
+            if drop_after is not None:
+                record("dropped", plan.prompt_tokens, sent)
+                raise DroppedConnection(f"dropped after {sent} tokens")
+            for index, reply in enumerate(replies):
+                await write(completion.chunk({}, reply.finish_reason, index=index))
+            if plan.include_usage:
+                await write(completion.usage_chunk(usage(plan.prompt_tokens, sent, plan.cached_tokens)))
+            # Recorded before [DONE], so a client that has read it also sees it in the stats.
+            record("200", plan.prompt_tokens, sent)
+            await write(SSE_DONE)
+        except asyncio.CancelledError:
+            # A provider bills what it generated before the client hung up.
+            record("client_disconnected", plan.prompt_tokens, sent)
+            raise
 
     async def embeddings(self, request: Request) -> Response:
         record = self._begin(request)
@@ -122,7 +177,8 @@ class Simulator:
             body = parse(EmbeddingRequest, await request.body())
             model = _model_name(request, body.model)
             # Counted with the chat model's tokenizer, like every count the simulator reports.
-            prompt_tokens = sum(count_tokens(text) for text in body.texts)
+            texts = [_embedding_text(item) for item in body.inputs]
+            prompt_tokens = sum(count_tokens(item) if isinstance(item, str) else len(item) for item in body.inputs)
         except (InvalidRequest, InputTooLong) as exc:
             record("400")
             return openai_error(400, str(exc))
@@ -136,7 +192,7 @@ class Simulator:
         encoding_format = body.encoding_format or "float"
         data = [
             {"object": "embedding", "index": index, "embedding": encode(embed(text, dims), encoding_format)}
-            for index, text in enumerate(body.texts)
+            for index, text in enumerate(texts)
         ]
         result = {
             "object": "list",
@@ -149,6 +205,13 @@ class Simulator:
             return DroppedResponse(result)
         record("200", prompt_tokens)
         return JSONResponse(result)
+
+    async def models(self, request: Request) -> Response:
+        """The model names a client can ask for (any other name works too), in the list shape."""
+        if (rejected := _check_key(request, lambda outcome, *_: None)) is not None:
+            return rejected
+        data = [{"id": name, "object": "model", "created": 0, "owned_by": "simulator"} for name in LISTED_MODELS]
+        return JSONResponse({"object": "list", "data": data})
 
     def _begin(self, request: Request) -> Record:
         """Count a model request; the returned recorder settles its outcome exactly once."""
@@ -180,6 +243,22 @@ class Simulator:
             record(str(fault.status))
             return openai_error(fault.status, _FAULT_MESSAGES[fault.status], fault.retry_headers())
         return None
+
+
+def _round_tokens(streams: list[list[Step]]) -> list[int]:
+    """Tokens decoded per round of a stream: the n choices advance together, a chunk each."""
+    rounds = max(len(stream) for stream in streams)
+    return [max((s[r].tokens for s in streams if r < len(s)), default=0) for r in range(rounds)]
+
+
+def _embedding_text(item: str | list[int]) -> str:
+    """The text embedded for an input; token ids are decoded, so they embed like their text."""
+    if isinstance(item, str):
+        return item
+    try:
+        return token_bytes(item).decode("utf-8", errors="replace")
+    except (KeyError, ValueError, OverflowError):
+        raise InvalidRequest("input: contains a token id outside the model's vocabulary") from None
 
 
 _FAULT_MESSAGES = {

@@ -15,10 +15,6 @@ ENCODING_NAME = "o200k_base"
 
 WORD_RE = re.compile(r"\w+")
 
-# OpenAI's documented chat framing for gpt-4o-family models (see count_prompt_tokens).
-TOKENS_PER_MESSAGE = 3
-TOKENS_PER_REPLY = 3
-
 MIN_ANSWER_TOKENS = 20
 ANSWER_TOKEN_SPREAD = 60
 
@@ -74,18 +70,6 @@ def count_tokens(text: str) -> int:
     return len(encode(text))
 
 
-def count_prompt_tokens(messages: Sequence[tuple[str, str]]) -> int:
-    """Prompt tokens of a chat request, given each message's (role, content): the one place of the
-    formula, OpenAI's cookbook recipe for gpt-4o models (num_tokens_from_messages).
-
-    Each message costs the o200k_base tokens of its role and its content plus TOKENS_PER_MESSAGE (3)
-    for the framing around them, and the request costs TOKENS_PER_REPLY (3) more for priming the
-    reply: sum(len(encode(role)) + len(encode(content)) + 3 for each message) + 3.
-    """
-    return sum(count_tokens(role) + count_tokens(text) + TOKENS_PER_MESSAGE for role, text in messages) \
-        + TOKENS_PER_REPLY
-
-
 def stable_hash(text: str) -> int:
     """A 64-bit hash that, unlike hash(), is the same in every process and on every run."""
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
@@ -113,28 +97,49 @@ class Answer:
         return sum(piece.tokens for piece in self.pieces)
 
 
-def generate_answer(messages: Sequence[tuple[str, str]], *, seed: int, max_tokens: int | None) -> Answer:
+def generate_answer(
+    messages: Sequence[tuple[str, str]], *, seed: int | str, max_tokens: int | None, choice: int = 0
+) -> Answer:
     """Answer (role, text) messages with words of the prompt; same prompt and seed, same answer.
 
     The answer is MIN_ANSWER_TOKENS + hash(prompt) % ANSWER_TOKEN_SPREAD o200k_base tokens long, so
     every region (whatever its seed) answers a prompt with the same number of tokens. A cap below
     that keeps the first max_tokens tokens of the full answer, as a real model does, and reports
-    finish_reason "length"; completion_tokens is always len(encode(content)).
+    finish_reason "length"; completion_tokens is always len(encode(content)). Choice i > 0 (of a
+    request for n answers) gets other words of the same length.
     """
-    prompt = "\n".join(f"{role}\x1f{text}" for role, text in messages)
-    prompt_hash = stable_hash(prompt)
+    prompt_hash = stable_hash(prompt_key(messages))
     target = MIN_ANSWER_TOKENS + prompt_hash % ANSWER_TOKEN_SPREAD
     words = WORD_RE.findall(" ".join(text for _, text in messages)) or list(FALLBACK_WORDS)
-    # A str seed is hashed with SHA-512 by random, so this is stable across processes too.
-    rng = random.Random(f"{seed}:{prompt_hash}")
+    rng = answer_rng(seed, prompt_hash, choice)
 
     content = _compose(words, rng, target)
     if content == ".":  # every word of the prompt is longer than the whole answer may be
         content = _compose(FALLBACK_WORDS, rng, target)
+    return answer_of(content, max_tokens)
+
+
+def prompt_key(messages: Sequence[tuple[str, str]]) -> str:
+    """The text an answer is derived from; its hash fixes the answer's length."""
+    return "\n".join(f"{role}\x1f{text}" for role, text in messages)
+
+
+def answer_rng(seed: int | str, prompt_hash: int, choice: int = 0) -> random.Random:
+    """The dice of one answer; choice 0 keeps the dice answers had before n was supported."""
+    # A str seed is hashed with SHA-512 by random, so this is stable across processes too.
+    return random.Random(f"{seed}:{prompt_hash}" if choice == 0 else f"{seed}:{prompt_hash}:{choice}")
+
+
+def answer_of(content: str, max_tokens: int | None) -> Answer:
+    """Any reply text (prose, JSON, tool arguments) as the model sends it, cut at max_tokens.
+
+    A cap below the text's length keeps its first max_tokens tokens, as a real model does, and
+    reports finish_reason "length"; completion_tokens is always len(encode(content)).
+    """
     tokens = encode(content)
     if max_tokens is None or len(tokens) <= max_tokens:
         return _answer(content, tokens, "stop")
-    capped = _cap(content, tokens, max_tokens)
+    capped = _cap(content, tokens, max_tokens) if max_tokens > 0 else ""
     return _answer(capped, encode(capped), "length")
 
 

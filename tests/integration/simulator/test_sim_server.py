@@ -4,46 +4,21 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
 
-import bpe_openai
 import httpx
 import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
+from tests.integration.simulator.conftest import O200K, o200k
 from tools.simulator.process import SimulatorProcess
 
-# gpt-4o-mini's tokenizer, straight from the package: usage must be what the real model bills.
-O200K = bpe_openai.get_encoding("o200k_base")
-
-
-def o200k(text: str) -> int:
-    return len(O200K.encode(text))
-
+# Every test starts with no fault, zeroed counters and a cold prompt cache.
+pytestmark = pytest.mark.usefixtures("control")
 
 TEXT = "Summarise: revenue grew 12% in Europe while costs fell in Asia."
 PROMPT: list[ChatCompletionMessageParam] = [{"role": "user", "content": TEXT}]
 PROMPT_TOKENS = 1 + o200k(TEXT) + 3 + 3  # role "user", content, framing, reply priming
-
-
-@pytest.fixture(autouse=True)
-def control(simulator: SimulatorProcess) -> Iterator[httpx.Client]:
-    """The /_sim control surface, with faults and counters cleared before every test."""
-    with httpx.Client(base_url=simulator.url, timeout=5) as client:
-        client.delete("/_sim/faults")
-        client.delete("/_sim/stats")
-        yield client
-
-
-@pytest.fixture
-def oai(simulator: SimulatorProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{simulator.url}/v1", api_key="k", max_retries=0)
-
-
-@pytest.fixture
-def azure(simulator: SimulatorProcess) -> openai.AzureOpenAI:
-    return openai.AzureOpenAI(azure_endpoint=simulator.url, api_key="k", api_version="2024-10-21", max_retries=0)
 
 
 def set_fault(control: httpx.Client, **fault: object) -> None:

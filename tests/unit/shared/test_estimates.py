@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from shared.gateway import render_summarize
 from shared.tokens import prompt_tokens
-from tools.simulator.text import count_prompt_tokens
+from tools.simulator.prompt import count_prompt_tokens
 
 MODEL = "gpt-4o-mini"
 # Template syntax, markup, entities, emoji, combining marks, control and whitespace characters:

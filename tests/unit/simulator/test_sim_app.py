@@ -3,61 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
-import bpe_openai
 import httpx
 import pytest
 
-from tools.simulator import Simulator, SimulatorConfig, create_app
+from tests.unit.simulator.conftest import CHAT, KEY, O200K, QUESTION, RecordedSleep, o200k, sse_payloads
+from tools.simulator import Simulator
 from tools.simulator.responses import DroppedConnection
 from tools.simulator.text import generate_answer
-
-# What gpt-4o-mini bills in; usage must match it exactly, whatever the simulator does inside.
-O200K = bpe_openai.get_encoding("o200k_base")
-
-KEY = {"api-key": "any"}
-QUESTION = "Tell me about the quarterly numbers."
-CHAT: dict[str, Any] = {"model": "gpt-4o", "messages": [{"role": "user", "content": QUESTION}]}
-
-
-class RecordedSleep:
-    """Stands in for asyncio.sleep: answers at once and remembers every wait it was asked for."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-
-@pytest.fixture
-def sleep() -> RecordedSleep:
-    return RecordedSleep()
-
-
-@pytest.fixture
-def sim(sleep: RecordedSleep) -> Simulator:
-    config = SimulatorConfig(region="west", ms_per_token=2.0, base_latency_ms=20.0, embedding_dims=32)
-    return Simulator(config, sleep=sleep)
-
-
-@pytest.fixture
-async def client(sim: Simulator) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(simulator=sim))
-    async with httpx.AsyncClient(transport=transport, base_url="http://sim") as client:
-        yield client
-
-
-def o200k(text: str) -> int:
-    return len(O200K.encode(text))
-
-
-def sse_payloads(text: str) -> list[Any]:
-    events = [line.removeprefix("data: ") for line in text.split("\n\n") if line]
-    assert events[-1] == "[DONE]"
-    return [json.loads(event) for event in events[:-1]]
 
 
 async def test_chat_usage_matches_the_content_and_latency_is_base_plus_per_token(
@@ -96,7 +50,11 @@ async def test_usage_for_the_harbour_master_example(client: httpx.AsyncClient) -
     response = await client.post("/v1/chat/completions", json={**request, "max_tokens": 5}, headers=KEY)
 
     body = response.json()
-    assert body["usage"] == {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+    assert {key: body["usage"][key] for key in ("prompt_tokens", "completion_tokens", "total_tokens")} == {
+        "prompt_tokens": 12,
+        "completion_tokens": 5,
+        "total_tokens": 17,
+    }
     assert body["choices"][0]["finish_reason"] == "length"
     assert o200k(body["choices"][0]["message"]["content"]) == 5
 
@@ -140,7 +98,13 @@ async def test_stream_without_include_usage_sends_no_usage_chunk(client: httpx.A
         json.dumps({**CHAT, "max_tokens": 0}).encode(),
         json.dumps({**CHAT, "max_tokens": "5"}).encode(),
         json.dumps({**CHAT, "stream": "yes"}).encode(),
-        json.dumps({**CHAT, "n": 2}).encode(),
+        json.dumps({**CHAT, "n": 0}).encode(),
+        json.dumps({**CHAT, "top_logprobs": 2}).encode(),  # without logprobs: true
+        json.dumps({**CHAT, "tool_choice": "required"}).encode(),  # without tools
+        json.dumps({"model": "m", "messages": [{"role": "tool", "content": "4", "tool_call_id": "x"}]}).encode(),
+        json.dumps({**CHAT, "response_format": {"type": "json_object"}}).encode(),  # no "json" in the messages
+        json.dumps({**CHAT, "response_format": {"type": "json_schema"}}).encode(),
+        json.dumps({"model": "m", "messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}).encode(),
         json.dumps({"model": "m", "messages": [{"role": "user", "content": 5}]}).encode(),
         json.dumps({"model": "m", "messages": [{"role": "robot", "content": "hi"}]}).encode(),
     ],
@@ -230,10 +194,11 @@ async def test_inputs_too_long_to_tokenize_get_400(client: httpx.AsyncClient, si
     assert sim.stats.snapshot()["by_status"] == {"400": 2}
 
 
-@pytest.mark.parametrize("bad_input", ["", [], [""], [1, 2], 5])
+@pytest.mark.parametrize("bad_input", ["", [], [""], [[]], [-1], [1, "a"], 5])
 async def test_invalid_embedding_inputs_get_400(client: httpx.AsyncClient, bad_input: object) -> None:
     response = await client.post("/v1/embeddings", json={"model": "e", "input": bad_input}, headers=KEY)
     assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith("input: must be a non-empty string")
 
 
 async def test_429_fault_carries_retry_headers_and_bills_nothing(client: httpx.AsyncClient, sim: Simulator) -> None:

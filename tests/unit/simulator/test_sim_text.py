@@ -5,6 +5,7 @@ from __future__ import annotations
 import bpe_openai
 import pytest
 
+from tools.simulator.prompt import count_prompt_tokens
 from tools.simulator.text import (
     ANSWER_TOKEN_SPREAD,
     FALLBACK_WORDS,
@@ -12,7 +13,6 @@ from tools.simulator.text import (
     WORD_RE,
     Answer,
     InputTooLong,
-    count_prompt_tokens,
     count_tokens,
     generate_answer,
     stable_hash,
