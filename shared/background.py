@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from shared.errors import AppError
+
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 _RUNNING: set[asyncio.Task[Any]] = set()
 
 
@@ -15,8 +19,15 @@ def spawn(work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
     request's task, never this one. The task copies the caller's context (the request's meter)."""
     task = asyncio.ensure_future(work)
     _RUNNING.add(task)
-    task.add_done_callback(_RUNNING.discard)
+    task.add_done_callback(_finished)
     return task
+
+
+def _finished(task: asyncio.Task[Any]) -> None:
+    _RUNNING.discard(task)
+    # Whoever awaited it may be gone (a cancelled request): its failure is logged here, by type only.
+    if not task.cancelled() and (exc := task.exception()) is not None and not isinstance(exc, AppError):
+        log.warning("detached work failed: %s", type(exc).__name__)
 
 
 async def drain(timeout_s: float) -> None:
