@@ -1,4 +1,4 @@
-"""The one request path of DESIGN.md, shared by the HTTP and queue triggers.
+"""The one request path of docs/api.md and docs/accounting.md, shared by the HTTP and queue triggers.
 
 rate limit -> budget reserve -> cache lookup -> kernel -> budget settle -> cache store.
 Authentication happens before (the adapter hands in a Principal); telemetry wraps it.
