@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.localenv", description=(__doc__ or "").strip())
     parser.add_argument("command", choices=["run", "deps", "app"],
                         help="run: the whole stack and the app; deps: emulators and simulators only; "
-                             "app: only the app, against dependencies already running (`make deps`)")
+                             "app: only the app, against dependencies already running (`make stack`)")
     args = parser.parse_args(argv)
     settings_file = ensure_local_settings()
     stack = LocalStack(settings_source=settings_file, log_to_files=True, environ=dict(os.environ))
@@ -76,7 +76,7 @@ def _run(stack: LocalStack, command: str) -> int:
         _say(f"simulators {stack.sim_url('primary')} (primary), {stack.sim_url('secondary')} (secondary)")
         _say(f"logs       {stack.data_dir / 'logs'}")
     elif not port_open(stack.ports.cosmos) or not port_open(stack.ports.queue):
-        raise StackError("the dependencies are not running: start them first with `make deps` in another terminal")
+        raise StackError("the dependencies are not running: start them first with `make stack` in another terminal")
     if command == "deps":
         _say("dependencies up (Ctrl-C stops them)")
         while True:
