@@ -4,13 +4,14 @@ reported instead of addresses printed as if the dependencies had started."""
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import DEV_KEY
-from tools.localenv import LocalStack, StackError, free_port
+from tools.localenv import LocalStack, Ports, StackError, free_port
 
 
 def test_an_environment_variable_wins_over_local_settings(stack: LocalStack, tmp_path: Path) -> None:
@@ -44,3 +45,15 @@ def test_a_second_stack_on_the_same_ports_says_the_port_is_in_use(stack: LocalSt
     ports = f"{stack.ports.blob}, {stack.ports.queue}, {stack.ports.table}"
     assert str(err.value) == (f"azurite cannot start: port {ports} "
                               "is already in use (is another `make run` running? stop it, or the program on that port)")
+
+
+def test_stopping_the_stack_needs_no_sigkill(tmp_path: Path) -> None:
+    # Ctrl-C must be quick: every process leaves on SIGTERM within the grace period (Azurite with
+    # telemetry on waited for the network and was killed 10 s later).
+    local = LocalStack(ports=Ports.free(), data_dir=tmp_path, log_to_files=True)
+    try:
+        local.start_dependencies()
+        procs = dict(local.procs)
+    finally:
+        local.stop()
+    assert {name: proc.returncode for name, proc in procs.items() if proc.returncode == -signal.SIGKILL} == {}
