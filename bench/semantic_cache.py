@@ -5,7 +5,7 @@ non-paraphrases of bench/data/paraphrases.jsonl, with and without the veto.
 every prompt through the Embedder over HTTP (the simulator's bag-of-words embeddings), prints the
 table, then replays every pair through the SemanticCache itself at the default threshold (store a,
 look up b, one tenant per pair) to show the real path gives the same figures.
-`--from-env` embeds with the AI_ENDPOINTS of the environment instead, to recalibrate for a real
+`--from-env` embeds with the AI_ENDPOINTS of local.settings.json and the environment instead, to recalibrate for a real
 embedding model (no replay: that would write to the environment's Cosmos).
 """
 
@@ -32,6 +32,7 @@ from shared.kernel import Completion
 from shared.models import ChatMessage, Usage
 from shared.semantic_cache import SemanticCache, SemanticCacheSettings, vector_index
 from shared.semantic_veto import veto
+from tools.appsettings import LOCAL_SETTINGS, effective, environment, file_values
 from tools.localenv import LocalStack, Ports
 
 DATA = Path(__file__).resolve().parent / "data" / "paraphrases.jsonl"
@@ -146,11 +147,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.semantic_cache", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DATA, help="JSON lines {a, b, paraphrase}")
-    parser.add_argument("--from-env", action="store_true", help="embed with this environment's AI_ENDPOINTS")
+    parser.add_argument("--from-env", action="store_true",
+                        help="embed with the AI_ENDPOINTS of local.settings.json (the environment wins)")
     args = parser.parse_args(argv)
     pairs = load(args.data)
     if args.from_env:
-        asyncio.run(run(pairs, load_settings(), with_replay=False))
+        # As the app sees its settings locally: local.settings.json, the environment winning.
+        values = effective(file_values(LOCAL_SETTINGS), os.environ) if LOCAL_SETTINGS.exists() else {}
+        with environment(values):
+            settings = load_settings()
+        asyncio.run(run(pairs, settings, with_replay=False))
         return 0
     with tempfile.TemporaryDirectory() as tmp, LocalStack(ports=Ports.free(), data_dir=Path(tmp),
                                                          log_to_files=True) as stack:

@@ -120,7 +120,7 @@ var vnetName = '${abbrs.networkVirtualNetworks}${resourceToken}'
 var deploymentContainerName = 'app-package'
 var publicNetworkAccess = enableNetworkIsolation ? 'Disabled' : 'Enabled'
 
-// Contracts from DESIGN.md: the database, the containers with their partition keys, the jobs queue.
+// Contracts from docs/state.md and docs/queue.md: the database, the containers with their partition keys, the jobs queue.
 // defaultTtl -1 turns TTL on without a default: an item expires only if it carries its own ttl.
 var cosmosDatabaseName = 'aigw'
 var jobsQueueName = 'ai-jobs'
@@ -311,7 +311,7 @@ module openAiSecondary './core/ai/openai-account.bicep' = {
   }
 }
 
-// AI_ENDPOINTS (DESIGN.md, "Model endpoints"): managed identity, so no api_key_secret; lower priority is tried first.
+// AI_ENDPOINTS (docs/settings.md): managed identity, so no api_key_secret; lower priority is tried first.
 var aiEndpoints = [
   {
     name: 'primary'

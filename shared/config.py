@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from shared.errors import ConfigError, field_errors
 
@@ -14,7 +16,7 @@ _GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-
 
 
 class EndpointConfig(BaseModel):
-    """One model endpoint from `AI_ENDPOINTS` (DESIGN.md, "Model endpoints")."""
+    """One model endpoint from `AI_ENDPOINTS` (docs/settings.md)."""
 
     model_config = {"extra": "forbid", "frozen": True}
 
@@ -235,10 +237,16 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _prices_for_usd_limits(self) -> Settings:
-        if any(t.limits.daily_usd is not None or t.limits.monthly_usd is not None for t in self.tenants):
-            missing = sorted({e.model for e in self.ai_endpoints} - set(self.model_prices))
-            if missing:
-                raise ValueError(f"MODEL_PRICES has no price for {', '.join(missing)} but a tenant has a USD limit")
+        usd = [t.tenant for t in self.tenants if t.limits.daily_usd is not None or t.limits.monthly_usd is not None]
+        missing = sorted({e.model for e in self.ai_endpoints} - set(self.model_prices)) if usd else []
+        if missing:
+            # A custom error: pydantic would prefix a ValueError with "Value error, ".
+            raise PydanticCustomError(
+                "missing_price",
+                "MODEL_PRICES has no price for {models}, but tenant {tenants} has a USD limit: "
+                "add the price to MODEL_PRICES, or remove daily_usd and monthly_usd from the tenant",
+                {"models": ", ".join(missing), "tenants": ", ".join(repr(t) for t in usd)},
+            )
         return self
 
     @field_validator("ai_endpoints")
@@ -255,5 +263,14 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        problems = [f"{e['field']}: {e['message']}" for e in field_errors(exc, whole="settings")]
+        # An error about the settings as a whole names its settings in its own message.
+        problems = [f"{e['field']}: {e['message']}" if e["field"] else e["message"]
+                    for e in field_errors(exc, whole="")]
         raise ConfigError("invalid app settings: " + "; ".join(problems)) from None
+    except SettingsError as exc:
+        # pydantic-settings failed to decode a JSON setting; its text names the field, not the setting.
+        match = re.search(r'field "([^"]+)"', str(exc))
+        field = Settings.model_fields.get(match.group(1)) if match else None
+        name = field.alias if field and field.alias else "a JSON setting"
+        raise ConfigError(f"invalid app settings: {name}: not valid JSON (a JSON list or object, "
+                          "written as one string)") from None

@@ -1,4 +1,4 @@
-"""One async Cosmos client per worker, and the containers of DESIGN.md (created locally if missing)."""
+"""One async Cosmos client per worker, and the containers of docs/state.md (created locally if missing)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from azure.cosmos.exceptions import CosmosResourceExistsError
 
 from shared.config import Settings
 
-# name -> partition key path (DESIGN.md, "State in Cosmos DB")
+# name -> partition key path (docs/state.md)
 CONTAINERS: dict[str, str] = {
     "cache": "/tenant",
     "budgets": "/tenant",

@@ -1,4 +1,4 @@
-"""The one request path of docs/accounting.md, shared by the HTTP and queue triggers.
+"""The one request path of docs/api.md and docs/accounting.md, shared by the HTTP and queue triggers.
 
 rate limit -> cache lookup -> budget reserve -> kernel -> cache store -> budget settle.
 Authentication happens before (the adapter hands in a Principal); telemetry wraps it.

@@ -1,4 +1,4 @@
-"""Request and response shapes of the HTTP and queue contracts (DESIGN.md), validated by pydantic."""
+"""Request and response shapes of the HTTP and queue contracts (docs/api.md, docs/queue.md), validated by pydantic."""
 
 from __future__ import annotations
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -11,7 +10,10 @@ from pathlib import Path
 import pytest
 
 from shared.config import Settings, hash_api_key, load_settings
+from tools.appsettings import environment
 from tools.localenv import LocalStack, Ports
+
+__all__ = ["environment"]  # bench/cache.py imports it from here
 
 DEV_KEY = "local-dev-key"  # the dev tenant's key, defined in local.settings.example.json
 OTHER_KEY = "other-tenant-key"
@@ -45,20 +47,6 @@ def app_url(stack: LocalStack) -> str:
     """The app itself, served by tools/devhost from function_app.py (as `make run` does)."""
     stack.start_app(extra_env={"TENANTS": TEST_TENANTS})
     return stack.app_url
-
-
-@contextlib.contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

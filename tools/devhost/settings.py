@@ -65,25 +65,34 @@ def load_local_settings(script_root: Path, environ: MutableMapping[str, str]) ->
     if not path.exists():
         return LocalSettings()
     data = _read_json(path)
+    applied: list[str] = []
+    skipped: list[str] = []
+    for key, value in _values(path, data).items():
+        if key in environ:
+            # Key name only: values are often secrets.
+            log.info("Skipping '%s' from local settings as it's already defined in current environment variables.", key)
+            skipped.append(key)
+            continue
+        environ[key] = value
+        applied.append(key)
+    host = data.get("Host") or {}
+    port = host.get("LocalHttpPort") if isinstance(host, dict) else None
+    return LocalSettings(tuple(applied), tuple(skipped), int(port) if port else None)
+
+
+def read_values(path: Path) -> dict[str, str]:
+    """The Values of a local.settings.json file as app-setting text (Core Tools' rules)."""
+    return _values(path, _read_json(path))
+
+
+def _values(path: Path, data: dict[str, Any]) -> dict[str, str]:
     if data.get("IsEncrypted") is True:
         raise StartupError(f"{path}: IsEncrypted is true; devhost cannot decrypt it (Core Tools uses a machine key). "
                            "Store the values unencrypted or pass them as environment variables.")
     values = data.get("Values") or {}
     if not isinstance(values, dict):
         raise StartupError(f"{path}: 'Values' must be an object of app settings")
-    applied: list[str] = []
-    skipped: list[str] = []
-    for key, raw in values.items():
-        if key in environ:
-            # Key name only: values are often secrets.
-            log.info("Skipping '%s' from local settings as it's already defined in current environment variables.", key)
-            skipped.append(key)
-            continue
-        environ[key] = _setting_text(path, key, raw)
-        applied.append(key)
-    host = data.get("Host") or {}
-    port = host.get("LocalHttpPort") if isinstance(host, dict) else None
-    return LocalSettings(tuple(applied), tuple(skipped), int(port) if port else None)
+    return {key: _setting_text(path, key, raw) for key, raw in values.items()}
 
 
 def load_host_options(script_root: Path, environ: Mapping[str, str]) -> HostOptions:
@@ -235,4 +244,7 @@ def _setting_text(path: Path, key: str, raw: object) -> str:
         return ""
     if isinstance(raw, int | float):
         return json.dumps(raw)
-    raise StartupError(f"{path}: the value of '{key}' must be a string")
+    # Core Tools reads Values as strings and cannot read this file at all (it then runs without it).
+    kind = "a JSON list" if isinstance(raw, list) else "a JSON object" if isinstance(raw, dict) else "not a string"
+    raise StartupError(f"{path.name}: Values.{key} is {kind}, but every value must be a string: write it as "
+                       "its JSON text inside one string (json.dumps of the value), as local.settings.example.json does")

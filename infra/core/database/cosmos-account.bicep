@@ -1,4 +1,4 @@
-// Cosmos DB for NoSQL (serverless, Entra ID only): the aigw database and the containers of DESIGN.md.
+// Cosmos DB for NoSQL (serverless, Entra ID only): the aigw database and the containers of docs/state.md.
 
 param name string
 param location string = resourceGroup().location

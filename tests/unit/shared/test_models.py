@@ -1,4 +1,4 @@
-"""Request validation: bounds from DESIGN.md, and OpenAI parameters we cannot honour are refused."""
+"""Request validation: bounds from docs/api.md, and OpenAI parameters we cannot honour are refused."""
 
 from __future__ import annotations
 

@@ -1,15 +1,14 @@
 """Starts and stops the local stack: Azurite, the Cosmos emulator, two simulator regions, the app.
 
-`make run` runs `python -m tools.localenv run`; the test suite uses `LocalStack` on free ports.
+`make run` runs `python -m tools.localenv run` (__main__.py); the test suite uses `LocalStack` on free ports.
 Every process is started in its own process group, so stopping the stack stops its children too.
+The settings are validated before anything starts (tools/appsettings.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
-import json
 import os
 import shutil
 import signal
@@ -19,19 +18,19 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tools.appsettings import EXAMPLE_SETTINGS, LOCAL_SETTINGS, ROOT, effective, file_values
+
 NODE_BIN = ROOT / "node_modules" / ".bin"
-EXAMPLE_SETTINGS = ROOT / "local.settings.example.json"
-LOCAL_SETTINGS = ROOT / "local.settings.json"
+STOP_GRACE_S = 8.0  # devhost's own grace period is 5 s; everything else stops at once
 
 
 @dataclass(frozen=True)
 class Ports:
-    """The local addresses of DESIGN.md ("Local run"); tests replace them with free ports."""
+    """The local addresses of docs/settings.md ("Local run"); tests replace them with free ports."""
 
     app: int = 7071
     blob: int = 10000
@@ -60,9 +59,13 @@ def ensure_local_settings() -> Path:
     return LOCAL_SETTINGS
 
 
+class StackError(RuntimeError):
+    """The stack cannot start; the message is one line saying why and what to do."""
+
+
 def settings_for(ports: Ports, source: Path = EXAMPLE_SETTINGS) -> dict[str, str]:
     """The app settings of `source` with every default local address moved to `ports`."""
-    values: dict[str, str] = json.loads(source.read_text())["Values"]
+    values = file_values(source)
     default = Ports()
     moves = {
         f"127.0.0.1:{getattr(default, f.name)}": f"127.0.0.1:{getattr(ports, f.name)}"
@@ -85,11 +88,14 @@ class LocalStack:
     data_dir: Path = ROOT / ".local"
     settings_source: Path = EXAMPLE_SETTINGS
     log_to_files: bool = False
+    # Variables that win over the settings file: `make run` passes its own environment, as Core
+    # Tools would see it; tests pass nothing, so the file (moved to free ports) is all there is.
+    environ: Mapping[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
     def settings(self) -> dict[str, str]:
-        return settings_for(self.ports, self.settings_source)
+        return effective(settings_for(self.ports, self.settings_source), self.environ)
 
     @property
     def app_url(self) -> str:
@@ -107,14 +113,16 @@ class LocalStack:
 
     def start_azurite(self) -> None:
         p = self.ports
+        # --disableTelemetry: Azurite otherwise posts telemetry and, offline, waits on it for
+        # seconds when it is told to stop.
         self._spawn(
-            "azurite",
-            [str(NODE_BIN / "azurite"), "--silent", "--skipApiVersionCheck", "--loose",
+            "azurite", ports=(p.blob, p.queue, p.table), cmd=
+            [str(NODE_BIN / "azurite"), "--silent", "--skipApiVersionCheck", "--loose", "--disableTelemetry",
              "--blobHost", "127.0.0.1", "--blobPort", str(p.blob),
              "--queueHost", "127.0.0.1", "--queuePort", str(p.queue),
              "--tableHost", "127.0.0.1", "--tablePort", str(p.table),
              "--location", str(self.data_dir / "azurite")],
-            ready=lambda: _tcp_open(p.queue) and _tcp_open(p.blob),
+            ready=lambda: port_open(p.queue) and port_open(p.blob),
         )
         self._create_job_queues()
 
@@ -133,18 +141,19 @@ class LocalStack:
     def start_cosmos(self) -> None:
         p = self.ports
         self._spawn(
-            "cosmos",
-            [str(NODE_BIN / "cosmosdb-server"), "--no-ssl", "--host", "127.0.0.1", "--port", str(p.cosmos)],
+            "cosmos", ports=(p.cosmos,),
+            cmd=[str(NODE_BIN / "cosmosdb-server"), "--no-ssl", "--host", "127.0.0.1", "--port", str(p.cosmos)],
             ready=lambda: _http_status(f"http://127.0.0.1:{p.cosmos}/") is not None,
         )
 
     def start_simulators(self) -> None:
         for region in ("primary", "secondary"):
             url = self.sim_url(region)
+            port = url.rsplit(":", 1)[1]
             self._spawn(
-                f"sim-{region}",
-                [sys.executable, "-m", "tools.simulator", "--host", "127.0.0.1",
-                 "--port", url.rsplit(":", 1)[1], "--region", region],
+                f"sim-{region}", ports=(int(port),),
+                cmd=[sys.executable, "-m", "tools.simulator", "--host", "127.0.0.1", "--port", port,
+                     "--region", region],
                 ready=functools.partial(_answers_200, f"{url}/_sim/stats"),
             )
 
@@ -157,30 +166,31 @@ class LocalStack:
         """
         port = port or self.ports.app
         func = shutil.which("func") if use_func else None
+        env = {**self.settings, **(extra_env or {})}
         if func:
             cmd = [func, "start", "--port", str(port)]
+            env = {**env, **python_worker_env(sys.executable, env)}
         else:
             cmd = [sys.executable, "-m", "tools.devhost", "--host", "127.0.0.1", "--port", str(port)]
         return self._spawn(
-            name, cmd, env={**self.settings, **(extra_env or {})}, console=console,
+            name, ports=(port,), cmd=cmd, env=env, console=console,
             ready=lambda: _http_status(f"http://127.0.0.1:{port}/api/health") == 200,
             timeout_s=90,
         )
 
-    def stop(self, name: str | None = None) -> None:
-        """Stop one process (or all, newest first): SIGTERM to its group, SIGKILL after 10 s."""
+    def stop(self, name: str | None = None, *, grace_s: float = STOP_GRACE_S) -> None:
+        """Stop one process (or all): SIGTERM to every group at once, SIGKILL to those still
+        running after `grace_s`, so stopping takes as long as the slowest process, not the sum."""
         names = [name] if name else list(reversed(self.procs))
-        for n in names:
-            proc = self.procs.pop(n, None)
-            if proc is None or proc.poll() is not None:
-                continue
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
+        procs = [p for p in (self.procs.pop(n, None) for n in names) if p is not None and p.poll() is None]
+        for proc in procs:
+            _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for proc in procs:
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.01))
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+                _signal_group(proc, signal.SIGKILL)
                 proc.wait()
 
     def __enter__(self) -> LocalStack:
@@ -189,9 +199,16 @@ class LocalStack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _spawn(self, name: str, cmd: list[str], *, ready: Callable[[], bool],
+    def _spawn(self, name: str, *, ports: tuple[int, ...], cmd: list[str], ready: Callable[[], bool],
                env: dict[str, str] | None = None, timeout_s: float = 60,
                console: bool = False) -> subprocess.Popen[bytes]:
+        # Without this, a process that dies on a clash would look ready: its port answers, but
+        # another program (often a `make run` in another terminal) is answering.
+        busy = [port for port in ports if port_open(port)]
+        if busy:
+            self.stop()
+            raise StackError(f"{name} cannot start: port {', '.join(map(str, busy))} is already in use "
+                             "(is another `make run` running? stop it, or the program on that port)")
         out: int | object = None
         if self.log_to_files and not console:
             (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -203,18 +220,38 @@ class LocalStack:
         )
         self.procs[name] = proc
         deadline = time.monotonic() + timeout_s
+        where = f"see {self.data_dir / 'logs' / (name + '.log')}" if out else "see its output above"
         while not ready():
             if proc.poll() is not None:
                 self.stop()
-                raise RuntimeError(f"{name} exited with code {proc.returncode} during start; see its log")
+                raise StackError(f"{name} exited with code {proc.returncode} during start; {where}")
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"{name} did not become ready within {timeout_s:.0f} s")
+                raise StackError(f"{name} did not become ready within {timeout_s:.0f} s; {where}")
             time.sleep(0.2)
         return proc
 
 
-def _tcp_open(port: int) -> bool:
+def python_worker_env(python: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """Core Tools starts the Python worker with `languageWorkers:python:defaultExecutablePath` when
+    set, else the first python3 on PATH: point both at the project's interpreter (the .venv), unless
+    `environ` already chose one."""
+    chosen = {
+        "languageWorkers:python:defaultExecutablePath": python,  # what Core Tools reads
+        "languageWorkers__python__defaultExecutablePath": python,  # the host's configuration key
+        "VIRTUAL_ENV": str(Path(python).parent.parent),
+    }
+    env = {key: value for key, value in chosen.items() if key not in environ}
+    env["PATH"] = os.pathsep.join([str(Path(python).parent), environ.get("PATH", os.environ.get("PATH", ""))])
+    return env
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -232,55 +269,3 @@ def _http_status(url: str) -> int | None:
         return int(exc.code)
     except (OSError, ValueError):
         return None
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def _interrupts_stop(stack: LocalStack) -> Iterator[None]:
-    # Installed explicitly: a process started with SIGINT ignored (as a background job is) would
-    # otherwise never see Ctrl-C, and SIGTERM from a supervisor must stop the stack too.
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        yield
-    except KeyboardInterrupt:
-        pass
-    finally:
-        # Stop first: the terminal (or a pipe) may already be gone, and a failed print must not
-        # leave the emulators running.
-        stack.stop()
-        with contextlib.suppress(OSError):
-            print("\nthe local stack has stopped", file=sys.stderr)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.localenv", description=__doc__)
-    parser.add_argument("command", choices=["run", "deps"],
-                        help="run: the whole stack and the app; deps: emulators and simulators only")
-    args = parser.parse_args(argv)
-    settings_file = ensure_local_settings()
-    stack = LocalStack(settings_source=settings_file, log_to_files=True)
-    with _interrupts_stop(stack):
-        stack.start_dependencies()
-        print(f"Azurite    127.0.0.1:{stack.ports.blob}-{stack.ports.table}", file=sys.stderr)
-        print(f"Cosmos     http://127.0.0.1:{stack.ports.cosmos}", file=sys.stderr)
-        print(f"simulators {stack.sim_url('primary')} (primary), {stack.sim_url('secondary')} (secondary)",
-              file=sys.stderr)
-        print(f"logs       {stack.data_dir / 'logs'}", file=sys.stderr)
-        if args.command == "run":
-            app = stack.start_app(use_func=True, console=True)
-            print(f"app        {stack.app_url}/api  (Ctrl-C stops everything)", file=sys.stderr)
-            app.wait()
-            print(f"the app exited with code {app.returncode}", file=sys.stderr)
-            return app.returncode or 1
-        print("dependencies up (Ctrl-C stops them)", file=sys.stderr)
-        while True:
-            time.sleep(3600)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
