@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 # Site properties ARM refuses on a Flex Consumption app (the platform's validation error names them).
-REJECTED_ON_FLEX = {"ftpsState", "linuxFxVersion", "windowsFxVersion", "use32BitWorkerProcess", "javaVersion",
-                    "netFrameworkVersion", "powerShellVersion", "alwaysOn"}
+REJECTED_ON_FLEX = {"ftpsState", "linuxFxVersion", "windowsFxVersion"}
 
 
 @pytest.fixture(scope="module")
