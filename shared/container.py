@@ -19,9 +19,11 @@ from shared.budget import CosmosBudgetLedger
 from shared.cache import CosmosExactCache, TieredCache
 from shared.config import Settings, load_settings
 from shared.cosmos import CosmosState, cosmos_client
+from shared.deadletter import CosmosDeadLetters
 from shared.embeddings import KernelEmbedder, build_embedding_endpoints
 from shared.errors import ConfigError, DependencyFailed
 from shared.gateway import Gateway
+from shared.jobqueue import JobQueue, storage_job_queue
 from shared.jobs import CosmosJobStore, JobService
 from shared.kernel import KernelEngine, build_endpoint, build_kernel
 from shared.ratelimit import CosmosRateLimiter
@@ -47,6 +49,8 @@ class Container:
     jobs: JobService
     auth: ApiKeyAuthenticator
     budget: CosmosBudgetLedger
+    job_queue: JobQueue
+    deadletters: CosmosDeadLetters
 
     async def readiness(self) -> dict[str, str]:
         """Each dependency's state as a word: never an exception's text or a secret."""
@@ -68,6 +72,7 @@ class Container:
         return checks
 
     async def close(self) -> None:
+        await self.job_queue.close()
         await self.cosmos.close()
         await self.secrets.close()
         if self.credential is not None:
@@ -118,6 +123,7 @@ def _needs_credential(settings: Settings) -> bool:
         settings.cosmos_key is None
         or settings.key_vault_uri is not None
         or any(e.kind == "azure_openai" and not e.api_key_secret for e in settings.ai_endpoints)
+        or settings.azure_web_jobs_storage is None  # the jobs queue through the identity
     )
 
 
@@ -145,9 +151,10 @@ async def build_container(settings: Settings,
     semantic = await build_semantic_cache(settings, cosmos, credential, secrets)
     cache = TieredCache(CosmosExactCache(cosmos, time.time), semantic, time.time)
     gateway = Gateway(engine, CosmosRateLimiter(cosmos), budget, cache)
-    jobs = JobService(CosmosJobStore(cosmos), gateway, lease_s=settings.model_timeout_s * 2)
+    job_queue = storage_job_queue(settings, credential)
+    jobs = JobService(CosmosJobStore(cosmos), gateway, lease_s=settings.model_timeout_s * 2, queue=job_queue)
     return Container(settings, credential, secrets, cosmos, engine, gateway, jobs,
-                     ApiKeyAuthenticator(settings.tenants), budget)
+                     ApiKeyAuthenticator(settings.tenants), budget, job_queue, CosmosDeadLetters(cosmos))
 
 
 class _Root:

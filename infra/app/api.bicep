@@ -65,6 +65,8 @@ var appSettings = {
   COSMOS_ENDPOINT: cosmosEndpoint
   COSMOS_DATABASE: cosmosDatabase
   JOBS_QUEUE: jobsQueue
+  // The job sweeper's timer: every minute, at second 0 (NCRONTAB with seconds).
+  JOBS_SWEEP_SCHEDULE: '0 * * * * *'
   KEY_VAULT_URI: keyVaultUri
   AZURE_CLIENT_ID: identityClientId
 }

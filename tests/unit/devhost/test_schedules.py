@@ -58,5 +58,5 @@ def test_a_timespan_is_an_interval_from_the_previous_run() -> None:
 @pytest.mark.parametrize("text", ["61 * * * * *", "* * * * *  * *", "*/0 * * * * *", "5-1 * * * * *", "every minute",
                                   "0 0 0 30 2 *"])
 def test_an_invalid_or_impossible_schedule_stops_the_start_naming_the_function(text: str) -> None:
-    with pytest.raises(StartupError, match="tick|schedule"):
+    with pytest.raises(StartupError, match=r"tick|schedule"):
         parse(text).next_after(T0)
