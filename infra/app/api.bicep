@@ -54,7 +54,7 @@ var appSettings = {
   AzureWebJobsStorage__clientId: identityClientId
   // The HTTP streams extension (azurefunctions-extensions-http-fastapi) needs worker indexing at init.
   PYTHON_ENABLE_INIT_INDEXING: '1'
-  // The host's default page on '/' advertises the runtime; without it '/' is a plain 404 (devhost does the same).
+  // The host's default page on '/' advertises the runtime; with this, '/' is an empty 204 (devhost does the same).
   AzureWebJobsDisableHomepage: 'true'
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
   // Application Insights has local auth off: the host sends telemetry with this identity's token.
