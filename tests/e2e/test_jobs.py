@@ -114,7 +114,7 @@ def test_a_poison_message_that_is_not_a_job_becomes_a_dead_letter(stack: LocalSt
     digest = hashlib.sha256(raw.encode()).hexdigest()
     jobs = jobs_container(stack)
     query = "SELECT * FROM c WHERE c.tenant = '!deadletter' AND c.id = @id"
-    deadline, docs = time.monotonic() + 30, []
+    deadline, docs = time.monotonic() + 30, list[dict[str, Any]]()
     while time.monotonic() < deadline and not docs:
         docs = list(jobs.query_items(query, parameters=[{"name": "@id", "value": digest}],
                                      partition_key="!deadletter"))
