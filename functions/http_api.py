@@ -71,7 +71,8 @@ async def usage(req: Request) -> Response:
 @http_function(bp, "jobs_submit", "v1/jobs", ["POST"])
 @bp.queue_output(arg_name="outbox", queue_name="%JOBS_QUEUE%", connection="AzureWebJobsStorage")
 async def jobs_submit(req: Request, outbox: func.Out[str]) -> Response:
-    """Records the job, then the host puts the message on the queue when this returns."""
+    """Records the job with its input, then the host puts the claim check on the queue after the
+    response; if that write fails, the job sweeper (jobs_sweep) enqueues it again."""
 
     async def work(scope: Scope) -> Response:
         body = await read_model(scope, JobRequest)

@@ -1,4 +1,5 @@
-"""Queue triggers: run jobs dropped on the jobs queue, and fail the ones the host gave up on."""
+"""Queue and timer triggers: run jobs from the jobs queue, fail the ones the host gave up on, and
+re-enqueue jobs left queued without a message."""
 
 from __future__ import annotations
 
@@ -27,17 +28,33 @@ async def jobs_worker(msg: func.QueueMessage) -> None:
     container = await get_container()
     job_id = job_id_for(message, text)
     log.info("job %s: delivery %s (correlation_id=%s)", job_id, msg.dequeue_count, message.correlation_id)
-    await container.jobs.run(message, job_id, container.auth.principal_for_tenant(message.tenant))
+    await container.jobs.run(message, job_id, container.auth.principal_for_tenant(message.tenant), text)
 
 
 @bp.function_name("jobs_poison")
 @bp.queue_trigger(arg_name="msg", queue_name="%JOBS_QUEUE%-poison", connection="AzureWebJobsStorage")
 async def jobs_poison(msg: func.QueueMessage) -> None:
-    """Marks the job failed. A message that is not a job is raised again, so the host keeps it
-    (in `<queue>-poison-poison`) for an operator instead of dropping it."""
-    text = msg.get_body().decode("utf-8", errors="replace")
-    message = parse_job_message(text)
+    """Marks the job failed. A message that is not a job is kept as a dead letter in Cosmos and
+    removed: the extension makes no poison queue for a poison queue, so raising would only have it
+    retried until its time to live ran out, with nobody told."""
+    body = msg.get_body()
     container = await get_container()
+    text = body.decode("utf-8", errors="replace")
+    try:
+        message = parse_job_message(text)
+    except ValueError:
+        await container.deadletters.record(body, queue=f"{container.settings.jobs_queue}-poison",
+                                           message_id=str(msg.id), dequeue_count=int(msg.dequeue_count or 0))
+        return
     job_id = job_id_for(message, text)
     log.warning("job %s: the host gave up after repeated failures; marking it failed", job_id)
     await container.jobs.fail_poisoned(message, job_id)
+
+
+@bp.function_name("jobs_sweep")
+@bp.timer_trigger(arg_name="timer", schedule="%JOBS_SWEEP_SCHEDULE%", run_on_startup=False)
+async def jobs_sweep(timer: func.TimerRequest) -> None:
+    """Jobs still queued JOBS_STALE_AFTER_S after they were enqueued have lost their message."""
+    container = await get_container()
+    settings = container.settings
+    await container.jobs.sweep(settings.jobs_stale_after_s, settings.jobs_sweep_max_requeues)

@@ -138,6 +138,23 @@ class Settings(BaseSettings):
     # Create the database and containers at start (local emulators); in Azure the Bicep does it.
     cosmos_create_containers: Annotated[bool, Field(alias="COSMOS_CREATE_CONTAINERS", json_schema_extra=LOCAL)] = False
     jobs_queue: Annotated[str, Field(alias="JOBS_QUEUE", json_schema_extra=AZURE)] = "ai-jobs"
+    # The host's storage, which the app also writes the jobs queue through (re-queues, the sweeper):
+    # a connection string only locally (Azurite); in Azure the account name and the identity.
+    azure_web_jobs_storage: Annotated[
+        SecretStr | None, Field(alias="AzureWebJobsStorage", json_schema_extra=LOCAL)] = None
+    storage_account_name: Annotated[
+        str | None, Field(alias="AzureWebJobsStorage__accountName", json_schema_extra=AZURE)] = None
+    storage_queue_service_uri: Annotated[
+        str | None, Field(alias="AzureWebJobsStorage__queueServiceUri", json_schema_extra=TUNING)] = None
+    # NCRONTAB (seconds first) of the timer that re-enqueues jobs left queued with no message.
+    jobs_sweep_schedule: Annotated[
+        str, Field(alias="JOBS_SWEEP_SCHEDULE", pattern=r"^\S+( \S+){4,5}$", json_schema_extra=AZURE)
+    ] = "0 * * * * *"
+    # A job still queued this long after it was last enqueued has lost its message (see docs/queue.md).
+    jobs_stale_after_s: Annotated[float, Field(alias="JOBS_STALE_AFTER_S", ge=1, json_schema_extra=TUNING)] = 300.0
+    # Re-enqueues the sweeper tries before it marks such a job failed.
+    jobs_sweep_max_requeues: Annotated[
+        int, Field(alias="JOBS_SWEEP_MAX_REQUEUES", ge=0, le=100, json_schema_extra=TUNING)] = 3
     key_vault_uri: Annotated[str | None, Field(alias="KEY_VAULT_URI", json_schema_extra=AZURE)] = None
     # Secrets for machines without Key Vault (local dev): JSON {"name": "value"}.
     local_secrets: Annotated[

@@ -19,10 +19,12 @@ from shared.budget import LEASE_MARGIN_S, CosmosBudgetLedger
 from shared.cache import CosmosExactCache, TieredCache
 from shared.config import Settings, load_settings
 from shared.cosmos import CosmosState, cosmos_client
+from shared.deadletter import CosmosDeadLetters
 from shared.embeddings import KernelEmbedder, build_embedding_endpoints
 from shared.entra import EntraValidator, SigningKeys
 from shared.errors import ConfigError, DependencyFailed
 from shared.gateway import Gateway
+from shared.jobqueue import JobQueue, storage_job_queue
 from shared.jobs import CosmosJobStore, JobService
 from shared.kernel import KernelEngine, build_endpoint, build_kernel
 from shared.ratelimit import CosmosRateLimiter
@@ -48,6 +50,8 @@ class Container:
     jobs: JobService
     auth: Authenticator
     budget: CosmosBudgetLedger
+    job_queue: JobQueue
+    deadletters: CosmosDeadLetters
     entra_http: httpx.AsyncClient | None = None
     # The SDK clients of the model and embedding endpoints, closed with the container (an unclosed
     # one is closed by the garbage collector after its event loop, with a traceback).
@@ -73,6 +77,7 @@ class Container:
         return checks
 
     async def close(self) -> None:
+        await self.job_queue.close()
         await self.cosmos.close()
         await self.secrets.close()
         if self.entra_http is not None:
@@ -129,6 +134,7 @@ def _needs_credential(settings: Settings) -> bool:
         settings.cosmos_key is None
         or settings.key_vault_uri is not None
         or any(e.kind == "azure_openai" and not e.api_key_secret for e in settings.ai_endpoints)
+        or settings.azure_web_jobs_storage is None  # the jobs queue through the identity
     )
 
 
@@ -161,10 +167,12 @@ async def build_container(settings: Settings,
     semantic = await build_semantic_cache(settings, cosmos, credential, secrets, clients)
     cache = TieredCache(CosmosExactCache(cosmos, time.time), semantic, time.time)
     gateway = Gateway(engine, CosmosRateLimiter(cosmos), budget, cache)
-    jobs = JobService(CosmosJobStore(cosmos), gateway, lease_s=settings.model_timeout_s * 2)
+    job_queue = storage_job_queue(settings, credential)
+    jobs = JobService(CosmosJobStore(cosmos), gateway, lease_s=settings.model_timeout_s * 2, queue=job_queue)
     entra, entra_http = build_entra(settings)
     auth = Authenticator(settings.tenants, entra, settings.entra_required_role)
-    return Container(settings, credential, secrets, cosmos, engine, gateway, jobs, auth, budget, entra_http, clients)
+    return Container(settings, credential, secrets, cosmos, engine, gateway, jobs, auth, budget, job_queue,
+                     CosmosDeadLetters(cosmos), entra_http, clients)
 
 
 def build_entra(settings: Settings) -> tuple[EntraValidator | None, httpx.AsyncClient | None]:

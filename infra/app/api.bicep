@@ -63,6 +63,8 @@ var appSettings = {
   AzureWebJobsStorage__clientId: identityClientId
   // The HTTP streams extension (azurefunctions-extensions-http-fastapi) needs worker indexing at init.
   PYTHON_ENABLE_INIT_INDEXING: '1'
+  // The host's default page on '/' advertises the runtime; with this, '/' is an empty 204 (devhost does the same).
+  AzureWebJobsDisableHomepage: 'true'
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
   // Application Insights has local auth off: the host sends telemetry with this identity's token.
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
@@ -75,6 +77,8 @@ var appSettings = {
   COSMOS_ENDPOINT: cosmosEndpoint
   COSMOS_DATABASE: cosmosDatabase
   JOBS_QUEUE: jobsQueue
+  // The job sweeper's timer: every minute, at second 0 (NCRONTAB with seconds).
+  JOBS_SWEEP_SCHEDULE: '0 * * * * *'
   KEY_VAULT_URI: keyVaultUri
   AZURE_CLIENT_ID: identityClientId
 }
@@ -83,6 +87,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: The Function App is the gateway's public API; every route except health and ready requires an API key or Entra token.
   // checkov:skip=CKV_AZURE_17: Clients authenticate with API keys or Entra tokens; requiring client certificates would break the unchanged openai / Azure OpenAI clients the API promises to serve.
   // checkov:skip=CKV_AZURE_212: Scale to zero by design: always-ready instances would bill around the clock; HTTP and queue load scale out on demand.
+  // checkov:skip=CKV_AZURE_78: Flex Consumption rejects siteConfig.ftpsState (ARM lists it among the unsupported site properties); FTP is off through the 'ftp' basicPublishingCredentialsPolicies below, and deployments go through OneDeploy with an Entra token.
   // checkov:skip=CKV_AZURE_213: App Service health check is built to take instances of a fixed set out of rotation; this app scales to zero, and liveness is covered by /api/health, /api/ready and the failed-request alert.
   name: name
   location: location
@@ -101,9 +106,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     virtualNetworkSubnetId: empty(subnetId) ? null : subnetId
     siteConfig: {
+      // No ftpsState: Flex Consumption refuses the property (see the CKV_AZURE_78 skip above).
+      // minTlsVersion, scmMinTlsVersion and http20Enabled are not among Flex's deprecated site properties.
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
       appSettings: [for setting in items(appSettings): {
         name: setting.key

@@ -7,6 +7,8 @@ at the attempt limit, at the request deadline, or when the process-wide retry bu
 The budget is spent only by attempts that go back to an endpoint this request already tried:
 failing over to a fresh endpoint adds no load to the one that failed, and a cold start's first
 burst against a dead region must still fail over in full.
+An attempt cut by the request deadline (the caller's time, REQUEST_DEADLINE_S) is not held
+against its endpoint; the endpoint's own timeout (MODEL_TIMEOUT_S: no byte for that long) is.
 """
 
 from __future__ import annotations
@@ -49,8 +51,13 @@ class AttemptFailed(Exception):
         self.failure = failure
 
 
+class DeadlineReached(AttemptFailed):
+    """The request's own deadline cut the attempt: the caller ran out of time, which says nothing of
+    the endpoint's health (its own timeout, MODEL_TIMEOUT_S in the SDK client, is what counts)."""
+
+
 def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, AttemptFailed) and exc.failure.kind != "refused"
+    return isinstance(exc, AttemptFailed) and not isinstance(exc, DeadlineReached) and exc.failure.kind != "refused"
 
 
 class ResiliencePolicy:
@@ -107,23 +114,36 @@ class ResiliencePolicy:
         if endpoint is None:
             raise AttemptFailed(None, UpstreamFailure("retryable", None, self.pool.available_in(endpoints)))
         remaining = deadline - self.clock.now()
+        timer = asyncio.timeout(max(0.001, remaining))
         try:
-            result = await asyncio.wait_for(attempt(endpoint), timeout=max(0.001, remaining))
+            async with timer:
+                result = await attempt(endpoint)
         except asyncio.CancelledError:
             raise
         except AppError:
             raise
+        except TimeoutError as exc:
+            if not timer.expired():
+                raise self._failed(endpoint, tried, exc) from exc
+            # Neither a failure nor a success of the endpoint: its breaker and parking are untouched.
+            log.warning("model call cut at the request deadline: endpoint=%s", endpoint.name)
+            raise DeadlineReached(endpoint.name, UpstreamFailure("retryable", None, maybe_processed=True)) from exc
         except Exception as exc:
-            failure = classify(exc)
-            tried.add(endpoint.name)
-            if failure.kind == "misconfigured":
+            failed = self._failed(endpoint, tried, exc)
+            if failed.failure.kind == "misconfigured":
                 barred.add(endpoint.name)  # the key was already re-read once (shared/clients.py)
-            self.pool.record_failure(endpoint, failure)
-            log.warning("model call failed: endpoint=%s kind=%s status=%s error=%s",
-                        endpoint.name, failure.kind, failure.status, type(exc).__name__)
-            raise AttemptFailed(endpoint.name, failure) from exc
+            raise failed from exc
         self.pool.record_success(endpoint)
         return result
+
+    def _failed(self, endpoint: Endpoint, tried: set[str], exc: Exception) -> AttemptFailed:
+        """The endpoint's own failure (its status, its timeout, a broken connection): it counts."""
+        failure = classify(exc)
+        tried.add(endpoint.name)
+        self.pool.record_failure(endpoint, failure)
+        log.warning("model call failed: endpoint=%s kind=%s status=%s error=%s",
+                    endpoint.name, failure.kind, failure.status, type(exc).__name__)
+        return AttemptFailed(endpoint.name, failure)
 
     def _wait_after(self, state: RetryCallState, endpoints: Sequence[Endpoint], tried: set[str]) -> float:
         """No wait while another endpoint is usable; else the provider's Retry-After or backoff."""

@@ -100,3 +100,31 @@ def test_a_model_outage_is_a_503_with_retry_after_and_no_provider_text(fresh_app
                           json={"messages": [{"role": "user", "content": "x"}]})
     assert_problem(response, 503)
     assert int(response.headers["retry-after"]) >= 1
+
+
+@pytest.fixture
+def short_deadline_app(stack: LocalStack) -> Iterator[str]:
+    """A fresh app whose request deadline (1.5 s) is far below the endpoints' own timeout (60 s)."""
+    port = free_port()
+    stack.start_app(extra_env={"TENANTS": TEST_TENANTS, "REQUEST_DEADLINE_S": "1.5", "SEMANTIC_CACHE_MODE": "off"},
+                    name="deadline-app", port=port)
+    yield f"http://127.0.0.1:{port}"
+    stack.stop("deadline-app")
+
+
+def test_slow_answers_past_the_callers_deadline_leave_both_breakers_closed(
+        short_deadline_app: str, faults: dict[str, httpx.Client]) -> None:
+    # Both regions answer, only slower than this caller's deadline: no evidence against either.
+    for region in faults.values():
+        region.post("/_sim/faults", json={"latency_ms": 4000, "rate": 1.0}).raise_for_status()
+    with httpx.Client(base_url=f"{short_deadline_app}/api", headers={"x-api-key": DEV_KEY}, timeout=30) as api:
+        for i in range(12):
+            response = api.post("/v1/chat", headers={"cache-control": "no-store"},
+                                json={"messages": [{"role": "user", "content": f"slow question {i}"}], "max_tokens": 3})
+            assert_problem(response, 503)
+        for region in faults.values():
+            region.delete("/_sim/faults")
+        checks = api.get("/ready").json()["checks"]
+        answered = api.post("/v1/chat", json={"messages": [{"role": "user", "content": "fast now"}], "max_tokens": 3})
+    assert checks["breaker:primary"] == "closed" and checks["breaker:secondary"] == "closed", checks
+    assert answered.status_code == 200 and answered.json()["model"], answered.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
 import uuid
@@ -87,3 +88,47 @@ def test_a_job_for_an_unknown_tenant_fails_without_a_model_call(api: httpx.Clien
             break
         time.sleep(0.3)
     assert docs and docs[0]["status"] == "failed" and docs[0]["error"] == "unknown tenant"
+
+
+def jobs_container(stack: LocalStack) -> Any:
+    settings = stack.settings
+    return CosmosClient(settings["COSMOS_ENDPOINT"], settings["COSMOS_KEY"], enable_endpoint_discovery=False) \
+        .get_database_client(settings["COSMOS_DATABASE"]).get_container_client("jobs")
+
+
+def test_the_longest_summarize_allowed_runs_as_a_job(api: httpx.Client) -> None:
+    # 100,000 characters: over Storage's 64 KiB message limit, so only the claim check travels.
+    text = ("The committee reviewed the harbour dredging budget and the ferry timetable. " * 1400)[:100_000]
+    response = api.post("/v1/jobs", json={"kind": "summarize", "input": {"text": text, "max_words": 20}})
+    assert response.status_code == 202, response.text
+    job = wait_for(api, response.json()["status_url"].removeprefix("/api"), timeout_s=90)
+    assert job["status"] == "succeeded", job
+    assert job["result"]["usage"]["prompt_tokens"] > 10_000
+
+
+def test_a_poison_message_that_is_not_a_job_becomes_a_dead_letter(stack: LocalStack) -> None:
+    settings = stack.settings
+    poison = QueueClient.from_connection_string(settings["AzureWebJobsStorage"], f"{settings['JOBS_QUEUE']}-poison")
+    raw = f"not a job {uuid.uuid4().hex}\nforged: line" + "z" * 1000
+    poison.send_message(raw)
+    digest = hashlib.sha256(raw.encode()).hexdigest()
+    jobs = jobs_container(stack)
+    query = "SELECT * FROM c WHERE c.tenant = '!deadletter' AND c.id = @id"
+    deadline, docs = time.monotonic() + 30, list[dict[str, Any]]()
+    while time.monotonic() < deadline and not docs:
+        docs = list(jobs.query_items(query, parameters=[{"name": "@id", "value": digest}],
+                                     partition_key="!deadletter"))
+        time.sleep(0.3)
+    assert docs, "no dead-letter record"
+    doc = docs[0]
+    assert doc["size_bytes"] == len(raw.encode()) and doc["sha256"] == digest and doc["head_truncated"]
+    assert doc["head"].startswith("not a job") and "\\n" in doc["head"] and "\n" not in doc["head"]
+    assert len(doc["head"]) <= 1024
+    # Handled, so removed: not left to be retried until its time to live runs out.
+    def still_queued() -> bool:
+        return any(raw == str(m.content) for m in poison.peek_messages(max_messages=32))
+
+    deadline = time.monotonic() + 15
+    while still_queued() and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert not still_queued()

@@ -25,6 +25,7 @@ HOST_SETTINGS = {
     "AzureWebJobsStorage__clientId",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
     "PYTHON_ENABLE_INIT_INDEXING",
+    "AzureWebJobsDisableHomepage",
 }
 
 # What must never reach an app setting: account keys, SAS, list*() calls that return keys.

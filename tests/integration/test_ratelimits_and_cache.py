@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
+from bench.cache import CountingTransport
 from shared.auth import Principal
 from shared.cache import STALE_GRACE_S, CosmosExactCache
-from shared.config import TenantLimits
+from shared.config import Settings, TenantLimits
 from shared.container import Container
+from shared.cosmos import CosmosState, cosmos_client
 from shared.errors import TooManyRequests
 from shared.kernel import Completion
 from shared.models import Usage
@@ -59,8 +61,22 @@ async def test_limits_are_per_key(container: Container) -> None:
         await limiter.admit(first, 1)
 
 
-async def test_no_limits_means_no_cosmos_traffic_and_no_headers(container: Container) -> None:
-    assert (await CosmosRateLimiter(container.cosmos).admit(principal(), 10)).headers() == {}
+async def test_no_limits_means_no_cosmos_traffic_and_no_headers(stack_settings: Settings) -> None:
+    # The SDK's own transport, counting every request it sends to the emulator.
+    transport = CountingTransport()
+    state = CosmosState(cosmos_client(stack_settings, None, transport), stack_settings.cosmos_database, True)
+    try:
+        await state.database()  # opening (and creating) the database is not the limiter's traffic
+        transport.requests.clear()
+        limiter = CosmosRateLimiter(state)
+        unlimited = principal()
+        assert [(await limiter.admit(unlimited, 10)).headers() for _ in range(3)] == [{}, {}, {}]
+        assert sum(transport.requests.values()) == 0, transport.requests
+        # The counter sees the limiter's traffic when there is some: a limited key costs requests.
+        await limiter.admit(principal(rpm=5), 10)
+        assert sum(transport.requests.values()) > 0
+    finally:
+        await state.close()
 
 
 async def test_the_exact_cache_is_scoped_to_tenant_model_and_request(container: Container) -> None:

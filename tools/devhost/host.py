@@ -17,10 +17,11 @@ import uvicorn
 from tools.devhost.errors import StartupError
 from tools.devhost.http import HttpHost
 from tools.devhost.invoke import Invoker
-from tools.devhost.loader import HttpTrigger, LoadedApp, QueueBinding, load_app
+from tools.devhost.loader import HttpTrigger, LoadedApp, QueueBinding, TimerTrigger, load_app
 from tools.devhost.queue_io import QueueClients
 from tools.devhost.queues import QueueListener
 from tools.devhost.settings import load_host_options, load_local_settings
+from tools.devhost.timers import TimerListener
 
 log = logging.getLogger("devhost")
 
@@ -66,8 +67,11 @@ async def serve(options: Options, environ: MutableMapping[str, str] | None = Non
                     worker_port=_free_port())
     server = _Server(uvicorn.Config(http, lifespan="off", log_config=None, access_log=False, server_header=False,
                                     ws="none", timeout_graceful_shutdown=int(GRACE_S)))
-    listeners = [QueueListener(spec, clients, host_options.queues, invoker) for spec in app.functions
-                 if isinstance(spec.trigger, QueueBinding) and not spec.disabled]
+    listeners: list[QueueListener | TimerListener] = [
+        QueueListener(spec, clients, host_options.queues, invoker) for spec in app.functions
+        if isinstance(spec.trigger, QueueBinding) and not spec.disabled]
+    listeners += [TimerListener(spec, invoker) for spec in app.functions
+                  if isinstance(spec.trigger, TimerTrigger) and not spec.disabled]
     stop = asyncio.Event()
     _on_signals(stop, server)
     server_task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -146,6 +150,8 @@ def _log_functions(app: LoadedApp, base_url: str) -> None:
             route = next(r for r in app.routes.routes if r.target is spec)
             methods = ",".join(sorted(spec.trigger.methods)) if spec.trigger.methods else "all"
             lines.append(f"        {spec.name}: [{methods}] {base_url}/{route.template.text.lstrip('/')}{state}")
+        elif isinstance(spec.trigger, TimerTrigger):
+            lines.append(f"        {spec.name}: timerTrigger '{spec.trigger.schedule.text}'{state}")
         else:
             lines.append(f"        {spec.name}: queueTrigger '{spec.trigger.queue_name}'{state}")
         lines.append("")

@@ -14,6 +14,7 @@ from tools.devhost.bindings import Out, collect_outputs
 from tools.devhost.invoke import Invoker
 from tools.devhost.loader import FunctionSpec, LoadedApp
 from tools.devhost.queue_io import QueueClients
+from tools.devhost.settings import lookup_setting
 
 log = logging.getLogger("devhost")
 
@@ -25,6 +26,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DEFAULT_BODY_LIMIT = 104857600  # the host's Kestrel limit unless FUNCTIONS_REQUEST_BODY_SIZE_LIMIT says otherwise
 REASON = "This function was programmatically called via the host APIs."
+HOMEPAGE = (b"<!DOCTYPE html><html><head><title>Your Functions app is up and running</title></head>"
+            b"<body><h1>Your Functions app is up and running</h1><p>Served by devhost.</p></body></html>")
 _HANDLER = "devhost.invocation"  # scope key carrying the invocation into the worker-side FastAPI route
 _HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade", b"host"}
 
@@ -38,6 +41,8 @@ class HttpHost:
         self.encoding, self.worker_port = message_encoding, worker_port
         limit = environ.get("FUNCTIONS_REQUEST_BODY_SIZE_LIMIT", "")
         self.body_limit = int(limit) if limit.strip().isdigit() else DEFAULT_BODY_LIMIT
+        # The host compares with bool.TrueString ignoring case: only "true" turns the page off.
+        self.homepage_disabled = (lookup_setting(environ, "AzureWebJobsDisableHomepage") or "").lower() == "true"
         self._worker_app = _worker_web_app() if app.http_streams else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -48,7 +53,10 @@ class HttpHost:
         raw_path = scope.get("raw_path") or urllib.parse.quote(scope["path"]).encode()
         found = self.app.routes.match(raw_path.decode("latin-1"), scope["method"])
         if found is None or found[0].target.disabled:
-            await _empty(send, 404)  # no route for this path and method: the host's bare 404
+            if scope["path"] == "/":
+                await self._homepage(send)
+            else:
+                await _empty(send, 404)  # no route for this path and method: the host's bare 404
             return
         body = await _read_body(scope, receive, send, self.body_limit)
         if body is None:
@@ -58,6 +66,15 @@ class HttpHost:
             await self._serve_streams(route.target, values, scope, body, receive=receive, send=send)
         else:
             await self._serve_classic(route.target, values, scope, body, send)
+
+    async def _homepage(self, send: Send) -> None:
+        """'/' when no function took it (HomepageMiddleware): 204 with AzureWebJobsDisableHomepage, else a page."""
+        if self.homepage_disabled:
+            await _empty(send, 204)
+            return
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/html"), (b"content-length", str(len(HOMEPAGE)).encode())]})
+        await send({"type": "http.response.body", "body": HOMEPAGE})
 
     async def _serve_classic(self, spec: FunctionSpec, values: dict[str, str], scope: Scope, body: bytes,
                              send: Send) -> None:
@@ -128,8 +145,9 @@ class HttpHost:
         headers = [(k, v) for k, v in original if k not in _HOP_BY_HOP and not k.startswith(b"x-forwarded-")]
         headers += [(b"host", f"127.0.0.1:{self.worker_port}".encode()), (b"x-forwarded-for", client.encode()),
                     (b"x-forwarded-proto", scope.get("scheme", "http").encode()), (b"x-forwarded-host", host)]
-        if not any(k == b"x-ms-invocation-id" for k, _ in headers):
-            headers.append((b"x-ms-invocation-id", invocation_id.encode()))
+        # The host sets the invocation id itself, replacing any the client sent.
+        headers = [(k, v) for k, v in headers if k != b"x-ms-invocation-id"]
+        headers.append((b"x-ms-invocation-id", invocation_id.encode()))
         # uvicorn in the worker trusts the loopback proxy: client and scheme come from X-Forwarded-*.
         return {**scope, "headers": headers, "server": ("127.0.0.1", self.worker_port), "client": (client, 0)}
 

@@ -17,7 +17,14 @@ from azure.functions.decorators.function_app import Function
 
 from tools.devhost.errors import FunctionLoadError, StartupError
 from tools.devhost.routes import Route, RouteTable, host_order, parse_template, routes_conflict
-from tools.devhost.settings import is_true_like, lookup_setting, resolve_connection, resolve_expression
+from tools.devhost.schedules import Schedule, parse_schedule
+from tools.devhost.settings import (
+    is_true_like,
+    lookup_setting,
+    parse_timespan,
+    resolve_connection,
+    resolve_expression,
+)
 from tools.devhost.signature import Signature, check_signature
 
 _FUNCTION_NAME = re.compile(r"^[a-z][a-z0-9_\-]{0,127}$", re.IGNORECASE)  # the host's rule
@@ -44,13 +51,22 @@ class QueueBinding:
 
 
 @dataclass(frozen=True)
+class TimerTrigger:
+    """A timerTrigger: its schedule (%settings% resolved) and whether it also runs when the host starts."""
+
+    schedule: Schedule
+    run_on_startup: bool = False
+    use_monitor: bool = True
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     """One indexed function and everything needed to invoke it."""
 
     name: str
     fn: Callable[..., Any]
     directory: str
-    trigger: HttpTrigger | QueueBinding
+    trigger: HttpTrigger | QueueBinding | TimerTrigger
     trigger_param: str
     signature: Signature
     outputs: tuple[QueueBinding, ...]
@@ -140,13 +156,15 @@ def _spec(function: Function, environ: Mapping[str, str], streams: bool) -> Func
             outputs.append(queue)
     if kind == "httpTrigger":
         methods = trigger.get("methods")
-        target: HttpTrigger | QueueBinding = HttpTrigger(
+        target: HttpTrigger | QueueBinding | TimerTrigger = HttpTrigger(
             str(trigger.get("route") or name), frozenset(str(m).upper() for m in methods) if methods else None)
     elif kind == "queueTrigger":
         target = _queue(name, str(trigger["name"]), trigger, environ)
+    elif kind == "timerTrigger":
+        target = _timer(name, trigger, environ)
     else:
         raise StartupError(f"function '{name}': trigger '{kind}' is not supported by devhost "
-                           "(it serves httpTrigger and queueTrigger)")
+                           "(it serves httpTrigger, queueTrigger and timerTrigger)")
     return FunctionSpec(name, fn, str(Path(inspect.getfile(fn)).parent), target, str(trigger["name"]), signature,
                         tuple(outputs), return_queue, _disabled(environ, name))
 
@@ -164,6 +182,16 @@ def _queue(function: str, param: str, binding: Mapping[str, Any], environ: Mappi
     connection = resolve_connection(connection_name, environ, function=function)
     data_type = binding.get("dataType")
     return QueueBinding(param, queue, connection_name, connection, str(data_type).lower() if data_type else None)
+
+
+def _timer(function: str, binding: Mapping[str, Any], environ: Mapping[str, str]) -> TimerTrigger:
+    raw = str(binding.get("schedule") or "")
+    text = resolve_expression(raw, environ, function=function, prop="schedule")
+    schedule = parse_schedule(text, function=function, parse_timespan=parse_timespan)
+    use_monitor = binding.get("useMonitor")
+    # runOnStartup defaults to false; useMonitor to true (it only matters for persisted schedule status).
+    return TimerTrigger(schedule, bool(binding.get("runOnStartup") or False),
+                        True if use_monitor is None else bool(use_monitor))
 
 
 def _disabled(environ: Mapping[str, str], name: str) -> bool:

@@ -88,7 +88,7 @@ def start_devhost(app: str, workdir: Path, connection: str, queues: dict[str, st
     values = {"FUNCTIONS_WORKER_RUNTIME": "python", "PYTHON_ENABLE_INIT_INDEXING": "1",
               "AzureWebJobsStorage": connection, "RESULTS_DIR": str(results),
               "BadStorage": connection.replace("AccountKey=Eby8", "AccountKey=Xby8"),
-              "GREETING": "from-local-settings", "SECRET_TOKEN": "file-secret-value",
+              "GREETING": "from-local-settings", "SECRET_TOKEN": "file-secret-value", "TICK_SCHEDULE": "*/1 * * * * *",
               **{f"{role.upper()}_QUEUE": name for role, name in queues.items()}}
     (app_dir / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": values}))
     port = free_port()
@@ -145,7 +145,8 @@ def streams_host(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 def plain_host(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devhost]:
     """sample_app again, switched to messageEncoding none through an app setting (as the host allows)."""
     yield from _serve("sample_app", "plain", azurite, tmp_path_factory,
-                      {"AzureFunctionsJobHost__extensions__queues__messageEncoding": "none"})
+                      {"AzureFunctionsJobHost__extensions__queues__messageEncoding": "none",
+                       "AzureWebJobsDisableHomepage": "True"})
 
 
 @pytest.fixture(scope="session")

@@ -160,10 +160,17 @@ async def test_a_cosmos_failure_is_a_miss_and_never_raises(caplog: pytest.LogCap
 
 
 async def test_a_slow_dependency_is_given_up_after_the_timeout() -> None:
-    cache, _, embedder = make(timeout_s=0.05)
-    embedder.delay_s = 5
-    assert await cache.lookup("acme", MODEL, user(PARIS), now=NOW) is None
+    cache, state, _ = make(timeout_s=0.05)
     await cache.store("acme", MODEL, user(PARIS), ANSWER, ttl_s=60, now=NOW)
+    # Another worker, same Cosmos, whose embedding endpoint stalls (no vector memoised for this prompt).
+    config = SemanticCacheSettings(mode="scan", timeout_s=0.05)
+    slow = FakeEmbedder(delay_s=5)
+    other = SemanticCache(state, slow, vector_index(config), config)  # type: ignore[arg-type]
+    stored = dict(state.cache.docs)
+    # The stored entry would hit, but is not waited for: a miss; and a store is given up unwritten.
+    assert await other.lookup("acme", MODEL, user(PARIS), now=NOW) is None
+    await other.store("acme", MODEL, user("What is the capital of Italy?"), ANSWER, ttl_s=60, now=NOW)
+    assert state.cache.docs == stored and len(slow.calls) == 2
 
 
 # --- the two indexes behind the one port --------------------------------------------------------------

@@ -80,8 +80,8 @@ def test_names_differing_only_in_case_are_duplicates(load: Load) -> None:
 
 @pytest.mark.parametrize("body", [
     """
-    @app.timer_trigger(arg_name="t", schedule="0 */5 * * * *")
-    def tick(t: func.TimerRequest) -> None: ...
+    @app.blob_trigger(arg_name="b", path="c/{name}", connection="AzureWebJobsStorage")
+    def on_blob(b: func.InputStream) -> None: ...
     """,
     """
     @app.route(route="x")
@@ -92,6 +92,18 @@ def test_names_differing_only_in_case_are_duplicates(load: Load) -> None:
 def test_bindings_devhost_cannot_run_fail_the_start(load: Load, body: str) -> None:
     with pytest.raises(StartupError, match="not supported by devhost"):
         load(body)
+
+
+def test_a_timer_trigger_loads_with_its_schedule_and_run_on_startup_off(load: Load) -> None:
+    from tools.devhost.loader import TimerTrigger
+
+    loaded = load("""
+        @app.timer_trigger(arg_name="t", schedule="0 */5 * * * *")
+        def tick(t: func.TimerRequest) -> None: ...
+        """)
+    trigger = loaded.functions[0].trigger
+    assert isinstance(trigger, TimerTrigger) and trigger.schedule.text == "0 */5 * * * *"
+    assert trigger.run_on_startup is False
 
 
 def test_builtin_generic_out_annotation_is_refused_like_the_worker(load: Load) -> None:

@@ -63,11 +63,14 @@ def test_queue_bindings_use_app_setting_expressions(functions: dict[str, dict[st
         "direction": "IN", "type": "queueTrigger", "name": "msg",
         "queueName": "%JOBS_QUEUE%", "connection": "AzureWebJobsStorage"}
     assert trigger(functions["jobs_poison"])["queueName"] == "%JOBS_QUEUE%-poison"
+    # The sweeper's schedule is an app setting too (tests run it every few seconds), off at start-up.
+    sweep = trigger(functions["jobs_sweep"])
+    assert (sweep["type"], sweep["schedule"], sweep["runOnStartup"]) == ("timerTrigger", "%JOBS_SWEEP_SCHEDULE%", False)
     out = [b for b in functions["jobs_submit"]["bindings"] if b["type"] == "queue"]
     assert out == [{"direction": "OUT", "type": "queue", "name": "outbox", "queueName": "%JOBS_QUEUE%",
                     "connection": "AzureWebJobsStorage"}]
 
 
 def test_function_names_are_explicit_and_valid(functions: dict[str, dict[str, Any]]) -> None:
-    assert len(functions) == 12
+    assert len(functions) == 13
     assert all(re.fullmatch(r"[a-z][a-z_]*", name) for name in functions)

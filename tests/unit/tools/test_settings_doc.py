@@ -11,7 +11,7 @@ from pydantic.fields import FieldInfo
 from shared.config import Settings
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "settings.md"
-ROW = re.compile(r"^\| `([A-Z][A-Z0-9_]+)` \| (\w+) \| ([^|]+) \|", re.MULTILINE)
+ROW = re.compile(r"^\| `([A-Za-z][A-Za-z0-9_]+)` \| (\w+) \| ([^|]+) \|", re.MULTILINE)
 
 
 def _rows() -> dict[str, tuple[str, str]]:

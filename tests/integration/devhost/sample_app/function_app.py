@@ -129,3 +129,9 @@ async def slow(msg: func.QueueMessage) -> None:
     _in_flight -= 1
     if _in_flight == 0:
         _batch_full.clear()
+
+
+@app.timer_trigger(arg_name="timer", schedule="%TICK_SCHEDULE%")
+async def tick(timer: func.TimerRequest) -> None:
+    _record("tick", type=type(timer).__name__, past_due=timer.past_due, status=timer.schedule_status,
+            schedule=timer.schedule)
