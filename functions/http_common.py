@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -13,6 +14,7 @@ from azure.core.exceptions import AzureError
 from azurefunctions.extensions.http.fastapi import JSONResponse, Request, Response
 from pydantic import BaseModel, ValidationError
 
+from shared import safe_json
 from shared.auth import Principal
 from shared.container import Container, get_container
 from shared.correlation import correlation_id
@@ -57,6 +59,34 @@ class Scope:
     context: CallContext
 
 
+def log_unexpected(what: str, cid: str, exc: BaseException) -> None:
+    """Log an unexpected exception with its traceback; one that involves a pydantic error only by
+    location and error type, since its text quotes the input (a prompt, a key)."""
+    chain = _chain(exc)
+    if not any(isinstance(e, ValidationError) for e in chain):
+        log.error("%s (correlation_id=%s)", what, cid, exc_info=exc)
+        return
+    parts = []
+    for e in reversed(chain):  # innermost first, as Python prints a chain
+        if isinstance(e, ValidationError):
+            where = ", ".join(f"{'.'.join(map(str, err['loc'])) or 'value'} ({err['type']})" for err in e.errors())
+            summary = f"ValidationError of {e.title}: {where}"
+        else:
+            summary = f"{type(e).__name__} (text withheld)"
+        parts.append("".join(traceback.format_tb(e.__traceback__)) + summary)
+    log.error("%s (correlation_id=%s); input values withheld:\n%s", what, cid, "\n".join(parts))
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and those it was raised from or while handling, outermost first."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
 def call_context(req: Request, principal: Principal, cid: str) -> CallContext:
     """The caller's Cache-Control: no-cache skips the lookup, no-store also the store."""
     directives = {d.strip() for d in req.headers.get("cache-control", "").lower().split(",")}
@@ -92,8 +122,8 @@ async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]]) ->
         # caller's, and worth retrying later.
         log.error("dependency failed (correlation_id=%s): %s", cid, type(exc).__name__)
         response = problem(DependencyFailed("A storage dependency is unavailable. Try again later."), cid)
-    except Exception:
-        log.exception("unhandled error (correlation_id=%s)", cid)
+    except Exception as exc:  # noqa: BLE001  logged by log_unexpected; the client gets a generic 500
+        log_unexpected("unhandled error", cid, exc)
         response = problem(AppError("An unexpected error occurred. Quote the correlation id if you report it."), cid)
     for name, value in extra.items():
         response.headers.setdefault(name, value)
@@ -117,6 +147,7 @@ def validate(model: type[M], data: Any, prefix: str = "") -> M:
 
 
 async def read_json(req: Request, limit: int) -> Any:
+    """The body as a JSON object, within the bounds of docs/api-limits.md (depth, numbers, Unicode)."""
     media_type = req.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType("Send the body as JSON with Content-Type: application/json.")
@@ -129,11 +160,13 @@ async def read_json(req: Request, limit: int) -> Any:
         if len(body) > limit:
             raise PayloadTooLarge(f"The body is larger than the limit of {limit} bytes.")
     try:
-        data = json.loads(body)
+        data = safe_json.loads(body)
     except UnicodeDecodeError:
         raise BadRequest("The body is not UTF-8 text.") from None
     except json.JSONDecodeError as exc:
         raise BadRequest(f"The body is not valid JSON (line {exc.lineno}, column {exc.colno}).") from None
+    except safe_json.UnsafeJson as exc:
+        raise BadRequest(str(exc)) from None
     if not isinstance(data, dict):
         raise BadRequest("The body must be a JSON object.")
     return data
