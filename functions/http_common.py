@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -57,6 +57,18 @@ class Scope:
     container: Container
     principal: Principal
     context: CallContext
+
+
+def authenticate(container: Container, headers: Mapping[str, str]) -> Principal:
+    """The one place a request's credentials become a Principal (401 otherwise)."""
+    return container.auth.authenticate(headers)
+
+
+def authenticate_if_sent(container: Container, headers: Mapping[str, str]) -> Principal | None:
+    """None when no credential was sent (an open endpoint's anonymous caller); a wrong one is a 401."""
+    if not any(headers.get(name) for name in ("x-api-key", "api-key", "authorization")):
+        return None
+    return authenticate(container, headers)
 
 
 def log_unexpected(what: str, cid: str, exc: BaseException) -> None:
@@ -111,7 +123,7 @@ async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]]) ->
     extra: dict[str, str] = {}
     try:
         container = await get_container()
-        principal = container.auth.authenticate(req.headers)
+        principal = authenticate(container, req.headers)
         context = call_context(req, principal, cid)
         extra = context.response_headers  # the stages fill it as the request runs
         response = await work(Scope(req, cid, container, principal, context))

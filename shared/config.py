@@ -6,7 +6,7 @@ import hashlib
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from shared.errors import ConfigError, field_errors
 
@@ -153,6 +153,8 @@ class Settings(BaseSettings):
     semantic_cache_scan_limit: Annotated[
         int, Field(alias="SEMANTIC_CACHE_SCAN_LIMIT", ge=1, le=5000, json_schema_extra=TUNING)
     ] = 200
+    # /api/ready probes Cosmos and every model endpoint at most once per this period (issue #9).
+    ready_refresh_s: Annotated[float, Field(alias="READY_REFRESH_S", gt=0, json_schema_extra=TUNING)] = 5.0
     applicationinsights_connection_string: Annotated[
         str | None, Field(alias="APPLICATIONINSIGHTS_CONNECTION_STRING", json_schema_extra=AZURE)
     ] = None
@@ -191,4 +193,11 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = [f"{e['field']}: {e['message']}" for e in field_errors(exc, whole="settings")]
-        raise ConfigError("invalid app settings: " + "; ".join(problems)) from None
+        names = tuple(dict.fromkeys(str(e["loc"][0]) for e in exc.errors() if e["loc"]))
+        raise ConfigError("invalid app settings: " + "; ".join(problems), names) from None
+    except SettingsError as exc:
+        # A setting that is not valid JSON: pydantic-settings names the field, not the app setting.
+        field = next((name for name in Settings.model_fields if f'"{name}"' in str(exc)), None)
+        alias = Settings.model_fields[field].alias if field else None
+        names = (alias or field or "settings",)
+        raise ConfigError(f"invalid app settings: {names[0]}: not valid JSON", names) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -20,11 +21,12 @@ from shared.cache import CosmosExactCache, TieredCache
 from shared.config import Settings, load_settings
 from shared.cosmos import CosmosState, cosmos_client
 from shared.embeddings import KernelEmbedder, build_embedding_endpoints
-from shared.errors import ConfigError, DependencyFailed
+from shared.errors import ConfigError, NotConfigured
 from shared.gateway import Gateway
 from shared.jobs import CosmosJobStore, JobService
 from shared.kernel import KernelEngine, build_endpoint, build_kernel
 from shared.ratelimit import CosmosRateLimiter
+from shared.readiness import Readiness, probe_dependencies
 from shared.resilience.breaker import BreakerSettings
 from shared.resilience.clock import Clock, SystemClock
 from shared.resilience.policy import ResiliencePolicy, RetrySettings
@@ -47,40 +49,15 @@ class Container:
     jobs: JobService
     auth: ApiKeyAuthenticator
     budget: CosmosBudgetLedger
-
-    async def readiness(self) -> dict[str, str]:
-        """Each dependency's state as a word: never an exception's text or a secret."""
-        checks: dict[str, str] = {}
-        try:
-            await asyncio.wait_for(self.cosmos.ping(), timeout=5)
-            checks["cosmos"] = "ok"
-        except Exception as exc:  # noqa: BLE001  any failure means not ready; the type is logged
-            log.warning("readiness: cosmos failed: %s", type(exc).__name__)
-            checks["cosmos"] = "unavailable"
-        checks["key_vault"] = "ok" if isinstance(self.secrets, KeyVaultSecrets) else "not_configured"
-        breakers = self.engine.policy.pool.states()
-        async with httpx.AsyncClient(timeout=3) as client:
-            for endpoint in self.engine.endpoints():
-                reachable = await _reachable(client, endpoint.config.endpoint)
-                # An open breaker means recent calls failed, whatever a probe of the address says.
-                checks[f"model:{endpoint.name}"] = "circuit_open" if breakers[endpoint.name] == "open" else reachable
-                checks[f"breaker:{endpoint.name}"] = breakers[endpoint.name]
-        return checks
+    readiness: Readiness
+    http: httpx.AsyncClient  # the readiness probes' one client
 
     async def close(self) -> None:
+        await self.http.aclose()
         await self.cosmos.close()
         await self.secrets.close()
         if self.credential is not None:
             await self.credential.close()
-
-
-async def _reachable(client: httpx.AsyncClient, url: str) -> str:
-    """Any HTTP answer means the endpoint is reachable (auth is the model call's business)."""
-    try:
-        await client.get(url)
-        return "ok"
-    except httpx.HTTPError:
-        return "unreachable"
 
 
 def build_policy(settings: Settings, clock: Clock) -> ResiliencePolicy:
@@ -146,8 +123,11 @@ async def build_container(settings: Settings,
     cache = TieredCache(CosmosExactCache(cosmos, time.time), semantic, time.time)
     gateway = Gateway(engine, CosmosRateLimiter(cosmos), budget, cache)
     jobs = JobService(CosmosJobStore(cosmos), gateway, lease_s=settings.model_timeout_s * 2)
+    http = httpx.AsyncClient(timeout=3)
+    probe = functools.partial(probe_dependencies, cosmos, isinstance(secrets, KeyVaultSecrets),
+                              {e.name: e.config.endpoint for e in engine.endpoints()}, http)
     return Container(settings, credential, secrets, cosmos, engine, gateway, jobs,
-                     ApiKeyAuthenticator(settings.tenants), budget)
+                     ApiKeyAuthenticator(settings.tenants), budget, Readiness(probe, settings.ready_refresh_s), http)
 
 
 class _Root:
@@ -159,7 +139,7 @@ class _Root:
 
 async def get_container() -> Container:
     """The worker's container, built on first use. A bad setting fails every request with a
-    503 whose log line names the setting; the next request tries again."""
+    503 (NotConfigured, naming the setting but not its value); the next request tries again."""
     if _Root.container is None:
         async with _Root.lock:
             if _Root.container is None:
@@ -167,7 +147,7 @@ async def get_container() -> Container:
                     _Root.container = await build_container(load_settings())
                 except ConfigError as exc:
                     log.error("the app is not configured: %s", exc)
-                    raise DependencyFailed("The service is not configured correctly.") from None
+                    raise NotConfigured(exc.settings) from None
     return _Root.container
 
 
