@@ -1,4 +1,4 @@
-"""The native JSON API: health, readiness, summarize, chat and jobs."""
+"""The native JSON API: health, readiness, its OpenAPI document, summarize, chat, usage and jobs."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from shared.container import get_container
 from shared.correlation import correlation_id
 from shared.errors import AppError, NotConfigured, NotFound, ServiceUnavailable
 from shared.models import JOB_INPUTS, ChatRequest, JobRequest, SummarizeRequest
+from shared.openapi import openapi_document
 from shared.readiness import verdict, with_breakers
 
 bp = func.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -54,6 +55,12 @@ async def ready(req: Request) -> Response:
         return problem(ServiceUnavailable("Not ready.", retry_after_s=5), cid)
     return problem(ServiceUnavailable("Not ready: " + ", ".join(failing) + ".", retry_after_s=5), cid,
                    {"checks": checks})
+
+
+@http_function(bp, "openapi", "openapi.json", ["GET"])
+async def openapi(req: Request) -> Response:
+    """The OpenAPI 3.1 document of this API; no auth, no dependency call."""
+    return JSONResponse(openapi_document(), headers={"x-correlation-id": correlation_id(req.headers)})
 
 
 @http_function(bp, "summarize", "v1/summarize", ["POST"])

@@ -10,6 +10,7 @@ from typing import Any
 MAX_DEPTH = 64  # arrays and objects nested in each other, the top-level object counting as 1
 MAX_INT_DIGITS = 40  # far above any count or id here; below Python's 4300-digit int limit
 MAX_FLOAT_CHARS = 64  # a float literal's length, sign, fraction and exponent included
+_EXACT_INT = 2**53  # every integer up to here is exact in a float
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -23,12 +24,16 @@ def _parse_int(literal: str) -> int:
     return int(literal)
 
 
-def _parse_float(literal: str) -> float:
+def _parse_float(literal: str) -> float | int:
     if len(literal) > MAX_FLOAT_CHARS:
         raise UnsafeJson(f"A number in the body is longer than {MAX_FLOAT_CHARS} characters.")
     value = float(literal)
     if not math.isfinite(value):
         raise UnsafeJson("A number in the body is too large for a 64-bit float.")
+    # JSON has one number type: `386.0` and `3.86e2` are the integer 386 (as JSON Schema and our
+    # OpenAPI document say), so an integer field must accept them. Float fields take an int as is.
+    if value.is_integer() and abs(value) <= _EXACT_INT:
+        return int(value)
     return value
 
 

@@ -57,3 +57,9 @@ def test_long_paths_are_cut_in_the_message() -> None:
 def test_syntax_errors_stay_json_decode_errors() -> None:
     with pytest.raises(json.JSONDecodeError):
         safe_json.loads(b"{not json")
+
+
+def test_a_number_with_a_zero_fraction_is_an_integer_as_json_schema_says() -> None:
+    parsed = safe_json.loads(b'{"max_words": 386.0, "n": 3.86e2, "t": 0.5, "big": 1e300, "neg": -2.0}')
+    assert parsed == {"max_words": 386, "n": 386, "t": 0.5, "big": 1e300, "neg": -2}
+    assert type(parsed["max_words"]) is int and type(parsed["big"]) is float
