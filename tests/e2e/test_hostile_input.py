@@ -60,7 +60,7 @@ def test_a_lone_surrogate_is_a_400_and_the_prompt_never_reaches_the_log(api: htt
 def test_unsafe_correlation_headers_are_replaced_not_echoed(api: httpx.Client) -> None:
     for sent in (b"abc\x1b[2Kforged", b"id with spaces", "ünïcode".encode("latin-1"), b"%0d%0aforged", b"x" * 200):
         response = api.post("/v1/chat", json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1},
-                            headers={"x-correlation-id": sent, "traceparent": b"00-" + sent + b"-01"})
+                            headers={b"x-correlation-id": sent, b"traceparent": b"00-" + sent + b"-01"})
         assert response.status_code == 200, response.text
         cid = response.headers["x-correlation-id"]
         assert re.fullmatch(r"[0-9a-f]{32}", cid) and response.json()["correlation_id"] == cid
