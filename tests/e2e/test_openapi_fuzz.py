@@ -44,7 +44,8 @@ def test_schemathesis_finds_no_server_error_and_no_nonconforming_answer(app_url:
            "--baseline", str(BASELINE), "--report", "json", "--report-json-path", str(report)]
     if os.environ.get("SCHEMATHESIS_BASELINE_UPDATE"):
         cmd.append("--baseline-update")
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=MAX_TIME_S + 60, check=False)
+    # In tmp_path: schemathesis keeps a cache (.schemathesis/) in its working directory.
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=MAX_TIME_S + 60, check=False, cwd=tmp_path)
     summary = run.stdout[run.stdout.find("SUMMARY"):] if "SUMMARY" in run.stdout else run.stdout[-3000:]
     print(f"\n{summary}")  # operations, examples, failures: shown with -s and in the report on failure
     # Failures quote generated bodies of up to a megabyte: show each one's head only.
