@@ -1,17 +1,29 @@
-"""The native JSON API: health, readiness, summarize, chat and jobs."""
+"""The native JSON API: health, readiness, its OpenAPI document, summarize, chat, usage and jobs."""
 
 from __future__ import annotations
 
 import azure.functions as func
 from azurefunctions.extensions.http.fastapi import JSONResponse, Request, Response
 
-from functions.http_common import Scope, http_function, ok, problem, read_model, respond, validate
+from functions.http_common import (
+    Scope,
+    authenticate_if_sent,
+    http_function,
+    ok,
+    problem,
+    read_model,
+    respond,
+    validate,
+)
 from shared.container import get_container
 from shared.correlation import correlation_id
-from shared.errors import AppError, NotFound, ServiceUnavailable
+from shared.errors import AppError, NotConfigured, NotFound, ServiceUnavailable
 from shared.models import JOB_INPUTS, ChatRequest, JobRequest, SummarizeRequest
+from shared.openapi import openapi_document
+from shared.readiness import verdict, with_breakers
 
 bp = func.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
+ADMIN_ROLE = "admin"  # a tenant role (TENANTS) that may see /api/ready's details
 
 
 @http_function(bp, "health", "health", ["GET"])
@@ -22,22 +34,33 @@ async def health(req: Request) -> Response:
 
 @http_function(bp, "ready", "ready", ["GET"])
 async def ready(req: Request) -> Response:
+    """Readiness from the last background probe (never a probe per call). Without credentials only
+    ready or not; a key of a tenant with the `admin` role also gets each dependency's state. Bad
+    settings are named (never their values) to everyone: no key can be checked then."""
     cid = correlation_id(req.headers)
     try:
         container = await get_container()
-    except AppError:
-        checks = {"config": "invalid"}
-    else:
-        checks = await container.readiness()
-    # Ready while Cosmos answers and at least one model endpoint can take calls; breaker states
-    # are reported, not judged (a half-open breaker is still serving).
-    failing = sorted(name for name, state in checks.items()
-                     if not name.startswith("breaker:") and state not in ("ok", "not_configured"))
-    model_up = any(state == "ok" for name, state in checks.items() if name.startswith("model:"))
-    if not failing or (model_up and all(name.startswith("model:") for name in failing)):
-        return JSONResponse({"status": "ready", "checks": checks}, headers={"x-correlation-id": cid})
-    err = ServiceUnavailable("Not ready: " + ", ".join(failing) + ".", retry_after_s=5)
-    return problem(err, cid, {"checks": checks})
+        principal = await authenticate_if_sent(container, req.headers)
+    except NotConfigured as err:
+        return problem(err, cid, {"invalid_settings": list(err.settings)})
+    except AppError as err:
+        return problem(err, cid)
+    checks = with_breakers(await container.readiness.checks(), container.engine.policy.pool.states())
+    failing = verdict(checks)
+    details = principal is not None and ADMIN_ROLE in principal.roles
+    if not failing:
+        body = {"status": "ready", "checks": checks} if details else {"status": "ready"}
+        return JSONResponse(body, headers={"x-correlation-id": cid})
+    if not details:
+        return problem(ServiceUnavailable("Not ready.", retry_after_s=5), cid)
+    return problem(ServiceUnavailable("Not ready: " + ", ".join(failing) + ".", retry_after_s=5), cid,
+                   {"checks": checks})
+
+
+@http_function(bp, "openapi", "openapi.json", ["GET"])
+async def openapi(req: Request) -> Response:
+    """The OpenAPI 3.1 document of this API; no auth, no dependency call."""
+    return JSONResponse(openapi_document(), headers={"x-correlation-id": correlation_id(req.headers)})
 
 
 @http_function(bp, "summarize", "v1/summarize", ["POST"])

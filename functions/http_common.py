@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import traceback
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -13,6 +14,7 @@ from azure.core.exceptions import AzureError
 from azurefunctions.extensions.http.fastapi import JSONResponse, Request, Response
 from pydantic import BaseModel, ValidationError
 
+from shared import safe_json
 from shared.auth import Principal
 from shared.container import Container, get_container
 from shared.correlation import correlation_id
@@ -57,6 +59,46 @@ class Scope:
     context: CallContext
 
 
+async def authenticate(container: Container, headers: Mapping[str, str]) -> Principal:
+    """The one place a request's credentials become a Principal (401 otherwise)."""
+    return await container.auth.authenticate(headers)
+
+
+async def authenticate_if_sent(container: Container, headers: Mapping[str, str]) -> Principal | None:
+    """None when no credential was sent (an open endpoint's anonymous caller); a wrong one is a 401."""
+    if not any(headers.get(name) for name in ("x-api-key", "api-key", "authorization")):
+        return None
+    return await authenticate(container, headers)
+
+
+def log_unexpected(what: str, cid: str, exc: BaseException) -> None:
+    """Log an unexpected exception with its traceback; one that involves a pydantic error only by
+    location and error type, since its text quotes the input (a prompt, a key)."""
+    chain = _chain(exc)
+    if not any(isinstance(e, ValidationError) for e in chain):
+        log.error("%s (correlation_id=%s)", what, cid, exc_info=exc)
+        return
+    parts = []
+    for e in reversed(chain):  # innermost first, as Python prints a chain
+        if isinstance(e, ValidationError):
+            where = ", ".join(f"{'.'.join(map(str, err['loc'])) or 'value'} ({err['type']})" for err in e.errors())
+            summary = f"ValidationError of {e.title}: {where}"
+        else:
+            summary = f"{type(e).__name__} (text withheld)"
+        parts.append("".join(traceback.format_tb(e.__traceback__)) + summary)
+    log.error("%s (correlation_id=%s); input values withheld:\n%s", what, cid, "\n".join(parts))
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and those it was raised from or while handling, outermost first."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
 def call_context(req: Request, principal: Principal, cid: str) -> CallContext:
     """The caller's Cache-Control: no-cache skips the lookup, no-store also the store."""
     directives = {d.strip() for d in req.headers.get("cache-control", "").lower().split(",")}
@@ -81,7 +123,7 @@ async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]]) ->
     extra: dict[str, str] = {}
     try:
         container = await get_container()
-        principal = await container.auth.authenticate(req.headers)
+        principal = await authenticate(container, req.headers)
         context = call_context(req, principal, cid)
         extra = context.response_headers  # the stages fill it as the request runs
         response = await work(Scope(req, cid, container, principal, context))
@@ -92,8 +134,8 @@ async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]]) ->
         # caller's, and worth retrying later.
         log.error("dependency failed (correlation_id=%s): %s", cid, type(exc).__name__)
         response = problem(DependencyFailed("A storage dependency is unavailable. Try again later."), cid)
-    except Exception:
-        log.exception("unhandled error (correlation_id=%s)", cid)
+    except Exception as exc:  # noqa: BLE001  logged by log_unexpected; the client gets a generic 500
+        log_unexpected("unhandled error", cid, exc)
         response = problem(AppError("An unexpected error occurred. Quote the correlation id if you report it."), cid)
     for name, value in extra.items():
         response.headers.setdefault(name, value)
@@ -117,6 +159,7 @@ def validate(model: type[M], data: Any, prefix: str = "") -> M:
 
 
 async def read_json(req: Request, limit: int) -> Any:
+    """The body as a JSON object, within the bounds of docs/api-limits.md (depth, numbers, Unicode)."""
     media_type = req.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType("Send the body as JSON with Content-Type: application/json.")
@@ -129,11 +172,13 @@ async def read_json(req: Request, limit: int) -> Any:
         if len(body) > limit:
             raise PayloadTooLarge(f"The body is larger than the limit of {limit} bytes.")
     try:
-        data = json.loads(body)
+        data = safe_json.loads(body)
     except UnicodeDecodeError:
         raise BadRequest("The body is not UTF-8 text.") from None
     except json.JSONDecodeError as exc:
         raise BadRequest(f"The body is not valid JSON (line {exc.lineno}, column {exc.colno}).") from None
+    except safe_json.UnsafeJson as exc:
+        raise BadRequest(str(exc)) from None
     if not isinstance(data, dict):
         raise BadRequest("The body must be a JSON object.")
     return data

@@ -11,7 +11,7 @@ from typing import Any
 import azure.functions as func
 from azurefunctions.extensions.http.fastapi import Request, Response, StreamingResponse
 
-from functions.http_common import Scope, http_function, ok, read_model, respond
+from functions.http_common import Scope, http_function, log_unexpected, ok, read_model, respond
 from shared.errors import AppError
 from shared.gateway import ChatCall
 from shared.kernel import Delta, SamplingParams
@@ -101,11 +101,11 @@ async def _sse(held: list[Delta], rest: AsyncGenerator[Delta, None], *, completi
             usage, finish = delta.usage or usage, delta.finish_reason or finish
             if delta.content:
                 yield event([{"index": 0, "delta": {"content": delta.content}, "finish_reason": None}])
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  logged by log_unexpected; the client gets an error event
         # Never a clean finish after a cut: the client's SDK raises on an `error` event.
         err = exc if isinstance(exc, AppError) else AppError("The answer failed. Retry the request.")
         if not isinstance(exc, AppError):
-            log.exception("stream failed (correlation_id=%s)", cid)
+            log_unexpected("stream failed", cid, exc)
         else:
             log.warning("stream ended with an error (correlation_id=%s): %s", cid, err.type_slug)
         error = {"message": err.detail, "type": err.type_slug, "code": err.status, "correlation_id": cid}

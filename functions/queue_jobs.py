@@ -8,6 +8,7 @@ import logging
 import azure.functions as func
 
 from shared.container import get_container
+from shared.correlation import safe_correlation_id
 from shared.jobs import job_id_for, parse_job_message
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,8 @@ async def jobs_worker(msg: func.QueueMessage) -> None:
         raise
     container = await get_container()
     job_id = job_id_for(message, text)
-    log.info("job %s: delivery %s (correlation_id=%s)", job_id, msg.dequeue_count, message.correlation_id)
+    log.info("job %s: delivery %s (correlation_id=%s)", job_id, msg.dequeue_count,
+             safe_correlation_id(message.correlation_id))
     await container.jobs.run(message, job_id, container.auth.principal_for_tenant(message.tenant), text)
 
 

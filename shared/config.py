@@ -227,6 +227,8 @@ class Settings(BaseSettings):
     semantic_cache_scan_limit: Annotated[
         int, Field(alias="SEMANTIC_CACHE_SCAN_LIMIT", ge=1, le=5000, json_schema_extra=TUNING)
     ] = 200
+    # /api/ready probes Cosmos and every model endpoint at most once per this period (issue #9).
+    ready_refresh_s: Annotated[float, Field(alias="READY_REFRESH_S", gt=0, json_schema_extra=TUNING)] = 5.0
     applicationinsights_connection_string: Annotated[
         str | None, Field(alias="APPLICATIONINSIGHTS_CONNECTION_STRING", json_schema_extra=AZURE)
     ] = None
@@ -285,11 +287,12 @@ def load_settings() -> Settings:
         # An error about the settings as a whole names its settings in its own message.
         problems = [f"{e['field']}: {e['message']}" if e["field"] else e["message"]
                     for e in field_errors(exc, whole="")]
-        raise ConfigError("invalid app settings: " + "; ".join(problems)) from None
+        names = tuple(dict.fromkeys(str(e["loc"][0]) for e in exc.errors() if e["loc"]))
+        raise ConfigError("invalid app settings: " + "; ".join(problems), names) from None
     except SettingsError as exc:
         # pydantic-settings failed to decode a JSON setting; its text names the field, not the setting.
         match = re.search(r'field "([^"]+)"', str(exc))
         field = Settings.model_fields.get(match.group(1)) if match else None
         name = field.alias if field and field.alias else "a JSON setting"
         raise ConfigError(f"invalid app settings: {name}: not valid JSON (a JSON list or object, "
-                          "written as one string)") from None
+                          "written as one string)", (name,)) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -22,12 +23,13 @@ from shared.cosmos import CosmosState, cosmos_client
 from shared.deadletter import CosmosDeadLetters
 from shared.embeddings import KernelEmbedder, build_embedding_endpoints
 from shared.entra import EntraValidator, SigningKeys
-from shared.errors import ConfigError, DependencyFailed
+from shared.errors import ConfigError, NotConfigured
 from shared.gateway import Gateway
 from shared.jobqueue import JobQueue, storage_job_queue
 from shared.jobs import CosmosJobStore, JobService
 from shared.kernel import KernelEngine, build_endpoint, build_kernel
 from shared.ratelimit import CosmosRateLimiter
+from shared.readiness import Readiness, probe_dependencies
 from shared.resilience.breaker import BreakerSettings
 from shared.resilience.clock import Clock, SystemClock
 from shared.resilience.policy import ResiliencePolicy, RetrySettings
@@ -52,32 +54,16 @@ class Container:
     budget: CosmosBudgetLedger
     job_queue: JobQueue
     deadletters: CosmosDeadLetters
+    readiness: Readiness
+    http: httpx.AsyncClient  # the readiness probes' one client
     entra_http: httpx.AsyncClient | None = None
     # The SDK clients of the model and embedding endpoints, closed with the container (an unclosed
     # one is closed by the garbage collector after its event loop, with a traceback).
     model_clients: list[Any] = field(default_factory=list)
 
-    async def readiness(self) -> dict[str, str]:
-        """Each dependency's state as a word: never an exception's text or a secret."""
-        checks: dict[str, str] = {}
-        try:
-            await asyncio.wait_for(self.cosmos.ping(), timeout=5)
-            checks["cosmos"] = "ok"
-        except Exception as exc:  # noqa: BLE001  any failure means not ready; the type is logged
-            log.warning("readiness: cosmos failed: %s", type(exc).__name__)
-            checks["cosmos"] = "unavailable"
-        checks["key_vault"] = "ok" if isinstance(self.secrets, KeyVaultSecrets) else "not_configured"
-        breakers = self.engine.policy.pool.states()
-        async with httpx.AsyncClient(timeout=3) as client:
-            for endpoint in self.engine.endpoints():
-                reachable = await _reachable(client, endpoint.config.endpoint)
-                # An open breaker means recent calls failed, whatever a probe of the address says.
-                checks[f"model:{endpoint.name}"] = "circuit_open" if breakers[endpoint.name] == "open" else reachable
-                checks[f"breaker:{endpoint.name}"] = breakers[endpoint.name]
-        return checks
-
     async def close(self) -> None:
         await self.job_queue.close()
+        await self.http.aclose()
         await self.cosmos.close()
         await self.secrets.close()
         if self.entra_http is not None:
@@ -86,15 +72,6 @@ class Container:
             await client.close()
         if self.credential is not None:
             await self.credential.close()
-
-
-async def _reachable(client: httpx.AsyncClient, url: str) -> str:
-    """Any HTTP answer means the endpoint is reachable (auth is the model call's business)."""
-    try:
-        await client.get(url)
-        return "ok"
-    except httpx.HTTPError:
-        return "unreachable"
 
 
 def build_policy(settings: Settings, clock: Clock) -> ResiliencePolicy:
@@ -171,8 +148,12 @@ async def build_container(settings: Settings,
     jobs = JobService(CosmosJobStore(cosmos), gateway, lease_s=settings.model_timeout_s * 2, queue=job_queue)
     entra, entra_http = build_entra(settings)
     auth = Authenticator(settings.tenants, entra, settings.entra_required_role)
+    http = httpx.AsyncClient(timeout=3)
+    probe = functools.partial(probe_dependencies, cosmos, isinstance(secrets, KeyVaultSecrets),
+                              {e.name: e.config.endpoint for e in engine.endpoints()}, http)
     return Container(settings, credential, secrets, cosmos, engine, gateway, jobs, auth, budget, job_queue,
-                     CosmosDeadLetters(cosmos), entra_http, clients)
+                     CosmosDeadLetters(cosmos), Readiness(probe, settings.ready_refresh_s), http, entra_http,
+                     clients)
 
 
 def build_entra(settings: Settings) -> tuple[EntraValidator | None, httpx.AsyncClient | None]:
@@ -196,7 +177,7 @@ class _Root:
 
 async def get_container() -> Container:
     """The worker's container, built on first use. A bad setting fails every request with a
-    503 whose log line names the setting; the next request tries again."""
+    503 (NotConfigured, naming the setting but not its value); the next request tries again."""
     if _Root.container is None:
         async with _Root.lock:
             if _Root.container is None:
@@ -204,7 +185,7 @@ async def get_container() -> Container:
                     _Root.container = await build_container(load_settings())
                 except ConfigError as exc:
                     log.error("the app is not configured: %s", exc)
-                    raise DependencyFailed("The service is not configured correctly.") from None
+                    raise NotConfigured(exc.settings) from None
     return _Root.container
 
 

@@ -6,7 +6,12 @@ from pydantic import ValidationError
 
 
 class ConfigError(Exception):
-    """A setting is missing or invalid; raised at start, never at a client."""
+    """A setting is missing or invalid; raised at start, never at a client. `settings` names the
+    invalid app settings (never their values), for /api/ready."""
+
+    def __init__(self, message: str, settings: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.settings = settings
 
 
 class AppError(Exception):
@@ -131,6 +136,15 @@ class DependencyFailed(AppError):
 
     def __init__(self, detail: str, *, retry_after_s: float = 5.0) -> None:
         super().__init__(detail, retry_after_s=retry_after_s)
+
+
+class NotConfigured(DependencyFailed):
+    """The app settings are invalid: every request is a 503; /api/ready names the settings."""
+
+    def __init__(self, settings: tuple[str, ...]) -> None:
+        names = ", ".join(settings) or "unknown"
+        super().__init__(f"The service is not configured correctly (invalid app settings: {names}).")
+        self.settings = settings
 
 
 def field_errors(exc: ValidationError, *, prefix: str = "", whole: str = "body") -> list[dict[str, str]]:

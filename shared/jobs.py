@@ -15,6 +15,7 @@ from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosReso
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.auth import Principal
+from shared.correlation import safe_correlation_id
 from shared.cosmos import CosmosState
 from shared.errors import (
     AppError,
@@ -178,7 +179,7 @@ class JobService:
         """Run one delivery. Transient failures raise (the host retries); a throttled job is put back
         with its Retry-After as delay; a job that can never succeed is marked failed and returns."""
         doc = None if isinstance(message, JobReference) else {
-            "kind": message.kind, "correlation_id": message.correlation_id, "created_at": time.time(), "attempts": 0}
+            "kind": message.kind, "correlation_id": safe_correlation_id(message.correlation_id), "created_at": time.time(), "attempts": 0}
         claimed = await self.store.claim(message.tenant, job_id, doc, self.lease_s)
         if claimed is None:
             log.info("job %s: finished, or no record for its claim check; delivery ignored", job_id)
@@ -190,7 +191,7 @@ class JobService:
         if not isinstance(job_input, dict):
             await self._fail(message.tenant, job_id, "The job's input is missing.")
             return
-        ctx = CallContext(principal, message.correlation_id or job_id)
+        ctx = CallContext(principal, safe_correlation_id(message.correlation_id) or job_id)
         try:
             result = await self._invoke(ctx, message.kind, job_input)
         except BudgetExhausted as exc:

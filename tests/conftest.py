@@ -18,6 +18,7 @@ __all__ = ["environment"]  # bench/cache.py imports it from here
 DEV_KEY = "local-dev-key"  # the dev tenant's key, defined in local.settings.example.json
 OTHER_KEY = "other-tenant-key"
 LIMITED_KEY = "limited-tenant-key"
+ADMIN_KEY = "ops-admin-key"  # a tenant with the `admin` role: sees /api/ready's details
 # The dev tenant without limits (so tests do not run into them), a second tenant to prove tenants
 # never see each other's data, and one with limits and a model allow-list.
 TEST_TENANTS = json.dumps([
@@ -26,6 +27,7 @@ TEST_TENANTS = json.dumps([
     {"tenant": "limited", "keys": [{"id": "limited-1", "sha256": hash_api_key(LIMITED_KEY)}],
      "limits": {"rpm": 1000, "tpm": 100000, "daily_tokens": 50000, "daily_usd": 1.0,
                 "allowed_models": ["gpt-4o-mini"]}},
+    {"tenant": "ops", "keys": [{"id": "ops-1", "sha256": hash_api_key(ADMIN_KEY)}], "roles": ["admin"]},
 ])
 
 

@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from bench import resilience
-from tests.conftest import DEV_KEY, TEST_TENANTS
+from tests.conftest import ADMIN_KEY, DEV_KEY, TEST_TENANTS
 from tests.e2e.conftest import assert_problem
 from tools.localenv import LocalStack, free_port
 
@@ -82,7 +82,7 @@ def test_ready_reports_breaker_states(stack: LocalStack, fresh_app: str) -> None
             for _ in range(8):
                 httpx.post(f"{fresh_app}/api/v1/chat", headers={"x-api-key": DEV_KEY}, timeout=30,
                            json={"messages": [{"role": "user", "content": "x"}], "max_tokens": 3})
-            body = httpx.get(f"{fresh_app}/api/ready", timeout=30).json()
+            body = httpx.get(f"{fresh_app}/api/ready", headers={"x-api-key": ADMIN_KEY}, timeout=30).json()
         finally:
             control.delete(f"{stack.sim_url('primary')}/_sim/faults")
     assert body["status"] == "ready", json.dumps(body)

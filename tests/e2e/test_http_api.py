@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import ADMIN_KEY, DEV_KEY, OTHER_KEY
 from tests.e2e.conftest import assert_problem
 
 pytestmark = pytest.mark.e2e
@@ -18,13 +19,29 @@ def test_health_needs_no_key(anonymous: httpx.Client) -> None:
     assert response.headers["x-correlation-id"]
 
 
-def test_ready_reports_each_dependency(anonymous: httpx.Client) -> None:
+def test_ready_without_a_key_says_only_ready(anonymous: httpx.Client) -> None:
     response = anonymous.get("/ready")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "ready"}
+
+
+@pytest.mark.parametrize("key", [DEV_KEY, OTHER_KEY])
+def test_ready_with_a_tenant_key_without_the_admin_role_says_only_ready(anonymous: httpx.Client, key: str) -> None:
+    assert anonymous.get("/ready", headers={"x-api-key": key}).json() == {"status": "ready"}
+
+
+def test_ready_with_an_admin_key_reports_each_dependency(anonymous: httpx.Client) -> None:
+    response = anonymous.get("/ready", headers={"api-key": ADMIN_KEY})
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "ready"
     assert body["checks"]["cosmos"] == "ok"
     assert body["checks"]["model:primary"] == body["checks"]["model:secondary"] == "ok"
+    assert body["checks"]["breaker:primary"] == "closed"
+
+
+def test_ready_with_a_wrong_key_is_401(anonymous: httpx.Client) -> None:
+    assert_problem(anonymous.get("/ready", headers={"x-api-key": "guess"}), 401)
 
 
 def test_summarize(api: httpx.Client) -> None:

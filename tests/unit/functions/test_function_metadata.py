@@ -32,6 +32,7 @@ def trigger(function: dict[str, Any]) -> dict[str, Any]:
 EXPECTED_HTTP = {
     "health": ("health", ["GET"]),
     "ready": ("ready", ["GET"]),
+    "openapi": ("openapi.json", ["GET"]),
     "summarize": ("v1/summarize", ["POST"]),
     "chat": ("v1/chat", ["POST"]),
     "jobs_submit": ("v1/jobs", ["POST"]),
@@ -72,5 +73,5 @@ def test_queue_bindings_use_app_setting_expressions(functions: dict[str, dict[st
 
 
 def test_function_names_are_explicit_and_valid(functions: dict[str, dict[str, Any]]) -> None:
-    assert len(functions) == 13
+    assert len(functions) == 14
     assert all(re.fullmatch(r"[a-z][a-z_]*", name) for name in functions)

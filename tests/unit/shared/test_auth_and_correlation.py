@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from shared.auth import Authenticator
 from shared.config import TenantConfig, TenantKey, hash_api_key
-from shared.correlation import correlation_id
+from shared.correlation import correlation_id, safe_correlation_id
 from shared.errors import Unauthorized
 
 AUTH = Authenticator([
@@ -57,3 +59,24 @@ def test_correlation_id_prefers_the_callers_then_the_trace_id() -> None:
     generated = correlation_id({"x-correlation-id": "bad id\r\nSet-Cookie: x"})
     assert len(generated) == 32 and "\n" not in generated
     assert correlation_id({}) != correlation_id({})
+
+
+@pytest.mark.parametrize("sent", [
+    "abc\r\nERROR forged line", "abc\nx", "abc\x1b[31m", "a b", "ü-id", "x" * 129, "", None, 42, ["id"],
+])
+def test_unsafe_correlation_ids_are_dropped_not_echoed(sent: object) -> None:
+    assert safe_correlation_id(sent) is None
+
+
+def test_safe_correlation_ids_pass_as_sent() -> None:
+    assert safe_correlation_id(" order-42:a.b_c ") == "order-42:a.b_c"
+
+
+@pytest.mark.parametrize("traceparent", [
+    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\nforged",
+    "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+    "zz-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+])
+def test_a_bad_traceparent_gives_a_new_id(traceparent: str) -> None:
+    cid = correlation_id({"traceparent": traceparent, "x-correlation-id": "bad\nid"})
+    assert re.fullmatch(r"[0-9a-f]{32}", cid) and cid != "0af7651916cd43dd8448eb211c80319c"
