@@ -179,7 +179,8 @@ class JobService:
         """Run one delivery. Transient failures raise (the host retries); a throttled job is put back
         with its Retry-After as delay; a job that can never succeed is marked failed and returns."""
         doc = None if isinstance(message, JobReference) else {
-            "kind": message.kind, "correlation_id": safe_correlation_id(message.correlation_id), "created_at": time.time(), "attempts": 0}
+            "kind": message.kind, "correlation_id": safe_correlation_id(message.correlation_id),
+            "created_at": time.time(), "attempts": 0}
         claimed = await self.store.claim(message.tenant, job_id, doc, self.lease_s)
         if claimed is None:
             log.info("job %s: finished, or no record for its claim check; delivery ignored", job_id)
