@@ -29,6 +29,7 @@ from shared.errors import (
 )
 from shared.gateway import CallContext
 from shared.problems import PROBLEM_MEDIA_TYPE, problem_body, problem_headers
+from shared.upstream import exception_chain
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -74,7 +75,7 @@ async def authenticate_if_sent(container: Container, headers: Mapping[str, str])
 def log_unexpected(what: str, cid: str, exc: BaseException) -> None:
     """Log an unexpected exception with its traceback; one that involves a pydantic error only by
     location and error type, since its text quotes the input (a prompt, a key)."""
-    chain = _chain(exc)
+    chain = exception_chain(exc)
     if not any(isinstance(e, ValidationError) for e in chain):
         log.error("%s (correlation_id=%s)", what, cid, exc_info=exc)
         return
@@ -87,16 +88,6 @@ def log_unexpected(what: str, cid: str, exc: BaseException) -> None:
             summary = f"{type(e).__name__} (text withheld)"
         parts.append("".join(traceback.format_tb(e.__traceback__)) + summary)
     log.error("%s (correlation_id=%s); input values withheld:\n%s", what, cid, "\n".join(parts))
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    """The exception and those it was raised from or while handling, outermost first."""
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
 
 
 def call_context(req: Request, principal: Principal, cid: str) -> CallContext:

@@ -37,7 +37,7 @@ _TIMEOUTS = (openai.APITimeoutError, httpx.TimeoutException, httpx2.TimeoutExcep
 _BROKEN_AFTER_START = (httpx.RemoteProtocolError, httpx2.RemoteProtocolError, httpx.ReadError, httpx2.ReadError)
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
+def exception_chain(exc: BaseException) -> list[BaseException]:
     """The exception and its causes: Semantic Kernel wraps the SDK's exception, which wraps
     the transport's."""
     chain: list[BaseException] = []
@@ -76,7 +76,7 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
 
 def classify(exc: BaseException) -> UpstreamFailure:
     """Map any exception out of a model call to an UpstreamFailure."""
-    chain = _chain(exc)
+    chain = exception_chain(exc)
     status_error = next((e for e in chain if isinstance(e, openai.APIStatusError)), None)
     if isinstance(exc, ServiceContentFilterException):
         failure = UpstreamFailure("refused", 400)
