@@ -18,7 +18,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from azure.core.pipeline.transport import AioHttpTransport
+# The package exports AioHttpTransport through a lazy __getattr__, which mypy sees as Any; the module defining
+# it is typed.
+from azure.core.pipeline.transport._aiohttp import AioHttpTransport
 
 from shared.auth import Principal
 from shared.config import TenantLimits, load_settings

@@ -53,7 +53,8 @@ def test_a_stream_is_served_from_cache_as_a_stream(app_url: str) -> None:
                                                  stream=True, stream_options={"include_usage": True}))
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == whole.parse().choices[0].message.content
-    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == whole.parse().usage.total_tokens
+    streamed, plain = chunks[-1].usage, whole.parse().usage
+    assert streamed is not None and plain is not None and streamed.total_tokens == plain.total_tokens
 
 
 def billed(stack: LocalStack) -> int:

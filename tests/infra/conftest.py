@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ def _parser() -> BicepParser:
 
 
 @functools.cache
-def _parse(path: Path) -> dict[str, Any]:
+def _parse(path: Path) -> Mapping[str, Any]:
+    # pycep types the tree as nested TypedDicts; the tests read it as plain JSON and never change it.
     return _parser().parse(file_path=path)
 
 
@@ -29,6 +30,6 @@ def infra_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def parse_bicep() -> Callable[[Path], dict[str, Any]]:
+def parse_bicep() -> Callable[[Path], Mapping[str, Any]]:
     """pycep's JSON tree of a Bicep file (parameters, variables, resources, modules, outputs)."""
     return _parse

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import Field
+from pydantic import Field, JsonValue
 from pydantic_settings import BaseSettings
 
 from shared.config import EndpointConfig, Settings
@@ -17,6 +18,11 @@ from shared.config import EndpointConfig, Settings
 SCOPES = {"azure", "local", "tuning"}
 SITE = "Microsoft.Web/sites"
 SITE_CONFIG = "Microsoft.Web/sites/config"
+
+# The session fixture from conftest.py: a Bicep file -> pycep's read-only JSON tree.
+ParseBicep = Callable[[Path], Mapping[str, Any]]
+# The function_app fixture: the Bicep file declaring the Function App and its tree.
+FunctionApp = tuple[Path, Mapping[str, Any]]
 
 # Settings the Functions host (not shared/config.py) reads; anything else in the Bicep is a stale name.
 HOST_SETTINGS = {
@@ -41,9 +47,9 @@ SECRET_PATTERNS = [
 ]
 
 
-def scopes_of(settings_class: type[BaseSettings]) -> dict[str, str | None]:
+def scopes_of(settings_class: type[BaseSettings]) -> dict[str, JsonValue]:
     """App-setting name (the field's alias) -> scope from json_schema_extra, read at run time."""
-    scopes = {}
+    scopes: dict[str, JsonValue] = {}
     for name, field in settings_class.model_fields.items():
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         scopes[field.alias or name] = extra.get("scope")
@@ -54,7 +60,7 @@ def _names_with_scope(scope: str) -> set[str]:
     return {name for name, s in scopes_of(Settings).items() if s == scope}
 
 
-def _function_app_file(infra_dir: Path, parse_bicep) -> Path:
+def _function_app_file(infra_dir: Path, parse_bicep: ParseBicep) -> Path:
     found = [
         path
         for path in sorted(infra_dir.rglob("*.bicep"))
@@ -65,7 +71,7 @@ def _function_app_file(infra_dir: Path, parse_bicep) -> Path:
     return found[0]
 
 
-def _resolve(expr: Any, variables: dict[str, Any]) -> Any:
+def _resolve(expr: Any, variables: Mapping[str, Any]) -> Any:
     """A variable reference (pycep gives identifiers as bare strings) replaced by the variable's value."""
     if isinstance(expr, str) and expr in variables:
         return variables[expr]["value"]
@@ -81,7 +87,7 @@ def _accessor(obj: str, prop: str) -> dict[str, Any]:
     return {"operator": {"type": "property_accessor", "operands": {"operand_1": obj, "operand_2": prop}}}
 
 
-def _settings_object(expr: Any, variables: dict[str, Any]) -> dict[str, Any]:
+def _settings_object(expr: Any, variables: Mapping[str, Any]) -> dict[str, Any]:
     """{setting name: value expression} from an appSettings value: a list of {name, value}, a for-loop
     over items(object), or an object literal / union() of objects (as in sites/config appsettings)."""
     expr = _resolve(expr, variables)
@@ -109,13 +115,13 @@ def _settings_object(expr: Any, variables: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def function_app(infra_dir: Path, parse_bicep) -> tuple[Path, dict[str, Any]]:
+def function_app(infra_dir: Path, parse_bicep: ParseBicep) -> FunctionApp:
     path = _function_app_file(infra_dir, parse_bicep)
     return path, parse_bicep(path)
 
 
 @pytest.fixture(scope="module")
-def app_settings(function_app) -> dict[str, Any]:
+def app_settings(function_app: FunctionApp) -> dict[str, Any]:
     """Every app setting the Bicep gives the Function App: siteConfig.appSettings plus any sites/config appsettings."""
     _, tree = function_app
     variables = tree.get("variables", {})
@@ -144,32 +150,32 @@ def test_scope_reader_flags_an_untagged_field() -> None:
     assert scopes_of(Untagged) == {"SOME_SETTING": None}
 
 
-def test_every_azure_setting_is_set(app_settings) -> None:
+def test_every_azure_setting_is_set(app_settings: dict[str, Any]) -> None:
     azure = _names_with_scope("azure")
     assert azure, "shared.config.Settings has no setting with scope azure"
     missing = sorted(azure - app_settings.keys())
     assert not missing, f"settings with scope azure that the Bicep does not set: {missing}"
 
 
-def test_azure_settings_have_a_value(app_settings) -> None:
+def test_azure_settings_have_a_value(app_settings: dict[str, Any]) -> None:
     empty = sorted(
         name for name in _names_with_scope("azure") & app_settings.keys() if app_settings[name] in ("", None)
     )
     assert not empty, f"settings set to an empty literal: {empty}"
 
 
-def test_no_local_setting_is_set(app_settings) -> None:
+def test_no_local_setting_is_set(app_settings: dict[str, Any]) -> None:
     leaked = sorted(_names_with_scope("local") & app_settings.keys())
     assert not leaked, f"settings with scope local (emulators only) set in Azure: {leaked}"
 
 
-def test_no_unknown_setting(app_settings) -> None:
+def test_no_unknown_setting(app_settings: dict[str, Any]) -> None:
     known = set(scopes_of(Settings)) | HOST_SETTINGS
     unknown = sorted(app_settings.keys() - known)
     assert not unknown, f"settings neither in shared/config.py nor read by the host: {unknown}"
 
 
-def test_host_storage_uses_the_identity(app_settings) -> None:
+def test_host_storage_uses_the_identity(app_settings: dict[str, Any]) -> None:
     assert "AzureWebJobsStorage" not in app_settings, "AzureWebJobsStorage as a connection string carries a key"
     assert app_settings.get("AzureWebJobsStorage__credential") == "managedidentity"
     assert app_settings.get("AzureWebJobsStorage__clientId")
@@ -178,7 +184,7 @@ def test_host_storage_uses_the_identity(app_settings) -> None:
     assert "Authorization=AAD" in str(app_settings.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"))
 
 
-def _secure_params(tree: dict[str, Any]) -> set[str]:
+def _secure_params(tree: Mapping[str, Any]) -> set[str]:
     return {
         name
         for name, param in tree.get("parameters", {}).items()
@@ -195,7 +201,7 @@ def _secrets_in(text: str) -> list[str]:
     return [p for p in SECRET_PATTERNS if re.search(p, text)]
 
 
-def test_no_secret_in_setting_values(app_settings, function_app) -> None:
+def test_no_secret_in_setting_values(app_settings: dict[str, Any], function_app: FunctionApp) -> None:
     _, tree = function_app
     secure = _secure_params(tree)
     bad = {}
@@ -207,7 +213,9 @@ def test_no_secret_in_setting_values(app_settings, function_app) -> None:
     assert not bad, f"app settings that would hold a key or secret: {bad}"
 
 
-def test_no_secret_passed_to_the_function_app_module(function_app, infra_dir: Path, parse_bicep) -> None:
+def test_no_secret_passed_to_the_function_app_module(
+    function_app: FunctionApp, infra_dir: Path, parse_bicep: ParseBicep
+) -> None:
     """The values main.bicep feeds into the app module: no key, no @secure parameter of main."""
     path, _ = function_app
     main = parse_bicep(infra_dir / "main.bicep")
@@ -220,7 +228,9 @@ def test_no_secret_passed_to_the_function_app_module(function_app, infra_dir: Pa
     assert not problems, f"main.bicep passes secrets to the Function App module: {problems}"
 
 
-def test_function_app_module_gets_every_required_param(function_app, infra_dir: Path, parse_bicep) -> None:
+def test_function_app_module_gets_every_required_param(
+    function_app: FunctionApp, infra_dir: Path, parse_bicep: ParseBicep
+) -> None:
     # A required parameter left out fails the deployment; Bicep's compiler is not available here to say so.
     path, tree = function_app
     main = parse_bicep(infra_dir / "main.bicep")
@@ -230,14 +240,14 @@ def test_function_app_module_gets_every_required_param(function_app, infra_dir: 
     assert not missing, f"main.bicep does not pass these required params of {path.name}: {missing}"
 
 
-def test_main_outputs_every_azure_setting(infra_dir: Path, parse_bicep) -> None:
+def test_main_outputs_every_azure_setting(infra_dir: Path, parse_bicep: ParseBicep) -> None:
     # Outputs are named as the app settings they feed, so `azd env get-values` can drive a local run.
     outputs = parse_bicep(infra_dir / "main.bicep").get("outputs", {})
     missing = sorted(_names_with_scope("azure") - outputs.keys())
     assert not missing, f"main.bicep outputs missing for settings with scope azure: {missing}"
 
 
-def test_function_app_runs_python_311_on_flex_for_azd(function_app) -> None:
+def test_function_app_runs_python_311_on_flex_for_azd(function_app: FunctionApp) -> None:
     _, tree = function_app
     site = next(r["config"] for r in tree["resources"].values() if r["type"] == SITE and not r["existing"])
     assert site["kind"] == "functionapp,linux"
@@ -250,7 +260,7 @@ def test_function_app_runs_python_311_on_flex_for_azd(function_app) -> None:
     assert json.dumps({"'azd-service-name'": "api"})[1:-1] in json.dumps(site["tags"]), site["tags"]
 
 
-def test_ai_endpoints_match_the_config_model(infra_dir: Path, parse_bicep) -> None:
+def test_ai_endpoints_match_the_config_model(infra_dir: Path, parse_bicep: ParseBicep) -> None:
     """AI_ENDPOINTS built in main.bicep validates as EndpointConfig (extra keys forbidden), two regions, no key."""
     endpoints = parse_bicep(infra_dir / "main.bicep")["variables"]["aiEndpoints"]["value"]
     # Expressions (module outputs) become placeholders; literals such as kind and priority stay as written.

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
+
+# The session fixture from conftest.py: a Bicep file -> pycep's read-only JSON tree.
+ParseBicep = Callable[[Path], Mapping[str, Any]]
 
 
 def _id(path: Path) -> str:
@@ -20,14 +25,14 @@ def test_infra_has_main_and_modules() -> None:
 
 
 @pytest.mark.parametrize("path", BICEP_FILES, ids=_id)
-def test_parses(path: Path, parse_bicep) -> None:
+def test_parses(path: Path, parse_bicep: ParseBicep) -> None:
     # A file pycep cannot parse is silently left out of the checkov scan, so this test guards it.
     tree = parse_bicep(path)
     assert tree.get("resources") or tree.get("modules"), f"{_id(path)} declares no resource or module"
 
 
 @pytest.mark.parametrize("path", BICEP_FILES, ids=_id)
-def test_module_paths_resolve(path: Path, parse_bicep) -> None:
+def test_module_paths_resolve(path: Path, parse_bicep: ParseBicep) -> None:
     for name, module in parse_bicep(path).get("modules", {}).items():
         # Local modules only: registry modules need a Bicep restore and are invisible to checkov.
         assert module["type"] == "local", f"{_id(path)}: module {name} is not a local file"
@@ -35,7 +40,7 @@ def test_module_paths_resolve(path: Path, parse_bicep) -> None:
         assert target.is_file(), f"{_id(path)}: module {name} points at missing {module['detail']['path']}"
 
 
-def test_every_module_file_is_used(parse_bicep) -> None:
+def test_every_module_file_is_used(parse_bicep: ParseBicep) -> None:
     used = {INFRA / "main.bicep"}
     for path in BICEP_FILES:
         for module in parse_bicep(path).get("modules", {}).values():

@@ -5,23 +5,29 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 AZD_VAR = re.compile(r"^\$\{[A-Z][A-Z0-9_]*(=[^}]*)?\}$")
 
+# The session fixture from conftest.py: a Bicep file -> pycep's read-only JSON tree.
+ParseBicep = Callable[[Path], Mapping[str, Any]]
 
-def _parameters() -> dict[str, dict]:
-    return json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+
+def _parameters() -> dict[str, dict[str, Any]]:
+    parameters: dict[str, dict[str, Any]] = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    return parameters
 
 
-def test_every_parameter_exists_in_main(parse_bicep) -> None:
+def test_every_parameter_exists_in_main(parse_bicep: ParseBicep) -> None:
     declared = parse_bicep(INFRA / "main.bicep")["parameters"].keys()
     unknown = sorted(_parameters().keys() - declared)
     assert not unknown, f"main.parameters.json sets parameters main.bicep does not declare: {unknown}"
 
 
-def test_every_required_parameter_is_set(parse_bicep) -> None:
+def test_every_required_parameter_is_set(parse_bicep: ParseBicep) -> None:
     params = parse_bicep(INFRA / "main.bicep")["parameters"]
     required = {name for name, p in params.items() if p.get("default") is None}
     missing = sorted(required - _parameters().keys())
@@ -36,7 +42,7 @@ def test_values_come_from_azd_environment() -> None:
         assert variable in used, f"{variable} is not passed to main.bicep"
 
 
-def test_main_is_subscription_scoped_and_tags_for_azd(parse_bicep) -> None:
+def test_main_is_subscription_scoped_and_tags_for_azd(parse_bicep: ParseBicep) -> None:
     main = parse_bicep(INFRA / "main.bicep")
     assert main["globals"]["scope"]["value"] == "subscription"
     groups = [r for r in main["resources"].values() if r["type"] == "Microsoft.Resources/resourceGroups"]

@@ -3,12 +3,16 @@ names are guid(scope, principal, role); every scope kind main.bicep uses is one 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 MODULE = INFRA / "core" / "security" / "role-assignments.bicep"
 ROLE_ASSIGNMENT = "Microsoft.Authorization/roleAssignments"
+
+# The session fixture from conftest.py: a Bicep file -> pycep's read-only JSON tree.
+ParseBicep = Callable[[Path], Mapping[str, Any]]
 
 
 def _accessor(obj: str, prop: str) -> dict[str, Any]:
@@ -23,13 +27,15 @@ def _filter_kind(variable: dict[str, Any]) -> str:
     # pycep trees `a.scope == 'x'` as a.(scope == 'x')
     equals = expression["operator"]["operands"]["operand_2"]["operator"]
     assert equals["type"] == "equals" and equals["operands"]["operand_1"] == "scope", equals
-    return equals["operands"]["operand_2"]
+    kind = equals["operands"]["operand_2"]
+    assert isinstance(kind, str), equals
+    return kind
 
 
-def _module_loops(parse_bicep) -> dict[str, dict[str, Any]]:
+def _module_loops(parse_bicep: ParseBicep) -> dict[str, dict[str, Any]]:
     """scope kind -> the roleAssignments resource loop handling it."""
     tree = parse_bicep(MODULE)
-    loops = {}
+    loops: dict[str, dict[str, Any]] = {}
     for res in tree["resources"].values():
         if res["type"] != ROLE_ASSIGNMENT:
             continue
@@ -38,7 +44,7 @@ def _module_loops(parse_bicep) -> dict[str, dict[str, Any]]:
     return loops
 
 
-def test_only_the_module_assigns_roles(parse_bicep) -> None:
+def test_only_the_module_assigns_roles(parse_bicep: ParseBicep) -> None:
     elsewhere = [
         str(path.relative_to(INFRA))
         for path in INFRA.rglob("*.bicep")
@@ -47,7 +53,7 @@ def test_only_the_module_assigns_roles(parse_bicep) -> None:
     assert not elsewhere, f"role assignments outside {MODULE.name}: {elsewhere}"
 
 
-def test_names_are_guid_of_scope_principal_role(parse_bicep) -> None:
+def test_names_are_guid_of_scope_principal_role(parse_bicep: ParseBicep) -> None:
     for kind, loop in _module_loops(parse_bicep).items():
         body = loop["config"]
         item = loop["loop_type"]["detail"]["item_name"]
@@ -62,7 +68,7 @@ def test_names_are_guid_of_scope_principal_role(parse_bicep) -> None:
         assert body["properties"]["principalType"] == _accessor(item, "principalType"), kind
 
 
-def test_main_uses_only_scopes_the_module_handles(parse_bicep) -> None:
+def test_main_uses_only_scopes_the_module_handles(parse_bicep: ParseBicep) -> None:
     main = parse_bicep(INFRA / "main.bicep")
     used = {role["scope"] for role in main["variables"]["dataRoles"]["value"]}
     handled = set(_module_loops(parse_bicep))
@@ -70,7 +76,7 @@ def test_main_uses_only_scopes_the_module_handles(parse_bicep) -> None:
     assert used <= handled, f"scope kinds no loop in {MODULE.name} handles: {sorted(used - handled)}"
 
 
-def test_the_app_identity_gets_its_data_roles(parse_bicep) -> None:
+def test_the_app_identity_gets_its_data_roles(parse_bicep: ParseBicep) -> None:
     roles = parse_bicep(INFRA / "main.bicep")["variables"]["roles"]["value"]
     granted = {
         (_text(r["roleDefinitionId"]), r["scope"])

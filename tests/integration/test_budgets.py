@@ -27,7 +27,7 @@ class Clock:
 
 
 def tenant(**limits: float) -> Principal:
-    return Principal(f"t-{uuid.uuid4().hex[:10]}", "k", limits=TenantLimits(**limits))  # type: ignore[arg-type]
+    return Principal(f"t-{uuid.uuid4().hex[:10]}", "k", limits=TenantLimits(**limits))
 
 
 def usage(prompt: int, completion: int) -> Usage:
@@ -125,6 +125,7 @@ async def test_room_held_by_requests_in_flight_is_busy_with_a_short_retry(ledger
     await ledger.reserve(who, "m", Estimate(100, 300))
     with pytest.raises(BudgetBusy) as err:
         await ledger.reserve(who, "m", Estimate(50, 100))  # fits once the one in flight settles
+    assert err.value.retry_after_s is not None, "a busy refusal says when to retry"
     assert 1 <= err.value.retry_after_s <= 60, "until the earliest lease ends, never until midnight"
     assert "x-should-retry" not in err.value.headers
     assert (await ledger.usage(who))["daily"]["tokens_used"] == 100, "the refused prompt was given back"

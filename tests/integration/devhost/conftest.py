@@ -21,7 +21,8 @@ import pytest
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
-from tools.localenv import ROOT, LocalStack, Ports, free_port
+from tools.appsettings import ROOT
+from tools.localenv import LocalStack, Ports, free_port
 
 HERE = Path(__file__).parent
 T = TypeVar("T")

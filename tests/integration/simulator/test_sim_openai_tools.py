@@ -10,7 +10,11 @@ import httpx
 import jsonschema
 import openai
 import pytest
-from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
+from openai.types.chat import (
+    ChatCompletionMessageParam,
+    ChatCompletionNamedToolChoiceParam,
+    ChatCompletionToolParam,
+)
 from pydantic import BaseModel
 
 from tests.integration.simulator.conftest import ASK_WEATHER, billed, o200k
@@ -68,7 +72,7 @@ def tool_tokens(*tools: ChatCompletionToolParam) -> int:
 def test_a_forced_tool_call_has_schema_valid_arguments_and_is_billed(
     oai: openai.OpenAI, control: httpx.Client
 ) -> None:
-    forced = {"type": "function", "function": {"name": "get_weather"}}
+    forced: ChatCompletionNamedToolChoiceParam = {"type": "function", "function": {"name": "get_weather"}}
     completion = oai.chat.completions.create(
         model="gpt-4o-mini",
         messages=[{"role": "user", "content": "Hello"}],
@@ -119,6 +123,7 @@ def test_a_streamed_tool_call_is_assembled_by_the_sdk_and_equals_the_plain_one(
 
     assert plain.choices[0].message.tool_calls is not None and final.choices[0].message.tool_calls is not None
     got, want = final.choices[0].message.tool_calls[0], plain.choices[0].message.tool_calls[0]
+    assert want.type == "function", want  # not a custom tool call: it has .function
     assert (got.id, got.function.name, got.function.arguments) == (want.id, want.function.name, want.function.arguments)
     assert final.choices[0].finish_reason == "tool_calls"
     assert final.usage is not None and plain.usage is not None

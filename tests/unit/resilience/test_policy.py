@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -13,7 +13,7 @@ from shared.resilience.retry_budget import RetryBudget
 from tests.unit.resilience.helpers import FakeClock, api_error, endpoint, policy
 
 
-def scripted(outcomes: list[BaseException | str], calls: list[str]) -> Callable[[Endpoint], object]:
+def scripted(outcomes: list[BaseException | str], calls: list[str]) -> Callable[[Endpoint], Awaitable[str]]:
     async def attempt(ep: Endpoint) -> str:
         calls.append(ep.name)
         outcome = outcomes.pop(0)
@@ -25,7 +25,8 @@ def scripted(outcomes: list[BaseException | str], calls: list[str]) -> Callable[
 
 
 async def test_retry_after_is_honoured_on_every_attempt_not_only_the_first() -> None:
-    clock, calls = FakeClock(), []
+    clock = FakeClock()
+    calls: list[str] = []
     outcomes: list[BaseException | str] = [api_error(429, {"retry-after": "2"}),
                                            api_error(429, {"retry-after-ms": "3500"}), "ok"]
     result = await policy(clock, ["only"]).call([endpoint("only")], scripted(outcomes, calls))
@@ -35,7 +36,8 @@ async def test_retry_after_is_honoured_on_every_attempt_not_only_the_first() -> 
 
 async def test_without_retry_after_the_wait_is_full_jitter_within_bounds() -> None:
     for seed in range(20):
-        clock, calls = FakeClock(), []
+        clock = FakeClock()
+        calls: list[str] = []
         outcomes: list[BaseException | str] = [api_error(503), api_error(503), "ok"]
         await policy(clock, ["only"], seed=seed).call([endpoint("only")], scripted(outcomes, calls))
         first, second = clock.waits
@@ -49,7 +51,8 @@ async def test_without_retry_after_the_wait_is_full_jitter_within_bounds() -> No
 
 
 async def test_a_throttled_endpoint_sends_the_request_to_the_next_at_once() -> None:
-    clock, calls = FakeClock(), []
+    clock = FakeClock()
+    calls: list[str] = []
     outcomes: list[BaseException | str] = [api_error(429, {"retry-after": "20"}), "from-secondary"]
     eps = [endpoint("primary", 0), endpoint("secondary", 1)]
     p = policy(clock, ["primary", "secondary"])
@@ -65,7 +68,8 @@ async def test_a_throttled_endpoint_sends_the_request_to_the_next_at_once() -> N
 
 @pytest.mark.parametrize("status", [400, 404, 422])
 async def test_refusals_are_never_retried(status: int) -> None:
-    clock, calls = FakeClock(), []
+    clock = FakeClock()
+    calls: list[str] = []
     with pytest.raises(UpstreamRefused):
         await policy(clock, ["a", "b"]).call([endpoint("a"), endpoint("b", 1)],
                                              scripted([api_error(status)], calls))
@@ -73,7 +77,8 @@ async def test_refusals_are_never_retried(status: int) -> None:
 
 
 async def test_a_retry_after_beyond_the_deadline_fails_now_with_that_retry_after() -> None:
-    clock, calls = FakeClock(), []
+    clock = FakeClock()
+    calls: list[str] = []
     with pytest.raises(ServiceUnavailable) as err:
         await policy(clock, ["only"], deadline=30).call([endpoint("only")],
                                                        scripted([api_error(429, {"retry-after": "45"})], calls))
@@ -82,7 +87,8 @@ async def test_a_retry_after_beyond_the_deadline_fails_now_with_that_retry_after
 
 
 async def test_attempts_stop_at_the_limit_and_the_client_gets_a_503() -> None:
-    clock, calls = FakeClock(), []
+    clock = FakeClock()
+    calls: list[str] = []
     with pytest.raises(ServiceUnavailable):
         await policy(clock, ["only"], attempts=3).call([endpoint("only")], scripted([api_error(500)] * 5, calls))
     assert len(calls) == 3 and len(clock.waits) == 2

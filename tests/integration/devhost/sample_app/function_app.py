@@ -133,5 +133,8 @@ async def slow(msg: func.QueueMessage) -> None:
 
 @app.timer_trigger(arg_name="timer", schedule="%TICK_SCHEDULE%")
 async def tick(timer: func.TimerRequest) -> None:
-    _record("tick", type=type(timer).__name__, past_due=timer.past_due, status=timer.schedule_status,
-            schedule=timer.schedule)
+    # func.TimerRequest (the ABC) declares only past_due; the worker's azure.functions.timer.TimerRequest, what
+    # every timer function receives, also has schedule_status and schedule.
+    _record("tick", type=type(timer).__name__, past_due=timer.past_due,
+            status=timer.schedule_status,  # type: ignore[attr-defined]
+            schedule=timer.schedule)  # type: ignore[attr-defined]
