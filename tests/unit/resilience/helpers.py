@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx2
@@ -46,3 +47,16 @@ def policy(clock: FakeClock, names: list[str], *, attempts: int = 3, deadline: f
     pool = EndpointPool(names, breaker or BreakerSettings(), clock, random.Random(seed))
     return ResiliencePolicy(pool, budget or RetryBudget(clock), RetrySettings(max_attempts=attempts,
                             deadline_s=deadline, backoff_base_s=0.5, backoff_cap_s=8.0), clock, random.Random(seed))
+
+
+def scripted(outcomes: list[BaseException | str], calls: list[str]) -> Callable[[Endpoint], Awaitable[str]]:
+    """An attempt that records the endpoint it was called on, then raises or returns the next outcome."""
+
+    async def attempt(ep: Endpoint) -> str:
+        calls.append(ep.name)
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    return attempt

@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import pytest
 
-from shared.endpoints import Endpoint
 from shared.errors import ServiceUnavailable
-from tests.unit.resilience.helpers import FakeClock, api_error, endpoint, policy
-
-
-def scripted(outcomes: list[BaseException | str], calls: list[str]) -> Callable[[Endpoint], Awaitable[str]]:
-    async def attempt(ep: Endpoint) -> str:
-        calls.append(ep.name)
-        outcome = outcomes.pop(0)
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
-
-    return attempt
+from tests.unit.resilience.helpers import FakeClock, api_error, endpoint, policy, scripted
 
 
 @pytest.mark.parametrize("status", [401, 403])
