@@ -28,7 +28,7 @@ class SummarizeRequest(_Strict):
 
 class ChatRequest(_Strict):
     messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=50)]
-    temperature: Annotated[float, Field(ge=0, le=2)] = 0.7
+    temperature: Annotated[float, Field(ge=0, le=2, strict=True)] = 0.7  # strict: JSON true is not 1.0
     max_tokens: Annotated[int, Field(ge=1, le=4096, strict=True)] = 1000
 
 
