@@ -55,7 +55,7 @@ class RoutedChatCompletion(ChatCompletionClientBase):
             try:
                 results = await endpoint.service.get_chat_message_contents(chat_history, _for_endpoint(settings))
             except BaseException as exc:
-                _meter_failed_attempt(exc)
+                meter_failed_attempt(exc)
                 raise
             for message in results:
                 message.metadata["endpoint"] = endpoint.name
@@ -80,7 +80,7 @@ class RoutedChatCompletion(ChatCompletionClientBase):
                         break
             except BaseException as exc:
                 # A 200 that broke before content was billed by the provider: the meter charges it.
-                _meter_failed_attempt(exc, "".join(c.content or "" for chunks in held for c in chunks))
+                meter_failed_attempt(exc, "".join(c.content or "" for chunks in held for c in chunks))
                 await parts.aclose()
                 raise
             return endpoint, held, parts
@@ -100,7 +100,7 @@ class RoutedChatCompletion(ChatCompletionClientBase):
             await parts.aclose()
 
 
-def _meter_failed_attempt(exc: BaseException, partial: str = "") -> None:
+def meter_failed_attempt(exc: BaseException, partial: str = "") -> None:
     """Tell the request's meter about an attempt that failed: billable unless the provider refused
     it with an error status before doing anything (429, 5xx: providers do not bill those)."""
     meter = current_meter()
