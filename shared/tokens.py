@@ -24,7 +24,14 @@ def counter_for(model: str) -> Callable[[str], int]:
         encoding = bpe_openai.get_encoding(bpe_openai.encoding_name_for_model(model))
     except (KeyError, ValueError, bpe_openai.UnsupportedModelError):
         return lambda text: len(text.encode("utf-8"))
-    return lambda text: len(encoding.encode_ordinary(text))
+
+    def count(text: str) -> int:
+        try:
+            return len(encoding.encode_ordinary(text))
+        except ValueError:  # a text too long for the tokenizer (about a million characters)
+            return len(text.encode("utf-8"))
+
+    return count
 
 
 def prompt_tokens(model: str, messages: Sequence[tuple[str, str]]) -> int:
