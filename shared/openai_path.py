@@ -7,12 +7,14 @@ group's endpoints (`context_window`, `max_output_tokens`) and the tenant (`max_r
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from shared.auth import Principal
-from shared.budget import Estimate
+from shared.background import spawn
+from shared.budget import Estimate, Reservation
 from shared.endpoints import Endpoint, embedding_endpoint
 from shared.errors import BadRequest, Forbidden, NotFound
 from shared.gateway import Answer, CallContext, Gateway, Plan
@@ -114,14 +116,17 @@ class OpenAIPath:
         allowance = await self.gateway.rate_limiter.admit(ctx.principal, prompt)
         ctx.response_headers.update(allowance.headers())
         reservation = await self.gateway.budget.reserve(ctx.principal, model, Estimate(prompt, 0))
-        meter = Meter(model, prompt)
+        # Detached, as the chat call: a client gone never cancels the call it caused or its settlement.
+        return await asyncio.shield(spawn(self._embed(owners, body, Meter(model, prompt), reservation)))
+
+    async def _embed(self, owners: list[Endpoint], body: dict[str, Any], meter: Meter,
+                     reservation: Reservation) -> dict[str, Any]:
         try:
             with metering(meter):
                 _, answer = await forward([embedding_endpoint(e) for e in owners], self.engine.policy,
                                           "/embeddings", body)
-            usage = usage_of(answer)
-            meter.reported(usage if usage is not None else
-                           Usage(prompt_tokens=prompt, completion_tokens=0, total_tokens=prompt))
+            prompt = meter.prompt_tokens
+            meter.reported(usage_of(answer) or Usage(prompt_tokens=prompt, completion_tokens=0, total_tokens=prompt))
         finally:
             await reservation.settle(meter.total())
         return answer

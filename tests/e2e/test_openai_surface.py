@@ -49,6 +49,11 @@ def test_embeddings_errors_are_problems(oai_app: str, ledger: Ledger, fid_oai: o
         assert "input" in assert_problem(api.post("/v1/embeddings", json={"model": "embeddings"}), 400)["detail"]
         assert_problem(api.post("/v1/embeddings", json={"model": "nope", "input": "x"}), 404)
         assert_problem(api.post("/openai/deployments/nope/embeddings", json={"input": "x"}), 404)
+        # The provider refuses (tool_choice without tools): a 400 of ours, never the provider's text.
+        refused = api.post("/v1/chat/completions", json={"model": MODEL, "tool_choice": "required",
+                                                         "messages": [{"role": "user", "content": "hi"}]})
+        assert assert_problem(refused, 400)["type"].endswith("model-refused")
+        assert "tool_choice" not in refused.text
 
 
 def test_limits_come_from_the_model_and_the_tenant(oai_app: str, ledger: Ledger, fid_oai: openai.OpenAI) -> None:
