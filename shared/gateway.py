@@ -264,7 +264,7 @@ class Gateway:
         if stale is None:
             return exc
         return Delta(content=stale.content, finish_reason=stale.finish_reason, usage=stale.usage, model=stale.model,
-                     cached=True, stale=True)
+                     cached=True, stale=True, raw=stale.raw)
 
     async def _lookup(self, plan: Plan, *, stale_ok: bool = False) -> Completion | None:
         """A cache that fails is a miss: it must never fail the request."""
