@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
+import httpx
 import openai
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from tests.e2e.oai_stack import TIDES, WEATHER, Ledger
+from tests.e2e.oai_stack import TIDES, WEATHER, Ledger, simulator_billed
 
 pytestmark = pytest.mark.e2e
 MODEL = "gpt-4o-mini"
@@ -157,3 +158,25 @@ def test_azure_client_on_the_deployment_route_with_tools_streamed(fid_azure: ope
                                                 stream=True, stream_options={"include_usage": True}))
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
     assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) > 1
+
+
+def test_a_stream_is_really_streamed(oai_app: str, ledger: Ledger) -> None:
+    """The first tool-call fragment reaches the client while the provider is still generating: the
+    simulator counts a stream's tokens only when it has sent its last one. A long call (40
+    arguments, about 200 tokens at the simulator's 2 ms each) leaves room to look without a clock."""
+    properties = {f"field_{i:02d}": {"type": "string"} for i in range(40)}
+    form = {"type": "function", "function": {"name": "fill_form", "description": "Fill the form",
+                                             "parameters": {"type": "object", "properties": properties,
+                                                            "required": list(properties)}}}
+    body = {"model": MODEL, "stream": True, "messages": user("fill the form"), "tools": [form],
+            "tool_choice": "required"}
+    with httpx.Client(timeout=30) as http, http.stream(
+            "POST", f"{oai_app}/api/v1/chat/completions", json=body, headers={"x-api-key": ledger.key}) as response:
+        lines = response.iter_lines()
+        for line in lines:
+            chunk = json.loads(line[6:]) if line.startswith("data: {") else {}
+            if any((d.get("delta") or {}).get("tool_calls") for d in chunk.get("choices", [])):
+                break
+        assert simulator_billed(ledger.stack) == ledger.billed0, "the provider has not finished the answer"
+        rest = [line for line in lines if line]
+    assert rest[-1] == "data: [DONE]" and simulator_billed(ledger.stack) > ledger.billed0
