@@ -9,18 +9,15 @@ so fields the SDK or this gateway do not know reach the client unchanged.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any, cast
 
 from openai import AsyncStream
 
 from shared.endpoints import Endpoint
-from shared.errors import ServiceUnavailable
-from shared.metering import current_meter
 from shared.openai_wire import billed_text, usage_of
 from shared.resilience.policy import ResiliencePolicy
-from shared.routing import meter_failed_attempt
-from shared.upstream import classify
+from shared.routing import held_stream, meter_failed_attempt
 
 log = logging.getLogger(__name__)
 Chunks = AsyncStream[dict[str, Any]]
@@ -54,49 +51,24 @@ async def forward(endpoints: list[Endpoint], policy: ResiliencePolicy, path: str
 
 async def forward_stream(endpoints: list[Endpoint], policy: ResiliencePolicy,
                          body: Mapping[str, Any]) -> AsyncIterator[tuple[Endpoint, dict[str, Any]]]:
-    """The chunks of a streamed answer. An attempt lasts until the first chunk that carries
-    anything generated: a failure before it fails over unseen; after it, ServiceUnavailable."""
+    """The chunks of a streamed answer, failing over until the first one that carries anything
+    generated (routing.held_stream)."""
 
-    async def attempt(endpoint: Endpoint) -> tuple[Endpoint, list[dict[str, Any]], Chunks]:
-        held: list[dict[str, Any]] = []
-        stream: Chunks | None = None
+    async def open_stream(endpoint: Endpoint) -> AsyncGenerator[dict[str, Any], Any]:
+        stream = cast(Chunks, await endpoint.client.post(
+            "/chat/completions", body=upstream_body(body, endpoint), cast_to=object, stream=True,
+            stream_cls=AsyncStream[object]))
         try:
-            stream = cast(Chunks, await endpoint.client.post(
-                "/chat/completions", body=upstream_body(body, endpoint), cast_to=object, stream=True,
-                stream_cls=AsyncStream[object]))
             async for chunk in stream:
-                held.append(chunk)
-                if billed_text(chunk) or _finished(chunk) or usage_of(chunk) is not None:
-                    break
-        except BaseException as exc:
-            # A 200 that broke before content was billed by the provider: the meter charges it.
-            meter_failed_attempt(exc, "".join(billed_text(c) for c in held))
-            if stream is not None:
-                await stream.close()
-            raise
-        return endpoint, held, stream
+                yield chunk
+        finally:
+            await stream.close()
 
-    endpoint, held, stream = await policy.call(endpoints, attempt)
-    try:
-        for chunk in held:
-            yield endpoint, chunk
-        async for chunk in stream:
-            yield endpoint, chunk
-    except Exception as exc:
-        policy.pool.record_failure(endpoint, classify(exc))
-        log.warning("stream cut after content: endpoint=%s error=%s", endpoint.name, type(exc).__name__)
-        raise ServiceUnavailable("The model's answer was cut off.") from exc
-    finally:
-        await stream.close()
+    async for item in held_stream(policy, endpoints, open_stream, text=billed_text,
+                                  started=lambda c: bool(billed_text(c)) or _finished(c) or usage_of(c) is not None):
+        yield item
 
 
 def _finished(chunk: Mapping[str, Any]) -> bool:
     choices = chunk.get("choices")
     return isinstance(choices, list) and any(isinstance(c, dict) and c.get("finish_reason") for c in choices)
-
-
-def meter_usage(payload: Mapping[str, Any]) -> None:
-    """Report a response's usage to the request's meter (embeddings: all prompt)."""
-    meter, usage = current_meter(), usage_of(payload)
-    if meter is not None and usage is not None:
-        meter.reported(usage)
