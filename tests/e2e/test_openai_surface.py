@@ -113,3 +113,15 @@ def test_the_semantic_cache_keys_on_sampling_parameters(oai_app: str) -> None:
     assert state == "MISS", "other stop sequences never share an answer"
     state, _ = _create(client, messages=[{"role": "user", "content": text + " please"}], stop=["zz"])
     assert state == "HIT", "the same parameters and a near-identical prompt do"
+
+
+def test_a_failing_region_fails_over_unseen_and_its_refusals_cost_nothing(
+        fid_oai: openai.OpenAI, faults: dict[str, httpx.Client], ledger: Ledger) -> None:
+    faults["primary"].post("/_sim/faults", json={"status": 503, "rate": 1.0})
+    result = fid_oai.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "weather in Oslo"}],
+                                             tools=[WEATHER])
+    assert result.choices[0].finish_reason == "tool_calls" and result.system_fingerprint == "sim-secondary"
+    chunks = list(fid_oai.chat.completions.create(model=MODEL, stream=True, max_tokens=10,
+                                                  messages=[{"role": "user", "content": "describe the pier"}]))
+    assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+    assert faults["primary"].get("/_sim/stats").json()["by_status"].get("503", 0) >= 2
