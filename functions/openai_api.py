@@ -1,4 +1,5 @@
-"""OpenAI and Azure OpenAI compatible chat completions, so their SDKs work unchanged."""
+"""OpenAI and Azure OpenAI compatible routes, so their SDKs work unchanged: chat completions (passed
+through as written), embeddings and the tenant's model list."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from typing import Any
 import azure.functions as func
 from azurefunctions.extensions.http.fastapi import Request, Response, StreamingResponse
 
-from functions.http_common import Scope, http_function, log_unexpected, ok, read_model, respond
+from functions.http_common import Scope, http_function, log_unexpected, ok, read_json, respond, validate
 from shared.errors import AppError
-from shared.gateway import ChatCall
-from shared.kernel import Delta, SamplingParams
-from shared.models import ChatMessage, OpenAIChatRequest, Usage
+from shared.kernel import Delta
+from shared.models import OpenAIChatRequest, OpenAIEmbeddingsRequest, Usage
+from shared.openai_path import OpenAIPath
+from shared.openai_wire import replay, text_response
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -32,49 +34,65 @@ async def azure_chat_completions(req: Request) -> Response:
     return await respond(req, lambda scope: _completions(scope, deployment=str(req.path_params["deployment"])))
 
 
-def to_call(body: OpenAIChatRequest, deployment: str | None) -> ChatCall:
-    # `developer` is OpenAI's newer name for the system role.
-    messages = tuple(
-        ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text()) for m in body.messages
-    )
-    stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop) if body.stop else None
-    params = SamplingParams(
-        max_tokens=body.max_completion_tokens or body.max_tokens or 1000,
-        temperature=body.temperature, top_p=body.top_p, stop=stop, presence_penalty=body.presence_penalty,
-        frequency_penalty=body.frequency_penalty, seed=body.seed,
-    )
-    return ChatCall(model=deployment or body.model, messages=messages, params=params)
+@http_function(bp, "openai_embeddings", "v1/embeddings", ["POST"])
+async def openai_embeddings(req: Request) -> Response:
+    return await respond(req, lambda scope: _embeddings(scope, deployment=None))
+
+
+@http_function(bp, "azure_embeddings", "openai/deployments/{deployment}/embeddings", ["POST"])
+async def azure_embeddings(req: Request) -> Response:
+    return await respond(req, lambda scope: _embeddings(scope, deployment=str(req.path_params["deployment"])))
+
+
+@http_function(bp, "openai_models", "v1/models", ["GET"])
+async def openai_models(req: Request) -> Response:
+    return await respond(req, _models)
+
+
+@http_function(bp, "azure_models", "openai/models", ["GET"])
+async def azure_models(req: Request) -> Response:
+    return await respond(req, _models)
+
+
+async def _models(scope: Scope) -> Response:
+    models = OpenAIPath(scope.container.gateway).models(scope.principal)
+    return ok({"object": "list",
+               "data": [{"id": m, "object": "model", "created": 0, "owned_by": "aigw"} for m in models]})
+
+
+async def _embeddings(scope: Scope, deployment: str | None) -> Response:
+    data = await read_json(scope.request, scope.container.settings.max_request_bytes)
+    request = validate(OpenAIEmbeddingsRequest, data)
+    answer = await OpenAIPath(scope.container.gateway).embeddings(scope.context, deployment or request.model, data)
+    return ok(answer)
 
 
 async def _completions(scope: Scope, deployment: str | None) -> Response:
-    body = await read_model(scope, OpenAIChatRequest)
-    call = to_call(body, deployment)
-    ctx = scope.context
-    gateway = scope.container.gateway
+    # Validated for what the gateway reads; forwarded as the client wrote it.
+    data = await read_json(scope.request, scope.container.settings.max_request_bytes)
+    request = validate(OpenAIChatRequest, data)
+    path = OpenAIPath(scope.container.gateway)
+    requested = deployment or request.model
     completion_id = f"chatcmpl-{scope.correlation_id}"
-    created = int(time.time())
-    if not body.stream:
-        answer = await gateway.complete(ctx, call)
-        completion = answer.completion
-        return ok({
-            "id": completion_id, "object": "chat.completion", "created": created, "model": completion.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": completion.content},
-                         "finish_reason": completion.finish_reason, "logprobs": None}],
-            "usage": completion.usage.model_dump(),
-        }, headers={"x-cache": _cache_state(answer.cached, answer.stale)})
+    if not request.stream:
+        answer = await path.complete(scope.context, requested, data)
+        c = answer.completion
+        body = c.raw if c.raw is not None else text_response(c.content, c.finish_reason, c.model, c.usage)
+        return ok({**body, "id": completion_id}, headers={"x-cache": _cache_state(answer.cached, answer.stale)})
 
-    deltas = gateway.stream(ctx, call)
+    deltas = path.stream(scope.context, requested, data)
     # Hold the response until the first content (or the end): until then a failure can still be
     # answered with its status, and the resilience layer can still fail over.
     held: list[Delta] = []
     async for delta in deltas:
         held.append(delta)
-        if delta.content or delta.finish_reason:
+        if delta.content or delta.finish_reason or delta.cached:
             break
-    model = next((d.model for d in held if d.model), call.model or "")
-    events = _sse(held, deltas, completion_id=completion_id, created=created, model=model,
-                  include_usage=body.include_usage, cid=scope.correlation_id)
     first = held[0] if held else Delta()
+    if first.cached:
+        held += [d async for d in deltas]  # a cached answer is whole at once
+    events = _sse(held, deltas, completion_id=completion_id, include_usage=request.include_usage,
+                  cid=scope.correlation_id)
     return StreamingResponse(events, media_type="text/event-stream",
                              headers={"cache-control": "no-cache", "x-accel-buffering": "no",
                                       "x-cache": _cache_state(first.cached, first.stale)})
@@ -84,23 +102,37 @@ def _cache_state(cached: bool, stale: bool) -> str:
     return "STALE" if stale else "HIT" if cached else "MISS"
 
 
-async def _sse(held: list[Delta], rest: AsyncGenerator[Delta, None], *, completion_id: str, created: int,
-               model: str, include_usage: bool, cid: str) -> AsyncIterator[str]:
-    def event(choices: list[dict[str, Any]], usage: Usage | None = None) -> str:
-        chunk: dict[str, Any] = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                                 "model": model, "choices": choices}
-        if usage is not None:
-            chunk["usage"] = usage.model_dump()
+def _chunks(held: list[Delta]) -> list[dict[str, Any]] | None:
+    """A cached answer as the provider's chunks; None for a live stream (its deltas carry them)."""
+    if not held or not held[0].cached:
+        return None
+    first = held[0]
+    if first.raw is not None:
+        return replay(first.raw)
+    finish = next((d.finish_reason for d in held if d.finish_reason), "stop")
+    usage = next((d.usage for d in held if d.usage), Usage())
+    content = "".join(d.content for d in held)
+    return replay(text_response(content, finish, first.model or "", usage))
+
+
+async def _sse(held: list[Delta], rest: AsyncGenerator[Delta, None], *, completion_id: str, include_usage: bool,
+               cid: str) -> AsyncIterator[str]:
+    created = int(time.time())
+
+    def event(chunk: dict[str, Any]) -> str | None:
+        chunk = {**chunk, "id": completion_id}
+        chunk.setdefault("created", created)
+        if not include_usage:  # the gateway asked for usage; the client did not
+            if not chunk.get("choices") and "usage" in chunk:
+                return None
+            chunk.pop("usage", None)
         return f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n"
 
-    yield event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
-    usage: Usage | None = None
-    finish: str | None = None
     try:
-        async for delta in _chain(held, rest):
-            usage, finish = delta.usage or usage, delta.finish_reason or finish
-            if delta.content:
-                yield event([{"index": 0, "delta": {"content": delta.content}, "finish_reason": None}])
+        cached = _chunks(held)
+        async for chunk in _chain(cached) if cached is not None else _raw(held, rest):
+            if (line := event(chunk)) is not None:
+                yield line
     except Exception as exc:  # noqa: BLE001  logged by log_unexpected; the client gets an error event
         # Never a clean finish after a cut: the client's SDK raises on an `error` event.
         err = exc if isinstance(exc, AppError) else AppError("The answer failed. Retry the request.")
@@ -112,17 +144,21 @@ async def _sse(held: list[Delta], rest: AsyncGenerator[Delta, None], *, completi
         yield f"data: {json.dumps({'error': error}, separators=(',', ':'))}\n\n"
         return
     finally:
-        # A client that goes away closes this generator: close the gateway's too, now, so its
-        # reservation is released at once rather than whenever it is collected.
+        # A client that goes away closes this generator: close the gateway's too, now (its pump goes
+        # on reading the model's answer to the end and settles; see shared/gateway.py).
         await rest.aclose()
-    yield event([{"index": 0, "delta": {}, "finish_reason": finish or "stop"}])
-    if include_usage:
-        yield event([], usage or Usage())
     yield "data: [DONE]\n\n"
 
 
-async def _chain(held: list[Delta], rest: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
+async def _chain(chunks: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    for chunk in chunks:
+        yield chunk
+
+
+async def _raw(held: list[Delta], rest: AsyncIterator[Delta]) -> AsyncIterator[dict[str, Any]]:
     for delta in held:
-        yield delta
+        if delta.raw is not None:
+            yield delta.raw
     async for delta in rest:
-        yield delta
+        if delta.raw is not None:
+            yield delta.raw

@@ -13,13 +13,15 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from shared.auth import Principal
 from shared.cosmos import CosmosState
 from shared.kernel import Completion
-from shared.models import ChatMessage, Usage
+from shared.models import ChatMessage, Role, Usage
+from shared.openai_wire import semantic_view
 from shared.semantic_cache import SemanticCache
+from shared.tokens import canonical_json
 
 log = logging.getLogger(__name__)
 # How long past its TTL an entry may still serve as a stale answer in degraded mode.
@@ -53,7 +55,8 @@ def completion_doc(completion: Completion) -> dict[str, Any]:
 
 def completion_from(doc: dict[str, Any]) -> Completion:
     return Completion(content=doc["content"], finish_reason=doc["finish_reason"], model=doc["model"],
-                      usage=Usage.model_validate(doc["usage"]), endpoint=doc.get("endpoint", ""))
+                      usage=Usage.model_validate(doc["usage"]), endpoint=doc.get("endpoint", ""),
+                      raw=doc.get("raw"))
 
 
 class CosmosExactCache:
@@ -95,27 +98,48 @@ class TieredCache:
         self.now = now
 
     def may_embed(self, principal: Principal, request: dict[str, Any]) -> bool:
-        return self.semantic is not None and principal.limits.cache_ttl_s > 0 and request.get("op") == "chat"
+        return self.semantic is not None and principal.limits.cache_ttl_s > 0 and _semantic(request) is not None
 
     async def lookup(self, principal: Principal, model: str, request: dict[str, Any], *,
                      stale_ok: bool = False) -> Completion | None:
         if principal.limits.cache_ttl_s <= 0:
             return None  # nothing of this tenant's is ever stored: no Cosmos read, no embedding call
         hit = await self.exact.lookup(principal, model, request, stale_ok=stale_ok)
-        if hit is not None or stale_ok or self.semantic is None or request.get("op") != "chat":
+        view = _semantic(request)
+        if hit is not None or stale_ok or self.semantic is None or view is None:
             return hit
-        return await self.semantic.lookup(principal.tenant, model, _messages(request), now=self.now(),
-                                          max_tokens=request["params"]["max_tokens"])
+        scope, messages, max_tokens = view
+        return await self.semantic.lookup(principal.tenant, f"{model}{scope}", messages, now=self.now(),
+                                          max_tokens=max_tokens)
 
     async def store(self, principal: Principal, model: str, request: dict[str, Any],
                     completion: Completion) -> None:
         if principal.limits.cache_ttl_s <= 0:
             return
         await self.exact.store(principal, model, request, completion)
-        if self.semantic is not None and request.get("op") == "chat":
-            await self.semantic.store(principal.tenant, model, _messages(request), completion,
+        view = _semantic(request)
+        if self.semantic is not None and view is not None:
+            scope, messages, _ = view
+            await self.semantic.store(principal.tenant, f"{model}{scope}", messages, completion,
                                       ttl_s=principal.limits.cache_ttl_s, now=self.now())
 
 
-def _messages(request: dict[str, Any]) -> list[ChatMessage]:
-    return [ChatMessage.model_validate(m) for m in request["messages"]]
+def _semantic(request: dict[str, Any]) -> tuple[str, list[ChatMessage], int | None] | None:
+    """What the semantic cache sees of a request: a scope suffix (the sampling parameters, so
+    other `stop` sequences or another temperature never share an answer), the messages and the
+    completion cap; None when it must not answer (anything but a plain single-turn text chat)."""
+    if request.get("op") == "chat":
+        return "", [ChatMessage.model_validate(m) for m in request["messages"]], request["params"]["max_tokens"]
+    if request.get("op") != "openai":
+        return None
+    view = semantic_view(json.loads(request["body"]))
+    if view is None:
+        return None
+    pairs, params = view
+    if [role for role, _ in pairs] not in (["user"], ["system", "user"]):
+        return None
+    cap = params.pop("max_completion_tokens", None) or params.pop("max_tokens", None)
+    params.pop("max_tokens", None)
+    # Constructed, not validated: the native path's 32,000-character bound is not this path's.
+    messages = [ChatMessage.model_construct(role=cast(Role, role), content=text) for role, text in pairs]
+    return "|openai|" + canonical_json(params), messages, cap

@@ -14,6 +14,29 @@ from shared.errors import ConfigError, field_errors
 
 _GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
+# (context window, max output tokens) of known model families, by the longest matching prefix of an
+# endpoint's `model` (docs/openai-compatibility.md). A model of no known family gets the last entry:
+# small, so an unknown model is never promised more than it takes; declare its limits instead.
+MODEL_LIMITS: dict[str, tuple[int, int]] = {
+    "gpt-4o-mini": (128_000, 16_384),
+    "gpt-4o": (128_000, 16_384),
+    "gpt-4.1": (1_047_576, 32_768),
+    "gpt-4-turbo": (128_000, 4_096),
+    "gpt-35-turbo": (16_385, 4_096),
+    "gpt-3.5-turbo": (16_385, 4_096),
+    "gpt-5": (400_000, 128_000),
+    "o1": (200_000, 100_000),
+    "o3": (200_000, 100_000),
+    "o4-mini": (200_000, 100_000),
+}
+UNKNOWN_MODEL_LIMITS = (8_192, 4_096)
+
+
+def model_limits(model: str) -> tuple[int, int]:
+    """The (context window, max output tokens) of a model family, or the small unknown default."""
+    matches = [prefix for prefix in MODEL_LIMITS if model.lower().startswith(prefix)]
+    return MODEL_LIMITS[max(matches, key=len)] if matches else UNKNOWN_MODEL_LIMITS
+
 
 class EndpointConfig(BaseModel):
     """One model endpoint from `AI_ENDPOINTS` (docs/settings.md)."""
@@ -31,12 +54,27 @@ class EndpointConfig(BaseModel):
     api_version: str = "2024-10-21"
     # The same account's embedding deployment (Azure) or model (OpenAI), for the semantic cache.
     embedding_deployment: str | None = None
+    # The model's limits, in tokens; absent: the model family's (MODEL_LIMITS).
+    context_window: int | None = Field(default=None, ge=1)
+    max_output_tokens: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _azure_needs_deployment(self) -> EndpointConfig:
         if self.kind == "azure_openai" and not self.deployment:
             raise ValueError(f"endpoint {self.name!r}: kind azure_openai needs a deployment")
         return self
+
+    @model_validator(mode="after")
+    def _output_fits_the_window(self) -> EndpointConfig:
+        if self.limits[1] > self.limits[0]:
+            raise ValueError(f"endpoint {self.name!r}: max_output_tokens is larger than context_window")
+        return self
+
+    @property
+    def limits(self) -> tuple[int, int]:
+        """(context window, max output tokens): as declared, else the model family's."""
+        window, output = model_limits(self.model)
+        return self.context_window or window, self.max_output_tokens or output
 
 
 class TenantKey(BaseModel):
@@ -61,6 +99,8 @@ class TenantLimits(BaseModel):
     tpm: int | None = Field(default=None, ge=0)  # tokens per minute (prompt + max_tokens), per key
     allowed_models: tuple[str, ...] | None = None  # None: every configured model
     cache_ttl_s: int = Field(default=3600, ge=0)  # 0: this tenant's answers are never cached
+    # The largest request (prompt estimate + completion cap x n) an OpenAI-compatible call may make.
+    max_request_tokens: int | None = Field(default=None, ge=1)
 
 
 class EntraPrincipal(BaseModel):

@@ -22,6 +22,7 @@ from shared.config import Settings, load_settings
 from shared.cosmos import CosmosState, cosmos_client
 from shared.deadletter import CosmosDeadLetters
 from shared.embeddings import KernelEmbedder, build_embedding_endpoints
+from shared.endpoints import embedding_endpoint_name
 from shared.entra import EntraValidator, SigningKeys
 from shared.errors import ConfigError, NotConfigured
 from shared.gateway import Gateway
@@ -81,7 +82,9 @@ def build_policy(settings: Settings, clock: Clock) -> ResiliencePolicy:
         window_s=settings.breaker_window_s, min_calls=settings.breaker_min_calls,
         cooldown_s=settings.breaker_cooldown_s, half_open_probes=settings.breaker_half_open_probes,
     )
-    pool = EndpointPool([e.name for e in settings.ai_endpoints], breaker, clock)
+    names = [e.name for e in settings.ai_endpoints]
+    names += [embedding_endpoint_name(e.name) for e in settings.ai_endpoints if e.embedding_deployment]
+    pool = EndpointPool(names, breaker, clock)
     budget = RetryBudget(clock, ratio=settings.retry_budget_ratio, window_s=settings.retry_budget_window_s,
                          floor=settings.retry_budget_floor)
     retry = RetrySettings(max_attempts=settings.retry_max_attempts, deadline_s=settings.request_deadline_s,

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import math
 import re
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -26,6 +26,7 @@ from shared.errors import AppError, Forbidden, NotFound, ServiceUnavailable
 from shared.kernel import SUMMARIZE_PROMPT, Completion, Delta, KernelEngine, SamplingParams
 from shared.metering import Meter, metering
 from shared.models import ChatMessage, ChatRequest, ChatResponse, SummarizeRequest, SummarizeResponse, Usage
+from shared.openai_wire import CACHEABLE_FINISH, assemble, billed_text, completion_of
 from shared.ratelimit import RateLimiter
 from shared.tokens import prompt_tokens
 
@@ -80,14 +81,16 @@ def render_summarize(text: str, style: str, max_words: int) -> str:
 
 
 @dataclass(frozen=True)
-class _Plan:
-    """One admitted request: its model group, cache key and worst-case estimate."""
+class Plan:
+    """One request to admit: its model group, cache key and worst-case estimate."""
 
     ctx: CallContext
     model: str
     key: dict[str, Any]
     estimate: Estimate
-    messages: tuple[tuple[str, str], ...]
+
+
+DeltaSource = Callable[[], AsyncIterator[Delta]]
 
 
 class Gateway:
@@ -113,7 +116,7 @@ class Gateway:
         prompt = render_summarize(req.text, req.style, req.max_words)
         plan = self._plan(ctx, model, {"op": "summarize", **req.model_dump(), "params": asdict(params)},
                           (("user", prompt),), params)
-        answer = await self._answer(plan, lambda: self.engine.prompt(model, prompt, params))
+        answer = await self.answer(plan, lambda: self.engine.prompt(model, prompt, params))
         c = answer.completion
         return SummarizeResponse(result=c.content, model=c.model, usage=c.usage, cached=answer.cached,
                                  stale=answer.stale, correlation_id=ctx.correlation_id)
@@ -128,19 +131,24 @@ class Gateway:
 
     async def complete(self, ctx: CallContext, call: ChatCall) -> Answer:
         plan = self._chat_plan(ctx, call)
-        return await self._answer(plan, lambda: self.engine.chat(plan.model, list(call.messages), call.params))
+        return await self.answer(plan, lambda: self.engine.chat(plan.model, list(call.messages), call.params))
 
     async def stream(self, ctx: CallContext, call: ChatCall) -> AsyncGenerator[Delta, None]:
+        plan = self._chat_plan(ctx, call)
+        async for delta in self.streamed(plan, lambda: self.engine.stream(plan.model, list(call.messages),
+                                                                          call.params)):
+            yield delta
+
+    async def streamed(self, plan: Plan, source: DeltaSource) -> AsyncGenerator[Delta, None]:
         """The answer as deltas. Errors before the first content delta propagate as they are
         (the adapter can still answer with a status); after it, they become StreamInterrupted."""
-        plan = self._chat_plan(ctx, call)
         meter, hit, reservation = await self._admit(plan)
         if hit is not None or reservation is None:
             for delta in _replay(hit) if hit is not None else []:
                 yield delta
             return
         queue: asyncio.Queue[Delta | BaseException | None] = asyncio.Queue()
-        spawn(self._pump(plan, call, reservation, meter, queue))
+        spawn(self._pump(plan, source, reservation, meter, queue))
         # The client may stop reading at any point: the pump goes on to the end and settles.
         while (item := await queue.get()) is not None:
             if isinstance(item, BaseException):
@@ -148,15 +156,15 @@ class Gateway:
             yield item
 
     def _plan(self, ctx: CallContext, model: str, key: dict[str, Any], messages: tuple[tuple[str, str], ...],
-              params: SamplingParams) -> _Plan:
-        return _Plan(ctx, model, key, Estimate(prompt_tokens(model, messages), params.max_tokens), messages)
+              params: SamplingParams) -> Plan:
+        return Plan(ctx, model, key, Estimate(prompt_tokens(model, messages), params.max_tokens))
 
-    def _chat_plan(self, ctx: CallContext, call: ChatCall) -> _Plan:
+    def _chat_plan(self, ctx: CallContext, call: ChatCall) -> Plan:
         model = self.model_for(ctx.principal, call.model)
         return self._plan(ctx, model, _chat_key(call), tuple((m.role, m.content) for m in call.messages),
                           call.params)
 
-    async def _admit(self, plan: _Plan) -> tuple[Meter, Completion | None, Reservation | None]:
+    async def _admit(self, plan: Plan) -> tuple[Meter, Completion | None, Reservation | None]:
         """Rate limit, cache lookup, budget reservation: a hit, or the reservation for a miss.
 
         A lookup that may embed (the semantic cache) is itself a billed model call, so it is
@@ -187,14 +195,15 @@ class Gateway:
             reservation = await self.budget.reserve(ctx.principal, plan.model, estimate)
         return meter, None, reservation
 
-    async def _answer(self, plan: _Plan, invoke: Callable[[], Awaitable[Completion]]) -> Answer:
+    async def answer(self, plan: Plan, invoke: Callable[[], Awaitable[Completion]]) -> Answer:
+        """A cache hit, or the answer of `invoke` (run detached: a disconnect never cancels it)."""
         meter, hit, reservation = await self._admit(plan)
         if hit is not None or reservation is None:
             assert hit is not None  # noqa: S101  _admit returns a hit or a reservation
             return Answer(hit, cached=True)
         return await asyncio.shield(spawn(self._call(plan, reservation, meter, invoke)))
 
-    async def _call(self, plan: _Plan, reservation: Reservation, meter: Meter,
+    async def _call(self, plan: Plan, reservation: Reservation, meter: Meter,
                     invoke: Callable[[], Awaitable[Completion]]) -> Answer:
         try:
             with metering(meter):
@@ -206,22 +215,26 @@ class Gateway:
                     if stale is None:
                         raise
                     return Answer(stale, cached=True, stale=True)
-                _meter_answer(meter, completion.content, completion.usage)
+                _meter_answer(meter, billed_text(completion.raw) if completion.raw else completion.content,
+                              completion.usage)
                 await self._store(plan, completion)
         finally:
             await reservation.settle(meter.total())
         return Answer(completion)
 
-    async def _pump(self, plan: _Plan, call: ChatCall, reservation: Reservation, meter: Meter,
+    async def _pump(self, plan: Plan, source: DeltaSource, reservation: Reservation, meter: Meter,
                     queue: asyncio.Queue[Delta | BaseException | None]) -> None:
         """Reads the model's stream to its end whatever the client does, then settles."""
         parts: list[str] = []
+        chunks: list[dict[str, Any]] = []  # the provider's own chunks (the pass-through), to cache
         finish, usage, answered_by = "stop", None, plan.model
         try:
             with metering(meter):
                 try:
-                    async for delta in self.engine.stream(plan.model, list(call.messages), call.params):
+                    async for delta in source():
                         meter.received(delta.content)
+                        if delta.raw is not None:
+                            chunks.append(delta.raw)
                         parts.append(delta.content)
                         finish = delta.finish_reason or finish
                         usage = delta.usage or usage
@@ -233,14 +246,15 @@ class Gateway:
                     return
                 if usage is not None:
                     meter.reported(usage)
-                    await self._store(plan, Completion("".join(parts), finish, answered_by, usage, ""))
+                    await self._store(plan, completion_of(assemble(chunks), "") if chunks else
+                                      Completion("".join(parts), finish, answered_by, usage, ""))
         except Exception as exc:  # noqa: BLE001  handed to the adapter, which logs it and ends the stream
             queue.put_nowait(exc)
         finally:
             await reservation.settle(meter.total())
             queue.put_nowait(None)
 
-    async def _after_stream_failure(self, plan: _Plan, exc: AppError, *, sent: bool) -> BaseException | Delta:
+    async def _after_stream_failure(self, plan: Plan, exc: AppError, *, sent: bool) -> BaseException | Delta:
         if sent:
             interrupted = StreamInterrupted("The model's answer was cut off. Retry the request.")
             interrupted.__cause__ = exc
@@ -250,9 +264,9 @@ class Gateway:
         if stale is None:
             return exc
         return Delta(content=stale.content, finish_reason=stale.finish_reason, usage=stale.usage, model=stale.model,
-                     cached=True, stale=True)
+                     cached=True, stale=True, raw=stale.raw)
 
-    async def _lookup(self, plan: _Plan, *, stale_ok: bool = False) -> Completion | None:
+    async def _lookup(self, plan: Plan, *, stale_ok: bool = False) -> Completion | None:
         """A cache that fails is a miss: it must never fail the request."""
         if not plan.ctx.cache_lookup and not stale_ok:
             return None
@@ -262,9 +276,9 @@ class Gateway:
             log.warning("cache lookup failed: %s", type(exc).__name__)
             return None
 
-    async def _store(self, plan: _Plan, completion: Completion) -> None:
+    async def _store(self, plan: Plan, completion: Completion) -> None:
         # Only whole answers: a cut one ("length", a filter) must not be served to the next caller.
-        if not plan.ctx.cache_store or completion.finish_reason != "stop":
+        if not plan.ctx.cache_store or completion.finish_reason not in CACHEABLE_FINISH:
             return
         try:
             await self.cache.store(plan.ctx.principal, plan.model, plan.key, completion)
@@ -281,7 +295,7 @@ def _meter_answer(meter: Meter, content: str, usage: Usage) -> None:
 
 
 def _replay(hit: Completion) -> list[Delta]:
-    return [Delta(content=hit.content, model=hit.model, cached=True),
+    return [Delta(content=hit.content, model=hit.model, cached=True, raw=hit.raw),
             Delta(finish_reason=hit.finish_reason, usage=hit.usage, model=hit.model, cached=True)]
 
 

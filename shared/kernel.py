@@ -84,6 +84,8 @@ class Completion:
     model: str
     usage: Usage
     endpoint: str
+    # The provider's whole response as it came (the OpenAI-compatible pass-through), else None.
+    raw: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class Delta:
     model: str | None = None
     cached: bool = False  # replayed from the cache
     stale: bool = False  # an expired cache entry, served because no endpoint could answer
+    raw: dict[str, Any] | None = None  # the provider's chunk as it came (the pass-through)
 
 
 def _usage(metadata: dict[str, Any]) -> Usage | None:

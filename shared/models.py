@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Role = Literal["system", "user", "assistant"]
 
@@ -92,74 +92,44 @@ class JobView(BaseModel):
     error: str | None = None
 
 
-# --- OpenAI / Azure OpenAI compatible chat completions -------------------------------------------
-
-class TextPart(_Strict):
-    type: Literal["text"]
-    text: str
-
+# --- OpenAI / Azure OpenAI compatible API -------------------------------------------------------
+# Only what the gateway itself reads is validated; every other field is kept and forwarded as
+# written (extra="allow"), so what a provider accepts today or adds tomorrow is not refused here.
 
 class OpenAIMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # `name` and similar annotations change nothing here
+    model_config = ConfigDict(extra="allow")
 
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart]
-
-    def text(self) -> str:
-        if isinstance(self.content, str):
-            return self.content
-        return "".join(part.text for part in self.content)
-
-
-# Parameters clients send with their default values; any other value is refused rather than ignored.
-_NEUTRAL_EXTRAS: dict[str, tuple[Any, ...]] = {
-    "n": (1, None),
-    "logprobs": (False, None),
-    "top_logprobs": (None, 0),
-    "parallel_tool_calls": (None, True, False),
-    "tools": (None, []),
-    "tool_choice": (None, "none", "auto"),
-    "functions": (None, []),
-    "response_format": (None, {"type": "text"}),
-    "store": (None, False),
-    "metadata": (None, {}),
-    "logit_bias": (None, {}),
-    "service_tier": (None, "auto", "default"),
-}
+    role: Annotated[str, Field(min_length=1)]
 
 
 class OpenAIChatRequest(BaseModel):
+    """A chat completions body: the model's limits, not a schema, bound its size (openai_path)."""
+
     model_config = ConfigDict(extra="allow")
 
     model: Annotated[str | None, Field(max_length=256)] = None
-    messages: Annotated[list[OpenAIMessage], Field(min_length=1, max_length=50)]
-    temperature: Annotated[float | None, Field(ge=0, le=2)] = None
-    top_p: Annotated[float | None, Field(ge=0, le=1)] = None
-    max_tokens: Annotated[int | None, Field(ge=1, le=4096, strict=True)] = None
-    max_completion_tokens: Annotated[int | None, Field(ge=1, le=4096, strict=True)] = None
-    stop: str | list[str] | None = None
-    presence_penalty: Annotated[float | None, Field(ge=-2, le=2)] = None
-    frequency_penalty: Annotated[float | None, Field(ge=-2, le=2)] = None
-    seed: int | None = None
-    user: str | None = None
-    stream: bool = False
+    messages: Annotated[list[OpenAIMessage], Field(min_length=1)]
+    max_tokens: Annotated[int | None, Field(ge=1, strict=True)] = None
+    max_completion_tokens: Annotated[int | None, Field(ge=1, strict=True)] = None
+    n: Annotated[int | None, Field(ge=1, le=128, strict=True)] = None
+    stream: bool | None = None
     stream_options: dict[str, Any] | None = None
-
-    @field_validator("messages")
-    @classmethod
-    def _content_bounds(cls, messages: list[OpenAIMessage]) -> list[OpenAIMessage]:
-        for i, message in enumerate(messages):
-            if not 1 <= len(message.text()) <= 32_000:
-                raise ValueError(f"messages[{i}].content must be 1 to 32000 characters")
-        return messages
-
-    @model_validator(mode="after")
-    def _refuse_unsupported(self) -> OpenAIChatRequest:
-        for name, value in (self.model_extra or {}).items():
-            if name not in _NEUTRAL_EXTRAS or value not in _NEUTRAL_EXTRAS[name]:
-                raise ValueError(f"parameter {name!r} is not supported by this gateway")
-        return self
 
     @property
     def include_usage(self) -> bool:
         return bool((self.stream_options or {}).get("include_usage"))
+
+
+class OpenAIEmbeddingsRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: Annotated[str | None, Field(max_length=256)] = None
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] | None = None
+
+    @field_validator("input")
+    @classmethod
+    def _not_empty(cls, value: str | list[Any]) -> str | list[Any]:
+        if isinstance(value, list) and not value:
+            raise ValueError("input must not be empty")
+        return value

@@ -4,8 +4,8 @@ policy (retry, breakers, failover), so the HTTP, OpenAI-compatible and queue pat
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
-from typing import Any, ClassVar
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import ConfigDict, PrivateAttr
 from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
@@ -21,6 +21,7 @@ from shared.upstream import classify
 
 log = logging.getLogger(__name__)
 StreamParts = AsyncGenerator[list[StreamingChatMessageContent], Any]
+T = TypeVar("T")
 
 
 class RoutedChatCompletion(ChatCompletionClientBase):
@@ -55,7 +56,7 @@ class RoutedChatCompletion(ChatCompletionClientBase):
             try:
                 results = await endpoint.service.get_chat_message_contents(chat_history, _for_endpoint(settings))
             except BaseException as exc:
-                _meter_failed_attempt(exc)
+                meter_failed_attempt(exc)
                 raise
             for message in results:
                 message.metadata["endpoint"] = endpoint.name
@@ -69,38 +70,54 @@ class RoutedChatCompletion(ChatCompletionClientBase):
         settings: PromptExecutionSettings,
         function_invoke_attempt: int = 0,
     ) -> StreamParts:
-        async def attempt(endpoint: Endpoint) -> tuple[Endpoint, list[list[StreamingChatMessageContent]], StreamParts]:
-            # An attempt lasts until the first content: a failure before it fails over unseen.
-            parts = endpoint.service.get_streaming_chat_message_contents(chat_history, _for_endpoint(settings))
-            held: list[list[StreamingChatMessageContent]] = []
-            try:
-                async for chunks in parts:
-                    held.append(chunks)
-                    if any(c.content or c.finish_reason for c in chunks):
-                        break
-            except BaseException as exc:
-                # A 200 that broke before content was billed by the provider: the meter charges it.
-                _meter_failed_attempt(exc, "".join(c.content or "" for chunks in held for c in chunks))
-                await parts.aclose()
-                raise
-            return endpoint, held, parts
+        def open_stream(endpoint: Endpoint) -> StreamParts:
+            return endpoint.service.get_streaming_chat_message_contents(chat_history, _for_endpoint(settings))
 
-        endpoint, held, parts = await self._policy.call(self._endpoints, attempt)
+        async for endpoint, chunks in held_stream(
+            self._policy, self._endpoints, open_stream,
+            started=lambda chunks: any(c.content or c.finish_reason for c in chunks),
+            text=lambda chunks: "".join(c.content or "" for c in chunks),
+        ):
+            yield _tag(chunks, endpoint)
+
+
+async def held_stream(policy: ResiliencePolicy, endpoints: list[Endpoint],
+                      open_stream: Callable[[Endpoint], AsyncGenerator[T, Any]], *,
+                      started: Callable[[T], bool], text: Callable[[T], str]) -> AsyncIterator[tuple[Endpoint, T]]:
+    """A streamed model call through the policy. An attempt lasts until the first item that
+    `started` the answer: a failure before it fails over unseen; after it, the stream is cut and
+    ServiceUnavailable is raised (a clean end would pass a partial answer off as whole)."""
+
+    async def attempt(endpoint: Endpoint) -> tuple[Endpoint, list[T], AsyncGenerator[T, Any]]:
+        parts = open_stream(endpoint)
+        held: list[T] = []
         try:
-            for chunks in held:
-                yield _tag(chunks, endpoint)
-            async for chunks in parts:
-                yield _tag(chunks, endpoint)
-        except Exception as exc:
-            failure = classify(exc)
-            self._policy.pool.record_failure(endpoint, failure)
-            log.warning("stream cut after content: endpoint=%s error=%s", endpoint.name, type(exc).__name__)
-            raise ServiceUnavailable("The model's answer was cut off.") from exc
-        finally:
+            async for item in parts:
+                held.append(item)
+                if started(item):
+                    break
+        except BaseException as exc:
+            # A 200 that broke before content was billed by the provider: the meter charges it.
+            meter_failed_attempt(exc, "".join(text(item) for item in held))
             await parts.aclose()
+            raise
+        return endpoint, held, parts
+
+    endpoint, held, parts = await policy.call(endpoints, attempt)
+    try:
+        for item in held:
+            yield endpoint, item
+        async for item in parts:
+            yield endpoint, item
+    except Exception as exc:
+        policy.pool.record_failure(endpoint, classify(exc))
+        log.warning("stream cut after content: endpoint=%s error=%s", endpoint.name, type(exc).__name__)
+        raise ServiceUnavailable("The model's answer was cut off.") from exc
+    finally:
+        await parts.aclose()
 
 
-def _meter_failed_attempt(exc: BaseException, partial: str = "") -> None:
+def meter_failed_attempt(exc: BaseException, partial: str = "") -> None:
     """Tell the request's meter about an attempt that failed: billable unless the provider refused
     it with an error status before doing anything (429, 5xx: providers do not bill those)."""
     meter = current_meter()

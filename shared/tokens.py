@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
+from typing import Any
 
 import bpe_openai
 
@@ -22,10 +24,81 @@ def counter_for(model: str) -> Callable[[str], int]:
         encoding = bpe_openai.get_encoding(bpe_openai.encoding_name_for_model(model))
     except (KeyError, ValueError, bpe_openai.UnsupportedModelError):
         return lambda text: len(text.encode("utf-8"))
-    return lambda text: len(encoding.encode_ordinary(text))
+
+    def count(text: str) -> int:
+        try:
+            return len(encoding.encode_ordinary(text))
+        except ValueError:  # a text too long for the tokenizer (about a million characters)
+            return len(text.encode("utf-8"))
+
+    return count
 
 
 def prompt_tokens(model: str, messages: Sequence[tuple[str, str]]) -> int:
     """What the model will bill for a prompt of these (role, content) messages."""
     count = counter_for(model)
     return sum(count(role) + count(content) + TOKENS_PER_MESSAGE for role, content in messages) + REPLY_PRIMING
+
+
+# What an OpenAI-compatible body adds to the recipe above. OpenAI publishes no recipe for tools,
+# images or schemas; these are over-estimates (docs/openai-compatibility.md): a tool is the tokens
+# of its whole JSON plus a constant above the per-tool framing providers are seen to bill (7, and
+# 12 per tool list), and an image is its largest high-detail bill (85 + 170 x 8 tiles).
+TOKENS_PER_TOOL = 16
+TOKENS_PER_TOOL_LIST = 16
+TOKENS_PER_TOOL_CALL = 4
+TOKENS_PER_NAME = 2
+TOKENS_PER_PART = 1  # parts are billed joined; a part boundary can only save tokens, so 1 is slack
+TOKENS_PER_IMAGE = 1445
+
+
+def canonical_json(value: object) -> str:
+    """Sorted, compact JSON: the same request counts (and caches) the same however it was written."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def request_prompt_tokens(model: str, body: Mapping[str, Any]) -> int:
+    """The prompt of an OpenAI chat completions body as it is sent: messages (text parts, names,
+    tool calls, images), tool definitions and a json_schema response format. Never below the bill."""
+    count = counter_for(model)
+    total = REPLY_PRIMING
+    for message in _dicts(body.get("messages")):
+        total += count(str(message.get("role", ""))) + TOKENS_PER_MESSAGE + _content_tokens(count, message)
+        if isinstance(message.get("name"), str):
+            total += count(message["name"]) + TOKENS_PER_NAME
+        for call in _dicts(message.get("tool_calls")):
+            function = call.get("function") if isinstance(call.get("function"), dict) else call
+            total += count(canonical_json(function)) + TOKENS_PER_TOOL_CALL
+        if isinstance(message.get("function_call"), dict):
+            total += count(canonical_json(message["function_call"])) + TOKENS_PER_TOOL_CALL
+    tools = [*_dicts(body.get("tools")), *_dicts(body.get("functions"))]
+    if tools:
+        total += TOKENS_PER_TOOL_LIST + sum(count(canonical_json(tool)) + TOKENS_PER_TOOL for tool in tools)
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        total += count(canonical_json(response_format.get("json_schema"))) + TOKENS_PER_TOOL
+    return total
+
+
+def _content_tokens(count: Callable[[str], int], message: Mapping[str, Any]) -> int:
+    content = message.get("content")
+    if content is None:
+        return 0
+    if isinstance(content, str):
+        return count(content)
+    if not isinstance(content, list):
+        return count(canonical_json(content))
+    total = 0
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind in ("text", "refusal") and isinstance(part.get(kind), str):
+            total += count(part[kind]) + TOKENS_PER_PART
+        elif kind == "image_url":
+            total += TOKENS_PER_IMAGE
+        else:  # audio, files, parts yet to come: their whole JSON, which no bill is seen to exceed
+            total += count(canonical_json(part)) + TOKENS_PER_PART
+    return total
+
+
+def _dicts(value: object) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import DEV_KEY
+from tests.e2e.oai_stack import fid_aoai, fid_azure, fid_oai, ledger, oai_app  # noqa: F401  fixtures
 from tools.localenv import LocalStack
 
 

@@ -73,8 +73,9 @@ def test_the_sdk_sees_auth_and_model_errors_as_their_types(app_url: str, oai: op
         bad.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     with pytest.raises(openai.NotFoundError):
         oai.chat.completions.create(model="no-such-model", messages=MESSAGES)
-    with pytest.raises(openai.BadRequestError):
-        oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, n=3)
+    with pytest.raises(openai.BadRequestError) as err:
+        oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=100_000)
+    assert "max_output_tokens (16384)" in err.value.response.json()["detail"]
 
 
 def test_a_stream_cut_mid_answer_ends_in_an_error_never_a_clean_finish(

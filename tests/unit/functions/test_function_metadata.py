@@ -40,6 +40,10 @@ EXPECTED_HTTP = {
     "usage": ("v1/usage", ["GET"]),
     "openai_chat_completions": ("v1/chat/completions", ["POST"]),
     "azure_chat_completions": ("openai/deployments/{deployment}/chat/completions", ["POST"]),
+    "openai_embeddings": ("v1/embeddings", ["POST"]),
+    "azure_embeddings": ("openai/deployments/{deployment}/embeddings", ["POST"]),
+    "openai_models": ("v1/models", ["GET"]),
+    "azure_models": ("openai/models", ["GET"]),
 }
 
 
@@ -73,5 +77,5 @@ def test_queue_bindings_use_app_setting_expressions(functions: dict[str, dict[st
 
 
 def test_function_names_are_explicit_and_valid(functions: dict[str, dict[str, Any]]) -> None:
-    assert len(functions) == 14
+    assert len(functions) == 18
     assert all(re.fullmatch(r"[a-z][a-z_]*", name) for name in functions)

@@ -3,12 +3,16 @@ against the simulator's billing (OpenAI's recipe with the model's real tokenizer
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.gateway import render_summarize
-from shared.tokens import prompt_tokens
+from shared.tokens import prompt_tokens, request_prompt_tokens
 from tools.simulator.prompt import count_prompt_tokens
+from tools.simulator.prompt import prompt_tokens as sim_prompt_tokens
+from tools.simulator.schemas import ChatRequest as SimChatRequest
 
 MODEL = "gpt-4o-mini"
 # Template syntax, markup, entities, emoji, combining marks, control and whitespace characters:
@@ -33,3 +37,47 @@ def test_a_summarize_estimate_is_at_least_what_the_provider_bills(text: str, sty
 @given(messages=st.lists(st.tuples(st.sampled_from(["system", "user", "assistant"]), TEXTS), min_size=1, max_size=8))
 def test_a_chat_estimate_is_at_least_what_the_provider_bills(messages: list[tuple[str, str]]) -> None:
     assert prompt_tokens(MODEL, messages) >= count_prompt_tokens(messages)
+
+
+# --- the OpenAI-compatible path: whole bodies, with tools, tool calls, names, images and schemas ---
+WORDS = st.lists(HOSTILE, min_size=1, max_size=8).map("".join)
+SCHEMA = st.fixed_dictionaries({"type": st.just("object"), "properties": st.dictionaries(
+    st.text("abcdefghij_", min_size=1, max_size=8), st.sampled_from([{"type": "string"}, {"type": "integer"},
+                                                                      {"enum": ["a", "b"]}]), max_size=4)})
+TOOL = st.builds(lambda name, description, parameters, strict: {
+    "type": "function", "function": {"name": name, "description": description, "parameters": parameters,
+                                     **({"strict": True} if strict else {})}},
+    st.from_regex(r"[a-z_]{1,20}", fullmatch=True), WORDS, SCHEMA, st.booleans())
+CALL = st.builds(lambda i, name, arguments: {"id": f"call_{i}", "type": "function",
+                                             "function": {"name": name, "arguments": arguments}},
+                 st.integers(0, 99), st.from_regex(r"[a-z_]{1,20}", fullmatch=True), WORDS)
+IMAGE_URL = "https://x.invalid/a.png"
+PART = st.one_of(st.builds(lambda t: {"type": "text", "text": t}, WORDS),
+                 st.builds(lambda d: {"type": "image_url", "image_url": {"url": IMAGE_URL, "detail": d}},
+                           st.sampled_from(["low", "high", "auto"])))
+NAME = st.one_of(st.none(), st.from_regex(r"[a-z]{1,10}", fullmatch=True))
+MESSAGE = st.one_of(
+    st.builds(lambda r, c: {"role": r, "content": c}, st.sampled_from(["system", "developer", "user"]), WORDS),
+    st.builds(lambda parts, name: {"role": "user", "content": parts, **({"name": name} if name else {})},
+              st.lists(PART, min_size=1, max_size=4), NAME),
+    st.builds(lambda calls, c: {"role": "assistant", "content": c, "tool_calls": calls},
+              st.lists(CALL, min_size=1, max_size=3), st.one_of(st.none(), WORDS)),
+    st.builds(lambda c: {"role": "tool", "tool_call_id": "call_1", "content": c}, WORDS),
+)
+FORMAT = st.one_of(st.none(), st.just({"type": "json_object"}), st.builds(
+    lambda name, schema, strict: {"type": "json_schema", "json_schema": {"name": name, "schema": schema,
+                                                                         "strict": strict}},
+    st.from_regex(r"[a-z_]{1,12}", fullmatch=True), SCHEMA, st.booleans()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(messages=st.lists(MESSAGE, min_size=1, max_size=6), tools=st.lists(TOOL, max_size=4), response_format=FORMAT)
+def test_an_openai_body_estimate_is_at_least_what_the_simulator_bills(
+        messages: list[dict[str, Any]], tools: list[dict[str, Any]], response_format: dict[str, Any] | None) -> None:
+    body: dict[str, Any] = {"model": MODEL, "messages": messages}
+    if tools:
+        body["tools"] = tools
+    if response_format:
+        body["response_format"] = response_format
+    billed = len(sim_prompt_tokens(SimChatRequest.model_validate(body)))
+    assert request_prompt_tokens(MODEL, body) >= billed

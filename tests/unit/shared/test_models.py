@@ -47,24 +47,27 @@ def test_chat_bounds_name_the_field(body: dict[str, Any], field: str) -> None:
     assert field in fields_of(err.value)
 
 
-def test_openai_requests_accept_what_sdks_send_by_default() -> None:
+def test_openai_requests_accept_what_sdks_send() -> None:
     req = OpenAIChatRequest.model_validate({
-        "model": "gpt-4o-mini", "n": 1, "stream": True, "stream_options": {"include_usage": True},
+        "model": "gpt-4o-mini", "n": 2, "stream": True, "stream_options": {"include_usage": True},
+        "tools": [{"type": "function", "function": {"name": "f"}}], "frobnicate": 1,
         "messages": [{"role": "developer", "content": "be brief"},
-                     {"role": "user", "content": [{"type": "text", "text": "hi "}, {"type": "text", "text": "there"}]}],
+                     {"role": "assistant", "content": None, "tool_calls": [{"id": "c", "type": "function"}]},
+                     {"role": "tool", "tool_call_id": "c", "content": "x" * 40_000},
+                     {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}],
     })
-    assert req.include_usage and req.messages[1].text() == "hi there"
+    assert req.include_usage and req.n == 2 and len(req.messages) == 4
 
 
-@pytest.mark.parametrize("extra", [{"n": 2}, {"tools": [{"type": "function"}]}, {"logprobs": True},
-                                   {"response_format": {"type": "json_object"}}, {"frobnicate": 1}])
-def test_openai_parameters_we_cannot_honour_are_refused_not_ignored(extra: dict[str, Any]) -> None:
+@pytest.mark.parametrize(("body", "field"), [
+    ({"messages": []}, "messages"),
+    ({"messages": [{"content": "x"}]}, "messages.0.role"),
+    ({"messages": [{"role": "user", "content": "x"}], "max_tokens": 0}, "max_tokens"),
+    ({"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": "9"}, "max_completion_tokens"),
+    ({"messages": [{"role": "user", "content": "x"}], "n": 129}, "n"),
+    ({"messages": [{"role": "user", "content": "x"}], "stream_options": "yes"}, "stream_options"),
+])
+def test_what_the_gateway_reads_is_validated_naming_the_field(body: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError) as err:
-        OpenAIChatRequest.model_validate({"messages": [{"role": "user", "content": "x"}], **extra})
-    assert next(iter(extra)) in str(err.value)
-
-
-def test_image_parts_are_refused() -> None:
-    with pytest.raises(ValidationError):
-        OpenAIChatRequest.model_validate({"messages": [{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": "http://x"}}]}]})
+        OpenAIChatRequest.model_validate(body)
+    assert field in fields_of(err.value)

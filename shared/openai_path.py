@@ -1,0 +1,143 @@
+"""The OpenAI-compatible API as a service: chat completions passed through, embeddings, models.
+
+A chat body goes through the gateway's one request path (rate limit, cache, budget, the detached
+call and its settlement) with the pass-through as its model call. Limits come from the model
+group's endpoints (`context_window`, `max_output_tokens`) and the tenant (`max_request_tokens`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.auth import Principal
+from shared.background import spawn
+from shared.budget import Estimate, Reservation
+from shared.endpoints import Endpoint, embedding_endpoint
+from shared.errors import BadRequest, Forbidden, NotFound
+from shared.gateway import Answer, CallContext, Gateway, Plan
+from shared.kernel import Completion, Delta
+from shared.metering import Meter, metering
+from shared.models import Usage
+from shared.openai_wire import billed_text, cache_key, completion_of, usage_of
+from shared.passthrough import forward, forward_stream
+from shared.tokens import counter_for, request_prompt_tokens
+
+
+@dataclass(frozen=True)
+class Limits:
+    context_window: int
+    max_output_tokens: int
+
+
+def group_limits(endpoints: list[Endpoint]) -> Limits:
+    """The tightest limits of a model group: a request must fit whichever endpoint serves it."""
+    return Limits(min(e.config.limits[0] for e in endpoints), min(e.config.limits[1] for e in endpoints))
+
+
+def completion_cap(body: Mapping[str, Any], prompt: int, limits: Limits, max_request_tokens: int | None) -> int:
+    """The completion tokens to reserve: the cap the client set (else what the model may still
+    generate) times `n`. A 400 naming the limit when the request cannot fit."""
+    asked = [v for v in (body.get("max_completion_tokens"), body.get("max_tokens")) if v is not None]
+    cap = min(asked) if asked else None
+    if cap is not None and cap > limits.max_output_tokens:
+        raise BadRequest(f"max_tokens ({cap}) is above the model's max_output_tokens ({limits.max_output_tokens}).")
+    if prompt + (cap or 1) > limits.context_window:
+        raise BadRequest(f"The request (about {prompt} prompt tokens + {cap or 1} completion tokens) does not fit "
+                         f"the model's context_window of {limits.context_window} tokens.")
+    if cap is None:
+        cap = min(limits.max_output_tokens, limits.context_window - prompt)
+    n = int(body.get("n") or 1)
+    if max_request_tokens is not None and prompt + cap * n > max_request_tokens:
+        raise BadRequest(f"The request (about {prompt} prompt tokens + {cap} x {n} completion tokens) is above this "
+                         f"tenant's max_request_tokens of {max_request_tokens}; set a smaller max_tokens.")
+    return cap * n
+
+
+class OpenAIPath:
+    """Chat completions and embeddings as the client wrote them; the tenant's model list."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.engine = gateway.engine
+
+    def plan(self, ctx: CallContext, requested: str | None, body: Mapping[str, Any]) -> tuple[Plan, list[Endpoint]]:
+        model = self.gateway.model_for(ctx.principal, requested)
+        endpoints = self.engine.router(model).endpoints
+        prompt = request_prompt_tokens(model, body)
+        cap = completion_cap(body, prompt, group_limits(endpoints), ctx.principal.limits.max_request_tokens)
+        return Plan(ctx, model, cache_key(body), Estimate(prompt, cap)), endpoints
+
+    async def complete(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> Answer:
+        plan, endpoints = self.plan(ctx, requested, body)
+
+        async def invoke() -> Completion:
+            endpoint, answer = await forward(endpoints, self.engine.policy, "/chat/completions", body)
+            return completion_of(answer, endpoint.name)
+
+        return await self.gateway.answer(plan, invoke)
+
+    async def stream(self, ctx: CallContext, requested: str | None,
+                     body: dict[str, Any]) -> AsyncGenerator[Delta, None]:
+        plan, endpoints = self.plan(ctx, requested, body)
+
+        async def source() -> AsyncIterator[Delta]:
+            async for _, chunk in forward_stream(endpoints, self.engine.policy, body):
+                finish = next((c.get("finish_reason") for c in chunk.get("choices") or [] if c.get("finish_reason")),
+                              None)
+                yield Delta(content=billed_text(chunk), finish_reason=finish, usage=usage_of(chunk),
+                            model=chunk.get("model"), raw=chunk)
+
+        async for delta in self.gateway.streamed(plan, source):
+            yield delta
+
+    def models(self, principal: Principal) -> list[str]:
+        """The model groups and embedding deployments this tenant may use."""
+        allowed = principal.limits.allowed_models
+        chat = sorted({e.config.model for e in self.engine.endpoints()})
+        chat = [m for m in chat if allowed is None or m in allowed]
+        embedding = sorted({e.config.embedding_deployment for e in self.engine.endpoints()
+                            if e.config.embedding_deployment and e.config.model in chat})
+        return chat + [m for m in embedding if m not in chat]
+
+    async def embeddings(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> dict[str, Any]:
+        """Embeddings through rate limit, budget (charged like a chat: the input is the prompt) and
+        the resilience policy, over the endpoints whose `embedding_deployment` is the one asked for."""
+        owners = [e for e in self.engine.endpoints() if requested and e.config.embedding_deployment == requested]
+        if not owners:
+            raise NotFound(f"The embedding model or deployment {requested!r} is not available here.")
+        allowed = ctx.principal.limits.allowed_models
+        if allowed is not None and not any(e.config.model in allowed for e in owners):
+            raise Forbidden(f"The embedding model {requested!r} is not enabled for this tenant.")
+        model = owners[0].config.model  # priced and counted as its chat model (documented)
+        prompt = embedding_tokens(model, body.get("input"))
+        allowance = await self.gateway.rate_limiter.admit(ctx.principal, prompt)
+        ctx.response_headers.update(allowance.headers())
+        reservation = await self.gateway.budget.reserve(ctx.principal, model, Estimate(prompt, 0))
+        # Detached, as the chat call: a client gone never cancels the call it caused or its settlement.
+        return await asyncio.shield(spawn(self._embed(owners, body, Meter(model, prompt), reservation)))
+
+    async def _embed(self, owners: list[Endpoint], body: dict[str, Any], meter: Meter,
+                     reservation: Reservation) -> dict[str, Any]:
+        try:
+            with metering(meter):
+                _, answer = await forward([embedding_endpoint(e) for e in owners], self.engine.policy,
+                                          "/embeddings", body)
+            prompt = meter.prompt_tokens
+            meter.reported(usage_of(answer) or Usage(prompt_tokens=prompt, completion_tokens=0, total_tokens=prompt))
+        finally:
+            await reservation.settle(meter.total())
+        return answer
+
+
+def embedding_tokens(model: str, value: object) -> int:
+    """The input's tokens: texts counted, token ids one each (what providers bill)."""
+    if isinstance(value, str):
+        return max(1, counter_for(model)(value))
+    if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
+        return len(value)
+    if isinstance(value, list):
+        return sum(embedding_tokens(model, v) for v in value)
+    return 1

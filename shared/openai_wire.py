@@ -1,0 +1,160 @@
+"""OpenAI chat completions on the wire, as plain JSON: cache keys, finish reasons, stream chunks.
+
+The pass-through never models a provider's response: these helpers read the few fields the
+gateway needs (usage, finish reasons, the text that was billed) and leave every other field as
+it came, so fields a provider adds tomorrow still reach the client.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from shared.kernel import Completion
+from shared.models import Usage
+from shared.tokens import canonical_json
+
+# Fields that change who is asking or how the answer is delivered, never the answer itself.
+NOT_IN_CACHE_KEY = frozenset({"model", "stream", "stream_options", "user", "safety_identifier",
+                              "prompt_cache_key", "metadata", "store", "service_tier"})
+CACHEABLE_FINISH = frozenset({"stop", "tool_calls"})
+# A plain text request: only these fields (with messages) may be set for the semantic cache to apply.
+SEMANTIC_FIELDS = frozenset({"messages", "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop",
+                             "presence_penalty", "frequency_penalty", "seed", "n"})
+
+
+def cache_key(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Every field that can change the answer, as canonical JSON (key order never splits a key)."""
+    return {"op": "openai", "body": canonical_json({k: v for k, v in body.items() if k not in NOT_IN_CACHE_KEY})}
+
+
+def usage_of(payload: Mapping[str, Any]) -> Usage | None:
+    raw = payload.get("usage")
+    if not isinstance(raw, dict):
+        return None
+    prompt, completion = int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0)
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+
+
+def finish_of(response: Mapping[str, Any]) -> str:
+    """One finish reason for the whole answer: the first choice's, unless another choice's makes
+    the answer unfit to cache (a choice cut by `length` or a filter)."""
+    reasons = [str(c.get("finish_reason") or "") for c in _choices(response)]
+    odd = [r for r in reasons if r not in CACHEABLE_FINISH]
+    return odd[0] if odd else reasons[0] if reasons else ""
+
+
+def billed_text(payload: Mapping[str, Any]) -> str:
+    """What the model generated in a response or chunk (content, refusal, tool calls' names and
+    arguments): the meter's count when no usage arrives."""
+    parts: list[str] = []
+    for choice in _choices(payload):
+        body = choice.get("message") or choice.get("delta") or {}
+        parts += [str(body.get(k) or "") for k in ("content", "refusal")]
+        for call in body.get("tool_calls") or []:
+            function = call.get("function") or {}
+            parts += [str(function.get("name") or ""), str(function.get("arguments") or "")]
+    return "".join(parts)
+
+
+def assemble(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The chat.completion a stream of chunks stands for (to cache a streamed answer)."""
+    choices: dict[int, dict[str, Any]] = {}
+    for chunk in chunks:
+        for part in _choices(chunk):
+            choice = choices.setdefault(int(part.get("index", 0)), {
+                "index": int(part.get("index", 0)), "message": {"role": "assistant", "content": None},
+                "logprobs": None, "finish_reason": None})
+            _merge_delta(choice["message"], part.get("delta") or {})
+            if part.get("finish_reason"):
+                choice["finish_reason"] = part["finish_reason"]
+            if isinstance(part.get("logprobs"), dict):
+                logprobs = choice["logprobs"] = choice["logprobs"] or {"content": None, "refusal": None}
+                for kind in ("content", "refusal"):
+                    if part["logprobs"].get(kind) is not None:
+                        logprobs[kind] = (logprobs[kind] or []) + list(part["logprobs"][kind])
+    last = chunks[-1] if chunks else {}
+    response = {k: v for k, v in last.items() if k not in ("choices", "object")}
+    return {**response, "object": "chat.completion", "choices": [choices[i] for i in sorted(choices)]}
+
+
+def _merge_delta(message: dict[str, Any], delta: Mapping[str, Any]) -> None:
+    for key, value in delta.items():
+        if key == "tool_calls":
+            calls: list[dict[str, Any]] = message.setdefault("tool_calls", [])
+            for call in value or []:
+                index = int(call.get("index", len(calls)))
+                while len(calls) <= index:
+                    calls.append({"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+                target = calls[index]
+                for field in ("id", "type"):
+                    target[field] = call.get(field) or target[field]
+                function = call.get("function") or {}
+                target["function"]["name"] += function.get("name") or ""
+                target["function"]["arguments"] += function.get("arguments") or ""
+        elif key in ("content", "refusal") and isinstance(value, str):
+            message[key] = (message.get(key) or "") + value
+        elif value is not None:
+            message[key] = value
+
+
+def replay(response: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A cached chat.completion as the chunks of a stream: per choice its whole delta, then its finish."""
+    head = {k: v for k, v in response.items() if k not in ("choices", "object", "usage")}
+    head["object"] = "chat.completion.chunk"
+    chunks: list[dict[str, Any]] = []
+    for choice in _choices(response):
+        delta = copy.deepcopy(choice.get("message") or {})
+        for i, call in enumerate(delta.get("tool_calls") or []):
+            call["index"] = i
+        chunks.append({**head, "choices": [{"index": choice.get("index", 0), "delta": delta,
+                                            "logprobs": choice.get("logprobs"), "finish_reason": None}]})
+    for choice in _choices(response):
+        chunks.append({**head, "choices": [{"index": choice.get("index", 0), "delta": {},
+                                            "logprobs": None, "finish_reason": choice.get("finish_reason")}]})
+    chunks.append({**head, "choices": [], "usage": response.get("usage")})
+    return chunks
+
+
+def completion_of(response: dict[str, Any], endpoint: str) -> Completion:
+    """The gateway's view of a provider's answer, carrying the answer itself as `raw`: the text is
+    the first choice's (what the semantic cache keeps of a plain answer)."""
+    first = (_choices(response) or [{}])[0]
+    content = (first.get("message") or {}).get("content")
+    return Completion(content=content if isinstance(content, str) else "", finish_reason=finish_of(response),
+                      model=str(response.get("model") or ""), usage=usage_of(response) or Usage(),
+                      endpoint=endpoint, raw=response)
+
+
+def text_response(content: str, finish_reason: str, model: str, usage: Usage) -> dict[str, Any]:
+    """A chat.completion around a text answer (a semantic-cache hit, which keeps only the text)."""
+    return {"object": "chat.completion", "created": 0, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content, "refusal": None},
+                         "logprobs": None, "finish_reason": finish_reason}],
+            "usage": usage.model_dump()}
+
+
+def semantic_view(body: Mapping[str, Any]) -> tuple[list[tuple[str, str]], dict[str, Any]] | None:
+    """The (role, text) messages and sampling parameters of a plain single-turn text request, the
+    only kind the semantic cache may answer; None for anything else (tools, formats, n > 1, ...)."""
+    if set(body) - SEMANTIC_FIELDS - NOT_IN_CACHE_KEY or body.get("n") not in (None, 1):
+        return None
+    messages: list[tuple[str, str]] = []
+    for message in body.get("messages") or []:
+        if not isinstance(message, dict) or set(message) - {"role", "content"}:
+            return None
+        content = message.get("content")
+        if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in content):
+            content = "".join(str(p.get("text", "")) for p in content)
+        if not isinstance(content, str) or not content:
+            return None
+        role = "system" if message.get("role") == "developer" else str(message.get("role"))
+        messages.append((role, content))
+    params = {k: v for k, v in body.items() if k in SEMANTIC_FIELDS and k != "messages"}
+    return messages, params
+
+
+def _choices(payload: Mapping[str, Any]) -> list[dict[str, Any]]:
+    choices = payload.get("choices")
+    return [c for c in choices if isinstance(c, dict)] if isinstance(choices, list) else []

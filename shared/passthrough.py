@@ -1,0 +1,74 @@
+"""The OpenAI-compatible pass-through: a client's body sent as written to an endpoint of the
+model group, through the same resilience policy (retry, breakers, failover) as the kernel.
+
+Each endpoint's own SDK client sends it (`client.post`, so the SDK adds the endpoint's auth and,
+for Azure, the deployment's URL), and the answer comes back as plain JSON: nothing is modelled,
+so fields the SDK or this gateway do not know reach the client unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from typing import Any, cast
+
+from openai import AsyncStream
+
+from shared.endpoints import Endpoint
+from shared.openai_wire import billed_text, usage_of
+from shared.resilience.policy import ResiliencePolicy
+from shared.routing import held_stream, meter_failed_attempt
+
+log = logging.getLogger(__name__)
+Chunks = AsyncStream[dict[str, Any]]
+
+
+def upstream_body(body: Mapping[str, Any], endpoint: Endpoint) -> dict[str, Any]:
+    """The client's body with only what the gateway must set: the endpoint's model or deployment,
+    and usage in the stream (the tenant is charged what the provider reports)."""
+    sent = {**body, "model": endpoint.upstream_model}
+    if sent.get("stream"):
+        sent["stream_options"] = {**(sent.get("stream_options") or {}), "include_usage": True}
+    return sent
+
+
+async def forward(endpoints: list[Endpoint], policy: ResiliencePolicy, path: str,
+                  body: Mapping[str, Any]) -> tuple[Endpoint, dict[str, Any]]:
+    """One JSON answer (chat completions or embeddings) and the endpoint that gave it."""
+
+    async def attempt(endpoint: Endpoint) -> tuple[Endpoint, dict[str, Any]]:
+        try:
+            answer = await endpoint.client.post(path, body=upstream_body(body, endpoint), cast_to=object)
+        except BaseException as exc:
+            meter_failed_attempt(exc)
+            raise
+        if not isinstance(answer, dict):
+            raise ValueError("the endpoint's answer is not a JSON object")
+        return endpoint, answer
+
+    return await policy.call(endpoints, attempt)
+
+
+async def forward_stream(endpoints: list[Endpoint], policy: ResiliencePolicy,
+                         body: Mapping[str, Any]) -> AsyncIterator[tuple[Endpoint, dict[str, Any]]]:
+    """The chunks of a streamed answer, failing over until the first one that carries anything
+    generated (routing.held_stream)."""
+
+    async def open_stream(endpoint: Endpoint) -> AsyncGenerator[dict[str, Any], Any]:
+        stream = cast(Chunks, await endpoint.client.post(
+            "/chat/completions", body=upstream_body(body, endpoint), cast_to=object, stream=True,
+            stream_cls=AsyncStream[object]))
+        try:
+            async for chunk in stream:
+                yield chunk
+        finally:
+            await stream.close()
+
+    async for item in held_stream(policy, endpoints, open_stream, text=billed_text,
+                                  started=lambda c: bool(billed_text(c)) or _finished(c) or usage_of(c) is not None):
+        yield item
+
+
+def _finished(chunk: Mapping[str, Any]) -> bool:
+    choices = chunk.get("choices")
+    return isinstance(choices, list) and any(isinstance(c, dict) and c.get("finish_reason") for c in choices)
