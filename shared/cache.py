@@ -129,7 +129,10 @@ def _semantic(request: dict[str, Any]) -> tuple[str, list[ChatMessage], int | No
     other `stop` sequences or another temperature never share an answer), the messages and the
     completion cap; None when it must not answer (anything but a plain single-turn text chat)."""
     if request.get("op") == "chat":
-        return "", [ChatMessage.model_validate(m) for m in request["messages"]], request["params"]["max_tokens"]
+        # Constructed, not validated: the key holds the messages stripped, which may leave one empty.
+        messages = [ChatMessage.model_construct(role=m["role"], content=m["content"]) for m in request["messages"]]
+        params = {k: v for k, v in request["params"].items() if k != "max_tokens" and v is not None}
+        return ("|" + canonical_json(params)) if params else "", messages, request["params"]["max_tokens"]
     if request.get("op") != "openai":
         return None
     view = semantic_view(json.loads(request["body"]))
