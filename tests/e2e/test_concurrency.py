@@ -73,35 +73,24 @@ def reset_sims(stack: LocalStack) -> None:
         httpx.delete(f"{stack.sim_url(region)}/_sim/stats")
 
 
-async def test_a_daily_budget_holds_across_four_instances(stack: LocalStack, four_apps: list[str]) -> None:
+@pytest.mark.parametrize("stream", [False, True], ids=["native", "streamed"])
+async def test_a_daily_budget_holds_across_four_instances(stack: LocalStack, four_apps: list[str],
+                                                          stream: bool) -> None:
+    key = STREAM_KEY if stream else BUDGET_KEY  # one tenant each, with the same daily limit
     reset_sims(stack)
-    statuses = await burst(four_apps, BUDGET_KEY, 200)
+    statuses = await burst(four_apps, key, 200, stream=stream)
     calls, billed = await asyncio.to_thread(sim_stats, stack)
     async with httpx.AsyncClient() as client:
-        report = await client.get(f"{four_apps[0]}/api/v1/usage", headers={"x-api-key": BUDGET_KEY})
+        report = await client.get(f"{four_apps[0]}/api/v1/usage", headers={"x-api-key": key})
     usage = report.json()["daily"]
-    print(f"statuses={dict(statuses)} model_calls={calls} billed={billed} limit={DAILY_LIMIT} usage={usage}")
+    print(f"stream={stream} statuses={dict(statuses)} model_calls={calls} billed={billed} limit={DAILY_LIMIT} "
+          f"usage={usage}")
     assert set(statuses) <= {200, 429}
     assert billed <= DAILY_LIMIT, "the models never billed more than the budget"
     assert usage["tokens_used"] == billed, "what /usage reports is exactly what the models billed"
     assert usage["tokens_reserved"] == 0, "no reservation is left hanging"
     assert statuses[200] >= 25, "reservations are not so pessimistic that the budget starves"
     assert calls == statuses[200]
-
-
-async def test_a_daily_budget_holds_across_four_instances_for_streams(stack: LocalStack,
-                                                                     four_apps: list[str]) -> None:
-    reset_sims(stack)
-    statuses = await burst(four_apps, STREAM_KEY, 200, stream=True)
-    calls, billed = await asyncio.to_thread(sim_stats, stack)
-    async with httpx.AsyncClient() as client:
-        report = await client.get(f"{four_apps[0]}/api/v1/usage", headers={"x-api-key": STREAM_KEY})
-    usage = report.json()["daily"]
-    print(f"streams: statuses={dict(statuses)} model_calls={calls} billed={billed} limit={DAILY_LIMIT} usage={usage}")
-    assert set(statuses) <= {200, 429}
-    assert billed <= DAILY_LIMIT
-    assert usage["tokens_used"] == billed and usage["tokens_reserved"] == 0
-    assert statuses[200] >= 25 and calls == statuses[200]
 
 
 async def test_rpm_holds_across_four_instances(stack: LocalStack, four_apps: list[str]) -> None:
