@@ -17,7 +17,7 @@ from shared.endpoints import Endpoint
 from shared.errors import ServiceUnavailable
 from shared.metering import current_meter
 from shared.resilience.policy import ResiliencePolicy
-from shared.upstream import classify
+from shared.upstream import billable_failure, classify
 
 log = logging.getLogger(__name__)
 StreamParts = AsyncGenerator[list[StreamingChatMessageContent], Any]
@@ -98,7 +98,7 @@ async def held_stream(policy: ResiliencePolicy, endpoints: list[Endpoint],
                     break
         except BaseException as exc:
             # A 200 that broke before content was billed by the provider: the meter charges it.
-            meter_failed_attempt(exc, "".join(text(item) for item in held))
+            meter_failed_attempt(exc, "".join(text(item) for item in held), answer_started=bool(held))
             await parts.aclose()
             raise
         return endpoint, held, parts
@@ -117,15 +117,14 @@ async def held_stream(policy: ResiliencePolicy, endpoints: list[Endpoint],
         await parts.aclose()
 
 
-def meter_failed_attempt(exc: BaseException, partial: str = "") -> None:
-    """Tell the request's meter about an attempt that failed: billable unless the provider refused
-    it with an error status before doing anything (429, 5xx: providers do not bill those)."""
+def meter_failed_attempt(exc: BaseException, partial: str = "", *, answer_started: bool = False) -> None:
+    """Tell the request's meter about an attempt that failed, charged when the provider may have
+    billed it (shared/upstream.billable_failure); never for an error status or a connection that
+    did not reach it."""
     meter = current_meter()
     if meter is None:
         return
-    # Cancelled: the deadline or a client gone while the provider was working on it.
-    billable = not isinstance(exc, Exception) or classify(exc).status is None
-    meter.attempt_failed(partial, billable=billable)
+    meter.attempt_failed(partial, billable=billable_failure(exc, answer_started=answer_started))
 
 
 def _tag(chunks: list[StreamingChatMessageContent], endpoint: Endpoint) -> list[StreamingChatMessageContent]:

@@ -48,6 +48,20 @@ def exception_chain(exc: BaseException) -> list[BaseException]:
     return chain
 
 
+def billable_failure(exc: BaseException, *, answer_started: bool = False) -> bool:
+    """Whether a failed attempt may have been billed by the provider: it was cancelled (the
+    deadline, a client gone) or timed out while the provider worked on it, or its answer had
+    started (a 200 that broke mid-body). A refused connection, an idle keep-alive connection the
+    server had closed, or an error status, never reached a billing provider."""
+    if not isinstance(exc, Exception) or answer_started:
+        return True
+    chain = exception_chain(exc)
+    if any(isinstance(e, _TIMEOUTS) for e in chain):
+        return True
+    # h11's words for a response whose body was cut after it began.
+    return any(isinstance(e, _BROKEN_AFTER_START) and "message body" in str(e) for e in chain)
+
+
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """Retry-After in any form providers send: `retry-after-ms`, `x-ms-retry-after-ms`,
     `retry-after` as seconds or as an HTTP date."""
