@@ -23,12 +23,13 @@ from shared.background import spawn
 from shared.budget import BudgetLedger, Estimate, Reservation
 from shared.cache import ResponseCache
 from shared.errors import AppError, Forbidden, NotFound, ServiceUnavailable
-from shared.kernel import SUMMARIZE_PROMPT, Completion, Delta, KernelEngine, SamplingParams
+from shared.kernel import SUMMARIZE_PROMPT, KernelEngine
 from shared.metering import Meter, metering
 from shared.models import ChatMessage, ChatRequest, ChatResponse, SummarizeRequest, SummarizeResponse, Usage
 from shared.openai_wire import CACHEABLE_FINISH, assemble, billed_text, completion_of
 from shared.ratelimit import RateLimiter
 from shared.tokens import prompt_tokens
+from shared.values import Completion, Delta, SamplingParams
 
 log = logging.getLogger(__name__)
 _PLACEHOLDER = re.compile(r"\{\{\$(\w+)\}\}")
