@@ -26,8 +26,8 @@ from shared.auth import Principal
 from shared.config import TenantLimits, load_settings
 from shared.container import build_container
 from shared.gateway import CallContext, ChatCall
-from shared.kernel import SamplingParams
 from shared.models import ChatMessage
+from shared.values import SamplingParams
 from tests.conftest import environment
 from tools.localenv import LocalStack, Ports
 

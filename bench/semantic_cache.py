@@ -28,10 +28,10 @@ from shared.config import Settings, load_settings
 from shared.container import build_container
 from shared.cosmos import CosmosState
 from shared.embeddings import Embedder, KernelEmbedder, build_embedding_endpoints, cosine
-from shared.kernel import Completion
 from shared.models import ChatMessage, Usage
 from shared.semantic_cache import SemanticCache, SemanticCacheSettings, vector_index
 from shared.semantic_veto import veto
+from shared.values import Completion
 from tools.appsettings import LOCAL_SETTINGS, effective, environment, file_values
 from tools.localenv import LocalStack, Ports
 

@@ -14,10 +14,10 @@ from azurefunctions.extensions.http.fastapi import Request, Response, StreamingR
 
 from functions.http_common import Scope, http_function, log_unexpected, ok, read_json, respond, validate
 from shared.errors import AppError
-from shared.kernel import Delta
 from shared.models import OpenAIChatRequest, OpenAIEmbeddingsRequest, Usage
 from shared.openai_path import OpenAIPath
 from shared.openai_wire import replay, text_response
+from shared.values import Delta
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)

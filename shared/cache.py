@@ -17,11 +17,11 @@ from typing import Any, Protocol, cast
 
 from shared.auth import Principal
 from shared.cosmos import CosmosState
-from shared.kernel import Completion
 from shared.models import ChatMessage, Role, Usage
 from shared.openai_wire import semantic_view
 from shared.semantic_cache import SemanticCache
 from shared.tokens import canonical_json
+from shared.values import Completion
 
 log = logging.getLogger(__name__)
 # How long past its TTL an entry may still serve as a stale answer in degraded mode.

@@ -11,6 +11,7 @@ drained) and the tenant is charged what the provider billed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import re
@@ -23,12 +24,13 @@ from shared.background import spawn
 from shared.budget import BudgetLedger, Estimate, Reservation
 from shared.cache import ResponseCache
 from shared.errors import AppError, Forbidden, NotFound, ServiceUnavailable
-from shared.kernel import SUMMARIZE_PROMPT, Completion, Delta, KernelEngine, SamplingParams
+from shared.kernel import SUMMARIZE_PROMPT, KernelEngine
 from shared.metering import Meter, metering
 from shared.models import ChatMessage, ChatRequest, ChatResponse, SummarizeRequest, SummarizeResponse, Usage
 from shared.openai_wire import CACHEABLE_FINISH, assemble, billed_text, completion_of
 from shared.ratelimit import RateLimiter
 from shared.tokens import prompt_tokens
+from shared.values import Completion, Delta, SamplingParams
 
 log = logging.getLogger(__name__)
 _PLACEHOLDER = re.compile(r"\{\{\$(\w+)\}\}")
@@ -205,21 +207,18 @@ class Gateway:
 
     async def _call(self, plan: Plan, reservation: Reservation, meter: Meter,
                     invoke: Callable[[], Awaitable[Completion]]) -> Answer:
-        try:
-            with metering(meter):
-                try:
-                    completion = await invoke()
-                except ServiceUnavailable:
-                    # Degraded mode: every endpoint failed; an expired answer, flagged, beats a 503.
-                    stale = await self._lookup(plan, stale_ok=True)
-                    if stale is None:
-                        raise
-                    return Answer(stale, cached=True, stale=True)
-                _meter_answer(meter, billed_text(completion.raw) if completion.raw else completion.content,
-                              completion.usage)
-                await self._store(plan, completion)
-        finally:
-            await reservation.settle(meter.total())
+        async with _charged(reservation, meter):
+            try:
+                completion = await invoke()
+            except ServiceUnavailable:
+                # Degraded mode: every endpoint failed; an expired answer, flagged, beats a 503.
+                stale = await self._lookup(plan, stale_ok=True)
+                if stale is None:
+                    raise
+                return Answer(stale, cached=True, stale=True)
+            _meter_answer(meter, billed_text(completion.raw) if completion.raw else completion.content,
+                          completion.usage)
+            await self._store(plan, completion)
         return Answer(completion)
 
     async def _pump(self, plan: Plan, source: DeltaSource, reservation: Reservation, meter: Meter,
@@ -229,7 +228,7 @@ class Gateway:
         chunks: list[dict[str, Any]] = []  # the provider's own chunks (the pass-through), to cache
         finish, usage, answered_by = "stop", None, plan.model
         try:
-            with metering(meter):
+            async with _charged(reservation, meter):
                 try:
                     async for delta in source():
                         meter.received(delta.content)
@@ -251,7 +250,6 @@ class Gateway:
         except Exception as exc:  # noqa: BLE001  handed to the adapter, which logs it and ends the stream
             queue.put_nowait(exc)
         finally:
-            await reservation.settle(meter.total())
             queue.put_nowait(None)
 
     async def _after_stream_failure(self, plan: Plan, exc: AppError, *, sent: bool) -> BaseException | Delta:
@@ -284,6 +282,17 @@ class Gateway:
             await self.cache.store(plan.ctx.principal, plan.model, plan.key, completion)
         except Exception as exc:  # noqa: BLE001
             log.warning("cache store failed: %s", type(exc).__name__)
+
+
+@contextlib.asynccontextmanager
+async def _charged(reservation: Reservation, meter: Meter) -> AsyncIterator[Meter]:
+    """The reservation as a context: inside it the layers below report to `meter`; leaving it in
+    any way (an answer, an error, the stream's end) settles exactly what the meter recorded."""
+    try:
+        with metering(meter):
+            yield meter
+    finally:
+        await reservation.settle(meter.total())
 
 
 def _meter_answer(meter: Meter, content: str, usage: Usage) -> None:

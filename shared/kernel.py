@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from azure.core.credentials_async import AsyncTokenCredential
@@ -25,6 +24,7 @@ from shared.models import ChatMessage, Usage
 from shared.resilience.policy import ResiliencePolicy
 from shared.routing import RoutedChatCompletion
 from shared.secrets import SecretProvider
+from shared.values import Completion, Delta, SamplingParams
 
 SUMMARIZE_PROMPT = """Summarize the text below. Style: {{$style}}. Use at most {{$max_words}} words.
 Reply with the summary only.
@@ -57,48 +57,13 @@ def build_kernel(endpoints: list[Endpoint], policy: ResiliencePolicy) -> Kernel:
     return kernel
 
 
-@dataclass(frozen=True)
-class SamplingParams:
-    """The sampling parameters a request may set; part of what makes two requests the same."""
-
-    max_tokens: int
-    temperature: float | None = None
-    top_p: float | None = None
-    stop: tuple[str, ...] | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    seed: int | None = None
-
-    def execution_settings(self, model: str) -> OpenAIChatPromptExecutionSettings:
-        return OpenAIChatPromptExecutionSettings(
-            service_id=model, max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p,
-            stop=list(self.stop) if self.stop else None, presence_penalty=self.presence_penalty,
-            frequency_penalty=self.frequency_penalty, seed=self.seed,
-        )
-
-
-@dataclass(frozen=True)
-class Completion:
-    content: str
-    finish_reason: str
-    model: str
-    usage: Usage
-    endpoint: str
-    # The provider's whole response as it came (the OpenAI-compatible pass-through), else None.
-    raw: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class Delta:
-    """One piece of a streamed answer: content, the finish reason, or the final usage."""
-
-    content: str = ""
-    finish_reason: str | None = None
-    usage: Usage | None = None
-    model: str | None = None
-    cached: bool = False  # replayed from the cache
-    stale: bool = False  # an expired cache entry, served because no endpoint could answer
-    raw: dict[str, Any] | None = None  # the provider's chunk as it came (the pass-through)
+def _settings(params: SamplingParams, model: str) -> OpenAIChatPromptExecutionSettings:
+    """The sampling parameters as Semantic Kernel's execution settings for `model`'s service."""
+    return OpenAIChatPromptExecutionSettings(
+        service_id=model, max_tokens=params.max_tokens, temperature=params.temperature, top_p=params.top_p,
+        stop=list(params.stop) if params.stop else None, presence_penalty=params.presence_penalty,
+        frequency_penalty=params.frequency_penalty, seed=params.seed,
+    )
 
 
 def _usage(metadata: dict[str, Any]) -> Usage | None:
@@ -149,7 +114,7 @@ class KernelEngine:
 
     async def chat(self, model: str, messages: list[ChatMessage], params: SamplingParams) -> Completion:
         result = await self.router(model).get_chat_message_content(
-            _history(messages), params.execution_settings(model)
+            _history(messages), _settings(params, model)
         )
         assert result is not None  # noqa: S101  the routed service always returns one choice
         return self._completion(result, model)
@@ -163,13 +128,13 @@ class KernelEngine:
         """
         history = ChatHistory()
         history.add_message(ChatMessageContent(role=AuthorRole.USER, content=prompt))
-        result = await self.router(model).get_chat_message_content(history, params.execution_settings(model))
+        result = await self.router(model).get_chat_message_content(history, _settings(params, model))
         assert result is not None  # noqa: S101  the routed service always returns one choice
         return self._completion(result, model)
 
     async def stream(self, model: str, messages: list[ChatMessage], params: SamplingParams) -> AsyncIterator[Delta]:
         async for chunks in self.router(model).get_streaming_chat_message_contents(
-            _history(messages), params.execution_settings(model)
+            _history(messages), _settings(params, model)
         ):
             for chunk in chunks:
                 finish = chunk.finish_reason.value if chunk.finish_reason else None

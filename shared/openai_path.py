@@ -18,12 +18,12 @@ from shared.budget import Estimate, Reservation
 from shared.endpoints import Endpoint, embedding_endpoint
 from shared.errors import BadRequest, Forbidden, NotFound
 from shared.gateway import Answer, CallContext, Gateway, Plan
-from shared.kernel import Completion, Delta
 from shared.metering import Meter, metering
 from shared.models import Usage
 from shared.openai_wire import billed_text, cache_key, completion_of, usage_of
 from shared.passthrough import forward, forward_stream
 from shared.tokens import counter_for, request_prompt_tokens
+from shared.values import Completion, Delta
 
 
 @dataclass(frozen=True)

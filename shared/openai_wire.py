@@ -11,9 +11,9 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from shared.kernel import Completion
 from shared.models import Usage
 from shared.tokens import canonical_json
+from shared.values import Completion
 
 # Fields that change who is asking or how the answer is delivered, never the answer itself.
 NOT_IN_CACHE_KEY = frozenset({"model", "stream", "stream_options", "user", "safety_identifier",

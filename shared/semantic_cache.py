@@ -22,9 +22,9 @@ from azure.cosmos.aio import ContainerProxy
 
 from shared.cosmos import CosmosState
 from shared.embeddings import Embedder, cosine
-from shared.kernel import Completion
 from shared.models import ChatMessage, Usage
 from shared.semantic_veto import veto
+from shared.values import Completion
 
 log = logging.getLogger(__name__)
 KIND = "semantic"

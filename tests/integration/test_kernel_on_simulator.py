@@ -10,9 +10,9 @@ import pytest
 from shared.container import Container
 from shared.errors import ServiceUnavailable
 from shared.gateway import render_summarize
-from shared.kernel import SamplingParams
 from shared.models import ChatMessage
 from shared.tokens import prompt_tokens
+from shared.values import SamplingParams
 
 HELLO = [ChatMessage(role="system", content="You are terse."),
          ChatMessage(role="user", content="Tell me about the quiet harbour town at dawn.")]

@@ -15,9 +15,9 @@ from shared.config import Settings, TenantLimits
 from shared.container import Container
 from shared.cosmos import CosmosState, cosmos_client
 from shared.errors import TooManyRequests
-from shared.kernel import Completion
 from shared.models import Usage
 from shared.ratelimit import CosmosRateLimiter
+from shared.values import Completion
 
 ANSWER = Completion("Paris.", "stop", "simulator-chat", Usage(prompt_tokens=9, completion_tokens=2,
                                                                total_tokens=11), "primary")

@@ -11,9 +11,9 @@ import httpx
 from shared.config import Settings
 from shared.container import Container
 from shared.embeddings import KernelEmbedder, build_embedding_endpoints
-from shared.kernel import Completion
 from shared.models import ChatMessage, Usage
 from shared.semantic_cache import SemanticCache, SemanticCacheSettings, cache_key, vector_index
+from shared.values import Completion
 
 MODEL = "gpt-4o-mini"
 ANSWER = Completion("Open Settings, then Security, then Reset password.", "stop", "simulator-chat",

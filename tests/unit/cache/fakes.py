@@ -9,9 +9,9 @@ from typing import Any
 
 from shared.embeddings import cosine
 from shared.errors import ServiceUnavailable
-from shared.kernel import Completion
 from shared.models import ChatMessage, Usage
 from shared.semantic_cache import SCAN_QUERY, VECTOR_QUERY
+from shared.values import Completion
 from tools.simulator.embeddings import embed
 
 DIMS = 256

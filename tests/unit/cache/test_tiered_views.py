@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from shared.cache import _semantic
 from shared.gateway import ChatCall, _chat_key
-from shared.kernel import SamplingParams
 from shared.models import ChatMessage
+from shared.values import SamplingParams
 
 
 def key(content: str, temperature: float = 0.7) -> dict[str, object]:

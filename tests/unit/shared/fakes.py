@@ -10,10 +10,10 @@ from typing import Any
 from shared.auth import Principal
 from shared.budget import Estimate
 from shared.errors import AppError
-from shared.kernel import Completion, Delta, SamplingParams
 from shared.metering import current_meter
 from shared.models import ChatMessage, Usage
 from shared.ratelimit import Allowance
+from shared.values import Completion, Delta, SamplingParams
 
 USAGE = Usage(prompt_tokens=10, completion_tokens=5, total_tokens=15)
 

@@ -11,10 +11,10 @@ from shared.auth import Principal
 from shared.background import drain
 from shared.errors import NotFound, ServiceUnavailable
 from shared.gateway import CallContext, ChatCall, Gateway, StreamInterrupted
-from shared.kernel import SamplingParams
 from shared.metering import completion_tokens
 from shared.models import ChatMessage, ChatRequest, SummarizeRequest
 from shared.tokens import prompt_tokens
+from shared.values import SamplingParams
 from tests.unit.shared.fakes import USAGE, CountingLimiter, FakeBudget, FakeCache, FakeEngine
 
 TENANT_A = Principal("tenant-a", "k1")

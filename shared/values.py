@@ -1,0 +1,50 @@
+"""The value types of the request path: sampling parameters, a completion, a streamed delta.
+
+Kept apart from the kernel so the cache, the wire helpers and the adapters use them without
+importing Semantic Kernel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from shared.models import Usage
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """The sampling parameters a request may set; part of what makes two requests the same."""
+
+    max_tokens: int
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    seed: int | None = None
+
+
+
+@dataclass(frozen=True)
+class Completion:
+    content: str
+    finish_reason: str
+    model: str
+    usage: Usage
+    endpoint: str
+    # The provider's whole response as it came (the OpenAI-compatible pass-through), else None.
+    raw: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One piece of a streamed answer: content, the finish reason, or the final usage."""
+
+    content: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    model: str | None = None
+    cached: bool = False  # replayed from the cache
+    stale: bool = False  # an expired cache entry, served because no endpoint could answer
+    raw: dict[str, Any] | None = None  # the provider's chunk as it came (the pass-through)
