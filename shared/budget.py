@@ -54,9 +54,6 @@ class Reservation(Protocol):
     async def settle(self, usage: Usage) -> None:
         """Replace the reservation with what the providers billed (zero: nothing was billed)."""
 
-    async def release(self) -> None:
-        """Nothing was billed (a refusal before the model, a cache hit): give it all back."""
-
     async def renew(self) -> None:
         """Extend the lease of a request still running (a long stream)."""
 
@@ -158,9 +155,6 @@ class CosmosReservation:
         if self._settling is None:
             self._settling = spawn(self._settle(usage))
         await asyncio.shield(self._settling)
-
-    async def release(self) -> None:
-        await self.settle(Usage())
 
     async def renew(self) -> None:
         now = self.ledger.now().timestamp()
@@ -283,7 +277,7 @@ class CosmosBudgetLedger:
         self._ready_slots[(window.id, slot)] = bucket
 
     async def settle_window(self, tenant: str, window: Window, used: dict[str, int], release: dict[str, int],
-                            slot_check: str | None) -> None:
+                            slot_check: str) -> None:
         """Charge `used` and empty the lease slot. If the lease has already ended (its slot reused),
         only the charge applies: that room was given back when the lease ended."""
         for attempt in range(SETTLE_TRIES):

@@ -207,7 +207,7 @@ class Gateway:
 
     async def _call(self, plan: Plan, reservation: Reservation, meter: Meter,
                     invoke: Callable[[], Awaitable[Completion]]) -> Answer:
-        async with _charged(reservation, meter):
+        async with charged(reservation, meter):
             try:
                 completion = await invoke()
             except ServiceUnavailable:
@@ -228,7 +228,7 @@ class Gateway:
         chunks: list[dict[str, Any]] = []  # the provider's own chunks (the pass-through), to cache
         finish, usage, answered_by = "stop", None, plan.model
         try:
-            async with _charged(reservation, meter):
+            async with charged(reservation, meter):
                 try:
                     async for delta in source():
                         meter.received(delta.content)
@@ -285,7 +285,7 @@ class Gateway:
 
 
 @contextlib.asynccontextmanager
-async def _charged(reservation: Reservation, meter: Meter) -> AsyncIterator[Meter]:
+async def charged(reservation: Reservation, meter: Meter) -> AsyncIterator[Meter]:
     """The reservation as a context: inside it the layers below report to `meter`; leaving it in
     any way (an answer, an error, the stream's end) settles exactly what the meter recorded."""
     try:

@@ -17,8 +17,8 @@ from shared.background import spawn
 from shared.budget import Estimate, Reservation
 from shared.endpoints import Endpoint, embedding_endpoint
 from shared.errors import BadRequest, Forbidden, NotFound
-from shared.gateway import Answer, CallContext, Gateway, Plan
-from shared.metering import Meter, metering
+from shared.gateway import Answer, CallContext, Gateway, Plan, charged
+from shared.metering import Meter
 from shared.models import Usage
 from shared.openai_wire import billed_text, cache_key, completion_of, usage_of
 from shared.passthrough import forward, forward_stream
@@ -121,14 +121,10 @@ class OpenAIPath:
 
     async def _embed(self, owners: list[Endpoint], body: dict[str, Any], meter: Meter,
                      reservation: Reservation) -> dict[str, Any]:
-        try:
-            with metering(meter):
-                _, answer = await forward([embedding_endpoint(e) for e in owners], self.engine.policy,
-                                          "/embeddings", body)
+        async with charged(reservation, meter):
+            _, answer = await forward([embedding_endpoint(e) for e in owners], self.engine.policy, "/embeddings", body)
             prompt = meter.prompt_tokens
             meter.reported(usage_of(answer) or Usage(prompt_tokens=prompt, completion_tokens=0, total_tokens=prompt))
-        finally:
-            await reservation.settle(meter.total())
         return answer
 
 

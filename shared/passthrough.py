@@ -17,7 +17,7 @@ from openai import AsyncStream
 from shared.endpoints import Endpoint
 from shared.openai_wire import billed_text, usage_of
 from shared.resilience.policy import ResiliencePolicy
-from shared.routing import held_stream, meter_failed_attempt
+from shared.routing import held_stream, metered
 
 log = logging.getLogger(__name__)
 Chunks = AsyncStream[dict[str, Any]]
@@ -37,11 +37,7 @@ async def forward(endpoints: list[Endpoint], policy: ResiliencePolicy, path: str
     """One JSON answer (chat completions or embeddings) and the endpoint that gave it."""
 
     async def attempt(endpoint: Endpoint) -> tuple[Endpoint, dict[str, Any]]:
-        try:
-            answer = await endpoint.client.post(path, body=upstream_body(body, endpoint), cast_to=object)
-        except BaseException as exc:
-            meter_failed_attempt(exc)
-            raise
+        answer = await metered(endpoint.client.post(path, body=upstream_body(body, endpoint), cast_to=object))
         if not isinstance(answer, dict):
             raise ValueError("the endpoint's answer is not a JSON object")
         return endpoint, answer

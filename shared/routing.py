@@ -4,7 +4,7 @@ policy (retry, breakers, failover), so the HTTP, OpenAI-compatible and queue pat
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import ConfigDict, PrivateAttr
@@ -22,6 +22,7 @@ from shared.upstream import billable_failure, classify
 log = logging.getLogger(__name__)
 StreamParts = AsyncGenerator[list[StreamingChatMessageContent], Any]
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class RoutedChatCompletion(ChatCompletionClientBase):
@@ -53,11 +54,7 @@ class RoutedChatCompletion(ChatCompletionClientBase):
         self, chat_history: ChatHistory, settings: PromptExecutionSettings
     ) -> list[ChatMessageContent]:
         async def attempt(endpoint: Endpoint) -> list[ChatMessageContent]:
-            try:
-                results = await endpoint.service.get_chat_message_contents(chat_history, _for_endpoint(settings))
-            except BaseException as exc:
-                meter_failed_attempt(exc)
-                raise
+            results = await metered(endpoint.service.get_chat_message_contents(chat_history, _for_endpoint(settings)))
             for message in results:
                 message.metadata["endpoint"] = endpoint.name
             return results
@@ -115,6 +112,16 @@ async def held_stream(policy: ResiliencePolicy, endpoints: list[Endpoint],
         raise ServiceUnavailable("The model's answer was cut off.") from exc
     finally:
         await parts.aclose()
+
+
+async def metered(call: Awaitable[R]) -> R:
+    """One attempt's call, its failure told to the request's meter (a streamed attempt tells it
+    itself, with what it had received: see held_stream)."""
+    try:
+        return await call
+    except BaseException as exc:
+        meter_failed_attempt(exc)
+        raise
 
 
 def meter_failed_attempt(exc: BaseException, partial: str = "", *, answer_started: bool = False) -> None:

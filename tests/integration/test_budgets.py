@@ -73,7 +73,7 @@ async def test_a_reservation_that_does_not_fit_is_429_until_midnight_utc(ledger:
 async def test_a_released_reservation_makes_room_again(ledger: CosmosBudgetLedger) -> None:
     who = tenant(daily_tokens=400)
     reservation = await ledger.reserve(who, "m", Estimate(100, 300))
-    await reservation.release()
+    await reservation.settle(usage(0, 0))  # nothing was billed: all of it back
     await ledger.reserve(who, "m", Estimate(100, 300))
     report = (await ledger.usage(who))["daily"]
     assert (report["tokens_used"], report["tokens_reserved"]) == (100, 300), "only the second one counts"
@@ -155,7 +155,7 @@ async def test_a_settlement_after_the_lease_ended_charges_without_freeing_room_t
     await slow.settle(usage(100, 50))
     report = (await ledger.usage(who))["daily"]
     assert (report["tokens_reserved"], report["tokens_used"]) == (30, 160)
-    await other.release()
+    await other.settle(usage(0, 0))
     assert (await ledger.usage(who))["daily"]["tokens_reserved"] == 0
 
 

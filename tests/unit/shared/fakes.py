@@ -69,9 +69,6 @@ class FakeReservation:
     async def settle(self, usage: Usage) -> None:
         self.ledger.events.append(("settle", usage.total_tokens))
 
-    async def release(self) -> None:
-        await self.settle(Usage())
-
     async def renew(self) -> None:
         self.renewals += 1
 
