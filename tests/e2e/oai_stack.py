@@ -13,7 +13,7 @@ import pytest
 from openai.types.chat import ChatCompletionFunctionToolParam
 
 from shared.config import hash_api_key
-from tools.localenv import LocalStack, free_port
+from tools.localenv import LocalStack
 
 FID_KEY = "fidelity-key"  # cache off: every call reaches the simulator, nothing embeds
 CACHED_KEY = "fidelity-cached-key"  # cache on (exact and semantic)
@@ -37,10 +37,8 @@ TIDES: ChatCompletionFunctionToolParam = {"type": "function", "function": {
 
 @pytest.fixture(scope="session")
 def oai_app(stack: LocalStack) -> Iterator[str]:
-    port = free_port()
-    stack.start_app(extra_env={"TENANTS": TENANTS}, name="oai-fidelity", port=port)
-    yield f"http://127.0.0.1:{port}"
-    stack.stop("oai-fidelity")
+    with stack.app_on_free_port("oai-fidelity", {"TENANTS": TENANTS}) as url:
+        yield url
 
 
 def _sims(stack: LocalStack, method: str, path: str) -> list[httpx.Response]:

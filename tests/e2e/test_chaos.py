@@ -12,7 +12,7 @@ import pytest
 from bench import resilience
 from tests.conftest import ADMIN_KEY, DEV_KEY, TEST_TENANTS
 from tests.e2e.conftest import assert_problem
-from tools.localenv import LocalStack, free_port
+from tools.localenv import LocalStack
 
 pytestmark = pytest.mark.e2e
 DEADLINE_S = 5.0
@@ -21,11 +21,8 @@ DEADLINE_S = 5.0
 @pytest.fixture
 def fresh_app(stack: LocalStack) -> Iterator[str]:
     """A new app process per scenario, so breakers and the retry budget start as after a deploy."""
-    port = free_port()
-    stack.start_app(extra_env={"TENANTS": TEST_TENANTS, "REQUEST_DEADLINE_S": str(DEADLINE_S)},
-                    name="chaos-app", port=port)
-    yield f"http://127.0.0.1:{port}"
-    stack.stop("chaos-app")
+    with stack.app_on_free_port("chaos-app", {"TENANTS": TEST_TENANTS, "REQUEST_DEADLINE_S": str(DEADLINE_S)}) as url:
+        yield url
 
 
 def sims(stack: LocalStack) -> dict[str, str]:
@@ -105,11 +102,9 @@ def test_a_model_outage_is_a_503_with_retry_after_and_no_provider_text(fresh_app
 @pytest.fixture
 def short_deadline_app(stack: LocalStack) -> Iterator[str]:
     """A fresh app whose request deadline (1.5 s) is far below the endpoints' own timeout (MODEL_TIMEOUT_S)."""
-    port = free_port()
-    stack.start_app(extra_env={"TENANTS": TEST_TENANTS, "REQUEST_DEADLINE_S": "1.5", "SEMANTIC_CACHE_MODE": "off"},
-                    name="deadline-app", port=port)
-    yield f"http://127.0.0.1:{port}"
-    stack.stop("deadline-app")
+    env = {"TENANTS": TEST_TENANTS, "REQUEST_DEADLINE_S": "1.5", "SEMANTIC_CACHE_MODE": "off"}
+    with stack.app_on_free_port("deadline-app", env) as url:
+        yield url
 
 
 def test_slow_answers_past_the_callers_deadline_leave_both_breakers_closed(

@@ -17,7 +17,7 @@ from azure.storage.queue import QueueServiceClient
 from shared.config import hash_api_key
 from tests.conftest import DEV_KEY
 from tests.e2e.test_jobs import CHAT_INPUT, jobs_container, wait_for
-from tools.localenv import LocalStack, free_port
+from tools.localenv import LocalStack
 
 pytestmark = pytest.mark.e2e
 TIGHT_KEY, BROKE_KEY = "tight-tenant-key", "broke-tenant-key"
@@ -38,12 +38,10 @@ def recovery_app(stack: LocalStack) -> Iterator[str]:
     for name in (queue, f"{queue}-poison"):  # as the Bicep creates them in Azure
         with contextlib.suppress(ResourceExistsError):
             service.create_queue(name)
-    port = free_port()
-    stack.start_app(extra_env={"TENANTS": TENANTS, "JOBS_QUEUE": queue, "JOBS_SWEEP_SCHEDULE": "*/2 * * * * *",
-                               "JOBS_STALE_AFTER_S": "2", "SEMANTIC_CACHE_MODE": "off"},
-                    name="recovery-app", port=port)
-    yield f"http://127.0.0.1:{port}"
-    stack.stop("recovery-app")
+    env = {"TENANTS": TENANTS, "JOBS_QUEUE": queue, "JOBS_SWEEP_SCHEDULE": "*/2 * * * * *",
+           "JOBS_STALE_AFTER_S": "2", "SEMANTIC_CACHE_MODE": "off"}
+    with stack.app_on_free_port("recovery-app", env) as url:
+        yield url
 
 
 def client(url: str, key: str) -> httpx.Client:

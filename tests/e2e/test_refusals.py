@@ -14,7 +14,7 @@ import pytest
 from shared.config import hash_api_key
 from shared.tokens import prompt_tokens
 from tests.e2e.conftest import assert_problem
-from tools.localenv import LocalStack, free_port
+from tools.localenv import LocalStack
 
 pytestmark = pytest.mark.e2e
 PROMPT = "Name one lighthouse on the north coast."
@@ -33,10 +33,8 @@ TENANTS = json.dumps([tenant("tiny", daily_tokens=10), tenant("one-minute", rpm=
 
 @pytest.fixture(scope="module")
 def url(stack: LocalStack) -> Iterator[str]:
-    port = free_port()
-    stack.start_app(extra_env={"TENANTS": TENANTS}, name="refusals", port=port)
-    yield f"http://127.0.0.1:{port}"
-    stack.stop("refusals")
+    with stack.app_on_free_port("refusals", {"TENANTS": TENANTS}) as app:
+        yield app
 
 
 def chat(url: str, name: str) -> httpx.Response:

@@ -18,7 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -156,6 +156,16 @@ class LocalStack:
                      "--region", region],
                 ready=functools.partial(_answers_200, f"{url}/_sim/stats"),
             )
+
+    @contextlib.contextmanager
+    def app_on_free_port(self, name: str, extra_env: dict[str, str]) -> Iterator[str]:
+        """Another app process with its own settings, on a free port, stopped afterwards: its URL."""
+        port = free_port()
+        self.start_app(extra_env=extra_env, name=name, port=port)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            self.stop(name)
 
     def start_app(self, extra_env: dict[str, str] | None = None, *, name: str = "app",
                   port: int | None = None, use_func: bool = False,
