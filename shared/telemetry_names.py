@@ -66,6 +66,10 @@ METRIC_RETRIES: Final = "aigw.retries"  # counter, by endpoint
 METRIC_FAILOVERS: Final = "aigw.failovers"  # counter, by the endpoint failed away from
 METRIC_JOBS: Final = "aigw.jobs"  # counter, by OUTCOME
 METRIC_JOB_AGE: Final = "aigw.job.age"  # histogram, s from submission to the end of processing
+# Gauge per tenant and window (day | month) and unit (tokens | usd), set at each settlement: used / limit.
+METRIC_BUDGET_USED_RATIO: Final = "aigw.budget.used_ratio"
+BUDGET_WINDOW: Final = "aigw.budget.window"
+BUDGET_UNIT: Final = "aigw.budget.unit"
 
 # The audit record: one structured log line per request, on this logger, with these fields.
 AUDIT_LOGGER: Final = "aigw.audit"
