@@ -512,6 +512,18 @@ module endpoints './core/network/private-endpoint.bicep' = [for pe in privateEnd
   ]
 }]
 
+// The operator's dashboard: deployed always (it costs nothing until someone opens it).
+module workbook './app/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    appInsightsId: appInsights.outputs.id
+    storageAccountId: storage.outputs.id
+  }
+}
+
 module alerts './app/alerts.bicep' = if (!empty(alertEmail)) {
   name: 'alerts'
   scope: rg

@@ -1,4 +1,6 @@
-// The gateway's alerts: failed request rate, p95 latency, 429 rate, budget-exceeded events, poison jobs.
+// The gateway's alerts: error rate, model latency p95, 429 rate, a tenant's budget at 80%, a breaker open, poison jobs.
+// Every name the queries use is one shared/telemetry_names.py defines (tests/infra/test_telemetry_names.py);
+// docs/runbook.md says what to do when each fires.
 
 param location string = resourceGroup().location
 param tags object = {}
@@ -14,22 +16,30 @@ param poisonQueueName string
 @description('Alert when more than this percentage of requests fail with a 5xx status.')
 param failedRequestPercent int = 5
 
-@description('Alert when the 95th percentile of request duration exceeds this many milliseconds (streamed answers count in full).')
-param latencyP95Ms int = 15000
+@description('Alert when the 95th percentile of a model\'s attempt latency exceeds this many milliseconds (streams: time to first chunk).')
+param modelLatencyP95Ms int = 5000
 
 @description('Alert when more than this percentage of requests are answered 429 (rate limit or budget).')
 param throttledRequestPercent int = 10
 
-@description('Ignore windows with fewer requests than this: one failure out of three requests is not an incident.')
+@description('Alert when a tenant has used this percentage of a token or USD budget (day or month).')
+param budgetUsedPercent int = 80
+
+@description('Ignore windows with fewer requests (or model attempts) than this: one failure out of three requests is not an incident.')
 param minRequests int = 20
 
-// Probes are answered without touching any dependency; counting them would dilute every rate.
-var appRequests = 'requests | where url !contains "/api/health" and url !contains "/api/ready"'
+// The app's own server spans carry aigw.route (the Functions host's per-invocation records do not), and
+// probes are answered without touching any dependency: counting them would dilute every rate.
+var appRequests = join([
+  'requests'
+  '| where isnotempty(tostring(customDimensions["aigw.route"]))'
+  '| where tostring(customDimensions["aigw.route"]) !in ("health", "ready")'
+], '\n')
 
 var rules = [
   {
     name: 'failed-requests'
-    displayName: 'AI gateway: failed request rate'
+    displayName: 'AI gateway: error rate'
     description: 'More than ${failedRequestPercent}% of requests answered 5xx in 15 minutes (at least ${minRequests} requests).'
     severity: 1
     query: join([
@@ -39,14 +49,19 @@ var rules = [
     ], '\n')
   }
   {
-    name: 'latency-p95'
-    displayName: 'AI gateway: p95 latency'
-    description: 'p95 request duration above ${latencyP95Ms} ms in 15 minutes (health and ready probes excluded).'
+    // Model attempts, not requests: a request's duration includes a long streamed answer, budget waits and
+    // cache hits; the attempt span is what the provider did. A stream counts its time to first chunk.
+    name: 'model-latency-p95'
+    displayName: 'AI gateway: model latency p95'
+    description: 'p95 latency of a model\'s attempts above ${modelLatencyP95Ms} ms in 15 minutes (streams: time to first chunk; at least ${minRequests} attempts).'
     severity: 2
     query: join([
-      appRequests
-      '| summarize total = count(), p95 = percentile(duration, 95)'
-      '| where total >= ${minRequests} and p95 > ${latencyP95Ms}'
+      'dependencies'
+      '| where isnotempty(tostring(customDimensions["gen_ai.operation.name"]))'
+      '| extend model = tostring(customDimensions["gen_ai.request.model"])'
+      '| extend latency_ms = iff(tobool(customDimensions["gen_ai.request.stream"]), 1000.0 * todouble(customDimensions["aigw.time_to_first_chunk_s"]), duration)'
+      '| summarize attempts = count(), p95 = percentile(latency_ms, 95) by model'
+      '| where attempts >= ${minRequests} and p95 > ${modelLatencyP95Ms}'
     ], '\n')
   }
   {
@@ -61,28 +76,43 @@ var rules = [
     ], '\n')
   }
   {
-    name: 'budget-exceeded'
-    displayName: 'AI gateway: budget exceeded'
-    description: 'A tenant hit its token or USD budget (custom event or log record budget_exceeded).'
+    name: 'budget-used'
+    displayName: 'AI gateway: tenant budget at ${budgetUsedPercent}%'
+    description: 'A tenant has used ${budgetUsedPercent}% or more of a token or USD budget (day or month); one row per tenant, window and unit.'
     severity: 3
     query: join([
-      'union isfuzzy=true'
-      '  (customEvents | where name == "budget_exceeded"),'
-      '  (traces | where message contains "budget_exceeded" or tostring(customDimensions["event"]) == "budget_exceeded")'
-      '| summarize events = count()'
-      '| where events > 0'
+      'customMetrics'
+      '| where name == "aigw.budget.used_ratio"'
+      '| extend tenant = tostring(customDimensions["aigw.tenant"]), window = tostring(customDimensions["aigw.budget.window"]), unit = tostring(customDimensions["aigw.budget.unit"])'
+      '| summarize used = max(valueMax) by tenant, window, unit'
+      '| where used * 100 >= ${budgetUsedPercent}'
     ], '\n')
   }
   {
+    name: 'breaker-open'
+    displayName: 'AI gateway: breaker open'
+    description: 'A model endpoint\'s circuit breaker opened in 15 minutes: its calls fail over to the next endpoint, or fail.'
+    severity: 2
+    query: join([
+      'customMetrics'
+      '| where name == "aigw.breaker.transitions"'
+      '| where tostring(customDimensions["aigw.breaker.state"]) == "open"'
+      '| summarize opened = sum(valueSum) by endpoint = tostring(customDimensions["aigw.endpoint"])'
+      '| where opened > 0'
+    ], '\n')
+  }
+  {
+    // The app's count of poisoned jobs, and the host's own log line when it moves a message (it is logged even
+    // when the message is not a job, which the app cannot count as one).
     name: 'poison-jobs'
     displayName: 'AI gateway: jobs in ${poisonQueueName}'
-    description: 'A queue job failed every retry and was moved to ${poisonQueueName} (host log, or the poison handler ran).'
+    description: 'A queue job failed every retry and was moved to ${poisonQueueName}.'
     severity: 2
     query: join([
       'union isfuzzy=true'
-      '  (traces | where message contains "Moving message to queue" and message contains "${poisonQueueName}"),'
-      '  (requests | where tostring(customDimensions) contains "${poisonQueueName}" or operation_Name contains "poison")'
-      '| summarize poisoned = count()'
+      '  (customMetrics | where name == "aigw.jobs" and tostring(customDimensions["aigw.outcome"]) == "poisoned" | summarize poisoned = sum(valueSum)),'
+      '  (traces | where message has "Moving message to queue" and message has "${poisonQueueName}" | summarize poisoned = todouble(count()))'
+      '| summarize poisoned = sum(poisoned)'
       '| where poisoned > 0'
     ], '\n')
   }
