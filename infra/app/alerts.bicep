@@ -39,6 +39,7 @@ var appRequests = join([
 var rules = [
   {
     name: 'failed-requests'
+    dimensions: []
     displayName: 'AI gateway: error rate'
     description: 'More than ${failedRequestPercent}% of requests answered 5xx in 15 minutes (at least ${minRequests} requests).'
     severity: 1
@@ -52,6 +53,9 @@ var rules = [
     // Model attempts, not requests: a request's duration includes a long streamed answer, budget waits and
     // cache hits; the attempt span is what the provider did. A stream counts its time to first chunk.
     name: 'model-latency-p95'
+    dimensions: [
+      'model'
+    ]
     displayName: 'AI gateway: model latency p95'
     description: 'p95 latency of a model\'s attempts above ${modelLatencyP95Ms} ms in 15 minutes (streams: time to first chunk; at least ${minRequests} attempts).'
     severity: 2
@@ -66,6 +70,7 @@ var rules = [
   }
   {
     name: 'throttled-requests'
+    dimensions: []
     displayName: 'AI gateway: 429 rate'
     description: 'More than ${throttledRequestPercent}% of requests answered 429 (rate limit or budget) in 15 minutes.'
     severity: 2
@@ -77,6 +82,11 @@ var rules = [
   }
   {
     name: 'budget-used'
+    dimensions: [
+      'tenant'
+      'window'
+      'unit'
+    ]
     displayName: 'AI gateway: tenant budget at ${budgetUsedPercent}%'
     description: 'A tenant has used ${budgetUsedPercent}% or more of a token or USD budget (day or month); one row per tenant, window and unit.'
     severity: 3
@@ -90,6 +100,9 @@ var rules = [
   }
   {
     name: 'breaker-open'
+    dimensions: [
+      'endpoint'
+    ]
     displayName: 'AI gateway: breaker open'
     description: 'A model endpoint\'s circuit breaker opened in 15 minutes: its calls fail over to the next endpoint, or fail.'
     severity: 2
@@ -105,6 +118,7 @@ var rules = [
     // The app's count of poisoned jobs, and the host's own log line when it moves a message (it is logged even
     // when the message is not a job, which the app cannot count as one).
     name: 'poison-jobs'
+    dimensions: []
     displayName: 'AI gateway: jobs in ${poisonQueueName}'
     description: 'A queue job failed every retry and was moved to ${poisonQueueName}.'
     severity: 2
@@ -137,6 +151,7 @@ module logAlerts '../core/monitor/log-alert.bicep' = [for rule in rules: {
     alertDescription: rule.description
     severity: rule.severity
     query: rule.query
+    dimensions: rule.dimensions
     scopeId: appInsightsId
     actionGroupId: actionGroup.outputs.id
   }

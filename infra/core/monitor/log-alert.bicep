@@ -19,6 +19,8 @@ param actionGroupId string
 @description('How often the query runs. PT15M costs a third of PT5M per rule (log alerts are billed by frequency).')
 param evaluationFrequency string = 'PT15M'
 param windowSize string = 'PT15M'
+@description('Columns of the query\'s rows to split by: one alert per value (per tenant, per endpoint), each resolving on its own.')
+param dimensions array = []
 
 resource rule 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   name: name
@@ -40,6 +42,13 @@ resource rule 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
         {
           query: query
           timeAggregation: 'Count'
+          dimensions: [for d in dimensions: {
+            name: d
+            operator: 'Include'
+            values: [
+              '*'
+            ]
+          }]
           operator: 'GreaterThan'
           threshold: 0
           failingPeriods: {
