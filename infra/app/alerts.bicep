@@ -94,7 +94,7 @@ var rules = [
       'customMetrics'
       '| where name == "aigw.budget.used_ratio"'
       '| extend tenant = tostring(customDimensions["aigw.tenant"]), window = tostring(customDimensions["aigw.budget.window"]), unit = tostring(customDimensions["aigw.budget.unit"])'
-      '| summarize used = max(valueMax) by tenant, window, unit'
+      '| summarize used = max(value) by tenant, window, unit'
       '| where used * 100 >= ${budgetUsedPercent}'
     ], '\n')
   }
@@ -125,7 +125,7 @@ var rules = [
     query: join([
       'union isfuzzy=true'
       '  (customMetrics | where name == "aigw.jobs" and tostring(customDimensions["aigw.outcome"]) == "poisoned" | summarize poisoned = sum(valueSum)),'
-      '  (traces | where message has "Moving message to queue" and message has "${poisonQueueName}" | summarize poisoned = todouble(count()))'
+      '  (traces | where message contains "Moving message to queue" and message contains "${poisonQueueName}" | summarize poisoned = todouble(count()))'
       '| summarize poisoned = sum(poisoned)'
       '| where poisoned > 0'
     ], '\n')
