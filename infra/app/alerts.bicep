@@ -34,6 +34,8 @@ var appRequests = join([
   'requests'
   '| where isnotempty(tostring(customDimensions["aigw.route"]))'
   '| where tostring(customDimensions["aigw.route"]) !in ("health", "ready")'
+  // Queue job deliveries are server spans too ("process <queue>"); a retried delivery is not a failed request.
+  '| where name !startswith "process "'
 ], '\n')
 
 var rules = [
@@ -115,18 +117,17 @@ var rules = [
     ], '\n')
   }
   {
-    // The app's count of poisoned jobs, and the host's own log line when it moves a message (it is logged even
-    // when the message is not a job, which the app cannot count as one).
+    // The host's own log line when it moves a message: it is written for a job that failed every delivery and
+    // for a message that is not a job alike, and whatever the app's telemetry does.
     name: 'poison-jobs'
     dimensions: []
     displayName: 'AI gateway: jobs in ${poisonQueueName}'
-    description: 'A queue job failed every retry and was moved to ${poisonQueueName}.'
+    description: 'A queue message failed every delivery and was moved to ${poisonQueueName}.'
     severity: 2
     query: join([
-      'union isfuzzy=true'
-      '  (customMetrics | where name == "aigw.jobs" and tostring(customDimensions["aigw.outcome"]) == "poisoned" | summarize poisoned = sum(valueSum)),'
-      '  (traces | where message contains "Moving message to queue" and message contains "${poisonQueueName}" | summarize poisoned = todouble(count()))'
-      '| summarize poisoned = sum(poisoned)'
+      'traces'
+      '| where message contains "Moving message to queue" and message contains "${poisonQueueName}"'
+      '| summarize poisoned = count()'
       '| where poisoned > 0'
     ], '\n')
   }

@@ -34,7 +34,7 @@ def _literals(text: str) -> list[str]:
 def _comparisons(subject: str, text: str) -> set[tuple[str, str]]:
     """(operator, literal) for every `subject == "x"`, `subject in ("x", "y")`, `subject startswith "x"`, ..."""
     found: set[tuple[str, str]] = set()
-    for op, literal in re.findall(rf"{subject}\s*(==|!=|=~|!~|\bstartswith\b|\bendswith\b|\bhas\b|\bcontains\b)"
+    for op, literal in re.findall(rf"{subject}\s*(==|!=|=~|!~|!?\bstartswith\b|!?\bendswith\b|!?\bhas\b|!?\bcontains\b)"
                                   rf"\s*{_STRING}", text):
         found.add((op, literal))
     for op, inside in re.findall(rf"{subject}\s+(!?in~?)\s*{_LIST}", text):

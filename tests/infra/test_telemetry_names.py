@@ -73,7 +73,7 @@ VALUES: dict[str, set[str]] = {
     names.GEN_AI_PROVIDER_NAME: {names.PROVIDER_AZURE_OPENAI, names.PROVIDER_OPENAI},
     names.BUDGET_WINDOW: set(getattr(names, "BUDGET_WINDOWS", ("day", "month"))),
     names.BUDGET_UNIT: set(getattr(names, "BUDGET_UNITS", ("tokens", "usd"))),
-    names.OUTCOME: set(getattr(names, "JOB_OUTCOMES", ("succeeded", "failed", "poisoned"))),
+    names.OUTCOME: set(getattr(names, "JOB_OUTCOMES", ("succeeded", "failed", "requeued", "retry", "ignored"))),
 }
 
 # Dimensions whose values are data (a tenant's name, an id): a query may compare them with anything.
@@ -89,7 +89,7 @@ def problems(query: str) -> list[str]:
     if found.unnamed_dimension_uses:
         bad.append("customDimensions used without a key (write customDimensions[\"name\"] so it can be checked)")
     for op, literal in sorted(found.names):
-        span_prefix = op == "startswith" and literal == f"{names.JOB_SPAN_PREFIX} "
+        span_prefix = op in ("startswith", "!startswith") and literal == f"{names.JOB_SPAN_PREFIX} "
         equal = op in ("==", "!=", "in", "!in")
         if not span_prefix and not (equal and (literal in METRICS or literal in PERFORMANCE_COUNTERS)):
             bad.append(f"name {op} {literal!r} is no metric (or span prefix) in shared/telemetry_names.py")
