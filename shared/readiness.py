@@ -6,10 +6,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
 
 import httpx
 
-from shared.cosmos import CosmosState
+if TYPE_CHECKING:
+    from shared.cosmos import CosmosState  # the Cosmos SDK: loaded with the container, not by the index
 
 log = logging.getLogger(__name__)
 Probe = Callable[[], Awaitable[dict[str, str]]]
