@@ -23,8 +23,8 @@ from typing import Any
 from azure.core.pipeline.transport._aiohttp import AioHttpTransport
 
 from shared.auth import Principal
+from shared.composition import build_container
 from shared.config import TenantLimits, load_settings
-from shared.container import build_container
 from shared.gateway import CallContext, ChatCall
 from shared.models import ChatMessage
 from shared.values import SamplingParams

@@ -24,8 +24,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.composition import build_container
 from shared.config import Settings, load_settings
-from shared.container import build_container
 from shared.cosmos import CosmosState
 from shared.embeddings import Embedder, KernelEmbedder, build_embedding_endpoints, cosine
 from shared.models import ChatMessage, Usage

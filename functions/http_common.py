@@ -7,7 +7,7 @@ import logging
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import azure.functions as func
 from azure.core.exceptions import AzureError
@@ -25,11 +25,13 @@ from shared.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
     ValidationFailed,
+    exception_chain,
     field_errors,
 )
-from shared.gateway import CallContext
 from shared.problems import PROBLEM_MEDIA_TYPE, problem_body, problem_headers
-from shared.upstream import exception_chain
+
+if TYPE_CHECKING:
+    from shared.gateway import CallContext  # loaded with the container (shared/container.py)
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -92,6 +94,8 @@ def log_unexpected(what: str, cid: str, exc: BaseException) -> None:
 
 def call_context(req: Request, principal: Principal, cid: str) -> CallContext:
     """The caller's Cache-Control: no-cache skips the lookup, no-store also the store."""
+    from shared.gateway import CallContext  # noqa: PLC0415  loaded with the container, before this runs
+
     directives = {d.strip() for d in req.headers.get("cache-control", "").lower().split(",")}
     return CallContext(principal, cid, cache_lookup="no-cache" not in directives and "no-store" not in directives,
                        cache_store="no-store" not in directives)

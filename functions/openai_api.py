@@ -7,7 +7,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 from azurefunctions.extensions.http.fastapi import Request, Response, StreamingResponse
@@ -15,9 +15,11 @@ from azurefunctions.extensions.http.fastapi import Request, Response, StreamingR
 from functions.http_common import Scope, http_function, log_unexpected, ok, read_json, respond, validate
 from shared.errors import AppError
 from shared.models import OpenAIChatRequest, OpenAIEmbeddingsRequest, Usage
-from shared.openai_path import OpenAIPath
 from shared.openai_wire import replay, text_response
 from shared.values import Delta
+
+if TYPE_CHECKING:
+    from shared.openai_path import OpenAIPath
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -54,8 +56,15 @@ async def azure_models(req: Request) -> Response:
     return await respond(req, _models)
 
 
+def _path(scope: Scope) -> OpenAIPath:
+    """The OpenAI path over the container's gateway; its module (the openai SDK) is loaded with the container."""
+    from shared.openai_path import OpenAIPath  # noqa: PLC0415  imported by then: no import on the request path
+
+    return OpenAIPath(scope.container.gateway)
+
+
 async def _models(scope: Scope) -> Response:
-    models = OpenAIPath(scope.container.gateway).models(scope.principal)
+    models = _path(scope).models(scope.principal)
     return ok({"object": "list",
                "data": [{"id": m, "object": "model", "created": 0, "owned_by": "aigw"} for m in models]})
 
@@ -63,7 +72,7 @@ async def _models(scope: Scope) -> Response:
 async def _embeddings(scope: Scope, deployment: str | None) -> Response:
     data = await read_json(scope.request, scope.container.settings.max_request_bytes)
     request = validate(OpenAIEmbeddingsRequest, data)
-    answer = await OpenAIPath(scope.container.gateway).embeddings(scope.context, deployment or request.model, data)
+    answer = await _path(scope).embeddings(scope.context, deployment or request.model, data)
     return ok(answer)
 
 
@@ -71,7 +80,7 @@ async def _completions(scope: Scope, deployment: str | None) -> Response:
     # Validated for what the gateway reads; forwarded as the client wrote it.
     data = await read_json(scope.request, scope.container.settings.max_request_bytes)
     request = validate(OpenAIChatRequest, data)
-    path = OpenAIPath(scope.container.gateway)
+    path = _path(scope)
     requested = deployment or request.model
     completion_id = f"chatcmpl-{scope.correlation_id}"
     if not request.stream:

@@ -7,9 +7,8 @@ import logging
 
 import azure.functions as func
 
-from shared.container import get_container
+from shared.container import get_container, loaded
 from shared.correlation import safe_correlation_id
-from shared.jobs import job_id_for, parse_job_message
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()
@@ -20,6 +19,8 @@ bp = func.Blueprint()
 async def jobs_worker(msg: func.QueueMessage) -> None:
     """Transient failures propagate, so the host retries and finally moves the message to poison."""
     text = msg.get_body().decode("utf-8", errors="replace")
+    await loaded()
+    from shared.jobs import job_id_for, parse_job_message  # noqa: PLC0415  loaded by the loader thread
     try:
         message = parse_job_message(text)
     except ValueError:
@@ -41,6 +42,7 @@ async def jobs_poison(msg: func.QueueMessage) -> None:
     retried until its time to live ran out, with nobody told."""
     body = msg.get_body()
     container = await get_container()
+    from shared.jobs import job_id_for, parse_job_message  # noqa: PLC0415  loaded with the container
     text = body.decode("utf-8", errors="replace")
     try:
         message = parse_job_message(text)

@@ -5,10 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from shared.config import TenantConfig, TenantLimits, hash_api_key
-from shared.entra import EntraCaller, EntraValidator, InvalidToken, looks_like_jwt
+from shared.entra_claims import EntraCaller, InvalidToken, looks_like_jwt
 from shared.errors import Forbidden, Unauthorized
+
+if TYPE_CHECKING:
+    from shared.entra import EntraValidator  # PyJWT and cryptography: built with the container
 
 log = logging.getLogger(__name__)
 REALM = "aigw"

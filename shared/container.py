@@ -1,45 +1,44 @@
-"""Composition root: builds the credential and every client once per worker process."""
+"""Composition root: the worker's one container, built on first use from modules loaded in the background.
+
+Importing this module is cheap on purpose: the function index imports it. The builders and the
+SDKs they need live in shared/composition.py, which `start_loading` imports in a background thread
+right after the index is built, so the first request finds them loaded, or nearly.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import functools
+import concurrent.futures
+import importlib
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
-import httpx
-from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.pipeline.transport import AsyncHttpTransport
-from azure.identity.aio import DefaultAzureCredential
-from azure.keyvault.secrets.aio import SecretClient
-
-from shared.auth import Authenticator
-from shared.budget import LEASE_MARGIN_S, CosmosBudgetLedger
-from shared.cache import CosmosExactCache, TieredCache
-from shared.config import Settings, load_settings
-from shared.cosmos import CosmosState, cosmos_client
-from shared.deadletter import CosmosDeadLetters
-from shared.embeddings import KernelEmbedder, build_embedding_endpoints
-from shared.endpoints import embedding_endpoint_name
-from shared.entra import EntraValidator, SigningKeys
+from shared.config import load_settings
 from shared.errors import ConfigError, NotConfigured
-from shared.gateway import Gateway
-from shared.jobqueue import JobQueue, storage_job_queue
-from shared.jobs import CosmosJobStore, JobService
-from shared.kernel import KernelEngine, build_endpoint, build_kernel
-from shared.ratelimit import CosmosRateLimiter
-from shared.readiness import Readiness, probe_dependencies
-from shared.resilience.breaker import BreakerSettings
-from shared.resilience.clock import Clock, SystemClock
-from shared.resilience.policy import ResiliencePolicy, RetrySettings
-from shared.resilience.pool import EndpointPool
-from shared.resilience.retry_budget import RetryBudget
-from shared.secrets import KeyVaultSecrets, LocalSecrets, SecretProvider
-from shared.semantic_cache import SemanticCache, SemanticCacheSettings, vector_index
+
+if TYPE_CHECKING:
+    import httpx
+    from azure.core.credentials_async import AsyncTokenCredential
+
+    from shared.auth import Authenticator
+    from shared.budget import CosmosBudgetLedger
+    from shared.config import Settings
+    from shared.cosmos import CosmosState
+    from shared.deadletter import CosmosDeadLetters
+    from shared.gateway import Gateway
+    from shared.jobqueue import JobQueue
+    from shared.jobs import JobService
+    from shared.kernel import KernelEngine
+    from shared.readiness import Readiness
+    from shared.secrets import SecretProvider
 
 log = logging.getLogger(__name__)
+
+# What the first request needs and the index does not: imported by the loader thread only.
+SERVICE_MODULES = ("shared.composition", "shared.openai_path")
 
 
 @dataclass
@@ -75,100 +74,54 @@ class Container:
             await self.credential.close()
 
 
-def build_policy(settings: Settings, clock: Clock) -> ResiliencePolicy:
-    """One policy per process: breakers and the retry budget are shared by every request."""
-    breaker = BreakerSettings(
-        consecutive_failures=settings.breaker_consecutive_failures, failure_ratio=settings.breaker_failure_ratio,
-        window_s=settings.breaker_window_s, min_calls=settings.breaker_min_calls,
-        cooldown_s=settings.breaker_cooldown_s, half_open_probes=settings.breaker_half_open_probes,
-    )
-    names = [e.name for e in settings.ai_endpoints]
-    names += [embedding_endpoint_name(e.name) for e in settings.ai_endpoints if e.embedding_deployment]
-    pool = EndpointPool(names, breaker, clock)
-    budget = RetryBudget(clock, ratio=settings.retry_budget_ratio, window_s=settings.retry_budget_window_s,
-                         floor=settings.retry_budget_floor)
-    retry = RetrySettings(max_attempts=settings.retry_max_attempts, deadline_s=settings.request_deadline_s,
-                          backoff_base_s=settings.retry_backoff_base_s, backoff_cap_s=settings.retry_backoff_cap_s)
-    return ResiliencePolicy(pool, budget, retry, clock)
+class _Loader:
+    """The one background load of SERVICE_MODULES per process."""
+
+    future: concurrent.futures.Future[None] | None = None
+    lock = threading.Lock()
 
 
-async def build_semantic_cache(settings: Settings, cosmos: CosmosState, credential: AsyncTokenCredential | None,
-                               secrets: SecretProvider, clients: list[Any]) -> SemanticCache | None:
-    """None when turned off or when no endpoint has an embedding deployment. Appends the SDK
-    clients it builds to `clients`."""
-    if settings.semantic_cache_mode == "off":
-        return None
-    endpoints = await build_embedding_endpoints(settings.ai_endpoints, credential=credential, secrets=secrets,
-                                                timeout_s=min(5.0, settings.model_timeout_s))
-    if not endpoints:
-        log.info("semantic cache off: no endpoint has an embedding_deployment")
-        return None
-    clients.extend(cast(Any, e.service).client for e in endpoints)
-    config = SemanticCacheSettings(threshold=settings.semantic_cache_threshold,
-                                   scan_limit=settings.semantic_cache_scan_limit, mode=settings.semantic_cache_mode)
-    return SemanticCache(cosmos, KernelEmbedder(endpoints), vector_index(config), config)
+def start_loading() -> concurrent.futures.Future[None]:
+    """Start importing the service modules and the configured models' tokenizers in a daemon thread
+    (once per process); the future is done when they are loaded or the load failed."""
+    with _Loader.lock:
+        if _Loader.future is None:
+            future: concurrent.futures.Future[None] = concurrent.futures.Future()
+            future.set_running_or_notify_cancel()  # a waiter that gives up cannot cancel the load
+            _Loader.future = future
+            threading.Thread(target=_load, args=(future,), name="aigw-load", daemon=True).start()
+        return _Loader.future
 
 
-def _needs_credential(settings: Settings) -> bool:
-    return (
-        settings.cosmos_key is None
-        or settings.key_vault_uri is not None
-        or any(e.kind == "azure_openai" and not e.api_key_secret for e in settings.ai_endpoints)
-        or settings.azure_web_jobs_storage is None  # the jobs queue through the identity
-    )
+def _load(future: concurrent.futures.Future[None]) -> None:
+    started = time.perf_counter()
+    try:
+        for name in SERVICE_MODULES:
+            importlib.import_module(name)
+        from shared.tokens import counter_for  # noqa: PLC0415  loaded with the services above
 
-
-async def build_container(settings: Settings,
-                          cosmos_transport: AsyncHttpTransport[Any, Any] | None = None) -> Container:
-    credential: AsyncTokenCredential | None = None
-    if _needs_credential(settings):
-        # In Azure: the user-assigned managed identity (AZURE_CLIENT_ID); on a developer's
-        # machine: their `az login`, so `make run` can use real resources too.
-        credential = DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
-    secrets: SecretProvider
-    if settings.key_vault_uri:
-        assert credential is not None  # noqa: S101
-        secrets = KeyVaultSecrets(
-            SecretClient(settings.key_vault_uri, credential,
-                         verify_challenge_resource=settings.key_vault_verify_challenge_resource),
-            ttl_s=settings.secret_ttl_s,
-        )
+        try:
+            settings = load_settings()
+        except ConfigError:
+            pass  # get_container reports it, to every request, naming the setting
+        else:
+            for endpoint in settings.ai_endpoints:
+                counter_for(endpoint.model)
+    except BaseException as exc:  # noqa: BLE001  handed to the waiters: get_container imports again and raises
+        future.set_exception(exc)
     else:
-        secrets = LocalSecrets(settings.local_secrets)
-    cosmos = CosmosState(cosmos_client(settings, credential, cosmos_transport), settings.cosmos_database,
-                         settings.cosmos_create_containers)
-    endpoints = [
-        await build_endpoint(cfg, credential=credential, secrets=secrets, timeout_s=settings.model_timeout_s)
-        for cfg in settings.ai_endpoints
-    ]
-    engine = KernelEngine(build_kernel(endpoints, build_policy(settings, SystemClock())))
-    budget = CosmosBudgetLedger(cosmos, settings.model_prices, lease_s=settings.request_deadline_s + LEASE_MARGIN_S)
-    clients: list[Any] = [cast(Any, e.service).client for e in endpoints]
-    semantic = await build_semantic_cache(settings, cosmos, credential, secrets, clients)
-    cache = TieredCache(CosmosExactCache(cosmos, time.time), semantic, time.time)
-    gateway = Gateway(engine, CosmosRateLimiter(cosmos), budget, cache)
-    job_queue = storage_job_queue(settings, credential)
-    jobs = JobService(CosmosJobStore(cosmos), gateway, lease_s=settings.model_timeout_s * 2, queue=job_queue)
-    entra, entra_http = build_entra(settings)
-    auth = Authenticator(settings.tenants, entra, settings.entra_required_role)
-    http = httpx.AsyncClient(timeout=3)
-    probe = functools.partial(probe_dependencies, cosmos, isinstance(secrets, KeyVaultSecrets),
-                              {e.name: e.config.endpoint for e in engine.endpoints()}, http)
-    return Container(settings, credential, secrets, cosmos, engine, gateway, jobs, auth, budget, job_queue,
-                     CosmosDeadLetters(cosmos), Readiness(probe, settings.ready_refresh_s), http, entra_http,
-                     clients)
+        # How long a cold start waits for its modules, in the logs of every instance.
+        log.info("service modules loaded in %.2f s", time.perf_counter() - started)
+        future.set_result(None)
 
 
-def build_entra(settings: Settings) -> tuple[EntraValidator | None, httpx.AsyncClient | None]:
-    """The Entra token validator, when ENTRA_AUDIENCES names this API; None: tokens are refused."""
-    if not settings.entra_audiences:
-        return None, None
-    http = httpx.AsyncClient(timeout=5.0)
-    keys = SigningKeys(settings.entra_authority, http, cooldown_s=settings.entra_jwks_cooldown_s)
-    tids = {p.tid for t in settings.tenants for p in t.entra}
-    validator = EntraValidator(keys, authority=settings.entra_authority, audiences=settings.entra_audiences,
-                               tids=tids, leeway_s=settings.entra_leeway_s)
-    return validator, http
+async def loaded() -> None:
+    """Wait, without blocking the event loop, until the service modules are loaded: the code that
+    imports them after this never races the loader thread for an import lock."""
+    try:
+        await asyncio.wrap_future(start_loading())
+    except Exception:  # noqa: BLE001  the caller's own import raises it again, where it is handled
+        log.warning("loading the service modules in the background failed; loading them on first use")
 
 
 class _Root:
@@ -184,11 +137,16 @@ async def get_container() -> Container:
     if _Root.container is None:
         async with _Root.lock:
             if _Root.container is None:
+                await loaded()
+                from shared.composition import build_container  # noqa: PLC0415  loaded by the loader thread
+
+                started = time.perf_counter()
                 try:
                     _Root.container = await build_container(load_settings())
                 except ConfigError as exc:
                     log.error("the app is not configured: %s", exc)
                     raise NotConfigured(exc.settings) from None
+                log.info("container built in %.2f s", time.perf_counter() - started)
     return _Root.container
 
 

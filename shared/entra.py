@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -15,45 +12,16 @@ from typing import Any
 import httpx
 import jwt
 
+from shared.entra_claims import EntraCaller, InvalidToken, looks_like_jwt
 from shared.errors import DependencyFailed
+
+__all__ = ["EntraCaller", "EntraValidator", "InvalidToken", "SigningKeys", "looks_like_jwt"]
 
 log = logging.getLogger(__name__)
 
 ALGORITHM = "RS256"  # what Entra signs access tokens with; anything else is refused unread
 V1_ISSUER = "https://sts.windows.net/{tid}/"
 KEYS_MAX_AGE_S = 24 * 3600.0  # Entra rolls keys every few weeks and publishes the next one early
-
-
-class InvalidToken(Exception):
-    """The bearer value is not an acceptable Entra token; the message is safe to show the caller."""
-
-
-@dataclass(frozen=True)
-class EntraCaller:
-    """The verified claims the gateway acts on (never the token itself)."""
-
-    tid: str
-    oid: str
-    client_id: str  # azp (v2) or appid (v1): the client application
-    roles: tuple[str, ...]
-    scopes: tuple[str, ...]  # scp: present only in delegated (user) tokens
-
-    @property
-    def delegated(self) -> bool:
-        return bool(self.scopes)
-
-
-def looks_like_jwt(value: str) -> bool:
-    """Three dot-separated parts whose first is a base64url JSON object: such a value is always
-    validated as a token, never looked up as an API key."""
-    parts = value.split(".")
-    if len(parts) != 3 or not parts[0]:
-        return False
-    try:
-        header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
-    except (binascii.Error, ValueError):
-        return False
-    return isinstance(header, dict)
 
 
 @dataclass

@@ -154,3 +154,14 @@ def field_errors(exc: ValidationError, *, prefix: str = "", whole: str = "body")
         {"field": ".".join(([prefix] if prefix else []) + [str(p) for p in e["loc"]]) or whole, "message": e["msg"]}
         for e in exc.errors()
     ]
+
+
+def exception_chain(exc: BaseException) -> list[BaseException]:
+    """The exception and its causes: Semantic Kernel wraps the SDK's exception, which wraps
+    the transport's."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain

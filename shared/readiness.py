@@ -6,10 +6,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
-from shared.cosmos import CosmosState
+    from shared.cosmos import CosmosState  # the Cosmos SDK: loaded with the container, not by the index
 
 log = logging.getLogger(__name__)
 Probe = Callable[[], Awaitable[dict[str, str]]]
@@ -72,6 +74,8 @@ async def probe_dependencies(cosmos: CosmosState, key_vault: bool, endpoints: Ma
 
 async def _reachable(client: httpx.AsyncClient, url: str) -> str:
     """Any HTTP answer means the endpoint is reachable (auth is the model call's business)."""
+    import httpx  # noqa: PLC0415  loaded with the container, which made `client`
+
     try:
         await client.get(url)
         return "ok"

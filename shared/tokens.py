@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import json
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
-from typing import Any
-
-import bpe_openai
+from pathlib import Path
+from typing import Any, Protocol, cast
 
 # OpenAI's recipe for gpt-4o-family chat prompts (num_tokens_from_messages): each message bills its
 # role, its content and 3 framing tokens; the reply's priming bills 3. Counting all of it keeps the
@@ -16,10 +18,69 @@ TOKENS_PER_MESSAGE = 3
 REPLY_PRIMING = 3
 
 
+# bpe-openai's Encoding.encode_ordinary refuses a text of a million characters or more, and a count
+# above its chunk limit; the counter then falls back to UTF-8 bytes, as it always has.
+_MAX_CHARS = 1_000_000
+_CHUNK_LIMIT = 200_000
+
+
+class _RustTokenizer(Protocol):
+    def count(self, text: str) -> int: ...
+
+
 @cache
 def counter_for(model: str) -> Callable[[str], int]:
     """Exact counts for OpenAI models (vocabularies ship inside bpe-openai: nothing downloads).
     Any other model gets UTF-8 bytes, which no byte-level tokenizer can exceed."""
+    tokenizer = _rust_tokenizer(model)
+    if tokenizer is None:
+        return _package_counter(model)
+    counter = tokenizer
+
+    def count(text: str) -> int:
+        if len(text) >= _MAX_CHARS:
+            return len(text.encode("utf-8"))
+        tokens = counter.count(_sanitized(text))
+        return tokens if tokens <= _CHUNK_LIMIT else len(text.encode("utf-8"))
+
+    return count
+
+
+def _rust_tokenizer(model: str) -> _RustTokenizer | None:
+    """The model's tokenizer straight from bpe-openai's Rust extension, for the models it names
+    (the gpt-4o and gpt-4.1 families). Importing the `bpe_openai` package instead builds three
+    vocabularies in Python at import (0.5 s and their memory) that the Rust tokenizer never reads."""
+    backend = _rust_backend()
+    name = model.lower()
+    if backend is None or name not in backend.supported_models():
+        return None
+    return cast(_RustTokenizer, backend.tokenizer_for_model(name))
+
+
+@cache
+def _rust_backend() -> Any:
+    """bpe_openai._bindings, loaded from the installed package's folder without running the
+    package's __init__; the package's own import, if anything makes it, finds the same module."""
+    name = "bpe_openai._bindings"
+    if name in sys.modules:
+        return sys.modules[name]
+    package = importlib.util.find_spec("bpe_openai")  # finds the package; does not import it
+    for folder in (package.submodule_search_locations or []) if package else []:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = Path(folder) / f"_bindings{suffix}"
+            spec = importlib.util.spec_from_file_location(name, path) if path.is_file() else None
+            if spec is not None and spec.loader is not None:
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                return module
+    return None
+
+
+def _package_counter(model: str) -> Callable[[str], int]:
+    """Models the Rust extension does not name (gpt-4, gpt-3.5, embeddings): the package's own
+    model table and Encoding."""
+    import bpe_openai  # noqa: PLC0415  0.5 s: only for models the Rust extension does not name
+
     try:
         encoding = bpe_openai.get_encoding(bpe_openai.encoding_name_for_model(model))
     except (KeyError, ValueError, bpe_openai.UnsupportedModelError):
@@ -32,6 +93,15 @@ def counter_for(model: str) -> Callable[[str], int]:
             return len(text.encode("utf-8"))
 
     return count
+
+
+def _sanitized(text: str) -> str:
+    """Lone surrogates replaced, as bpe-openai's Encoding does before it encodes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 def prompt_tokens(model: str, messages: Sequence[tuple[str, str]]) -> int:

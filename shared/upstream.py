@@ -14,6 +14,8 @@ import httpx2
 import openai
 from semantic_kernel.exceptions import ServiceContentFilterException
 
+from shared.errors import exception_chain
+
 FailureKind = Literal["retryable", "refused", "misconfigured"]
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -35,17 +37,6 @@ _HTTP_ERRORS = (httpx.HTTPError, httpx2.HTTPError)
 _TIMEOUTS = (openai.APITimeoutError, httpx.TimeoutException, httpx2.TimeoutException)
 # A connection that broke after the server answered: it may have started generating.
 _BROKEN_AFTER_START = (httpx.RemoteProtocolError, httpx2.RemoteProtocolError, httpx.ReadError, httpx2.ReadError)
-
-
-def exception_chain(exc: BaseException) -> list[BaseException]:
-    """The exception and its causes: Semantic Kernel wraps the SDK's exception, which wraps
-    the transport's."""
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
 
 
 def billable_failure(exc: BaseException, *, answer_started: bool = False) -> bool:

@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from shared.composition import build_container
 from shared.config import Settings
-from shared.container import Container, build_container
+from shared.container import Container
 from shared.resilience.pool import EndpointPool
 from tools.localenv import LocalStack
 

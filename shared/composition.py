@@ -1,0 +1,141 @@
+"""Builds the composition root: the credential and every client, once per worker process.
+
+Its imports are the heavy ones (Semantic Kernel, the openai SDK, the Azure SDKs): shared/container.py
+imports this module in a background thread right after the function index is built, and awaits
+it before the first container is built.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from typing import Any, cast
+
+import httpx
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.pipeline.transport import AsyncHttpTransport
+from azure.identity.aio import DefaultAzureCredential
+from azure.keyvault.secrets.aio import SecretClient
+
+from shared.auth import Authenticator
+from shared.budget import LEASE_MARGIN_S, CosmosBudgetLedger
+from shared.cache import CosmosExactCache, TieredCache
+from shared.config import Settings
+from shared.container import Container
+from shared.cosmos import CosmosState, cosmos_client
+from shared.deadletter import CosmosDeadLetters
+from shared.embeddings import KernelEmbedder, build_embedding_endpoints
+from shared.endpoints import embedding_endpoint_name
+from shared.entra import EntraValidator, SigningKeys
+from shared.gateway import Gateway
+from shared.jobqueue import storage_job_queue
+from shared.jobs import CosmosJobStore, JobService
+from shared.kernel import KernelEngine, build_endpoint, build_kernel
+from shared.ratelimit import CosmosRateLimiter
+from shared.readiness import Readiness, probe_dependencies
+from shared.resilience.breaker import BreakerSettings
+from shared.resilience.clock import Clock, SystemClock
+from shared.resilience.policy import ResiliencePolicy, RetrySettings
+from shared.resilience.pool import EndpointPool
+from shared.resilience.retry_budget import RetryBudget
+from shared.secrets import KeyVaultSecrets, LocalSecrets, SecretProvider
+from shared.semantic_cache import SemanticCache, SemanticCacheSettings, vector_index
+
+log = logging.getLogger(__name__)
+
+
+def build_policy(settings: Settings, clock: Clock) -> ResiliencePolicy:
+    """One policy per process: breakers and the retry budget are shared by every request."""
+    breaker = BreakerSettings(
+        consecutive_failures=settings.breaker_consecutive_failures, failure_ratio=settings.breaker_failure_ratio,
+        window_s=settings.breaker_window_s, min_calls=settings.breaker_min_calls,
+        cooldown_s=settings.breaker_cooldown_s, half_open_probes=settings.breaker_half_open_probes,
+    )
+    names = [e.name for e in settings.ai_endpoints]
+    names += [embedding_endpoint_name(e.name) for e in settings.ai_endpoints if e.embedding_deployment]
+    pool = EndpointPool(names, breaker, clock)
+    budget = RetryBudget(clock, ratio=settings.retry_budget_ratio, window_s=settings.retry_budget_window_s,
+                         floor=settings.retry_budget_floor)
+    retry = RetrySettings(max_attempts=settings.retry_max_attempts, deadline_s=settings.request_deadline_s,
+                          backoff_base_s=settings.retry_backoff_base_s, backoff_cap_s=settings.retry_backoff_cap_s)
+    return ResiliencePolicy(pool, budget, retry, clock)
+
+
+async def build_semantic_cache(settings: Settings, cosmos: CosmosState, credential: AsyncTokenCredential | None,
+                               secrets: SecretProvider, clients: list[Any]) -> SemanticCache | None:
+    """None when turned off or when no endpoint has an embedding deployment. Appends the SDK
+    clients it builds to `clients`."""
+    if settings.semantic_cache_mode == "off":
+        return None
+    endpoints = await build_embedding_endpoints(settings.ai_endpoints, credential=credential, secrets=secrets,
+                                                timeout_s=min(5.0, settings.model_timeout_s))
+    if not endpoints:
+        log.info("semantic cache off: no endpoint has an embedding_deployment")
+        return None
+    clients.extend(cast(Any, e.service).client for e in endpoints)
+    config = SemanticCacheSettings(threshold=settings.semantic_cache_threshold,
+                                   scan_limit=settings.semantic_cache_scan_limit, mode=settings.semantic_cache_mode)
+    return SemanticCache(cosmos, KernelEmbedder(endpoints), vector_index(config), config)
+
+
+def _needs_credential(settings: Settings) -> bool:
+    return (
+        settings.cosmos_key is None
+        or settings.key_vault_uri is not None
+        or any(e.kind == "azure_openai" and not e.api_key_secret for e in settings.ai_endpoints)
+        or settings.azure_web_jobs_storage is None  # the jobs queue through the identity
+    )
+
+
+async def build_container(settings: Settings,
+                          cosmos_transport: AsyncHttpTransport[Any, Any] | None = None) -> Container:
+    credential: AsyncTokenCredential | None = None
+    if _needs_credential(settings):
+        # In Azure: the user-assigned managed identity (AZURE_CLIENT_ID); on a developer's
+        # machine: their `az login`, so `make run` can use real resources too.
+        credential = DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
+    secrets: SecretProvider
+    if settings.key_vault_uri:
+        assert credential is not None  # noqa: S101
+        secrets = KeyVaultSecrets(
+            SecretClient(settings.key_vault_uri, credential,
+                         verify_challenge_resource=settings.key_vault_verify_challenge_resource),
+            ttl_s=settings.secret_ttl_s,
+        )
+    else:
+        secrets = LocalSecrets(settings.local_secrets)
+    cosmos = CosmosState(cosmos_client(settings, credential, cosmos_transport), settings.cosmos_database,
+                         settings.cosmos_create_containers)
+    endpoints = [
+        await build_endpoint(cfg, credential=credential, secrets=secrets, timeout_s=settings.model_timeout_s)
+        for cfg in settings.ai_endpoints
+    ]
+    engine = KernelEngine(build_kernel(endpoints, build_policy(settings, SystemClock())))
+    budget = CosmosBudgetLedger(cosmos, settings.model_prices, lease_s=settings.request_deadline_s + LEASE_MARGIN_S)
+    clients: list[Any] = [cast(Any, e.service).client for e in endpoints]
+    semantic = await build_semantic_cache(settings, cosmos, credential, secrets, clients)
+    cache = TieredCache(CosmosExactCache(cosmos, time.time), semantic, time.time)
+    gateway = Gateway(engine, CosmosRateLimiter(cosmos), budget, cache)
+    job_queue = storage_job_queue(settings, credential)
+    jobs = JobService(CosmosJobStore(cosmos), gateway, lease_s=settings.model_timeout_s * 2, queue=job_queue)
+    entra, entra_http = build_entra(settings)
+    auth = Authenticator(settings.tenants, entra, settings.entra_required_role)
+    http = httpx.AsyncClient(timeout=3)
+    probe = functools.partial(probe_dependencies, cosmos, isinstance(secrets, KeyVaultSecrets),
+                              {e.name: e.config.endpoint for e in engine.endpoints()}, http)
+    return Container(settings, credential, secrets, cosmos, engine, gateway, jobs, auth, budget, job_queue,
+                     CosmosDeadLetters(cosmos), Readiness(probe, settings.ready_refresh_s), http, entra_http,
+                     clients)
+
+
+def build_entra(settings: Settings) -> tuple[EntraValidator | None, httpx.AsyncClient | None]:
+    """The Entra token validator, when ENTRA_AUDIENCES names this API; None: tokens are refused."""
+    if not settings.entra_audiences:
+        return None, None
+    http = httpx.AsyncClient(timeout=5.0)
+    keys = SigningKeys(settings.entra_authority, http, cooldown_s=settings.entra_jwks_cooldown_s)
+    tids = {p.tid for t in settings.tenants for p in t.entra}
+    validator = EntraValidator(keys, authority=settings.entra_authority, audiences=settings.entra_audiences,
+                               tids=tids, leeway_s=settings.entra_leeway_s)
+    return validator, http

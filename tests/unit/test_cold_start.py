@@ -1,0 +1,67 @@
+"""Cold start: the function index imports no SDK, and the background load of the SDKs is safe to race."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# What the index must not wait for: each costs 0.1-1.5 s at import (docs/deploy.md).
+HEAVY = ("semantic_kernel", "openai", "bpe_openai", "azure.cosmos", "azure.identity", "azure.keyvault",
+         "azure.storage", "numpy", "aiohttp")
+
+
+def _run(code: str) -> dict[str, Any]:
+    """Run `code` in a fresh interpreter at the repo root; it prints one JSON object last."""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                         check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _heavy(modules: list[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
+
+
+def test_importing_the_function_app_loads_no_sdk_and_starts_the_loader() -> None:
+    # The loader is replaced by a recorder before function_app imports it, so what sys.modules
+    # holds afterwards is what the index itself imported.
+    result = _run("""
+import json, sys
+import shared.container as container
+calls = []
+container.start_loading = lambda: calls.append(1)
+import function_app
+print(json.dumps({"modules": sorted(sys.modules), "calls": len(calls),
+                  "functions": [f.get_function_name() for f in function_app.app.get_functions()]}))
+""")
+    assert _heavy(result["modules"]) == []
+    assert result["calls"] == 1
+    # Indexed as before: HTTP (streams), queue and timer functions alike.
+    assert {"chat", "openai_chat_completions", "jobs_worker", "jobs_sweep"} <= set(result["functions"])
+
+
+@pytest.mark.parametrize("foreground", ["service_modules", "sdks_first"])
+def test_the_background_load_can_race_a_foreground_import(foreground: str) -> None:
+    # Per-module import locks make this safe unless the two threads deadlock on a cycle; Python
+    # then raises _DeadlockError in one of them, which this would surface.
+    imports = ("import shared.composition, shared.openai_path, shared.jobs" if foreground == "service_modules"
+               else "import semantic_kernel.connectors.ai.open_ai, openai, azure.cosmos.aio, shared.kernel")
+    result = _run(f"""
+import json, sys
+import function_app
+from shared.container import start_loading
+{imports}
+start_loading().result(timeout=300)
+print(json.dumps({{"modules": sorted(sys.modules)}}))
+""")
+    loaded = _heavy(result["modules"])
+    for name in ("semantic_kernel", "openai", "azure.cosmos", "azure.identity", "azure.keyvault", "azure.storage"):
+        assert name in loaded
+    assert "shared.composition" in result["modules"]
