@@ -65,6 +65,11 @@ class CosmosCounter:
             self._loop.run_forever()
         finally:
             server.close()
+            tasks = asyncio.all_tasks(self._loop)  # open connections: close them, then the loop
+            for task in tasks:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            self._loop.close()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
@@ -85,8 +90,9 @@ class CosmosCounter:
                 lines = head.decode("latin-1").split("\r\n")
                 method, path = lines[0].split(" ")[:2]
                 headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+                query = headers.get("x-ms-documentdb-isquery", "").lower() == "true"
                 with self._lock:
-                    self.requests[operation(method, path, headers.get("x-ms-documentdb-isquery") == "True")] += 1
+                    self.requests[operation(method, path, query)] += 1
                 up.write(head)
                 if headers.get("transfer-encoding", "").lower() == "chunked":
                     await _pipe(reader, up)  # never seen from the SDK; pass the rest through uncounted
