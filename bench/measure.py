@@ -41,6 +41,13 @@ def cpu_ms(pid: int) -> float:
     return total * 1000
 
 
+def idle_cpu_ms_per_s(pid: int, seconds: float = 2.0) -> float:
+    """CPU the process tree spends with no request in flight (pollers, timers): the floor under `gw cpu`."""
+    before = cpu_ms(pid)
+    time.sleep(seconds)
+    return (cpu_ms(pid) - before) / seconds
+
+
 def rss_mb(pid: int) -> float:
     total = 0
     for proc in tree(pid):

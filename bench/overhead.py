@@ -22,7 +22,7 @@ from typing import Any
 from bench import litellm_peer
 from bench.cosmos_counter import CosmosCounter
 from bench.loadgen import MODEL, LoadSpec
-from bench.measure import BenchError, first_answer, import_time_s, rss_mb, run_phase
+from bench.measure import BenchError, first_answer, idle_cpu_ms_per_s, import_time_s, rss_mb, run_phase
 from bench.overhead_report import LITELLM, OURS, Row, table, targets
 from shared.config import TenantConfig, TenantKey, TenantLimits, hash_api_key
 from tools.appsettings import ROOT
@@ -114,7 +114,8 @@ def start_timed(stack: LocalStack, name: str, env: dict[str, str], key: str) -> 
     return url, stack.procs[name].pid, first
 
 
-def measure_ours(plan: Plan, stack: LocalStack, stub: tuple[str, int], rows: list[Row]) -> dict[str, float]:
+def measure_ours(plan: Plan, stack: LocalStack, stub: tuple[str, int], rows: list[Row],
+                 idle: dict[str, float]) -> dict[str, float]:
     """Every variant: timed phases on a fresh app, then Cosmos counted on a second app behind the proxy."""
     stub_url, stub_pid = stub
     base, first = app_env(stub_url), {}
@@ -123,6 +124,7 @@ def measure_ours(plan: Plan, stack: LocalStack, stub: tuple[str, int], rows: lis
         env, key = {**base, **variant.extra_env}, KEYS[variant.tenant]
         say(f"ours / {variant.scenario}: starting the app")
         url, pid, first[variant.scenario] = start_timed(stack, f"app-{i}", env, key)
+        idle[f"{OURS} {variant.scenario}"] = idle_cpu_ms_per_s(pid)
         mine = []
         for c, n in plan.phases():
             say(f"ours / {variant.scenario}: {n} requests at c={c}")
@@ -142,7 +144,8 @@ def measure_ours(plan: Plan, stack: LocalStack, stub: tuple[str, int], rows: lis
     return first
 
 
-def measure_litellm(plan: Plan, stub: tuple[str, int], data_dir: Path, rows: list[Row]) -> str:
+def measure_litellm(plan: Plan, stub: tuple[str, int], data_dir: Path, rows: list[Row],
+                    idle: dict[str, float]) -> str:
     """Both LiteLLM rows, or why there are none (the app's rows run regardless)."""
     stub_url, stub_pid = stub
     try:
@@ -154,6 +157,7 @@ def measure_litellm(plan: Plan, stub: tuple[str, int], data_dir: Path, rows: lis
         for cache, scenario, prompts in ((False, "plain", "vary"), (True, "cache hits", "same")):
             say(f"LiteLLM / {scenario}: starting")
             with litellm_peer.running(procs, exe, stub_url, data_dir, cache=cache) as (url, key, proc):
+                idle[f"{LITELLM} {scenario}"] = idle_cpu_ms_per_s(proc.pid)
                 for c, n in plan.phases():
                     say(f"LiteLLM / {scenario}: {n} requests at c={c}")
                     phase = run_phase(LoadSpec(url + LITELLM_ROUTE, key, n, c, prompts),
@@ -169,6 +173,7 @@ def measure_litellm(plan: Plan, stub: tuple[str, int], data_dir: Path, rows: lis
 
 def run(plan: Plan) -> dict[str, Any]:
     rows: list[Row] = []
+    idle: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp, LocalStack(ports=Ports.free(), data_dir=Path(tmp),
                                                          log_to_files=True) as stack:
         stack.start_azurite()
@@ -180,11 +185,13 @@ def run(plan: Plan) -> dict[str, Any]:
         stub = (f"http://127.0.0.1:{stub_port}", stub_proc.pid)
         say(f"import function_app: {plan.import_runs} fresh processes")
         import_s, import_process_s = import_time_s(plan.import_runs, {**stack.settings, **app_env(stub[0])})
-        litellm_note = measure_litellm(plan, stub, Path(tmp), rows) if "litellm" in plan.peers else "LiteLLM not run"
+        litellm_note = ("LiteLLM not run" if "litellm" not in plan.peers
+                        else measure_litellm(plan, stub, Path(tmp), rows, idle))
         say(litellm_note)
-        first = measure_ours(plan, stack, stub, rows) if "ours" in plan.peers else {}
+        first = measure_ours(plan, stack, stub, rows, idle) if "ours" in plan.peers else {}
     extras = {"import_s": import_s, "import_process_s": import_process_s,
-              "first_answer_s": max(first.values(), default=None), "first_answer_by_variant_s": first}
+              "first_answer_s": max(first.values(), default=None), "first_answer_by_variant_s": first,
+              "idle_cpu_ms_per_s": idle}
     return {"plan": asdict(plan), "litellm": litellm_note, "rows": [asdict(r) for r in rows], **extras,
             "targets": [{"what": t.what, "value": t.value, "target": f"{t.op} {t.limit:g}{t.unit}",
                          "verdict": t.verdict} for t in targets(rows, plan.concurrency, extras)],
@@ -205,6 +212,8 @@ def print_report(figures: dict[str, Any]) -> None:
           f"{figures['import_process_s']:.2f} s)")
     print("first answer after start: " + ", ".join(
         f"{k} {v:.2f} s" for k, v in figures["first_answer_by_variant_s"].items()))
+    print("idle CPU before load (ms per second): " + ", ".join(
+        f"{k} {v:.1f}" for k, v in figures["idle_cpu_ms_per_s"].items()))
     print("\ntargets (issue 11):")
     for t in targets(figures["_rows"], plan["concurrency"], figures):
         print("  " + t.line())
