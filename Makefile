@@ -63,6 +63,7 @@ bench: deps  ## benchmarks (print figures, assert nothing)
 	$(PY) -m bench resilience
 	$(PY) -m bench cache
 	$(PY) -m bench semantic_cache
+	$(PY) -m bench overhead
 
 clean:  ## remove .local (emulator data, logs) and tool caches
 	rm -rf .local .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""`python -m bench [resilience]`: starts the local stack on free ports and prints figures."""
+"""`python -m bench [resilience|cache|semantic_cache|overhead]`: the local stack on free ports, and figures."""
 
 from __future__ import annotations
 
@@ -18,13 +18,18 @@ BENCH_KEY = "bench-key"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("suite", nargs="?", default="resilience", choices=["resilience", "cache", "semantic_cache"])
+    parser.add_argument("suite", nargs="?", default="resilience",
+                        choices=["resilience", "cache", "semantic_cache", "overhead"])
     parser.add_argument("--requests", type=int, default=None, help="requests per scenario (default: each scenario's)")
     args, rest = parser.parse_known_args(argv)
     if args.suite == "cache":
         from bench import cache
 
         return cache.main(rest + (["--requests", str(args.requests)] if args.requests else []))
+    if args.suite == "overhead":
+        from bench import overhead
+
+        return overhead.main(rest + (["--requests", str(args.requests)] if args.requests else []))
     if args.suite == "semantic_cache":
         from bench import semantic_cache
 

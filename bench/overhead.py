@@ -1,0 +1,250 @@
+"""Our gateway against the LiteLLM proxy, side by side on loopback: `python -m bench overhead` (issue 11).
+
+Both call one fixed-latency stub (bench/stub.py) with the same OpenAI chat completion (`max_tokens`
+16), driven by a load generator in its own process (bench/loadgen.py). Ours runs as it runs locally
+(devhost under tools/localenv, Azurite, the Cosmos emulator) with AI_ENDPOINTS pointing at the stub.
+Cosmos requests are counted in a separate pass through a counting proxy (bench/cosmos_counter.py),
+so the timed runs go straight to the emulator. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import litellm_peer
+from bench.cosmos_counter import CosmosCounter
+from bench.loadgen import MODEL, LoadSpec
+from bench.measure import BenchError, first_answer, idle_cpu_ms_per_s, import_time_s, rss_mb, run_phase
+from bench.overhead_report import LITELLM, OURS, Row, table, targets
+from shared.config import TenantConfig, TenantKey, TenantLimits, hash_api_key
+from tools.appsettings import ROOT
+from tools.localenv import LocalStack, Ports, StackError, free_port, port_open
+
+OUR_ROUTE = "/api/v1/chat/completions"  # docs/openai-compatibility.md
+LITELLM_ROUTE = "/v1/chat/completions"
+HUGE = 10**12  # limits that are checked on every request and never refuse one
+KEYS = {"plain": "bench-plain-key", "full": "bench-full-key"}
+LIMITS = {
+    "plain": TenantLimits(cache_ttl_s=0),  # no limits, and its answers are never cached
+    "full": TenantLimits(daily_tokens=HUGE, monthly_tokens=HUGE, daily_usd=1e9, monthly_usd=1e9,
+                         rpm=HUGE, tpm=HUGE, cache_ttl_s=3600),
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One of our rows: a tenant (`plain` or `full`), `vary` prompts (misses) or the `same` one (hits),
+    and settings on top of the bench's (for example telemetry switched on)."""
+
+    scenario: str
+    tenant: str
+    prompts: str = "vary"
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+VARIANTS = [
+    Variant("plain", "plain"),
+    Variant("full (misses)", "full"),
+    Variant("exact hits", "full", prompts="same"),
+]
+
+
+@dataclass(frozen=True)
+class Plan:
+    c1_requests: int
+    cn_requests: int
+    concurrency: int
+    count_requests: int
+    latency_ms: float
+    import_runs: int
+    peers: tuple[str, ...] = ("litellm", "ours")
+
+    def phases(self) -> list[tuple[int, int]]:
+        return [(1, self.c1_requests), (self.concurrency, self.cn_requests)]
+
+
+def app_env(stub_url: str) -> dict[str, str]:
+    tenants = [TenantConfig(tenant=f"bench-{name}", keys=[TenantKey(id=name, sha256=hash_api_key(key))],
+                            limits=LIMITS[name]) for name, key in KEYS.items()]
+    endpoint = {"name": "stub", "kind": "openai", "endpoint": f"{stub_url}/v1", "model": MODEL,
+                "priority": 0, "api_key_secret": "sim-api-key"}  # LOCAL_SECRETS of the example settings
+    return {
+        "TENANTS": json.dumps([t.model_dump(exclude_none=True) for t in tenants]),
+        "AI_ENDPOINTS": json.dumps([endpoint]),
+        "SEMANTIC_CACHE_MODE": "off",  # the exact cache is what is compared with LiteLLM's
+        # The hourly job sweep is background work, not a request's: keep it out of the figures.
+        "JOBS_SWEEP_SCHEDULE": "0 0 0 1 1 *",
+    }
+
+
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def start_timed(stack: LocalStack, name: str, env: dict[str, str], key: str) -> tuple[str, int, float]:
+    """Start an app and poll it with real requests from the moment its process is spawned:
+    (URL, pid, seconds until the first answer)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    failure: list[StackError] = []
+
+    def start() -> None:
+        try:
+            stack.start_app(extra_env=env, name=name, port=port)
+        except StackError as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=start, name=f"start-{name}")
+    started = time.monotonic()
+    thread.start()
+    try:
+        first = first_answer(url + OUR_ROUTE, key, started, gave_up=lambda: bool(failure))
+    finally:
+        thread.join()
+    if failure:
+        raise failure[0]
+    return url, stack.procs[name].pid, first
+
+
+def measure_ours(plan: Plan, stack: LocalStack, stub: tuple[str, int], rows: list[Row],
+                 idle: dict[str, float]) -> dict[str, float]:
+    """Every variant: timed phases on a fresh app, then Cosmos counted on a second app behind the proxy."""
+    stub_url, stub_pid = stub
+    base, first = app_env(stub_url), {}
+    cosmos_pid = stack.procs["cosmos"].pid
+    for i, variant in enumerate(VARIANTS):
+        env, key = {**base, **variant.extra_env}, KEYS[variant.tenant]
+        say(f"ours / {variant.scenario}: starting the app")
+        url, pid, first[variant.scenario] = start_timed(stack, f"app-{i}", env, key)
+        idle[f"{OURS} {variant.scenario}"] = idle_cpu_ms_per_s(pid)
+        mine = []
+        for c, n in plan.phases():
+            say(f"ours / {variant.scenario}: {n} requests at c={c}")
+            phase = run_phase(LoadSpec(url + OUR_ROUTE, key, n, c, variant.prompts),
+                              {"gateway": pid, "stub": stub_pid, "cosmos": cosmos_pid})
+            mine.append(Row.of(OURS, variant.scenario, c, phase, latency_ms=plan.latency_ms, rss=rss_mb(pid)))
+        stack.stop(f"app-{i}")
+        with CosmosCounter(stack.ports.cosmos) as counter, stack.app_on_free_port(
+                f"count-{i}", {**env, "COSMOS_ENDPOINT": counter.endpoint}) as count_url:
+            for row in mine:
+                n = max(plan.count_requests, 4 * row.concurrency if row.concurrency > 1 else 0)
+                say(f"ours / {variant.scenario}: counting Cosmos requests over {n} requests at c={row.concurrency}")
+                result = run_phase(LoadSpec(count_url + OUR_ROUTE, key, n, row.concurrency, variant.prompts),
+                                   {}, at_start=counter.take).result
+                row.count(counter.take(), sum(result.statuses.values()))
+        rows.extend(mine)
+    return first
+
+
+def measure_litellm(plan: Plan, stub: tuple[str, int], data_dir: Path, rows: list[Row],
+                    idle: dict[str, float]) -> str:
+    """Both LiteLLM rows, or why there are none (the app's rows run regardless)."""
+    stub_url, stub_pid = stub
+    try:
+        exe = litellm_peer.install(ROOT)
+    except (litellm_peer.PeerUnavailable, OSError) as exc:
+        return f"LiteLLM skipped: {exc}"
+    procs = LocalStack(ports=Ports(), data_dir=data_dir, log_to_files=True)  # only to run LiteLLM
+    try:
+        for cache, scenario, prompts in ((False, "plain", "vary"), (True, "cache hits", "same")):
+            say(f"LiteLLM / {scenario}: starting")
+            with litellm_peer.running(procs, exe, stub_url, data_dir, cache=cache) as (url, key, proc):
+                idle[f"{LITELLM} {scenario}"] = idle_cpu_ms_per_s(proc.pid)
+                for c, n in plan.phases():
+                    say(f"LiteLLM / {scenario}: {n} requests at c={c}")
+                    phase = run_phase(LoadSpec(url + LITELLM_ROUTE, key, n, c, prompts),
+                                      {"gateway": proc.pid, "stub": stub_pid})
+                    rows.append(Row.of(LITELLM, scenario, c, phase, latency_ms=plan.latency_ms,
+                                          rss=rss_mb(proc.pid)))
+    except litellm_peer.PeerUnavailable as exc:
+        return f"LiteLLM skipped: {exc}"
+    finally:
+        procs.stop()
+    return f"LiteLLM {litellm_peer.PIN} from {litellm_peer.VENV}, one worker, no database"
+
+
+def run(plan: Plan) -> dict[str, Any]:
+    rows: list[Row] = []
+    idle: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp, LocalStack(ports=Ports.free(), data_dir=Path(tmp),
+                                                         log_to_files=True) as stack:
+        stack.start_azurite()
+        stack.start_cosmos()
+        stub_port = free_port()
+        stub_proc = stack._spawn(
+            "stub", ports=(stub_port,), ready=lambda: port_open(stub_port),
+            cmd=[sys.executable, "-m", "bench.stub", "--port", str(stub_port), "--latency-ms", str(plan.latency_ms)])
+        stub = (f"http://127.0.0.1:{stub_port}", stub_proc.pid)
+        say(f"import function_app: {plan.import_runs} fresh processes")
+        import_s, import_process_s = import_time_s(plan.import_runs, {**stack.settings, **app_env(stub[0])})
+        litellm_note = ("LiteLLM not run" if "litellm" not in plan.peers
+                        else measure_litellm(plan, stub, Path(tmp), rows, idle))
+        say(litellm_note)
+        first = measure_ours(plan, stack, stub, rows, idle) if "ours" in plan.peers else {}
+    extras = {"import_s": import_s, "import_process_s": import_process_s,
+              "first_answer_s": max(first.values(), default=None), "first_answer_by_variant_s": first,
+              "idle_cpu_ms_per_s": idle}
+    return {"plan": asdict(plan), "litellm": litellm_note, "rows": [asdict(r) for r in rows], **extras,
+            "targets": [{"what": t.what, "value": t.value, "target": f"{t.op} {t.limit:g}{t.unit}",
+                         "verdict": t.verdict} for t in targets(rows, plan.concurrency, extras)],
+            "_rows": rows}
+
+
+def print_report(figures: dict[str, Any]) -> None:
+    plan = figures["plan"]
+    print(f"overhead: stub latency {plan['latency_ms']:g} ms, max_tokens 16; {figures['litellm']}")
+    print("(timings measured on this machine while whatever else runs on it was running)\n")
+    print(table(figures["_rows"]))
+    print("\nCosmos requests per API request, by operation (counting pass):")
+    for r in figures["_rows"]:
+        if r.cosmos_by_operation:
+            ops = ", ".join(f"{k} {v:g}" for k, v in r.cosmos_by_operation.items())
+            print(f"  {r.scenario:<16} c={r.concurrency:<3} {ops}")
+    print(f"\nimport function_app: {figures['import_s']:.2f} s (median of {plan['import_runs']}; whole process "
+          f"{figures['import_process_s']:.2f} s)")
+    print("first answer after start: " + ", ".join(
+        f"{k} {v:.2f} s" for k, v in figures["first_answer_by_variant_s"].items()))
+    print("idle CPU before load (ms per second): " + ", ".join(
+        f"{k} {v:.1f}" for k, v in figures["idle_cpu_ms_per_s"].items()))
+    print("\ntargets (issue 11):")
+    for t in targets(figures["_rows"], plan["concurrency"], figures):
+        print("  " + t.line())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench overhead", description=__doc__)
+    parser.add_argument("--c1-requests", type=int, default=None, help="requests at c=1 (default 300)")
+    parser.add_argument("--requests", type=int, default=None, help="requests at the high concurrency (default 2000)")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--count-requests", type=int, default=None, help="requests of the Cosmos counting pass")
+    parser.add_argument("--latency-ms", type=float, default=50.0, help="the stub's fixed latency")
+    parser.add_argument("--quick", action="store_true", help="50 / 300 requests, 3 import runs: a smoke run")
+    parser.add_argument("--peers", default="litellm,ours", help="comma-separated: litellm, ours (default both)")
+    parser.add_argument("--json", type=Path, default=None, help="also write every figure to this file")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    plan = Plan(args.c1_requests or (50 if quick else 300), args.requests or (300 if quick else 2000),
+                args.concurrency, args.count_requests or (20 if quick else 100), args.latency_ms, 3 if quick else 5,
+                tuple(p.strip() for p in args.peers.split(",") if p.strip()))
+    try:
+        figures = run(plan)
+    except (StackError, BenchError) as exc:
+        print(f"overhead bench stopped: {exc}", file=sys.stderr)
+        return 1
+    print_report(figures)
+    if args.json:
+        args.json.write_text(json.dumps({k: v for k, v in figures.items() if k != "_rows"}, indent=2) + "\n")
+        print(f"\nfigures written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
