@@ -28,6 +28,7 @@ from shared.values import Completion
 log = logging.getLogger(__name__)
 # How long past its TTL an entry may still serve as a stale answer in degraded mode.
 STALE_GRACE_S = 24 * 3600
+SINGLE_TURN = (["user"], ["system", "user"])  # the only requests the semantic cache takes part in
 
 
 @dataclass(frozen=True)
@@ -173,8 +174,11 @@ class TieredCache:
         await asyncio.gather(*writes)
 
 
-def chat_view(request: dict[str, Any]) -> SemanticView:
-    """The semantic view of a native chat's key (its messages stripped, its sampling parameters)."""
+def chat_view(request: dict[str, Any]) -> SemanticView | None:
+    """The semantic view of a native chat's key (its messages stripped, its sampling parameters);
+    None unless single-turn: the semantic cache never answers (nor embeds for) another."""
+    if [m["role"] for m in request["messages"]] not in SINGLE_TURN:
+        return None
     # Constructed, not validated: the key holds the messages stripped, which may leave one empty.
     messages = [ChatMessage.model_construct(role=m["role"], content=m["content"]) for m in request["messages"]]
     params = {k: v for k, v in request["params"].items() if k != "max_tokens" and v is not None}
@@ -188,7 +192,7 @@ def openai_view(body: Mapping[str, Any]) -> SemanticView | None:
     if view is None:
         return None
     pairs, params = view
-    if [role for role, _ in pairs] not in (["user"], ["system", "user"]):
+    if [role for role, _ in pairs] not in SINGLE_TURN:
         return None
     cap = params.pop("max_completion_tokens", None) or params.pop("max_tokens", None)
     params.pop("max_tokens", None)

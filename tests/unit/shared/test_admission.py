@@ -99,7 +99,8 @@ async def test_an_exact_hit_of_a_semantic_tenant_embeds_nothing_and_gives_its_ro
 
 
 async def test_a_request_cancelled_while_its_reservation_is_in_flight_gives_the_room_back() -> None:
-    budget = GatedBudget(reserve_gate=asyncio.Event())
+    reserve_gate = asyncio.Event()
+    budget = GatedBudget(reserve_gate=reserve_gate)
     budget.settle_gate.set()
     engine = FakeEngine()
     gateway = Gateway(engine, CountingLimiter(), budget, FakeCache())  # type: ignore[arg-type]
@@ -109,7 +110,7 @@ async def test_a_request_cancelled_while_its_reservation_is_in_flight_gives_the_
     request.cancel()  # a client disconnect
     with pytest.raises(asyncio.CancelledError):
         await request
-    budget.reserve_gate.set()  # type: ignore[union-attr]  the write lands after the caller left
+    reserve_gate.set()  # the write lands after the caller left
     await drain(5)
     await drain(5)  # the give-back is spawned when the reservation lands
     assert engine.calls == 0
