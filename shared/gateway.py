@@ -18,9 +18,10 @@ import logging
 import math
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from shared.admission import Admission, CallContext, Plan, nothing
 from shared.auth import Principal
 from shared.background import spawn
 from shared.budget import BudgetLedger, Estimate, Reservation
@@ -35,19 +36,8 @@ from shared.tokens import prompt_tokens
 from shared.values import Completion, Delta, SamplingParams
 
 log = logging.getLogger(__name__)
+__all__ = ["Answer", "CallContext", "ChatCall", "Gateway", "Plan", "StreamInterrupted", "charged"]
 _PLACEHOLDER = re.compile(r"\{\{\$(\w+)\}\}")
-
-
-@dataclass(frozen=True)
-class CallContext:
-    """Who asks, under which correlation id, and what the client allows the cache to do."""
-
-    principal: Principal
-    correlation_id: str
-    cache_lookup: bool = True  # false on `Cache-Control: no-cache`
-    cache_store: bool = True  # false on `Cache-Control: no-store`
-    # Filled by the stages for the adapter to send (rate-limit headers).
-    response_headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -84,16 +74,6 @@ def render_summarize(text: str, style: str, max_words: int) -> str:
     return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), SUMMARIZE_PROMPT)
 
 
-@dataclass(frozen=True)
-class Plan:
-    """One request to admit: its model group, cache key and worst-case estimate."""
-
-    ctx: CallContext
-    model: str
-    key: CacheKey
-    estimate: Estimate
-
-
 DeltaSource = Callable[[], AsyncIterator[Delta]]
 
 
@@ -104,6 +84,7 @@ class Gateway:
         self.rate_limiter = rate_limiter
         self.budget = budget
         self.cache = cache
+        self.admission = Admission(rate_limiter, budget, cache)
 
     def model_for(self, principal: Principal, requested: str | None) -> str:
         model = self.engine.resolve_model(requested)
@@ -147,7 +128,7 @@ class Gateway:
     async def streamed(self, plan: Plan, source: DeltaSource) -> AsyncGenerator[Delta, None]:
         """The answer as deltas. Errors before the first content delta propagate as they are
         (the adapter can still answer with a status); after it, they become StreamInterrupted."""
-        meter, hit, reservation = await self._admit(plan)
+        meter, hit, reservation = await self.admission.admit(plan)
         if hit is not None or reservation is None:
             for delta in _replay(hit) if hit is not None else []:
                 yield delta
@@ -167,67 +148,9 @@ class Gateway:
         messages = tuple((m.role, m.content) for m in call.messages)
         return Plan(ctx, model, key, Estimate(prompt_tokens(model, messages), call.params.max_tokens))
 
-    async def _admit(self, plan: Plan) -> tuple[Meter, Completion | None, Reservation | None]:
-        """Rate limit, cache lookup, budget reservation: a hit, or the reservation for a miss.
-
-        First step, concurrently: the rate limit and the exact lookup (one Cosmos round trip). A
-        hit is decided there, before anything is reserved. A miss reserves in a second step. Where
-        nothing can be decided for free first, the reservation joins the first step: a tenant
-        without a cache, or a lookup that may embed (the semantic cache's embedding is a billed
-        model call, so its room is reserved before it is made). Room reserved for a request that
-        is then refused or answered from the cache is given back at once, off the critical path.
-        """
-        ctx, estimate, principal = plan.ctx, plan.estimate, plan.ctx.principal
-        meter = Meter(plan.model, estimate.prompt_tokens)
-        reads = ctx.cache_lookup and self.cache.reads(principal)
-        embeds = reads and self.cache.may_embed(principal, plan.key)
-        embedding = estimate.prompt_tokens if embeds else 0
-        allowance, hit, early = await asyncio.gather(
-            self.rate_limiter.admit(principal, estimate.tokens + embedding),
-            self._exact(plan) if reads else _none(),
-            self._reserve(plan, embedding) if embeds or not reads else _none(),
-            return_exceptions=True)
-        reservation = None if isinstance(early, BaseException) else early
-        if isinstance(allowance, BaseException) or isinstance(hit, BaseException) or hit is not None:
-            if reservation is not None:
-                spawn(reservation.settle(Usage()))  # nothing was called
-            if isinstance(allowance, BaseException):
-                raise allowance
-            if isinstance(hit, BaseException):
-                raise hit
-            return meter, hit, None
-        ctx.response_headers.update(allowance.headers())
-        if isinstance(early, BaseException):
-            raise early
-        if reservation is None:
-            reservation = await self._reserve(plan, 0)
-        if embeds:
-            try:
-                with metering(meter):
-                    hit = await self._similar(plan)
-            except BaseException:
-                spawn(reservation.settle(meter.total()))
-                raise
-            if hit is not None:
-                spawn(reservation.settle(meter.total()))  # the embedding alone
-                return meter, hit, None
-        return meter, None, reservation
-
-    async def _reserve(self, plan: Plan, embedding: int) -> Reservation:
-        """The worst case (plus the lookup's embedding) on both windows. A request cancelled while
-        its reservation is in flight gives the room back when the write lands."""
-        e = plan.estimate
-        task = spawn(self.budget.reserve(plan.ctx.principal, plan.model,
-                                         Estimate(e.prompt_tokens + embedding, e.max_completion_tokens)))
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            task.add_done_callback(_give_back)
-            raise
-
     async def answer(self, plan: Plan, invoke: Callable[[], Awaitable[Completion]]) -> Answer:
         """A cache hit, or the answer of `invoke` (run detached: a disconnect never cancels it)."""
-        meter, hit, reservation = await self._admit(plan)
+        meter, hit, reservation = await self.admission.admit(plan)
         if hit is not None or reservation is None:
             assert hit is not None  # noqa: S101  _admit returns a hit or a reservation
             return Answer(hit, cached=True)
@@ -242,7 +165,7 @@ class Gateway:
                     completion = await invoke()
                 except ServiceUnavailable:
                     # Degraded mode: every endpoint failed; an expired answer, flagged, beats a 503.
-                    stale = await self._exact(plan, stale_ok=True)
+                    stale = await self.admission.exact(plan, stale_ok=True)
                     if stale is None:
                         raise
                     return Answer(stale, cached=True, stale=True)
@@ -294,7 +217,7 @@ class Gateway:
                 await self._store(plan, answer)
                 answer = None
             await asyncio.gather(reservation.settle(meter.total()),
-                                 self._store(plan, answer) if answer is not None else _none())
+                                 self._store(plan, answer) if answer is not None else nothing())
 
     async def _after_stream_failure(self, plan: Plan, exc: AppError, *, sent: bool) -> BaseException | Delta:
         if sent:
@@ -302,26 +225,11 @@ class Gateway:
             interrupted.__cause__ = exc
             return interrupted
         # Nothing sent yet: in degraded mode an expired answer, flagged, beats a 503.
-        stale = await self._exact(plan, stale_ok=True) if isinstance(exc, ServiceUnavailable) else None
+        stale = await self.admission.exact(plan, stale_ok=True) if isinstance(exc, ServiceUnavailable) else None
         if stale is None:
             return exc
         return Delta(content=stale.content, finish_reason=stale.finish_reason, usage=stale.usage, model=stale.model,
                      cached=True, stale=True, raw=stale.raw)
-
-    async def _exact(self, plan: Plan, *, stale_ok: bool = False) -> Completion | None:
-        """A cache that fails is a miss: it must never fail the request."""
-        try:
-            return await self.cache.exact(plan.ctx.principal, plan.key, stale_ok=stale_ok)
-        except Exception as exc:  # noqa: BLE001  logged by type; the request goes on
-            log.warning("cache lookup failed: %s", type(exc).__name__)
-            return None
-
-    async def _similar(self, plan: Plan) -> Completion | None:
-        try:
-            return await self.cache.similar(plan.ctx.principal, plan.model, plan.key)
-        except Exception as exc:  # noqa: BLE001  as _exact
-            log.warning("cache lookup failed: %s", type(exc).__name__)
-            return None
 
     async def _store(self, plan: Plan, completion: Completion) -> None:
         # Only whole answers: a cut one ("length", a filter) must not be served to the next caller.
@@ -343,15 +251,6 @@ async def charged(reservation: Reservation, meter: Meter) -> AsyncIterator[Meter
             yield meter
     finally:
         spawn(reservation.settle(meter.total()))
-
-
-async def _none() -> None:
-    return None
-
-
-def _give_back(task: asyncio.Task[Reservation]) -> None:
-    if not task.cancelled() and task.exception() is None:
-        spawn(task.result().settle(Usage()))
 
 
 def _meter_answer(meter: Meter, content: str, usage: Usage) -> None:
