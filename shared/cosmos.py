@@ -8,9 +8,6 @@ from typing import Any
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.pipeline.transport import AsyncHttpTransport
-
-# The package exports it through a lazy __getattr__ (Any to mypy); the defining module is typed.
-from azure.core.pipeline.transport._aiohttp import AioHttpTransport
 from azure.cosmos import PartitionKey
 from azure.cosmos.aio import ContainerProxy, CosmosClient, DatabaseProxy
 from azure.cosmos.exceptions import CosmosResourceExistsError
@@ -40,9 +37,14 @@ def cosmos_client(settings: Settings, credential: AsyncTokenCredential | None,
     # proxy settings: with them on, aiohttp looks up HTTP(S)_PROXY and reads ~/.netrc in a thread
     # for every request, about a tenth of the app's CPU under load. No Functions plan routes Cosmos
     # through an environment proxy (docs/state.md says how to give the SDK one).
-    chosen = transport if transport is not None else AioHttpTransport(use_env_settings=False)
+    if transport is None:
+        # Imported here, at the one first use: it loads aiohttp. The package exports it through a
+        # lazy __getattr__ (Any to mypy); the defining module is typed.
+        from azure.core.pipeline.transport._aiohttp import AioHttpTransport  # noqa: PLC0415  loads aiohttp
+
+        transport = AioHttpTransport(use_env_settings=False)
     return CosmosClient(settings.cosmos_endpoint, credential=auth, enable_endpoint_discovery=discovery,
-                        transport=chosen)
+                        transport=transport)
 
 
 class CosmosState:
