@@ -199,6 +199,7 @@ class CosmosBudgetLedger:
         self._sleep = retry_sleep
         self._known: set[str] = set()  # window documents this process knows exist
         self._ready_slots: dict[tuple[str, int], int] = {}  # (window id, slot) -> bucket it is set to
+        self._preparing: set[tuple[str, int]] = set()  # slots being pointed ahead
 
     async def reserve(self, principal: Principal, model: str, estimate: Estimate) -> CosmosReservation:
         now = self.now()
@@ -208,8 +209,13 @@ class CosmosBudgetLedger:
                          estimate.max_completion_tokens, cost_micros(price, 0, estimate.max_completion_tokens))
         bucket = bucket_of(t + self.lease_s)
         held = windows(principal.tenant, now, principal.limits)
-        await asyncio.gather(*(self._ensure(principal.tenant, w) for w in held))
-        await asyncio.gather(*(self.prepare_slot(principal.tenant, w, bucket, t) for w in held))
+        # Both are no-ops (no round trip) once this process knows the documents and the slot: the
+        # slot of the next bucket is pointed ahead, off the critical path, so that stays the rule.
+        if any(w.id not in self._known for w in held):
+            await asyncio.gather(*(self._ensure(principal.tenant, w) for w in held))
+        if any(self._ready_slots.get((w.id, bucket % SLOTS)) != bucket for w in held):
+            await asyncio.gather(*(self.prepare_slot(principal.tenant, w, bucket, t) for w in held))
+        self._prepare_ahead(principal.tenant, held, bucket + 1, t)
         outcomes = await asyncio.gather(*(self._admit(principal.tenant, w, charge, bucket, t) for w in held))
         refused = [w for w, ok in zip(held, outcomes, strict=True) if not ok]
         if refused:
@@ -257,6 +263,16 @@ class CosmosBudgetLedger:
         wait = min(BUSY_RETRY_CAP_S, max(1.0, (first_end or t + 1) - t))
         return BudgetBusy(f"The {name} budget of tenant {tenant!r} is held by requests in flight. "
                           "Retry shortly.", retry_after_s=wait)
+
+    def _prepare_ahead(self, tenant: str, held: list[Window], bucket: int, t: float) -> None:
+        """Point the next bucket's slot now, in the background. Its old bucket has ended already:
+        the ring is longer than the longest lease plus two slots (SLOTS)."""
+        for window in held:
+            slot = (window.id, bucket % SLOTS)
+            if self._ready_slots.get(slot) != bucket and slot not in self._preparing:
+                self._preparing.add(slot)
+                task = spawn(self.prepare_slot(tenant, window, bucket, t))
+                task.add_done_callback(lambda _, slot=slot: self._preparing.discard(slot))  # type: ignore[misc]
 
     async def prepare_slot(self, tenant: str, window: Window, bucket: int, t: float) -> None:
         """Point the slot of `bucket` at it, once its earlier bucket has ended (it always has: the

@@ -33,9 +33,18 @@ def cosmos_client(settings: Settings, credential: AsyncTokenCredential | None,
     # The emulator serves one plain-HTTP region: endpoint discovery would redirect to an address
     # it does not serve, so it is off there; real accounts keep discovery for multi-region reads.
     discovery = not settings.cosmos_endpoint.startswith("http://")
-    # `transport` is for measuring (bench/cache.py counts requests); None is the SDK's default.
-    extra: dict[str, Any] = {"transport": transport} if transport is not None else {}
-    return CosmosClient(settings.cosmos_endpoint, credential=auth, enable_endpoint_discovery=discovery, **extra)
+    # `transport` is for measuring (bench/cache.py counts requests). Ours ignores the environment's
+    # proxy settings: with them on, aiohttp looks up HTTP(S)_PROXY and reads ~/.netrc in a thread
+    # for every request, about a tenth of the app's CPU under load. No Functions plan routes Cosmos
+    # through an environment proxy (docs/state.md says how to give the SDK one).
+    if transport is None:
+        # Imported here, at the one first use: it loads aiohttp. The package exports it through a
+        # lazy __getattr__ (Any to mypy); the defining module is typed.
+        from azure.core.pipeline.transport._aiohttp import AioHttpTransport  # noqa: PLC0415  loads aiohttp
+
+        transport = AioHttpTransport(use_env_settings=False)
+    return CosmosClient(settings.cosmos_endpoint, credential=auth, enable_endpoint_discovery=discovery,
+                        transport=transport)
 
 
 class CosmosState:

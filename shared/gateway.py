@@ -1,7 +1,8 @@
 """The one request path of docs/api.md and docs/accounting.md, shared by the HTTP and queue triggers.
 
-rate limit -> cache lookup -> budget reserve -> kernel -> cache store -> budget settle.
-Authentication happens before (the adapter hands in a Principal); telemetry wraps it.
+rate limit + exact lookup -> budget reserve -> kernel -> cache store + budget settle, in at most
+two Cosmos round trips before the model is called and none after it (docs/accounting.md,
+"Round trips"). Authentication happens before (the adapter hands in a Principal); telemetry wraps it.
 
 The model call and its settlement run in a task of their own: a client that disconnects cancels
 the request, never the call it caused, so the answer is still read to its end (a stream is
@@ -12,17 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from shared.admission import Admission, CallContext, Plan, nothing
 from shared.auth import Principal
 from shared.background import spawn
 from shared.budget import BudgetLedger, Estimate, Reservation
-from shared.cache import ResponseCache
+from shared.cache import CacheKey, ResponseCache, chat_view
 from shared.errors import AppError, Forbidden, NotFound, ServiceUnavailable
 from shared.kernel import SUMMARIZE_PROMPT, KernelEngine
 from shared.metering import Meter, metering
@@ -33,19 +36,8 @@ from shared.tokens import prompt_tokens
 from shared.values import Completion, Delta, SamplingParams
 
 log = logging.getLogger(__name__)
+__all__ = ["Answer", "CallContext", "ChatCall", "Gateway", "Plan", "StreamInterrupted", "charged"]
 _PLACEHOLDER = re.compile(r"\{\{\$(\w+)\}\}")
-
-
-@dataclass(frozen=True)
-class CallContext:
-    """Who asks, under which correlation id, and what the client allows the cache to do."""
-
-    principal: Principal
-    correlation_id: str
-    cache_lookup: bool = True  # false on `Cache-Control: no-cache`
-    cache_store: bool = True  # false on `Cache-Control: no-store`
-    # Filled by the stages for the adapter to send (rate-limit headers).
-    response_headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -82,16 +74,6 @@ def render_summarize(text: str, style: str, max_words: int) -> str:
     return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), SUMMARIZE_PROMPT)
 
 
-@dataclass(frozen=True)
-class Plan:
-    """One request to admit: its model group, cache key and worst-case estimate."""
-
-    ctx: CallContext
-    model: str
-    key: dict[str, Any]
-    estimate: Estimate
-
-
 DeltaSource = Callable[[], AsyncIterator[Delta]]
 
 
@@ -102,6 +84,7 @@ class Gateway:
         self.rate_limiter = rate_limiter
         self.budget = budget
         self.cache = cache
+        self.admission = Admission(rate_limiter, budget, cache)
 
     def model_for(self, principal: Principal, requested: str | None) -> str:
         model = self.engine.resolve_model(requested)
@@ -116,8 +99,9 @@ class Gateway:
         model = self.model_for(ctx.principal, None)
         params = SamplingParams(max_tokens=summary_token_cap(req.max_words), temperature=0.3)
         prompt = render_summarize(req.text, req.style, req.max_words)
-        plan = self._plan(ctx, model, {"op": "summarize", **req.model_dump(), "params": asdict(params)},
-                          (("user", prompt),), params)
+        key = CacheKey(ctx.principal.tenant, model,
+                       lambda: {"op": "summarize", **req.model_dump(), "params": asdict(params)})
+        plan = Plan(ctx, model, key, Estimate(prompt_tokens(model, (("user", prompt),)), params.max_tokens))
         answer = await self.answer(plan, lambda: self.engine.prompt(model, prompt, params))
         c = answer.completion
         return SummarizeResponse(result=c.content, model=c.model, usage=c.usage, cached=answer.cached,
@@ -144,7 +128,7 @@ class Gateway:
     async def streamed(self, plan: Plan, source: DeltaSource) -> AsyncGenerator[Delta, None]:
         """The answer as deltas. Errors before the first content delta propagate as they are
         (the adapter can still answer with a status); after it, they become StreamInterrupted."""
-        meter, hit, reservation = await self._admit(plan)
+        meter, hit, reservation = await self.admission.admit(plan)
         if hit is not None or reservation is None:
             for delta in _replay(hit) if hit is not None else []:
                 yield delta
@@ -157,49 +141,16 @@ class Gateway:
                 raise item
             yield item
 
-    def _plan(self, ctx: CallContext, model: str, key: dict[str, Any], messages: tuple[tuple[str, str], ...],
-              params: SamplingParams) -> Plan:
-        return Plan(ctx, model, key, Estimate(prompt_tokens(model, messages), params.max_tokens))
-
     def _chat_plan(self, ctx: CallContext, call: ChatCall) -> Plan:
         model = self.model_for(ctx.principal, call.model)
-        return self._plan(ctx, model, _chat_key(call), tuple((m.role, m.content) for m in call.messages),
-                          call.params)
-
-    async def _admit(self, plan: Plan) -> tuple[Meter, Completion | None, Reservation | None]:
-        """Rate limit, cache lookup, budget reservation: a hit, or the reservation for a miss.
-
-        A lookup that may embed (the semantic cache) is itself a billed model call, so it is
-        reserved for first and charged like one; a lookup that cannot is free, and a hit is then
-        decided before any reservation is taken.
-        """
-        ctx, estimate = plan.ctx, plan.estimate
-        embedding = estimate.prompt_tokens if ctx.cache_lookup and self.cache.may_embed(ctx.principal, plan.key) else 0
-        allowance = await self.rate_limiter.admit(ctx.principal, estimate.tokens + embedding)
-        ctx.response_headers.update(allowance.headers())
-        meter = Meter(plan.model, estimate.prompt_tokens)
-        reservation = None
-        if embedding:
-            reservation = await self.budget.reserve(
-                ctx.principal, plan.model, Estimate(estimate.prompt_tokens + embedding, estimate.max_completion_tokens))
-        try:
-            with metering(meter):
-                hit = await self._lookup(plan)
-        except BaseException:
-            if reservation is not None:
-                await reservation.settle(meter.total())
-            raise
-        if hit is not None:
-            if reservation is not None:
-                await reservation.settle(meter.total())  # the embedding alone
-            return meter, hit, None
-        if reservation is None:
-            reservation = await self.budget.reserve(ctx.principal, plan.model, estimate)
-        return meter, None, reservation
+        request = functools.cache(lambda: _chat_key(call))
+        key = CacheKey(ctx.principal.tenant, model, request, lambda: chat_view(request()))
+        messages = tuple((m.role, m.content) for m in call.messages)
+        return Plan(ctx, model, key, Estimate(prompt_tokens(model, messages), call.params.max_tokens))
 
     async def answer(self, plan: Plan, invoke: Callable[[], Awaitable[Completion]]) -> Answer:
         """A cache hit, or the answer of `invoke` (run detached: a disconnect never cancels it)."""
-        meter, hit, reservation = await self._admit(plan)
+        meter, hit, reservation = await self.admission.admit(plan)
         if hit is not None or reservation is None:
             assert hit is not None  # noqa: S101  _admit returns a hit or a reservation
             return Answer(hit, cached=True)
@@ -207,28 +158,33 @@ class Gateway:
 
     async def _call(self, plan: Plan, reservation: Reservation, meter: Meter,
                     invoke: Callable[[], Awaitable[Completion]]) -> Answer:
-        async with charged(reservation, meter):
-            try:
-                completion = await invoke()
-            except ServiceUnavailable:
-                # Degraded mode: every endpoint failed; an expired answer, flagged, beats a 503.
-                stale = await self._lookup(plan, stale_ok=True)
-                if stale is None:
-                    raise
-                return Answer(stale, cached=True, stale=True)
-            _meter_answer(meter, billed_text(completion.raw) if completion.raw else completion.content,
-                          completion.usage)
-            await self._store(plan, completion)
-        return Answer(completion)
+        completion: Completion | None = None
+        try:
+            with metering(meter):
+                try:
+                    completion = await invoke()
+                except ServiceUnavailable:
+                    # Degraded mode: every endpoint failed; an expired answer, flagged, beats a 503.
+                    stale = await self.admission.exact(plan, stale_ok=True)
+                    if stale is None:
+                        raise
+                    return Answer(stale, cached=True, stale=True)
+                _meter_answer(meter, billed_text(completion.raw) if completion.raw else completion.content,
+                              completion.usage)
+            return Answer(completion)
+        finally:
+            spawn(self._settle(plan, reservation, meter, completion))
 
     async def _pump(self, plan: Plan, source: DeltaSource, reservation: Reservation, meter: Meter,
                     queue: asyncio.Queue[Delta | BaseException | None]) -> None:
-        """Reads the model's stream to its end whatever the client does, then settles."""
+        """Reads the model's stream to its end whatever the client does, ends the client's stream,
+        then stores and settles."""
         parts: list[str] = []
         chunks: list[dict[str, Any]] = []  # the provider's own chunks (the pass-through), to cache
         finish, usage, answered_by = "stop", None, plan.model
+        whole: Completion | None = None
         try:
-            async with charged(reservation, meter):
+            with metering(meter):
                 try:
                     async for delta in source():
                         meter.received(delta.content)
@@ -245,12 +201,23 @@ class Gateway:
                     return
                 if usage is not None:
                     meter.reported(usage)
-                    await self._store(plan, completion_of(assemble(chunks), "") if chunks else
-                                      Completion("".join(parts), finish, answered_by, usage, ""))
+                    whole = completion_of(assemble(chunks), "") if chunks else \
+                        Completion("".join(parts), finish, answered_by, usage, "")
         except Exception as exc:  # noqa: BLE001  handed to the adapter, which logs it and ends the stream
             queue.put_nowait(exc)
         finally:
             queue.put_nowait(None)
+            spawn(self._settle(plan, reservation, meter, whole))
+
+    async def _settle(self, plan: Plan, reservation: Reservation, meter: Meter, answer: Completion | None) -> None:
+        """After the answer, off its critical path: the cache store and the settlement, together;
+        the store first when it may embed (that embedding is charged too)."""
+        with metering(meter):
+            if answer is not None and self.cache.may_embed(plan.ctx.principal, plan.key):
+                await self._store(plan, answer)
+                answer = None
+            await asyncio.gather(reservation.settle(meter.total()),
+                                 self._store(plan, answer) if answer is not None else nothing())
 
     async def _after_stream_failure(self, plan: Plan, exc: AppError, *, sent: bool) -> BaseException | Delta:
         if sent:
@@ -258,21 +225,11 @@ class Gateway:
             interrupted.__cause__ = exc
             return interrupted
         # Nothing sent yet: in degraded mode an expired answer, flagged, beats a 503.
-        stale = await self._lookup(plan, stale_ok=True) if isinstance(exc, ServiceUnavailable) else None
+        stale = await self.admission.exact(plan, stale_ok=True) if isinstance(exc, ServiceUnavailable) else None
         if stale is None:
             return exc
         return Delta(content=stale.content, finish_reason=stale.finish_reason, usage=stale.usage, model=stale.model,
                      cached=True, stale=True, raw=stale.raw)
-
-    async def _lookup(self, plan: Plan, *, stale_ok: bool = False) -> Completion | None:
-        """A cache that fails is a miss: it must never fail the request."""
-        if not plan.ctx.cache_lookup and not stale_ok:
-            return None
-        try:
-            return await self.cache.lookup(plan.ctx.principal, plan.model, plan.key, stale_ok=stale_ok)
-        except Exception as exc:  # noqa: BLE001  logged by type; the request goes on
-            log.warning("cache lookup failed: %s", type(exc).__name__)
-            return None
 
     async def _store(self, plan: Plan, completion: Completion) -> None:
         # Only whole answers: a cut one ("length", a filter) must not be served to the next caller.
@@ -287,12 +244,13 @@ class Gateway:
 @contextlib.asynccontextmanager
 async def charged(reservation: Reservation, meter: Meter) -> AsyncIterator[Meter]:
     """The reservation as a context: inside it the layers below report to `meter`; leaving it in
-    any way (an answer, an error, the stream's end) settles exactly what the meter recorded."""
+    any way (an answer, an error) settles exactly what the meter recorded, in a task of its own
+    that the response does not wait for."""
     try:
         with metering(meter):
             yield meter
     finally:
-        await reservation.settle(meter.total())
+        spawn(reservation.settle(meter.total()))
 
 
 def _meter_answer(meter: Meter, content: str, usage: Usage) -> None:

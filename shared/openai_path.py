@@ -15,6 +15,7 @@ from typing import Any
 from shared.auth import Principal
 from shared.background import spawn
 from shared.budget import Estimate, Reservation
+from shared.cache import CacheKey, openai_view
 from shared.endpoints import Endpoint, embedding_endpoint
 from shared.errors import BadRequest, Forbidden, NotFound
 from shared.gateway import Answer, CallContext, Gateway, Plan, charged
@@ -68,7 +69,8 @@ class OpenAIPath:
         endpoints = self.engine.router(model).endpoints
         prompt = request_prompt_tokens(model, body)
         cap = completion_cap(body, prompt, group_limits(endpoints), ctx.principal.limits.max_request_tokens)
-        return Plan(ctx, model, cache_key(body), Estimate(prompt, cap)), endpoints
+        key = CacheKey(ctx.principal.tenant, model, lambda: cache_key(body), lambda: openai_view(body))
+        return Plan(ctx, model, key, Estimate(prompt, cap)), endpoints
 
     async def complete(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> Answer:
         plan, endpoints = self.plan(ctx, requested, body)

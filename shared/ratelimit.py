@@ -11,13 +11,17 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosResourceExistsError
 
 from shared.auth import Principal
+from shared.background import spawn
 from shared.cosmos import CosmosState
 from shared.errors import RateLimited
+
+if TYPE_CHECKING:
+    from azure.cosmos.aio import ContainerProxy
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class CosmosRateLimiter:
         self.state = state
         self.now = now
         self._created: set[str] = set()  # this minute's documents this process knows exist
+        self._creating: set[str] = set()  # next minutes' documents being created ahead
 
     async def admit(self, principal: Principal, estimated_tokens: int) -> Allowance:
         rpm, tpm = principal.limits.rpm, principal.limits.tpm
@@ -56,12 +61,14 @@ class CosmosRateLimiter:
         doc_id = f"{principal.rate_key}:{minute:%Y%m%d%H%M}"
         container = await self.state.container("ratelimits")
         if doc_id not in self._created:
-            with contextlib.suppress(CosmosResourceExistsError):
-                await container.create_item({"id": doc_id, "key": principal.rate_key, "requests": 0, "tokens": 0,
-                                             "ttl": 180})
-            if len(self._created) > 10_000:
-                self._created.clear()  # past minutes are never asked for again; this bounds memory
-            self._created.add(doc_id)
+            await self._create(container, principal.rate_key, doc_id)
+        # The next minute's document is created ahead, off the critical path: admission at a
+        # minute boundary stays one round trip.
+        ahead = f"{principal.rate_key}:{minute + timedelta(minutes=1):%Y%m%d%H%M}"
+        if ahead not in self._created and ahead not in self._creating:
+            self._creating.add(ahead)
+            spawn(self._create(container, principal.rate_key, ahead)).add_done_callback(
+                lambda _: self._creating.discard(ahead))
         checks = []
         if rpm is not None:
             checks.append(f"c.requests <= {rpm - 1}")
@@ -83,3 +90,11 @@ class CosmosRateLimiter:
             remaining_requests=None if rpm is None else rpm - int(doc["requests"]),
             remaining_tokens=None if tpm is None else tpm - int(doc["tokens"]),
         )
+
+    async def _create(self, container: ContainerProxy, key: str, doc_id: str) -> None:
+        # A window lives 3 minutes: created up to one ahead, it still outlives its own minute.
+        with contextlib.suppress(CosmosResourceExistsError):
+            await container.create_item({"id": doc_id, "key": key, "requests": 0, "tokens": 0, "ttl": 180})
+        if len(self._created) > 10_000:
+            self._created.clear()  # past minutes are never asked for again; this bounds memory
+        self._created.add(doc_id)

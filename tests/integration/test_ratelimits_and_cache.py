@@ -10,7 +10,7 @@ import pytest
 
 from bench.cache import CountingTransport
 from shared.auth import Principal
-from shared.cache import STALE_GRACE_S, CosmosExactCache
+from shared.cache import STALE_GRACE_S, CacheKey, CosmosExactCache
 from shared.config import Settings, TenantLimits
 from shared.container import Container
 from shared.cosmos import CosmosState, cosmos_client
@@ -23,6 +23,10 @@ ANSWER = Completion("Paris.", "stop", "simulator-chat", Usage(prompt_tokens=9, c
                                                                total_tokens=11), "primary")
 REQUEST: dict[str, Any] = {"op": "chat", "messages": [{"role": "user", "content": "Capital of France?"}],
                            "params": {"max_tokens": 50, "temperature": 0.7}}
+
+
+def key_of(who: Principal, model: str, request: dict[str, Any]) -> CacheKey:
+    return CacheKey(who.tenant, model, lambda: request)
 
 
 def principal(tenant: str | None = None, key: str = "k", **limits: Any) -> Principal:
@@ -82,30 +86,30 @@ async def test_no_limits_means_no_cosmos_traffic_and_no_headers(stack_settings: 
 async def test_the_exact_cache_is_scoped_to_tenant_model_and_request(container: Container) -> None:
     cache = CosmosExactCache(container.cosmos, now=lambda: 1000.0)
     a, b = principal(), principal()
-    await cache.store(a, "gpt", REQUEST, ANSWER)
-    assert await cache.lookup(a, "gpt", REQUEST) == ANSWER
-    assert await cache.lookup(b, "gpt", REQUEST) is None, "tenant B never gets tenant A's answer"
-    assert await cache.lookup(a, "other-model", REQUEST) is None
+    await cache.store(a, "gpt", key_of(a, "gpt", REQUEST), ANSWER)
+    assert await cache.lookup(a, key_of(a, "gpt", REQUEST)) == ANSWER
+    assert await cache.lookup(b, key_of(b, "gpt", REQUEST)) is None, "tenant B never gets tenant A's answer"
+    assert await cache.lookup(a, key_of(a, "other-model", REQUEST)) is None
     warmer = {**REQUEST, "params": {"max_tokens": 50, "temperature": 0.9}}
-    assert await cache.lookup(a, "gpt", warmer) is None, "sampling parameters are part of the key"
+    assert await cache.lookup(a, key_of(a, "gpt", warmer)) is None, "sampling parameters are part of the key"
     reordered = {"params": {"temperature": 0.7, "max_tokens": 50}, "messages": REQUEST["messages"], "op": "chat"}
-    assert await cache.lookup(a, "gpt", reordered) == ANSWER, "key order does not matter"
+    assert await cache.lookup(a, key_of(a, "gpt", reordered)) == ANSWER, "key order does not matter"
 
 
 async def test_expiry_is_enforced_on_read_and_stale_answers_only_when_asked(container: Container) -> None:
     clock = {"t": 1000.0}
     cache = CosmosExactCache(container.cosmos, now=lambda: clock["t"])
     who = principal(cache_ttl_s=60)
-    await cache.store(who, "gpt", REQUEST, ANSWER)
+    await cache.store(who, "gpt", key_of(who, "gpt", REQUEST), ANSWER)
     clock["t"] += 61
-    assert await cache.lookup(who, "gpt", REQUEST) is None
-    assert await cache.lookup(who, "gpt", REQUEST, stale_ok=True) == ANSWER
+    assert await cache.lookup(who, key_of(who, "gpt", REQUEST)) is None
+    assert await cache.lookup(who, key_of(who, "gpt", REQUEST), stale_ok=True) == ANSWER
     clock["t"] += STALE_GRACE_S
-    assert await cache.lookup(who, "gpt", REQUEST, stale_ok=True) is None
+    assert await cache.lookup(who, key_of(who, "gpt", REQUEST), stale_ok=True) is None
 
 
 async def test_a_ttl_of_zero_stores_nothing(container: Container) -> None:
     cache = CosmosExactCache(container.cosmos, now=lambda: 1000.0)
     who = principal(cache_ttl_s=0)
-    await cache.store(who, "gpt", REQUEST, ANSWER)
-    assert await cache.lookup(who, "gpt", REQUEST, stale_ok=True) is None
+    await cache.store(who, "gpt", key_of(who, "gpt", REQUEST), ANSWER)
+    assert await cache.lookup(who, key_of(who, "gpt", REQUEST), stale_ok=True) is None

@@ -114,7 +114,10 @@ def _on_signals(stop: asyncio.Event, server: uvicorn.Server) -> None:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    # IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY only on sockets that say they are
+    # TCP, and without it a response's body waits behind its headers for the client's delayed ACK
+    # (about 40 ms on every request after the first on a kept-alive connection).
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

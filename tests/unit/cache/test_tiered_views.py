@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.cache import _semantic
+from shared.cache import chat_view
 from shared.gateway import ChatCall, _chat_key
 from shared.models import ChatMessage
 from shared.values import SamplingParams
@@ -16,12 +16,18 @@ def key(content: str, temperature: float = 0.7) -> dict[str, object]:
 def test_a_message_that_strips_to_nothing_is_seen_not_refused() -> None:
     # Schemathesis found it: "\n" is a valid message, its key holds it stripped, and the view must
     # not validate it again (that was a 500 before the lookup even started).
-    view = _semantic(key("\n"))
-    assert view is not None and view[1][0].content == ""
+    view = chat_view(key("\n"))
+    assert view is not None and view.messages[0].content == ""
 
 
 def test_other_sampling_parameters_are_another_semantic_scope() -> None:
-    cold, warm = _semantic(key("hello", 0.0)), _semantic(key("hello", 1.5))
+    cold, warm = chat_view(key("hello", 0.0)), chat_view(key("hello", 1.5))
     assert cold is not None and warm is not None
-    assert cold[0] != warm[0], "another temperature never shares a semantic answer"
-    assert _semantic(key("hello", 0.0)) == cold
+    assert cold.scope != warm.scope, "another temperature never shares a semantic answer"
+    assert chat_view(key("hello", 0.0)) == cold
+
+
+def test_a_multi_turn_chat_has_no_semantic_view_so_nothing_is_reserved_for_an_embedding() -> None:
+    turns = (ChatMessage(role="user", content="hi"), ChatMessage(role="assistant", content="hello"),
+             ChatMessage(role="user", content="and then?"))
+    assert chat_view(_chat_key(ChatCall(None, turns, SamplingParams(max_tokens=50)))) is None

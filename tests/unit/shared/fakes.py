@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from shared.auth import Principal
 from shared.budget import Estimate
+from shared.cache import CacheKey
 from shared.errors import AppError
 from shared.metering import current_meter
 from shared.models import ChatMessage, Usage
@@ -86,31 +86,39 @@ class FakeBudget:
 
 @dataclass
 class FakeCache:
+    """Both tiers: `entries` answers exact lookups; with `embedding_tokens` > 0 the fake has a
+    semantic tier too (`similar_entries`), whose lookups embed, reporting that usage."""
+
     entries: dict[str, Completion] = field(default_factory=dict)
+    similar_entries: dict[str, Completion] = field(default_factory=dict)
     expired: set[str] = field(default_factory=set)
     lookups: int = 0
-    embedding_tokens: int = 0  # > 0: each lookup embeds like the semantic cache, reporting this usage
+    embedding_tokens: int = 0
+    exact_tier: bool = True  # False: stores reach only the semantic tier
 
-    def may_embed(self, principal: Principal, request: dict[str, Any]) -> bool:
-        return self.embedding_tokens > 0
+    def reads(self, principal: Principal) -> bool:
+        return principal.limits.cache_ttl_s > 0
 
-    @staticmethod
-    def _key(principal: Principal, model: str, request: dict[str, Any]) -> str:
-        return f"{principal.tenant}|{model}|{sorted(request.items())!r}"
+    def may_embed(self, principal: Principal, key: CacheKey) -> bool:
+        return self.embedding_tokens > 0 and self.reads(principal)
 
-    async def lookup(self, principal: Principal, model: str, request: dict[str, Any], *,
-                     stale_ok: bool = False) -> Completion | None:
+    async def exact(self, principal: Principal, key: CacheKey, *, stale_ok: bool = False) -> Completion | None:
         self.lookups += 1
-        meter = current_meter()
-        if self.embedding_tokens and meter is not None and not stale_ok:
-            meter.embedded(Usage(prompt_tokens=self.embedding_tokens, total_tokens=self.embedding_tokens))
-        key = self._key(principal, model, request)
-        if key in self.expired and not stale_ok:
+        if key.exact_id in self.expired and not stale_ok:
             return None
-        return self.entries.get(key)
+        return self.entries.get(key.exact_id)
 
-    async def store(self, principal: Principal, model: str, request: dict[str, Any], completion: Completion) -> None:
-        self.entries[self._key(principal, model, request)] = completion
+    async def similar(self, principal: Principal, model: str, key: CacheKey) -> Completion | None:
+        meter = current_meter()
+        if self.embedding_tokens and meter is not None:
+            meter.embedded(Usage(prompt_tokens=self.embedding_tokens, total_tokens=self.embedding_tokens))
+        return self.similar_entries.get(key.exact_id)
+
+    async def store(self, principal: Principal, model: str, key: CacheKey, completion: Completion) -> None:
+        if self.exact_tier:
+            self.entries[key.exact_id] = completion
+        if self.embedding_tokens:
+            self.similar_entries[key.exact_id] = completion
 
 
 @dataclass

@@ -36,6 +36,7 @@ async def test_a_call_reserves_the_worst_case_then_settles_to_real_usage() -> No
     ctx = CallContext(TENANT_A, "c1")
     answer = await gateway.complete(ctx, chat_call())
     assert not answer.cached and answer.completion.content == "a short answer"
+    await drain(5)  # settlement runs after the answer, off its critical path
     (kind, reserved), (settle, used) = budget.events
     assert (kind, settle, used) == ("reserve", "settle", USAGE.total_tokens)
     assert reserved >= 50 + 1, "the reservation covers max_tokens plus the prompt"
@@ -48,6 +49,7 @@ async def test_a_failed_call_releases_its_reservation_and_stores_nothing() -> No
     gateway, _, budget, cache, _ = make(FakeEngine(error=ServiceUnavailable("down")))
     with pytest.raises(ServiceUnavailable):
         await gateway.complete(CallContext(TENANT_A, "c1"), chat_call())
+    await drain(5)
     assert budget.events[1] == ("settle", 0), "providers bill nothing for an error status: nothing charged"
     assert cache.entries == {}
 
@@ -55,7 +57,9 @@ async def test_a_failed_call_releases_its_reservation_and_stores_nothing() -> No
 async def test_a_cache_hit_costs_nothing_and_is_scoped_to_the_tenant() -> None:
     gateway, engine, budget, _, _ = make()
     await gateway.complete(CallContext(TENANT_A, "c1"), chat_call())
+    await drain(5)
     assert (await gateway.complete(CallContext(TENANT_A, "c2"), chat_call())).cached and engine.calls == 1
+    await drain(5)
     assert [e[0] for e in budget.events] == ["reserve", "settle"], "a hit is decided before any reservation"
     assert not (await gateway.complete(CallContext(TENANT_B, "c3"), chat_call())).cached and engine.calls == 2
 
@@ -67,7 +71,9 @@ async def test_cache_control_from_the_client_is_honoured(lookup: bool, store: bo
     gateway, engine, _, cache, _ = make()
     ctx = CallContext(TENANT_A, "c", cache_lookup=lookup, cache_store=store)
     await gateway.complete(ctx, chat_call())
+    await drain(5)
     await gateway.complete(ctx, chat_call())
+    await drain(5)
     assert engine.calls == expect_calls and len(cache.entries) == expect_entries
 
 
@@ -96,6 +102,7 @@ async def test_a_stream_settles_and_then_serves_the_next_request_from_cache() ->
     gateway, engine, budget, _, _ = make()
     first = await collect(gateway, CallContext(TENANT_A, "c"))
     assert "".join(d.content for d in first) == "a short answer"
+    await drain(5)
     second = await collect(gateway, CallContext(TENANT_A, "c"))
     assert "".join(d.content for d in second) == "a short answer" and engine.calls == 1
     assert [e[0] for e in budget.events] == ["reserve", "settle"]
@@ -105,6 +112,7 @@ async def test_a_stream_failing_before_content_raises_the_original_error() -> No
     gateway, _, budget, cache, _ = make(FakeEngine(error=ServiceUnavailable("down"), fail_after=0))
     with pytest.raises(ServiceUnavailable):
         await collect(gateway, CallContext(TENANT_A, "c"))
+    await drain(5)
     assert budget.events[1] == ("settle", 0) and cache.entries == {}
 
 
@@ -115,6 +123,7 @@ async def test_a_stream_cut_after_content_is_interrupted_never_a_clean_end() -> 
         async for delta in gateway.stream(CallContext(TENANT_A, "c"), chat_call()):
             received.append(delta.content)
     assert received == ["a", " short"]
+    await drain(5)
     prompt = budget.estimates[0].prompt_tokens
     received_tokens = completion_tokens("gpt-test", "a short", 2)
     assert budget.events[1] == ("settle", prompt + received_tokens), "the prompt plus the completion received"
@@ -160,10 +169,12 @@ async def test_a_summarize_text_with_template_syntax_reaches_the_model_literally
 
 async def test_a_semantic_hit_is_charged_its_embedding_and_counted_in_tpm() -> None:
     gateway, engine, budget, cache, limiter = make()
-    cache.embedding_tokens = 7
+    cache.embedding_tokens, cache.exact_tier = 7, False
     await gateway.complete(CallContext(TENANT_A, "c1"), chat_call())
+    await drain(5)
     assert budget.events[-1] == ("settle", USAGE.total_tokens + 7), "the miss: its embedding and the answer"
     await gateway.complete(CallContext(TENANT_A, "c2"), chat_call())
+    await drain(5)
     assert budget.events[-1] == ("settle", 7) and engine.calls == 1, "the hit: its embedding only"
     chat_prompt = prompt_tokens("gpt-test", [("user", "hello there")])
     assert limiter.admitted[0] == 50 + 2 * chat_prompt, "TPM counts the embedding as well as the chat"
@@ -173,9 +184,11 @@ async def test_a_semantic_hit_is_charged_its_embedding_and_counted_in_tpm() -> N
 async def test_degraded_mode_serves_an_expired_answer_flagged_stale() -> None:
     gateway, engine, budget, cache, _ = make()
     await gateway.complete(CallContext(TENANT_A, "c"), chat_call())
+    await drain(5)
     cache.expired.update(cache.entries)
     engine.error = ServiceUnavailable("every endpoint is down")
     answer = await gateway.complete(CallContext(TENANT_A, "c"), chat_call())
+    await drain(5)
     assert (answer.cached, answer.stale, answer.completion.content) == (True, True, "a short answer")
     assert budget.events[-2:] == [("reserve", budget.estimates[-1].tokens), ("settle", 0)]
     with pytest.raises(ServiceUnavailable):  # nothing cached for another tenant: a clear 503
@@ -186,6 +199,7 @@ async def test_only_complete_answers_are_cached() -> None:
     gateway, engine, _, cache, _ = make()
     engine.finish = "length"
     await gateway.complete(CallContext(TENANT_A, "c"), chat_call())
+    await drain(5)
     assert cache.entries == {}
 
 
@@ -202,7 +216,7 @@ async def test_a_model_not_allowed_for_the_tenant_is_403() -> None:
 
 async def test_a_failing_cache_is_a_miss_not_an_error() -> None:
     class BrokenCache(FakeCache):
-        async def lookup(self, *args: Any, **kwargs: Any) -> None:
+        async def exact(self, *args: Any, **kwargs: Any) -> None:
             raise ConnectionError("cosmos is down")
 
         async def store(self, *args: Any, **kwargs: Any) -> None:
@@ -236,6 +250,7 @@ async def test_a_tenant_that_caches_nothing_pays_for_no_lookups() -> None:
     gateway = Gateway(engine, CountingLimiter(), FakeBudget(), tiered)  # type: ignore[arg-type]
     never = Principal("tenant-d", "k", limits=TenantLimits(cache_ttl_s=0))
     answer = await gateway.complete(CallContext(never, "c"), chat_call())
+    await drain(5)
     assert not answer.cached and engine.calls == 1
     assert exact.calls == semantic.calls == 0, "no Cosmos read or write, no embedding call"
 
@@ -243,9 +258,11 @@ async def test_a_tenant_that_caches_nothing_pays_for_no_lookups() -> None:
 async def test_a_stream_in_degraded_mode_replays_the_stale_answer() -> None:
     gateway, engine, budget, cache, _ = make()
     await collect(gateway, CallContext(TENANT_A, "c"))
+    await drain(5)
     cache.expired.update(cache.entries)
     engine.error, engine.fail_after = ServiceUnavailable("every endpoint is down"), 0
     replayed = await collect(gateway, CallContext(TENANT_A, "c"))
+    await drain(5)
     assert "".join(d.content for d in replayed) == "a short answer"
     assert all(d.stale for d in replayed)
     assert budget.events[-1] == ("settle", 0)
