@@ -16,8 +16,8 @@ from azure.core.pipeline.transport._aiohttp import AioHttpTransport
 
 from shared.auth import Principal
 from shared.background import drain
-from shared.config import Settings, TenantLimits
 from shared.composition import build_container
+from shared.config import Settings, TenantLimits
 from shared.container import Container
 from shared.cosmos import CosmosState, cosmos_client
 from shared.gateway import CallContext, ChatCall
