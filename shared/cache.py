@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, Protocol, cast
 
+from shared import tracing
 from shared.auth import Principal
 from shared.cosmos import CosmosState
 from shared.models import ChatMessage, Role, Usage
@@ -109,8 +110,11 @@ class TieredCache:
         if hit is not None or stale_ok or self.semantic is None or view is None:
             return hit
         scope, messages, max_tokens = view
-        return await self.semantic.lookup(principal.tenant, f"{model}{scope}", messages, now=self.now(),
-                                          max_tokens=max_tokens)
+        hit = await self.semantic.lookup(principal.tenant, f"{model}{scope}", messages, now=self.now(),
+                                         max_tokens=max_tokens)
+        if hit is not None:
+            tracing.note_cache("semantic_hit")
+        return hit
 
     async def store(self, principal: Principal, model: str, request: dict[str, Any],
                     completion: Completion) -> None:

@@ -134,6 +134,8 @@ class TenantConfig(BaseModel):
     entra: list[EntraPrincipal] = Field(default_factory=list)
     roles: list[str] = Field(default_factory=lambda: ["user"])
     limits: TenantLimits = Field(default_factory=TenantLimits)
+    # Opt-in: the tenant's prompts and answers are written in its audit records (docs/telemetry.md).
+    log_content: bool = False
 
     @model_validator(mode="after")
     def _some_credential(self) -> TenantConfig:

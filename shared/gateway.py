@@ -19,6 +19,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from shared import tracing
 from shared.auth import Principal
 from shared.background import spawn
 from shared.budget import BudgetLedger, Estimate, Reservation
@@ -185,6 +186,7 @@ class Gateway:
         try:
             with metering(meter):
                 hit = await self._lookup(plan)
+            tracing.admitted(plan.model, plan.key, looked_up=ctx.cache_lookup, hit=hit is not None)
         except BaseException:
             if reservation is not None:
                 await reservation.settle(meter.total())
@@ -215,6 +217,7 @@ class Gateway:
                 stale = await self._lookup(plan, stale_ok=True)
                 if stale is None:
                     raise
+                tracing.note_cache("stale")
                 return Answer(stale, cached=True, stale=True)
             _meter_answer(meter, billed_text(completion.raw) if completion.raw else completion.content,
                           completion.usage)
@@ -261,6 +264,7 @@ class Gateway:
         stale = await self._lookup(plan, stale_ok=True) if isinstance(exc, ServiceUnavailable) else None
         if stale is None:
             return exc
+        tracing.note_cache("stale")
         return Delta(content=stale.content, finish_reason=stale.finish_reason, usage=stale.usage, model=stale.model,
                      cached=True, stale=True, raw=stale.raw)
 
