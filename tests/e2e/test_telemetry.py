@@ -80,6 +80,16 @@ def wait_for(sink: Sink, what: str, match: Callable[[Envelope], bool], count: in
     return found
 
 
+def wait_for_metrics(sink: Sink, wanted: set[str], deadline_s: float = 60) -> None:
+    end = time.monotonic() + deadline_s
+    while True:
+        names = {m["name"] for e in sink.snapshot() if _type(e) == "MetricData" for m in _base(e)["metrics"]}
+        if wanted <= names or time.monotonic() > end:
+            break
+        time.sleep(0.25)
+    assert wanted <= names, f"missing metrics: {sorted(wanted - names)}"
+
+
 def _type(e: Envelope) -> str:
     return str(e.get("data", {}).get("baseType", ""))
 
@@ -144,15 +154,8 @@ def test_request_span_attempt_span_audit_record_and_metrics(client: httpx.Client
     cid = again.headers["x-correlation-id"]
     assert _props(_audit(sink, cid))[n.CACHE_RESULT] == "exact_hit"
 
-    names = {m["name"] for e in wait_for(sink, "metrics", lambda e: _type(e) == "MetricData")
-             for m in _base(e)["metrics"]}
-    wanted = {n.METRIC_TOKEN_USAGE, n.METRIC_OPERATION_DURATION, n.METRIC_COST, n.METRIC_TOKENS_CHARGED,
-              n.METRIC_CACHE_LOOKUPS, n.METRIC_BUDGET_USED_RATIO}
-    end = time.monotonic() + 60
-    while not wanted <= names and time.monotonic() < end:
-        time.sleep(0.5)
-        names = {m["name"] for e in sink.snapshot() if _type(e) == "MetricData" for m in _base(e)["metrics"]}
-    assert wanted <= names, f"missing metrics: {sorted(wanted - names)}"
+    wait_for_metrics(sink, {n.METRIC_TOKEN_USAGE, n.METRIC_OPERATION_DURATION, n.METRIC_COST,
+                            n.METRIC_TOKENS_CHARGED, n.METRIC_CACHE_LOOKUPS, n.METRIC_BUDGET_USED_RATIO})
     token_types = {_props(e).get(n.GEN_AI_TOKEN_TYPE) for e in sink.snapshot() if _type(e) == "MetricData"
                    and any(m["name"] == n.METRIC_TOKEN_USAGE for m in _base(e)["metrics"])}
     assert token_types == {"input", "output"}
@@ -193,12 +196,7 @@ def test_a_queue_job_span_is_in_the_trace_of_the_request_that_submitted_it(clien
     job_props = _props(spans[0])
     assert job_props[n.OUTCOME] == "succeeded" and job_props[n.JOB_ID] == submitted.json()["job_id"]
     assert _attempts(sink, trace_id), "the job's model call is in the same trace"
-    names = set()
-    end = time.monotonic() + 60
-    while {n.METRIC_JOBS, n.METRIC_JOB_AGE} - names and time.monotonic() < end:
-        names = {m["name"] for e in sink.snapshot() if _type(e) == "MetricData" for m in _base(e)["metrics"]}
-        time.sleep(0.5)
-    assert {n.METRIC_JOBS, n.METRIC_JOB_AGE} <= names
+    wait_for_metrics(sink, {n.METRIC_JOBS, n.METRIC_JOB_AGE})
 
 
 def test_an_opted_in_tenant_gets_its_content_in_the_audit_record(tel_url: str, sink: Sink) -> None:
