@@ -46,6 +46,7 @@ def tel_url(stack: LocalStack, sink: Sink) -> Iterator[str]:
         "OTEL_BLRP_SCHEDULE_DELAY": "200",
         "OTEL_METRIC_EXPORT_INTERVAL": "1000",
         "OTEL_TRACES_SAMPLER": "always_on",
+        "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",  # no call to settings.sdk.monitor.azure.com
         "TENANTS": _tenants(stack),
     }
     with stack.app_on_free_port("telemetry", env) as url:
