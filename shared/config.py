@@ -274,6 +274,13 @@ class Settings(BaseSettings):
     applicationinsights_connection_string: Annotated[
         str | None, Field(alias="APPLICATIONINSIGHTS_CONNECTION_STRING", json_schema_extra=AZURE)
     ] = None
+    # Read by shared/telemetry.py from the environment at start (before settings); declared here so
+    # they are validated and documented with the others (docs/telemetry.md).
+    otel_exporter_otlp_endpoint: Annotated[
+        str | None, Field(alias="OTEL_EXPORTER_OTLP_ENDPOINT", json_schema_extra=TUNING)] = None
+    telemetry_offline_storage: Annotated[
+        bool, Field(alias="TELEMETRY_OFFLINE_STORAGE", json_schema_extra=TUNING)] = True
+    telemetry_live_metrics: Annotated[bool, Field(alias="TELEMETRY_LIVE_METRICS", json_schema_extra=TUNING)] = True
 
     @field_validator("tenants")
     @classmethod
