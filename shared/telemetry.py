@@ -39,6 +39,7 @@ def setup_telemetry() -> bool:
             _azure_monitor(connection, otlp)
         else:
             _otlp_only()
+        _no_framework_spans()
         from shared import telemetry_metrics  # noqa: PLC0415
 
         tracing.enable(telemetry_metrics.create())
@@ -46,6 +47,17 @@ def setup_telemetry() -> bool:
         log.exception("telemetry setup failed; continuing without export")
         return False
     return True
+
+
+def _no_framework_spans() -> None:
+    """FastAPI (0.165+) traces every app it serves once providers exist: the Functions host's proxy
+    app (and devhost's) would add a second SERVER span, a second `requests` row, around ours, and
+    log exception messages. It has no global switch, only a per-app one we do not construct."""
+    try:
+        from fastapi.telemetry._asgi import NativeTelemetry  # noqa: PLC0415
+    except ImportError:  # an older FastAPI has no native telemetry
+        return
+    NativeTelemetry.enabled = lambda self: False  # type: ignore[method-assign]
 
 
 def _resource() -> Any:
