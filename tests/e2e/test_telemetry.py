@@ -145,6 +145,14 @@ def test_request_span_attempt_span_audit_record_and_metrics(client: httpx.Client
     assert int(a[n.GEN_AI_USAGE_OUTPUT_TOKENS]) == usage["completion_tokens"]
     assert a[n.ENDPOINT] and a[n.ATTEMPT] == "1" and a[n.BREAKER_STATE] == "closed" and n.RETRY_WAIT_S in a
     assert a[n.GEN_AI_REQUEST_STREAM] in ("False", "false")
+    # The HTTP call to the model endpoint is the attempt's child: its instrumentation sent `traceparent`.
+    http_calls = wait_for(sink, "model HTTP call", lambda e: _in_trace(trace_id, "RemoteDependencyData")(e)
+                          and e["tags"].get("ai.operation.parentId") == _base(attempt)["id"]
+                          and "/chat/completions" in str(_base(e).get("name")))
+    assert _base(http_calls[0])["type"] == "HTTP"
+    # Cosmos calls appear through the Azure SDK's own tracing, in the request's trace.
+    wait_for(sink, "Cosmos span", lambda e: _in_trace(trace_id, "RemoteDependencyData")(e)
+             and str(_base(e).get("name")).startswith("ContainerProxy."))
 
     audit = _props(_audit(sink, trace_id))
     assert set(n.AUDIT_FIELDS) <= audit.keys()
