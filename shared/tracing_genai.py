@@ -28,10 +28,11 @@ _CURRENT: ContextVar[Attempt | None] = ContextVar("aigw_attempt", default=None)
 class Attempt:
     """One model attempt: its span (None when telemetry is off) and what its answer reported."""
 
-    __slots__ = ("attributes", "ended", "first_chunk_s", "held", "span", "started", "tokens")
+    __slots__ = ("attributes", "ended", "first_chunk_s", "held", "model", "span", "started", "tokens")
 
-    def __init__(self, span: Any, attributes: dict[str, Any]) -> None:
+    def __init__(self, span: Any, attributes: dict[str, Any], model: str) -> None:
         self.span = span
+        self.model = model  # the endpoint's model group (an embedding deployment's own name)
         self.attributes = attributes  # the metric dimensions: operation, provider, model, address
         self.started = time.perf_counter()
         self.first_chunk_s: float | None = None
@@ -71,6 +72,7 @@ class Attempt:
         record = tracing.current()
         if error is None and record is not None:
             record.endpoint = str(self.attributes.get(n.ENDPOINT, ""))
+            record.model = record.model or self.model  # the gateway names it; embeddings do not pass there
         if self.span is None:
             return
         span = self.span
@@ -126,7 +128,7 @@ async def attempted(endpoint: Endpoint, number: int, wait_s: float, breaker: str
 
 def _start(endpoint: Endpoint, number: int, wait_s: float, breaker: str) -> Attempt:
     if not tracing.enabled():
-        return Attempt(None, {n.ENDPOINT: endpoint.name})
+        return Attempt(None, {n.ENDPOINT: endpoint.name}, endpoint.config.model)
     from opentelemetry import trace  # noqa: PLC0415
 
     config = endpoint.config
@@ -143,7 +145,7 @@ def _start(endpoint: Endpoint, number: int, wait_s: float, breaker: str) -> Atte
                   n.BREAKER_STATE: breaker, n.RETRY_WAIT_S: round(wait_s, 3), n.GEN_AI_REQUEST_STREAM: False}
     span = trace.get_tracer("aigw").start_span(f"{operation} {model}", kind=trace.SpanKind.CLIENT,
                                                attributes=attributes)
-    return Attempt(span, dims)
+    return Attempt(span, dims, config.model)
 
 
 def _facts(item: object) -> dict[str, Any]:

@@ -203,3 +203,18 @@ def test_the_correlation_id_is_the_trace_id_unless_the_client_sent_one() -> None
 
     assert correlation_id({}, "ab" * 16) == "ab" * 16
     assert correlation_id({"x-correlation-id": "mine-1"}, "ab" * 16) == "mine-1"
+
+
+def test_breaker_transitions_are_counted_by_endpoint_and_new_state(telemetry_on: InMemorySpanExporter) -> None:
+    from shared.resilience.breaker import BreakerSettings, CircuitBreaker
+
+    clock = FakeClock()
+    breaker = CircuitBreaker("east", BreakerSettings(consecutive_failures=2, cooldown_s=5), clock)
+    breaker.record_failure()
+    breaker.record_failure()
+    clock.t += 5
+    assert breaker.allow()
+    breaker.record_success()
+    moves = {(p.attributes[n.ENDPOINT], p.attributes[n.BREAKER_STATE]): p.value
+             for p in _points()[n.METRIC_BREAKER_TRANSITIONS] if p.attributes[n.ENDPOINT] == "east"}
+    assert moves == {("east", "open"): 1, ("east", "half_open"): 1, ("east", "closed"): 1}
