@@ -27,7 +27,15 @@ _STATE: dict[str, Any] = {"instruments": None}
 
 def enable(instruments: Instruments) -> None:
     """Called once by shared/telemetry.setup_telemetry after the providers are set."""
+    from opentelemetry import trace  # noqa: PLC0415
+
+    _STATE["tracer"] = trace.get_tracer("aigw")  # once: the SDK's get_tracer is costly per call
     _STATE["instruments"] = instruments
+
+
+def tracer() -> Any:
+    """The app's tracer (only once enabled)."""
+    return _STATE["tracer"]
 
 
 def disable() -> None:
@@ -91,7 +99,7 @@ def server_span(record: Record, name: str, traceparent: str | None, attributes: 
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator  # noqa: PLC0415
 
     parent = TraceContextTextMapPropagator().extract({"traceparent": traceparent}) if traceparent else None
-    span = trace.get_tracer("aigw").start_span(name, context=parent, kind=trace.SpanKind.SERVER,
+    span = tracer().start_span(name, context=parent, kind=trace.SpanKind.SERVER,
                                                attributes=dict(attributes))
     record.span = span
     return trace.format_trace_id(span.get_span_context().trace_id)

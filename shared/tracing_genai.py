@@ -143,7 +143,7 @@ def _start(endpoint: Endpoint, number: int, wait_s: float, breaker: str) -> Atte
     }
     attributes = {**dims, n.REGION: getattr(config, "region", None) or endpoint.name, n.ATTEMPT: number,
                   n.BREAKER_STATE: breaker, n.RETRY_WAIT_S: round(wait_s, 3), n.GEN_AI_REQUEST_STREAM: False}
-    span = trace.get_tracer("aigw").start_span(f"{operation} {model}", kind=trace.SpanKind.CLIENT,
+    span = tracing.tracer().start_span(f"{operation} {model}", kind=trace.SpanKind.CLIENT,
                                                attributes=attributes)
     return Attempt(span, dims, config.model)
 
