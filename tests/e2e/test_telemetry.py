@@ -69,8 +69,8 @@ def _marker() -> str:
 
 
 def wait_for(sink: Sink, what: str, match: Callable[[Envelope], bool], count: int = 1,
-             deadline_s: float = 60) -> list[Envelope]:
-    """Poll until `count` envelopes match (a generous deadline for arrival; nothing is timed)."""
+             deadline_s: float = 180) -> list[Envelope]:
+    """Poll until `count` envelopes match (a generous deadline for arrival on a loaded machine; nothing is timed)."""
     end = time.monotonic() + deadline_s
     while True:
         found = [e for e in sink.snapshot() if match(e)]
@@ -81,7 +81,7 @@ def wait_for(sink: Sink, what: str, match: Callable[[Envelope], bool], count: in
     return found
 
 
-def wait_for_metrics(sink: Sink, wanted: set[str], deadline_s: float = 60) -> None:
+def wait_for_metrics(sink: Sink, wanted: set[str], deadline_s: float = 180) -> None:
     end = time.monotonic() + deadline_s
     while True:
         names = {m["name"] for e in sink.snapshot() if _type(e) == "MetricData" for m in _base(e)["metrics"]}

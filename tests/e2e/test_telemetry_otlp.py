@@ -31,7 +31,7 @@ def otlp_url(stack: LocalStack, otlp_sink: Sink) -> Iterator[str]:
         yield url
 
 
-def _wait(sink: Sink, what: str, match: Callable[[dict[str, Any]], bool], deadline_s: float = 60) -> dict[str, Any]:
+def _wait(sink: Sink, what: str, match: Callable[[dict[str, Any]], bool], deadline_s: float = 180) -> dict[str, Any]:
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         found = [item for item in sink.snapshot() if match(item)]
