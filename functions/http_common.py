@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import azure.functions as func
 from azure.core.exceptions import AzureError
-from azurefunctions.extensions.http.fastapi import JSONResponse, Request, Response
+from azurefunctions.extensions.http.fastapi import JSONResponse, Request, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
-from shared import safe_json
+from shared import safe_json, tracing
+from shared import telemetry_names as n
 from shared.auth import Principal
 from shared.container import Container, get_container
 from shared.correlation import correlation_id
@@ -39,6 +41,7 @@ F = TypeVar("F")
 
 # route template -> methods, as registered; the catch-all function tells 404 from 405 with it.
 ROUTES: dict[str, frozenset[str]] = {}
+_MATCHERS: list[tuple[re.Pattern[str], str]] = []
 
 
 def http_function(bp: func.Blueprint, name: str, route: str, methods: list[str]) -> Callable[[F], F]:
@@ -114,28 +117,59 @@ def ok(body: BaseModel | dict[str, Any], status: int = 200, headers: dict[str, s
 async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]]) -> Response:
     """Authenticate, run `work`, and turn every failure into problem+json. No exception's text
     ever reaches the client; unexpected ones are logged with the correlation id."""
-    cid = correlation_id(req.headers)
+    record = tracing.Record(route=route_of(req.url.path))
+    trace_id = tracing.server_span(record, f"{req.method} /api/{record.route}", req.headers.get("traceparent"), {
+        n.HTTP_REQUEST_METHOD: req.method, n.HTTP_ROUTE: f"/api/{record.route}", n.URL_PATH: req.url.path,
+        n.URL_SCHEME: req.url.scheme})
+    cid = record.correlation_id = correlation_id(req.headers, trace_id)
     extra: dict[str, str] = {}
-    try:
-        container = await get_container()
-        principal = await authenticate(container, req.headers)
-        context = call_context(req, principal, cid)
-        extra = context.response_headers  # the stages fill it as the request runs
-        response = await work(Scope(req, cid, container, principal, context))
-    except AppError as err:
-        response = problem(err, cid)
-    except AzureError as exc:
-        # Cosmos, Storage or Key Vault failed after the SDK's own retries: ours to fix, not the
-        # caller's, and worth retrying later.
-        log.error("dependency failed (correlation_id=%s): %s", cid, type(exc).__name__)
-        response = problem(DependencyFailed("A storage dependency is unavailable. Try again later."), cid)
-    except Exception as exc:  # noqa: BLE001  logged by log_unexpected; the client gets a generic 500
-        log_unexpected("unhandled error", cid, exc)
-        response = problem(AppError("An unexpected error occurred. Quote the correlation id if you report it."), cid)
+    with tracing.active(record):
+        try:
+            container = await get_container()
+            principal = await authenticate(container, req.headers)
+            record.tenant, record.key_id, record.log_content = principal.tenant, principal.key_id, principal.log_content
+            context = call_context(req, principal, cid)
+            extra = context.response_headers  # the stages fill it as the request runs
+            response = await work(Scope(req, cid, container, principal, context))
+        except AppError as err:
+            tracing.refused(err.type_slug)
+            response = problem(err, cid)
+        except AzureError as exc:
+            # Cosmos, Storage or Key Vault failed after the SDK's own retries: ours to fix, not the
+            # caller's, and worth retrying later.
+            log.error("dependency failed (correlation_id=%s): %s", cid, type(exc).__name__)
+            response = problem(DependencyFailed("A storage dependency is unavailable. Try again later."), cid)
+        except Exception as exc:  # noqa: BLE001  logged by log_unexpected; the client gets a generic 500
+            log_unexpected("unhandled error", cid, exc)
+            response = problem(AppError("An unexpected error occurred. Quote the correlation id if you report it."),
+                               cid)
     for name, value in extra.items():
         response.headers.setdefault(name, value)
     response.headers["x-correlation-id"] = cid
+    if isinstance(response, StreamingResponse):
+        # A stream's record closes when its body has been sent (its model attempt closes with the pump).
+        response.body_iterator = _finished_after(response.body_iterator, record, response.status_code)
+    else:
+        tracing.finish(record, response.status_code)
     return response
+
+
+async def _finished_after(body: AsyncIterable[Any], record: tracing.Record, status: int) -> AsyncIterator[Any]:
+    try:
+        async for chunk in body:
+            yield chunk
+    finally:
+        tracing.finish(record, status)
+
+
+def route_of(path: str) -> str:
+    """The registered route template a path matched (bounded, unlike the path): a span name and a dimension."""
+    relative = path.removeprefix("/api/").strip("/")
+    if len(_MATCHERS) != len(ROUTES):
+        _MATCHERS.clear()
+        for template in sorted(ROUTES, key=lambda t: t.count("{")):  # literal routes win over parameters
+            _MATCHERS.append((re.compile("^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(template)) + "$"), template))
+    return next((template for pattern, template in _MATCHERS if pattern.match(relative)), "unmatched")
 
 
 async def read_model(scope: Scope, model: type[M]) -> M:

@@ -7,6 +7,8 @@ import logging
 
 import azure.functions as func
 
+from shared import telemetry_names as n
+from shared import tracing
 from shared.container import get_container, loaded
 from shared.correlation import safe_correlation_id
 
@@ -29,9 +31,25 @@ async def jobs_worker(msg: func.QueueMessage) -> None:
         raise
     container = await get_container()
     job_id = job_id_for(message, text)
-    log.info("job %s: delivery %s (correlation_id=%s)", job_id, msg.dequeue_count,
-             safe_correlation_id(message.correlation_id))
-    await container.jobs.run(message, job_id, container.auth.principal_for_tenant(message.tenant), text)
+    queue = container.settings.jobs_queue
+    record = tracing.Record(route=f"{n.JOB_SPAN_PREFIX} {queue}", job=True, tenant=message.tenant, key_id="queue")
+    principal = container.auth.principal_for_tenant(message.tenant)
+    record.log_content = principal is not None and principal.log_content
+    # The job's span continues the trace of the request that submitted it (the message's traceparent).
+    trace_id = tracing.server_span(record, record.route, message.traceparent,
+                                   {n.JOB_ID: job_id, n.QUEUE: queue, n.TENANT: message.tenant})
+    record.correlation_id = safe_correlation_id(message.correlation_id) or trace_id or job_id
+    log.info("job %s: delivery %s (correlation_id=%s)", job_id, msg.dequeue_count, record.correlation_id)
+    status = 200
+    try:
+        with tracing.active(record):
+            await container.jobs.run(message, job_id, principal, text)
+    except BaseException:
+        status, record.outcome = 500, record.outcome or "retry"
+        raise
+    finally:
+        # A job has no HTTP status: 500 for a delivery the host retries, 422 for a failed job.
+        tracing.finish(record, 422 if record.outcome == "failed" else status)
 
 
 @bp.function_name("jobs_poison")

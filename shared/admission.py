@@ -7,6 +7,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from shared import tracing
 from shared.auth import Principal
 from shared.background import spawn
 from shared.budget import BudgetLedger, Estimate, Reservation
@@ -48,9 +49,14 @@ class Admission:
         self.cache = cache
 
     async def admit(self, plan: Plan) -> tuple[Meter, Completion | None, Reservation | None]:
-        """Rate limit, cache lookup, budget reservation: a hit, or the reservation for a miss.
+        """Rate limit, cache lookup, budget reservation: a hit, or the reservation for a miss."""
+        meter, hit, reservation = await self._admit(plan)
+        tracing.admitted(plan.model, plan.key.request, looked_up=plan.ctx.cache_lookup and self.cache.reads(
+            plan.ctx.principal), hit=hit is not None)
+        return meter, hit, reservation
 
-        First step, concurrently: the rate limit and the exact lookup (one Cosmos round trip). A
+    async def _admit(self, plan: Plan) -> tuple[Meter, Completion | None, Reservation | None]:
+        """First step, concurrently: the rate limit and the exact lookup (one Cosmos round trip). A
         hit is decided there, before anything is reserved. A miss reserves in a second step. Where
         nothing can be decided for free first, the reservation joins the first step: a tenant
         without a cache, or a lookup that may embed (the semantic cache's embedding is a billed

@@ -27,6 +27,7 @@ class Principal:
     roles: tuple[str, ...] = ("user",)
     limits: TenantLimits = field(default_factory=TenantLimits)
     client_id: str | None = None  # an Entra caller's client application (azp/appid), for audit records
+    log_content: bool = False  # the tenant's opt-in: its prompts and answers go in its audit records
 
     @property
     def rate_key(self) -> str:
@@ -127,4 +128,4 @@ class Authenticator:
 
 
 def _principal(tenant: TenantConfig, key_id: str, client_id: str | None = None) -> Principal:
-    return Principal(tenant.tenant, key_id, tuple(tenant.roles), tenant.limits, client_id)
+    return Principal(tenant.tenant, key_id, tuple(tenant.roles), tenant.limits, client_id, tenant.log_content)

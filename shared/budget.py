@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol
 
 from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosResourceExistsError
 
+from shared import tracing
 from shared.auth import Principal
 from shared.background import spawn
 from shared.config import ModelPrice, TenantLimits
@@ -182,6 +183,7 @@ class CosmosReservation:
         c = self.charge
         used_micros = cost_micros(self.ledger.prices.get(self.model), usage.prompt_tokens, usage.completion_tokens)
         used = {"tokens_used": usage.total_tokens - c.prompt_tokens, "usd_used_micros": used_micros - c.prompt_micros}
+        tracing.charged(self.tenant, self.model, usage.prompt_tokens, usage.completion_tokens, used_micros)
         slot = self.bucket % SLOTS
         release = {f"l{slot}/t": -c.held_tokens, f"l{slot}/u": -c.held_micros}
         await asyncio.gather(*(self.ledger.settle_window(self.tenant, w, used, release, f"c.l{slot}.e = {self.bucket}")
@@ -299,9 +301,10 @@ class CosmosBudgetLedger:
         for attempt in range(SETTLE_TRIES):
             try:
                 try:
-                    await self.patch(tenant, window, {**used, **release}, slot_check)
+                    doc = await self.patch(tenant, window, {**used, **release}, slot_check)
                 except CosmosAccessConditionFailedError:
-                    await self.patch(tenant, window, used)
+                    doc = await self.patch(tenant, window, used)
+                tracing.budget_window(tenant, window.kind, doc, window.token_limit, window.usd_micros_limit)
                 return
             except Exception as exc:  # noqa: BLE001  any failure: retried, then logged by type
                 if attempt == SETTLE_TRIES - 1:
@@ -311,12 +314,14 @@ class CosmosBudgetLedger:
                     return
                 await self._sleep(0.25 * 2**attempt)
 
-    async def patch(self, tenant: str, window: Window, fields: dict[str, int], check: str | None = None) -> None:
+    async def patch(self, tenant: str, window: Window, fields: dict[str, int],
+                    check: str | None = None) -> dict[str, Any] | None:
+        """The window's document as patched (None when there was nothing to patch)."""
         ops = _incr(fields)
         if not ops:
-            return
+            return None
         container = await self.state.container("budgets")
-        await container.patch_item(window.id, partition_key=tenant, patch_operations=ops,
+        return await container.patch_item(window.id, partition_key=tenant, patch_operations=ops,
                                    filter_predicate=f"FROM c WHERE {check}" if check else None)
 
     async def usage(self, principal: Principal) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, cast
 
+from shared import tracing
 from shared.auth import Principal
 from shared.cosmos import CosmosState
 from shared.models import ChatMessage, Role, Usage
@@ -50,6 +51,10 @@ class CacheKey:
     def __init__(self, tenant: str, model: str, request: Callable[[], dict[str, Any]],
                  semantic: Callable[[], SemanticView | None] = lambda: None) -> None:
         self._tenant, self._model, self._request, self._semantic = tenant, model, request, semantic
+
+    def request(self) -> dict[str, Any]:
+        """The request as the exact entry keys it (for the audit record of a tenant that logs content)."""
+        return self._request()
 
     @functools.cached_property
     def exact_id(self) -> str:
@@ -159,8 +164,11 @@ class TieredCache:
         view = key.semantic
         if self.semantic is None or view is None or not self.reads(principal):
             return None
-        return await self.semantic.lookup(principal.tenant, f"{model}{view.scope}", view.messages, now=self.now(),
-                                          max_tokens=view.max_tokens)
+        hit = await self.semantic.lookup(principal.tenant, f"{model}{view.scope}", view.messages, now=self.now(),
+                                         max_tokens=view.max_tokens)
+        if hit is not None:
+            tracing.note_cache("semantic_hit")
+        return hit
 
     async def store(self, principal: Principal, model: str, key: CacheKey, completion: Completion) -> None:
         """The exact and the semantic entry together (one round trip, not two in a row)."""

@@ -134,6 +134,8 @@ class TenantConfig(BaseModel):
     entra: list[EntraPrincipal] = Field(default_factory=list)
     roles: list[str] = Field(default_factory=lambda: ["user"])
     limits: TenantLimits = Field(default_factory=TenantLimits)
+    # Opt-in: the tenant's prompts and answers are written in its audit records (docs/telemetry.md).
+    log_content: bool = False
 
     @model_validator(mode="after")
     def _some_credential(self) -> TenantConfig:
@@ -272,6 +274,13 @@ class Settings(BaseSettings):
     applicationinsights_connection_string: Annotated[
         str | None, Field(alias="APPLICATIONINSIGHTS_CONNECTION_STRING", json_schema_extra=AZURE)
     ] = None
+    # Read by shared/telemetry.py from the environment at start (before settings); declared here so
+    # they are validated and documented with the others (docs/telemetry.md).
+    otel_exporter_otlp_endpoint: Annotated[
+        str | None, Field(alias="OTEL_EXPORTER_OTLP_ENDPOINT", json_schema_extra=TUNING)] = None
+    telemetry_offline_storage: Annotated[
+        bool, Field(alias="TELEMETRY_OFFLINE_STORAGE", json_schema_extra=TUNING)] = True
+    telemetry_live_metrics: Annotated[bool, Field(alias="TELEMETRY_LIVE_METRICS", json_schema_extra=TUNING)] = True
 
     @field_validator("tenants")
     @classmethod

@@ -21,11 +21,15 @@ def safe_correlation_id(value: object) -> str | None:
     return None
 
 
-def correlation_id(headers: Mapping[str, str]) -> str:
-    """The id an HTTP call runs under: safe to echo in a header and a log line."""
+def correlation_id(headers: Mapping[str, str], trace_id: str | None = None) -> str:
+    """The id an HTTP call runs under: safe to echo in a header and a log line. The caller's own;
+    else the trace id (the request span's `trace_id` when telemetry is on, which is the client's
+    traceparent's when it sent a valid one); else a new one."""
     sent = safe_correlation_id(headers.get("x-correlation-id"))
     if sent is not None:
         return sent
+    if trace_id is not None:
+        return trace_id
     match = _TRACEPARENT.match(headers.get("traceparent", "").strip().lower())
     if match and match.group(1) != "0" * 32:
         return match.group(1)

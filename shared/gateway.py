@@ -21,6 +21,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from shared import tracing
 from shared.admission import Admission, CallContext, Plan, nothing
 from shared.auth import Principal
 from shared.background import spawn
@@ -168,6 +169,7 @@ class Gateway:
                     stale = await self.admission.exact(plan, stale_ok=True)
                     if stale is None:
                         raise
+                    tracing.note_cache("stale")
                     return Answer(stale, cached=True, stale=True)
                 _meter_answer(meter, billed_text(completion.raw) if completion.raw else completion.content,
                               completion.usage)
@@ -228,6 +230,7 @@ class Gateway:
         stale = await self.admission.exact(plan, stale_ok=True) if isinstance(exc, ServiceUnavailable) else None
         if stale is None:
             return exc
+        tracing.note_cache("stale")
         return Delta(content=stale.content, finish_reason=stale.finish_reason, usage=stale.usage, model=stale.model,
                      cached=True, stale=True, raw=stale.raw)
 

@@ -14,6 +14,7 @@ from azure.core import MatchConditions
 from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosResourceExistsError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared import tracing
 from shared.auth import Principal
 from shared.correlation import safe_correlation_id
 from shared.cosmos import CosmosState
@@ -46,6 +47,7 @@ class JobReference(BaseModel):
     tenant: Annotated[str, Field(min_length=1, max_length=64)]
     kind: JobKind
     correlation_id: str | None = None
+    traceparent: str | None = None  # the submitting request's span: the job's span is in its trace
     input_ref: Literal[True]
 
 
@@ -161,12 +163,13 @@ class JobService:
         """Record the job, its input included, as queued; returns its id and the claim check to send."""
         job_id = uuid.uuid4().hex
         now = time.time()
+        parent = tracing.traceparent()
         await self.store.create(principal.tenant, job_id, {
             "kind": req.kind, "status": "queued", "correlation_id": correlation_id, "input": req.input,
-            "created_at": now, "updated_at": now, "enqueued_at": now, "attempts": 0,
+            "created_at": now, "updated_at": now, "enqueued_at": now, "attempts": 0, "traceparent": parent,
         })
         message = JobReference(job_id=job_id, tenant=principal.tenant, kind=req.kind,
-                               correlation_id=correlation_id, input_ref=True)
+                               correlation_id=correlation_id, traceparent=parent, input_ref=True)
         return job_id, message.model_dump_json()
 
     async def view(self, principal: Principal, job_id: str) -> JobView:
@@ -184,41 +187,49 @@ class JobService:
         claimed = await self.store.claim(message.tenant, job_id, doc, self.lease_s)
         if claimed is None:
             log.info("job %s: finished, or no record for its claim check; delivery ignored", job_id)
+            tracing.job_done("ignored", None)
             return
+        created_at = claimed.get("created_at")
         if principal is None:
-            await self._fail(message.tenant, job_id, "unknown tenant")
+            await self._fail(message.tenant, job_id, "unknown tenant", created_at)
             return
         job_input = message.input if isinstance(message, JobMessage) else claimed.get("input")
         if not isinstance(job_input, dict):
-            await self._fail(message.tenant, job_id, "The job's input is missing.")
+            await self._fail(message.tenant, job_id, "The job's input is missing.", created_at)
             return
         ctx = CallContext(principal, safe_correlation_id(message.correlation_id) or job_id)
         try:
             result = await self._invoke(ctx, message.kind, job_input)
         except BudgetExhausted as exc:
             # No retry helps before the window resets: fail now, saying why.
-            await self._fail(message.tenant, job_id, f"{exc.type_slug}: {exc.detail}")
+            tracing.refused(exc.type_slug)
+            await self._fail(message.tenant, job_id, f"{exc.type_slug}: {exc.detail}", created_at)
             return
         except TooManyRequests as exc:
+            tracing.refused(exc.type_slug)
             await self._requeue(message, job_id, claimed, raw_text, exc)
             return
         except AppError as exc:
             if exc.status >= 500:
                 await self.store.update(message.tenant, job_id, {"lease_until": 0})
+                tracing.job_done("retry", created_at)
                 raise
-            await self._fail(message.tenant, job_id, exc.detail)
+            await self._fail(message.tenant, job_id, exc.detail, created_at)
             return
         await self.store.update(message.tenant, job_id, {"status": "succeeded", "result": result, "error": None})
+        tracing.job_done("succeeded", created_at)
 
-    async def _fail(self, tenant: str, job_id: str, error: str) -> None:
+    async def _fail(self, tenant: str, job_id: str, error: str, created_at: object = None) -> None:
         await self.store.update(tenant, job_id, {"status": "failed", "error": error})
+        tracing.job_done("failed", created_at)
 
     async def _requeue(self, message: QueuedJob, job_id: str, claimed: dict[str, Any], raw_text: str,
                        exc: TooManyRequests) -> None:
         """Back on the queue, invisible for the Retry-After, instead of burning the host's dequeues."""
         throttled = int(claimed.get("throttled", 0)) + 1
         if self.queue is None or throttled > MAX_THROTTLED_REQUEUES:
-            await self._fail(message.tenant, job_id, f"{exc.type_slug}: refused {throttled} times in a row.")
+            await self._fail(message.tenant, job_id, f"{exc.type_slug}: refused {throttled} times in a row.",
+                             claimed.get("created_at"))
             return
         delay = max(1.0, exc.retry_after_s or 1.0)
         # The record first: if the send fails, the host retries this delivery, which finds it queued.
@@ -227,6 +238,7 @@ class JobService:
         # The same text again, so a producer's message without job_id still maps to the same job.
         await self.queue.send(raw_text or _reference(message, job_id), delay_s=delay)
         log.info("job %s: %s; re-queued with a delay of %.0f s", job_id, exc.type_slug, delay)
+        tracing.job_done("requeued", None)
 
     async def sweep(self, stale_after_s: float, max_requeues: int, limit: int = 100) -> tuple[int, int]:
         """Jobs left queued with no message (the send failed after the 202, or anything else): each is
@@ -243,7 +255,8 @@ class JobService:
             if self.queue is None:
                 raise DependencyFailed("no jobs queue is configured")
             reference = JobReference(job_id=job_id, tenant=tenant, kind=doc["kind"],
-                                     correlation_id=doc.get("correlation_id"), input_ref=True)
+                                     correlation_id=doc.get("correlation_id"), traceparent=doc.get("traceparent"),
+                                     input_ref=True)
             await self.queue.send(reference.model_dump_json())
             requeued += 1
         if requeued or failed:

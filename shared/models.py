@@ -78,6 +78,8 @@ class JobMessage(BaseModel):
     kind: JobKind
     input: dict[str, Any]
     correlation_id: str | None = None
+    # The submitter's W3C trace context: the job's span joins its trace (an invalid one is ignored).
+    traceparent: str | None = None
 
 
 JobStatus = Literal["queued", "running", "succeeded", "failed"]

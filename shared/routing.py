@@ -17,6 +17,8 @@ from shared.endpoints import Endpoint
 from shared.errors import ServiceUnavailable
 from shared.metering import current_meter
 from shared.resilience.policy import ResiliencePolicy
+from shared.tracing_genai import Attempt
+from shared.tracing_genai import current as current_attempt
 from shared.upstream import billable_failure, classify
 
 log = logging.getLogger(__name__)
@@ -85,12 +87,18 @@ async def held_stream(policy: ResiliencePolicy, endpoints: list[Endpoint],
     `started` the answer: a failure before it fails over unseen; after it, the stream is cut and
     ServiceUnavailable is raised (a clean end would pass a partial answer off as whole)."""
 
-    async def attempt(endpoint: Endpoint) -> tuple[Endpoint, list[T], AsyncGenerator[T, Any]]:
+    async def attempt(endpoint: Endpoint) -> tuple[Endpoint, list[T], AsyncGenerator[T, Any], Attempt | None]:
+        # Held open past the policy: the attempt's span ends with the stream, with its final usage.
+        span = current_attempt()
+        if span is not None:
+            span.hold()
         parts = open_stream(endpoint)
         held: list[T] = []
         try:
             async for item in parts:
                 held.append(item)
+                if span is not None:
+                    span.observe(item)
                 if started(item):
                     break
         except BaseException as exc:
@@ -98,20 +106,26 @@ async def held_stream(policy: ResiliencePolicy, endpoints: list[Endpoint],
             meter_failed_attempt(exc, "".join(text(item) for item in held), answer_started=bool(held))
             await parts.aclose()
             raise
-        return endpoint, held, parts
+        return endpoint, held, parts, span
 
-    endpoint, held, parts = await policy.call(endpoints, attempt)
+    endpoint, held, parts, span = await policy.call(endpoints, attempt)
+    failure: BaseException | None = None
     try:
         for item in held:
             yield endpoint, item
         async for item in parts:
+            if span is not None:
+                span.observe(item)
             yield endpoint, item
     except Exception as exc:
+        failure = exc
         policy.pool.record_failure(endpoint, classify(exc))
         log.warning("stream cut after content: endpoint=%s error=%s", endpoint.name, type(exc).__name__)
         raise ServiceUnavailable("The model's answer was cut off.") from exc
     finally:
         await parts.aclose()
+        if span is not None:
+            span.end(failure)
 
 
 async def metered(call: Awaitable[R]) -> R:

@@ -50,6 +50,20 @@ JOB_ID: Final = "aigw.job.id"
 OUTCOME: Final = "aigw.outcome"
 REFUSAL_TYPE: Final = "aigw.refusal.type"  # budget-exhausted | budget-busy | rate-limited
 COST_USD: Final = "aigw.cost_usd"
+DURATION_MS: Final = "aigw.duration_ms"  # the same name as in AUDIT_FIELDS
+STATUS: Final = "aigw.status"  # the HTTP status (a job: the status its outcome maps to)
+KEY_CLIENT_ID: Final = "aigw.client_id"  # an Entra caller's client application, when known
+QUEUE: Final = "aigw.queue"
+
+# Standard HTTP attributes on the server span (App Insights fills `requests` url/resultCode from them).
+HTTP_REQUEST_METHOD: Final = "http.request.method"
+HTTP_ROUTE: Final = "http.route"
+HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
+URL_PATH: Final = "url.path"
+URL_SCHEME: Final = "url.scheme"
+
+# Job outcomes (aigw.outcome on the job span and the aigw.jobs metric).
+JOB_OUTCOMES: Final = ("succeeded", "failed", "requeued", "retry", "ignored")
 
 CACHE_RESULTS: Final = ("exact_hit", "semantic_hit", "stale", "miss", "bypass")
 
@@ -77,3 +91,6 @@ AUDIT_EVENT: Final = "aigw.request"
 AUDIT_FIELDS: Final = (TENANT, KEY_ID, GEN_AI_REQUEST_MODEL, ENDPOINT, GEN_AI_USAGE_INPUT_TOKENS,
                        GEN_AI_USAGE_OUTPUT_TOKENS, COST_USD, "aigw.duration_ms", "aigw.status", CACHE_RESULT,
                        CORRELATION_ID, ROUTE)
+# Only for a tenant with `log_content: true` (TENANTS): the prompt and the answer, in the audit record.
+AUDIT_PROMPT: Final = "aigw.content.prompt"
+AUDIT_ANSWER: Final = "aigw.content.answer"

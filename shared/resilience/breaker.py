@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from shared.resilience.clock import Clock
+from shared.tracing_genai import breaker_moved
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class CircuitBreaker:
             return
         log.warning("circuit breaker %s: %s -> %s", self.name, self._state.value, new.value)
         TRANSITIONS[(self.name, new.value)] += 1
+        breaker_moved(self.name, new.value)
         self._state = new
         self._probes = 0
         if new is State.CLOSED:

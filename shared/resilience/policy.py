@@ -28,6 +28,7 @@ from shared.resilience.backoff import next_wait
 from shared.resilience.clock import Clock
 from shared.resilience.pool import EndpointPool
 from shared.resilience.retry_budget import RetryBudget
+from shared.tracing_genai import attempted, retried
 from shared.upstream import UpstreamFailure, classify
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,24 @@ class DeadlineReached(AttemptFailed):
 
 def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, AttemptFailed) and not isinstance(exc, DeadlineReached) and exc.failure.kind != "refused"
+
+
+class _Trail:
+    """Where one call's attempts went, for their spans and the retry and failover metrics."""
+
+    __slots__ = ("idle_s", "number", "previous", "wait_s")
+
+    def __init__(self) -> None:
+        self.number, self.wait_s, self.idle_s, self.previous = 0, 0.0, 0.0, ""
+
+    def next(self, state: RetryCallState) -> None:
+        self.number = state.attempt_number
+        self.wait_s, self.idle_s = state.idle_for - self.idle_s, state.idle_for
+
+    def chose(self, endpoint: str) -> None:
+        if self.number > 1:
+            retried(endpoint, self.previous)
+        self.previous = endpoint
 
 
 class ResiliencePolicy:
@@ -100,24 +119,29 @@ class ResiliencePolicy:
             reraise=True,
         )
         self.budget.record_first_attempt()
+        trail = _Trail()
         try:
             async for state in retrying:
                 with state:
-                    return await self._attempt(live(), attempt, tried, barred, deadline)
+                    trail.next(state.retry_state)
+                    return await self._attempt(live(), attempt, tried, barred, deadline, trail=trail)
         except AttemptFailed as exc:
             raise self._give_up(endpoints, exc.failure) from exc
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     async def _attempt(self, endpoints: Sequence[Endpoint], attempt: Callable[[Endpoint], Awaitable[T]],
-                       tried: set[str], barred: set[str], deadline: float) -> T:
+                       tried: set[str], barred: set[str], deadline: float, *, trail: _Trail) -> T:
         endpoint = self.pool.choose(endpoints, avoid=tried)
         if endpoint is None:
             raise AttemptFailed(None, UpstreamFailure("retryable", None, self.pool.available_in(endpoints)))
+        trail.chose(endpoint.name)
+        breaker = self.pool.breakers.get(endpoint.name)
         remaining = deadline - self.clock.now()
         timer = asyncio.timeout(max(0.001, remaining))
         try:
             async with timer:
-                result = await attempt(endpoint)
+                result = await attempted(endpoint, trail.number, trail.wait_s,
+                                         breaker.state.value if breaker else "closed", lambda: attempt(endpoint))
         except asyncio.CancelledError:
             raise
         except AppError:

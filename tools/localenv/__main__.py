@@ -45,6 +45,21 @@ def _say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
+def telemetry_lines(settings: dict[str, str]) -> list[str]:
+    """Where the app's traces, metrics and logs go (docs/telemetry.md), or how to see them."""
+    otlp = settings.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    lines = []
+    if otlp:
+        lines.append(f"telemetry  OTLP/HTTP to {otlp}: spans in your collector (Jaeger UI: http://localhost:16686), "
+                     "or `python -m tools.telemetry_sink otlp` prints them")
+    if settings.get("APPLICATIONINSIGHTS_CONNECTION_STRING"):
+        lines.append("telemetry  Application Insights: requests, dependencies, traces and customMetrics tables")
+    if not lines:
+        lines.append("telemetry  off: set OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 and run "
+                     "`python -m tools.telemetry_sink otlp` to see spans (docs/telemetry.md)")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.localenv", description=(__doc__ or "").strip())
     parser.add_argument("command", choices=["run", "deps", "app"],
@@ -83,6 +98,8 @@ def _run(stack: LocalStack, command: str) -> int:
             time.sleep(3600)
     app = stack.start_app(use_func=True, console=True)
     _say(f"app        {stack.app_url}/api  (Ctrl-C stops everything)")
+    for line in telemetry_lines(stack.settings):
+        _say(line)
     app.wait()
     _say(f"the app exited with code {app.returncode}")
     return app.returncode or 1
