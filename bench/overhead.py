@@ -27,6 +27,7 @@ from bench.overhead_report import LITELLM, OURS, Row, table, targets
 from shared.config import TenantConfig, TenantKey, TenantLimits, hash_api_key
 from tools.appsettings import ROOT
 from tools.localenv import LocalStack, Ports, StackError, free_port, port_open
+from tools.telemetry_sink import Sink, appinsights
 
 OUR_ROUTE = "/api/v1/chat/completions"  # docs/openai-compatibility.md
 LITELLM_ROUTE = "/v1/chat/completions"
@@ -48,13 +49,27 @@ class Variant:
     tenant: str
     prompts: str = "vary"
     extra_env: dict[str, str] = field(default_factory=dict)
+    telemetry: bool = False  # export to a local Application Insights receiver (Cosmos not counted again)
 
 
 VARIANTS = [
     Variant("plain", "plain"),
     Variant("full (misses)", "full"),
     Variant("exact hits", "full", prompts="same"),
+    Variant("full + telemetry", "full", telemetry=True),
 ]
+
+
+def telemetry_env(sink_url: str) -> dict[str, str]:
+    """The real exporter with its production defaults (every span sampled, 5 s batches), sending to
+    a local receiver; only the calls that need Azure (statsbeat, live metrics, settings) are off."""
+    return {
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": appinsights.connection_string(sink_url),
+        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+        "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
+        "TELEMETRY_OFFLINE_STORAGE": "false",
+        "TELEMETRY_LIVE_METRICS": "false",
+    }
 
 
 @dataclass(frozen=True)
@@ -119,29 +134,42 @@ def measure_ours(plan: Plan, stack: LocalStack, stub: tuple[str, int], rows: lis
     """Every variant: timed phases on a fresh app, then Cosmos counted on a second app behind the proxy."""
     stub_url, stub_pid = stub
     base, first = app_env(stub_url), {}
-    cosmos_pid = stack.procs["cosmos"].pid
-    for i, variant in enumerate(VARIANTS):
-        env, key = {**base, **variant.extra_env}, KEYS[variant.tenant]
-        say(f"ours / {variant.scenario}: starting the app")
-        url, pid, first[variant.scenario] = start_timed(stack, f"app-{i}", env, key)
-        idle[f"{OURS} {variant.scenario}"] = idle_cpu_ms_per_s(pid)
-        mine = []
-        for c, n in plan.phases():
-            say(f"ours / {variant.scenario}: {n} requests at c={c}")
-            phase = run_phase(LoadSpec(url + OUR_ROUTE, key, n, c, variant.prompts),
-                              {"gateway": pid, "stub": stub_pid, "cosmos": cosmos_pid})
-            mine.append(Row.of(OURS, variant.scenario, c, phase, latency_ms=plan.latency_ms, rss=rss_mb(pid)))
-        stack.stop(f"app-{i}")
-        with CosmosCounter(stack.ports.cosmos) as counter, stack.app_on_free_port(
-                f"count-{i}", {**env, "COSMOS_ENDPOINT": counter.endpoint}) as count_url:
-            for row in mine:
-                n = max(plan.count_requests, 4 * row.concurrency if row.concurrency > 1 else 0)
-                say(f"ours / {variant.scenario}: counting Cosmos requests over {n} requests at c={row.concurrency}")
-                result = run_phase(LoadSpec(count_url + OUR_ROUTE, key, n, row.concurrency, variant.prompts),
-                                   {}, at_start=counter.take).result
-                row.count(counter.take(), sum(result.statuses.values()))
-        rows.extend(mine)
+    with Sink(appinsights.handle) as sink:
+        for i, variant in enumerate(VARIANTS):
+            env = {**base, **variant.extra_env, **(telemetry_env(sink.url) if variant.telemetry else {})}
+            name, key = f"app-{i}", KEYS[variant.tenant]
+            say(f"ours / {variant.scenario}: starting the app")
+            url, pid, first[variant.scenario] = start_timed(stack, name, env, key)
+            idle[f"{OURS} {variant.scenario}"] = idle_cpu_ms_per_s(pid)
+            mine = [timed_phase(plan, variant, (url, key, pid), {"stub": stub_pid, "cosmos": stack.procs["cosmos"].pid},
+                                phase) for phase in plan.phases()]
+            stack.stop(name)
+            if not variant.telemetry:  # the same requests as its twin without telemetry
+                count_cosmos(plan, stack, (i, variant), env, mine)
+            rows.extend(mine)
     return first
+
+
+def timed_phase(plan: Plan, variant: Variant, app: tuple[str, str, int], others: dict[str, int],
+                phase: tuple[int, int]) -> Row:
+    (url, key, pid), (c, n) = app, phase
+    say(f"ours / {variant.scenario}: {n} requests at c={c}")
+    measured = run_phase(LoadSpec(url + OUR_ROUTE, key, n, c, variant.prompts), {"gateway": pid, **others})
+    return Row.of(OURS, variant.scenario, c, measured, latency_ms=plan.latency_ms, rss=rss_mb(pid))
+
+
+def count_cosmos(plan: Plan, stack: LocalStack, indexed: tuple[int, Variant], env: dict[str, str],
+                 rows: list[Row]) -> None:
+    """The variant's requests again, on an app whose Cosmos endpoint is the counting proxy."""
+    (i, variant), key = indexed, KEYS[indexed[1].tenant]
+    with CosmosCounter(stack.ports.cosmos) as counter, stack.app_on_free_port(
+            f"count-{i}", {**env, "COSMOS_ENDPOINT": counter.endpoint}) as count_url:
+        for row in rows:
+            n = max(plan.count_requests, 4 * row.concurrency if row.concurrency > 1 else 0)
+            say(f"ours / {variant.scenario}: counting Cosmos requests over {n} requests at c={row.concurrency}")
+            result = run_phase(LoadSpec(count_url + OUR_ROUTE, key, n, row.concurrency, variant.prompts),
+                               {}, at_start=counter.take).result
+            row.count(counter.take(), sum(result.statuses.values()))
 
 
 def measure_litellm(plan: Plan, stub: tuple[str, int], data_dir: Path, rows: list[Row],
@@ -217,6 +245,19 @@ def print_report(figures: dict[str, Any]) -> None:
     print("\ntargets (issue 11):")
     for t in targets(figures["_rows"], plan["concurrency"], figures):
         print("  " + t.line())
+    print("\ntelemetry (issue 12): " + telemetry_cost(figures["_rows"]))
+
+
+def telemetry_cost(rows: list[Row]) -> str:
+    """CPU per request of the full path with telemetry exported against the same path without."""
+    parts = []
+    for off in (r for r in rows if r.peer == OURS and r.scenario == "full (misses)"):
+        on = next((r for r in rows if r.peer == OURS and r.scenario == "full + telemetry"
+                   and r.concurrency == off.concurrency), None)
+        if on is not None and off.gateway_cpu_ms:
+            a, b = off.gateway_cpu_ms, on.gateway_cpu_ms
+            parts.append(f"c={off.concurrency} {a:.2f} -> {b:.2f} ms CPU/request ({b - a:+.2f} ms, {b / a:.2f}x)")
+    return "; ".join(parts) or "n/a"
 
 
 def main(argv: list[str] | None = None) -> int:
