@@ -64,6 +64,11 @@ class CircuitBreaker:
             return True
         return False
 
+    def release(self) -> None:
+        """A probe's call ended without a verdict: the probe is free for the next call."""
+        if self._state is State.HALF_OPEN and self._probes > 0:
+            self._probes -= 1
+
     def record_success(self) -> None:
         self._record(failed=False)
         self._consecutive = 0

@@ -142,14 +142,14 @@ class ResiliencePolicy:
             async with timer:
                 result = await attempted(endpoint, trail.number, trail.wait_s,
                                          breaker.state.value if breaker else "closed", lambda: attempt(endpoint))
-        except asyncio.CancelledError:
-            raise
-        except AppError:
+        except (asyncio.CancelledError, AppError):
+            self.pool.release(endpoint)  # the call told nothing of the endpoint's health
             raise
         except TimeoutError as exc:
             if not timer.expired():
                 raise self._failed(endpoint, tried, exc) from exc
             # Neither a failure nor a success of the endpoint: its breaker and parking are untouched.
+            self.pool.release(endpoint)
             log.warning("model call cut at the request deadline: endpoint=%s", endpoint.name)
             raise DeadlineReached(endpoint.name, UpstreamFailure("retryable", None, maybe_processed=True)) from exc
         except Exception as exc:

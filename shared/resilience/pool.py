@@ -59,8 +59,15 @@ class EndpointPool:
         if failure.retry_after_s:
             self._parked_until[endpoint.name] = self.clock.now() + failure.retry_after_s
         if failure.status == 429 or failure.kind == "refused":
-            return  # throttling is handled by parking; a refused request says nothing of health
+            # Throttling is handled by parking; a refused request says nothing of health.
+            self.release(endpoint)
+            return
         self.breakers[endpoint.name].record_failure(failure.retry_after_s)
+
+    def release(self, endpoint: Endpoint) -> None:
+        """An attempt that ended without a verdict on the endpoint (throttled, refused, cut by the
+        caller): a half-open probe it held is given back, or the breaker would wait for it forever."""
+        self.breakers[endpoint.name].release()
 
     def states(self) -> dict[str, str]:
         return {name: breaker.state.value for name, breaker in self.breakers.items()}

@@ -96,3 +96,22 @@ def test_open_breakers_and_parked_endpoints_are_skipped() -> None:
     clock.t += 5
     chosen = pool.choose(eps, avoid=set())
     assert chosen is not None and chosen.name == "b"
+
+
+def test_a_probe_that_is_throttled_or_cut_gives_the_probe_back() -> None:
+    """A half-open breaker whose one probe got a 429 (or was cancelled) must admit the next call:
+    the probe told nothing of health, and nothing else would ever settle it."""
+    clock = FakeClock()
+    a = endpoint("probe-a")
+    pool = EndpointPool([a.name], SETTINGS, clock, random.Random(1))
+    for _ in range(3):
+        pool.record_failure(a, UpstreamFailure("retryable", 503))
+    clock.t += 15
+    assert pool.choose([a], avoid=set()) is a, "the cooldown is over: one probe"
+    assert pool.choose([a], avoid=set()) is None, "its one probe is out"
+    pool.record_failure(a, UpstreamFailure("retryable", 429, retry_after_s=1))
+    assert pool.states()["probe-a"] == "half_open"
+    clock.t += 1
+    assert pool.choose([a], avoid=set()) is a, "the throttled probe was given back"
+    pool.release(a)  # as when the caller's deadline or a cancel cut it
+    assert pool.choose([a], avoid=set()) is a
