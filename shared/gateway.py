@@ -175,7 +175,7 @@ class Gateway:
                               completion.usage)
             return Answer(completion)
         finally:
-            spawn(self._settle(plan, reservation, meter, completion))
+            tracing.settling(spawn(self._settle(plan, reservation, meter, completion)))
 
     async def _pump(self, plan: Plan, source: DeltaSource, reservation: Reservation, meter: Meter,
                     queue: asyncio.Queue[Delta | BaseException | None]) -> None:
@@ -209,7 +209,7 @@ class Gateway:
             queue.put_nowait(exc)
         finally:
             queue.put_nowait(None)
-            spawn(self._settle(plan, reservation, meter, whole))
+            tracing.settling(spawn(self._settle(plan, reservation, meter, whole)))
 
     async def _settle(self, plan: Plan, reservation: Reservation, meter: Meter, answer: Completion | None) -> None:
         """After the answer, off its critical path: the cache store and the settlement, together;
@@ -253,7 +253,7 @@ async def charged(reservation: Reservation, meter: Meter) -> AsyncIterator[Meter
         with metering(meter):
             yield meter
     finally:
-        spawn(reservation.settle(meter.total()))
+        tracing.settling(spawn(reservation.settle(meter.total())))
 
 
 def _meter_answer(meter: Meter, content: str, usage: Usage) -> None:

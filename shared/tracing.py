@@ -11,6 +11,7 @@ one small object per request, and its audit line (shared/audit.py) is still writ
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -75,12 +76,17 @@ class Record:
     prompt: str = ""
     answer: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
+    ended: float | None = None  # when the response was complete
+    ended_ns: int | None = None
     span: Any = None
     finished: bool = False
+    # Settlements that run after the response: the audit record waits for them, so it says what
+    # the tenant was charged, while the span and the duration end with the response.
+    settling: list[asyncio.Future[Any]] = field(default_factory=list)
 
     @property
     def duration_ms(self) -> float:
-        return round((time.perf_counter() - self.started) * 1000, 1)
+        return round(((self.ended or time.perf_counter()) - self.started) * 1000, 1)
 
 
 _CURRENT: ContextVar[Record | None] = ContextVar("aigw_record", default=None)
@@ -199,12 +205,36 @@ def refused(slug: str) -> None:
         record.refusal = slug
 
 
+def settling(task: asyncio.Future[Any]) -> None:
+    """The gateway's hook when it leaves a settlement running after the response."""
+    record = _CURRENT.get()
+    if record is not None and not record.finished:
+        record.settling.append(task)
+
+
 def finish(record: Record, status: int) -> None:
-    """Close the record once: attributes on its span, the span ended, metrics, the audit line."""
+    """Close the record once, when its settlements are done: attributes on its span, the span
+    ended (at the response's end), metrics, the audit line."""
     if record.finished:
         return
     record.finished = True
     record.status = record.status or status
+    record.ended, record.ended_ns = time.perf_counter(), time.time_ns()
+    pending = [t for t in record.settling if not t.done()]
+    if pending:
+        from shared.background import spawn  # noqa: PLC0415
+
+        spawn(_close_after(record, pending))
+    else:
+        _close(record)
+
+
+async def _close_after(record: Record, pending: list[asyncio.Future[Any]]) -> None:
+    await asyncio.gather(*pending, return_exceptions=True)
+    _close(record)
+
+
+def _close(record: Record) -> None:
     from shared import audit  # noqa: PLC0415  a sibling module, split for size
 
     fields = audit.fields(record)
@@ -220,7 +250,7 @@ def finish(record: Record, status: int) -> None:
             from opentelemetry.trace import Status, StatusCode  # noqa: PLC0415
 
             span.set_status(Status(StatusCode.ERROR))
-        span.end()
+        span.end(end_time=record.ended_ns)
     audit.write(record, fields)
 
 
