@@ -60,18 +60,6 @@ VARIANTS = [
 ]
 
 
-def telemetry_env(sink_url: str) -> dict[str, str]:
-    """The real exporter with its production defaults (every span sampled, 5 s batches), sending to
-    a local receiver; only the calls that need Azure (statsbeat, live metrics, settings) are off."""
-    return {
-        "APPLICATIONINSIGHTS_CONNECTION_STRING": appinsights.connection_string(sink_url),
-        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
-        "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
-        "TELEMETRY_OFFLINE_STORAGE": "false",
-        "TELEMETRY_LIVE_METRICS": "false",
-    }
-
-
 @dataclass(frozen=True)
 class Plan:
     c1_requests: int
@@ -136,7 +124,7 @@ def measure_ours(plan: Plan, stack: LocalStack, stub: tuple[str, int], rows: lis
     base, first = app_env(stub_url), {}
     with Sink(appinsights.handle) as sink:
         for i, variant in enumerate(VARIANTS):
-            env = {**base, **variant.extra_env, **(telemetry_env(sink.url) if variant.telemetry else {})}
+            env = {**base, **variant.extra_env, **(appinsights.app_settings(sink.url) if variant.telemetry else {})}
             name, key = f"app-{i}", KEYS[variant.tenant]
             say(f"ours / {variant.scenario}: starting the app")
             url, pid, first[variant.scenario] = start_timed(stack, name, env, key)

@@ -38,15 +38,11 @@ def sink() -> Iterator[Sink]:
 @pytest.fixture(scope="module")
 def tel_url(stack: LocalStack, sink: Sink) -> Iterator[str]:
     env = {
-        "APPLICATIONINSIGHTS_CONNECTION_STRING": appinsights.connection_string(sink.url),
-        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
-        "TELEMETRY_OFFLINE_STORAGE": "false",
-        "TELEMETRY_LIVE_METRICS": "false",
+        **appinsights.app_settings(sink.url),
         "OTEL_BSP_SCHEDULE_DELAY": "200",
         "OTEL_BLRP_SCHEDULE_DELAY": "200",
         "OTEL_METRIC_EXPORT_INTERVAL": "1000",
         "OTEL_TRACES_SAMPLER": "always_on",
-        "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",  # no call to settings.sdk.monitor.azure.com
         "TENANTS": _tenants(stack),
     }
     with stack.app_on_free_port("telemetry", env) as url:

@@ -32,6 +32,18 @@ def connection_string(url: str) -> str:
             f"LiveEndpoint={url}/")
 
 
+def app_settings(url: str) -> dict[str, str]:
+    """The app's settings for exporting to this receiver with the real exporter's defaults; only
+    what needs Azure is off (statsbeat, live metrics, the settings download, offline storage)."""
+    return {
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": connection_string(url),
+        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+        "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",  # no call to settings.sdk.monitor.azure.com
+        "TELEMETRY_OFFLINE_STORAGE": "false",
+        "TELEMETRY_LIVE_METRICS": "false",
+    }
+
+
 def describe(envelope: dict[str, Any]) -> str:
     """One line per envelope for the console: its type and name, never its whole body."""
     data = envelope.get("data", {}).get("baseData", {})
