@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 import azure.functions as func
 from azurefunctions.extensions.http.fastapi import Request, Response
 
-from functions.http_common import ROUTES, problem
+from functions.http_common import ROUTES, matching_routes, problem
 from shared.correlation import correlation_id
 from shared.errors import MethodNotAllowed, NotFound
 
@@ -17,12 +15,7 @@ _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 def _allowed_methods(path: str) -> list[str]:
     """Methods of every registered route whose template matches `path`."""
-    allowed: set[str] = set()
-    for route, methods in ROUTES.items():
-        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(route.strip("/")))
-        if re.fullmatch(pattern, path, re.IGNORECASE):
-            allowed |= methods
-    return sorted(allowed)
+    return sorted({method for route in matching_routes(path) for method in ROUTES[route]})
 
 
 # The host tries HTTP functions in name order and the first match wins (not ASP.NET precedence:

@@ -41,12 +41,15 @@ F = TypeVar("F")
 
 # route template -> methods, as registered; the catch-all function tells 404 from 405 with it.
 ROUTES: dict[str, frozenset[str]] = {}
-_MATCHERS: list[tuple[re.Pattern[str], str]] = []
+# route template -> the paths it takes, as the host matches them: a {parameter} is one segment,
+# case is ignored. Literal templates first, so a path both match names the literal one.
+_PATTERNS: dict[str, re.Pattern[str]] = {}
 
 
 def http_function(bp: func.Blueprint, name: str, route: str, methods: list[str]) -> Callable[[F], F]:
     """Register an HTTP function under an explicit name, and remember its route for 405s."""
     ROUTES[route] = ROUTES.get(route, frozenset()) | frozenset(methods)
+    _PATTERNS[route] = re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(route.strip("/"))), re.IGNORECASE)
 
     def decorate(fn: F) -> F:
         return bp.function_name(name)(bp.route(route=route, methods=methods)(fn))  # type: ignore[no-any-return]
@@ -162,14 +165,16 @@ async def _finished_after(body: AsyncIterable[Any], record: tracing.Record, stat
         tracing.finish(record, status)
 
 
+def matching_routes(path: str) -> list[str]:
+    """The registered route templates that take `path` (relative to /api), literal ones first."""
+    path = path.strip("/")
+    found = [template for template, pattern in _PATTERNS.items() if pattern.fullmatch(path)]
+    return sorted(found, key=lambda t: t.count("{"))
+
+
 def route_of(path: str) -> str:
     """The registered route template a path matched (bounded, unlike the path): a span name and a dimension."""
-    relative = path.removeprefix("/api/").strip("/")
-    if len(_MATCHERS) != len(ROUTES):
-        _MATCHERS.clear()
-        for template in sorted(ROUTES, key=lambda t: t.count("{")):  # literal routes win over parameters
-            _MATCHERS.append((re.compile("^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(template)) + "$"), template))
-    return next((template for pattern, template in _MATCHERS if pattern.match(relative)), "unmatched")
+    return next(iter(matching_routes(path.removeprefix("/api/"))), "unmatched")
 
 
 async def read_model(scope: Scope, model: type[M]) -> M:
