@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Hashable
 from typing import Any, TypeVar
 
 from shared.errors import AppError
@@ -21,6 +21,21 @@ def spawn(work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
     _RUNNING.add(task)
     task.add_done_callback(_finished)
     return task
+
+
+class Ahead:
+    """Work prepared ahead of need (tomorrow's document, the next lease slot): at most one task
+    per key at a time, however many requests ask for it while it runs."""
+
+    def __init__(self) -> None:
+        self._running: set[Hashable] = set()
+
+    def start(self, key: Hashable, work: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
+        """Spawn `work(*args)` unless the work of `key` is still running."""
+        if key in self._running:
+            return
+        self._running.add(key)
+        spawn(work(*args)).add_done_callback(lambda _: self._running.discard(key))
 
 
 def _finished(task: asyncio.Task[Any]) -> None:

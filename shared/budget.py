@@ -26,7 +26,7 @@ from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosReso
 
 from shared import tracing
 from shared.auth import Principal
-from shared.background import spawn
+from shared.background import Ahead, spawn
 from shared.config import ModelPrice, TenantLimits
 from shared.cosmos import CosmosState
 from shared.errors import BudgetBusy, BudgetExhausted
@@ -201,7 +201,7 @@ class CosmosBudgetLedger:
         self._sleep = retry_sleep
         self._known: set[str] = set()  # window documents this process knows exist
         self._ready_slots: dict[tuple[str, int], int] = {}  # (window id, slot) -> bucket it is set to
-        self._preparing: set[tuple[str, int]] = set()  # slots being pointed ahead
+        self._ahead = Ahead()  # slots being pointed ahead
 
     async def reserve(self, principal: Principal, model: str, estimate: Estimate) -> CosmosReservation:
         now = self.now()
@@ -271,10 +271,8 @@ class CosmosBudgetLedger:
         the ring is longer than the longest lease plus two slots (SLOTS)."""
         for window in held:
             slot = (window.id, bucket % SLOTS)
-            if self._ready_slots.get(slot) != bucket and slot not in self._preparing:
-                self._preparing.add(slot)
-                task = spawn(self.prepare_slot(tenant, window, bucket, t))
-                task.add_done_callback(lambda _, slot=slot: self._preparing.discard(slot))  # type: ignore[misc]
+            if self._ready_slots.get(slot) != bucket:
+                self._ahead.start(slot, self.prepare_slot, tenant, window, bucket, t)
 
     async def prepare_slot(self, tenant: str, window: Window, bucket: int, t: float) -> None:
         """Point the slot of `bucket` at it, once its earlier bucket has ended (it always has: the

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosResourceExistsError
 
 from shared.auth import Principal
-from shared.background import spawn
+from shared.background import Ahead
 from shared.cosmos import CosmosState
 from shared.errors import RateLimited
 
@@ -50,7 +50,7 @@ class CosmosRateLimiter:
         self.state = state
         self.now = now
         self._created: set[str] = set()  # this minute's documents this process knows exist
-        self._creating: set[str] = set()  # next minutes' documents being created ahead
+        self._ahead = Ahead()  # next minutes' documents being created ahead
 
     async def admit(self, principal: Principal, estimated_tokens: int) -> Allowance:
         rpm, tpm = principal.limits.rpm, principal.limits.tpm
@@ -65,10 +65,8 @@ class CosmosRateLimiter:
         # The next minute's document is created ahead, off the critical path: admission at a
         # minute boundary stays one round trip.
         ahead = f"{principal.rate_key}:{minute + timedelta(minutes=1):%Y%m%d%H%M}"
-        if ahead not in self._created and ahead not in self._creating:
-            self._creating.add(ahead)
-            spawn(self._create(container, principal.rate_key, ahead)).add_done_callback(
-                lambda _: self._creating.discard(ahead))
+        if ahead not in self._created:
+            self._ahead.start(ahead, self._create, container, principal.rate_key, ahead)
         checks = []
         if rpm is not None:
             checks.append(f"c.requests <= {rpm - 1}")
