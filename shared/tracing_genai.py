@@ -141,7 +141,8 @@ def _start(endpoint: Endpoint, number: int, wait_s: float, breaker: str) -> Atte
         n.SERVER_ADDRESS: urlsplit(config.endpoint).hostname or "",
         n.ENDPOINT: endpoint.name,
     }
-    attributes = {**dims, n.REGION: getattr(config, "region", None) or endpoint.name, n.ATTEMPT: number,
+    # Endpoint settings name no region: an endpoint is one deployment in one region, so its name stands in.
+    attributes = {**dims, n.REGION: endpoint.name, n.ATTEMPT: number,
                   n.BREAKER_STATE: breaker, n.RETRY_WAIT_S: round(wait_s, 3), n.GEN_AI_REQUEST_STREAM: False}
     span = tracing.tracer().start_span(f"{operation} {model}", kind=trace.SpanKind.CLIENT,
                                                attributes=attributes)

@@ -135,13 +135,12 @@ class ResiliencePolicy:
         if endpoint is None:
             raise AttemptFailed(None, UpstreamFailure("retryable", None, self.pool.available_in(endpoints)))
         trail.chose(endpoint.name)
-        breaker = self.pool.breakers.get(endpoint.name)
         remaining = deadline - self.clock.now()
         timer = asyncio.timeout(max(0.001, remaining))
         try:
             async with timer:
                 result = await attempted(endpoint, trail.number, trail.wait_s,
-                                         breaker.state.value if breaker else "closed", lambda: attempt(endpoint))
+                                         self.pool.breakers[endpoint.name].state.value, lambda: attempt(endpoint))
         except (asyncio.CancelledError, AppError):
             self.pool.release(endpoint)  # the call told nothing of the endpoint's health
             raise
