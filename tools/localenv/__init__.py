@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import random
 import shutil
 import signal
 import socket
@@ -42,13 +43,44 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(**{f.name: free_port() for f in fields(cls)})
+        taken: set[int] = set()
+        return cls(**{f.name: free_port(taken) for f in fields(cls)})
 
 
-def free_port() -> int:
+_PICK = random.SystemRandom()
+_BELOW_EPHEMERAL = 12_000  # how far below the kernel's ephemeral range free ports are looked for
+
+
+def free_port(taken: set[int] | None = None) -> int:
+    """A port nothing listens on now, below the kernel's ephemeral range: a port from that range
+    (what binding port 0 returns) can be taken by any outgoing connection before the server that
+    was meant to get it binds it, and a whole test session then fails to start. `taken` holds the
+    ports already handed out for one stack, and gets this one."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = _PICK.randrange(max(1024, low - _BELOW_EPHEMERAL), low)
+        if (taken is None or port not in taken) and _bindable(port):
+            if taken is not None:
+                taken.add(port)
+            return port
+    raise StackError("no free local port below the ephemeral range: stop some local servers and retry")
+
+
+@functools.cache
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default; other systems pick from above it too
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def ensure_local_settings() -> Path:
