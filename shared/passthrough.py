@@ -14,10 +14,10 @@ from typing import Any, cast
 
 from openai import AsyncStream
 
+from shared.attempts import held_stream, metered
 from shared.endpoints import Endpoint
 from shared.openai_wire import billed_text, usage_of
 from shared.resilience.policy import ResiliencePolicy
-from shared.routing import held_stream, metered
 
 log = logging.getLogger(__name__)
 Chunks = AsyncStream[dict[str, Any]]
@@ -48,7 +48,7 @@ async def forward(endpoints: list[Endpoint], policy: ResiliencePolicy, path: str
 async def forward_stream(endpoints: list[Endpoint], policy: ResiliencePolicy,
                          body: Mapping[str, Any]) -> AsyncIterator[tuple[Endpoint, dict[str, Any]]]:
     """The chunks of a streamed answer, failing over until the first one that carries anything
-    generated (routing.held_stream)."""
+    generated (attempts.held_stream)."""
 
     async def open_stream(endpoint: Endpoint) -> AsyncGenerator[dict[str, Any], Any]:
         stream = cast(Chunks, await endpoint.client.post(

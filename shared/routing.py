@@ -3,9 +3,8 @@ policy (retry, breakers, failover), so the HTTP, OpenAI-compatible and queue pat
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import Any, ClassVar, TypeVar
+from collections.abc import AsyncGenerator
+from typing import Any, ClassVar
 
 from pydantic import ConfigDict, PrivateAttr
 from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
@@ -13,18 +12,11 @@ from semantic_kernel.connectors.ai.open_ai import OpenAIChatPromptExecutionSetti
 from semantic_kernel.connectors.ai.prompt_execution_settings import PromptExecutionSettings
 from semantic_kernel.contents import ChatHistory, ChatMessageContent, StreamingChatMessageContent
 
+from shared.attempts import held_stream, metered
 from shared.endpoints import Endpoint
-from shared.errors import ServiceUnavailable
-from shared.metering import current_meter
 from shared.resilience.policy import ResiliencePolicy
-from shared.tracing_genai import Attempt
-from shared.tracing_genai import current as current_attempt
-from shared.upstream import billable_failure, classify
 
-log = logging.getLogger(__name__)
 StreamParts = AsyncGenerator[list[StreamingChatMessageContent], Any]
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 class RoutedChatCompletion(ChatCompletionClientBase):
@@ -78,74 +70,6 @@ class RoutedChatCompletion(ChatCompletionClientBase):
             text=lambda chunks: "".join(c.content or "" for c in chunks),
         ):
             yield _tag(chunks, endpoint)
-
-
-async def held_stream(policy: ResiliencePolicy, endpoints: list[Endpoint],
-                      open_stream: Callable[[Endpoint], AsyncGenerator[T, Any]], *,
-                      started: Callable[[T], bool], text: Callable[[T], str]) -> AsyncIterator[tuple[Endpoint, T]]:
-    """A streamed model call through the policy. An attempt lasts until the first item that
-    `started` the answer: a failure before it fails over unseen; after it, the stream is cut and
-    ServiceUnavailable is raised (a clean end would pass a partial answer off as whole)."""
-
-    async def attempt(endpoint: Endpoint) -> tuple[Endpoint, list[T], AsyncGenerator[T, Any], Attempt | None]:
-        # Held open past the policy: the attempt's span ends with the stream, with its final usage.
-        span = current_attempt()
-        if span is not None:
-            span.hold()
-        parts = open_stream(endpoint)
-        held: list[T] = []
-        try:
-            async for item in parts:
-                held.append(item)
-                if span is not None:
-                    span.observe(item)
-                if started(item):
-                    break
-        except BaseException as exc:
-            # A 200 that broke before content was billed by the provider: the meter charges it.
-            meter_failed_attempt(exc, "".join(text(item) for item in held), answer_started=bool(held))
-            await parts.aclose()
-            raise
-        return endpoint, held, parts, span
-
-    endpoint, held, parts, span = await policy.call(endpoints, attempt)
-    failure: BaseException | None = None
-    try:
-        for item in held:
-            yield endpoint, item
-        async for item in parts:
-            if span is not None:
-                span.observe(item)
-            yield endpoint, item
-    except Exception as exc:
-        failure = exc
-        policy.pool.record_failure(endpoint, classify(exc))
-        log.warning("stream cut after content: endpoint=%s error=%s", endpoint.name, type(exc).__name__)
-        raise ServiceUnavailable("The model's answer was cut off.") from exc
-    finally:
-        await parts.aclose()
-        if span is not None:
-            span.end(failure)
-
-
-async def metered(call: Awaitable[R]) -> R:
-    """One attempt's call, its failure told to the request's meter (a streamed attempt tells it
-    itself, with what it had received: see held_stream)."""
-    try:
-        return await call
-    except BaseException as exc:
-        meter_failed_attempt(exc)
-        raise
-
-
-def meter_failed_attempt(exc: BaseException, partial: str = "", *, answer_started: bool = False) -> None:
-    """Tell the request's meter about an attempt that failed, charged when the provider may have
-    billed it (shared/upstream.billable_failure); never for an error status or a connection that
-    did not reach it."""
-    meter = current_meter()
-    if meter is None:
-        return
-    meter.attempt_failed(partial, billable=billable_failure(exc, answer_started=answer_started))
 
 
 def _tag(chunks: list[StreamingChatMessageContent], endpoint: Endpoint) -> list[StreamingChatMessageContent]:

@@ -1,7 +1,7 @@
 """One CLIENT span per model attempt, with the GenAI attributes of semantic-conventions v1.41.
 
 The resilience policy opens an `Attempt` around each call (shared/resilience/policy.py); a streamed
-attempt is held open past the policy by routing.held_stream and ended when the stream ends, so its
+attempt is held open past the policy by attempts.held_stream and ended when the stream ends, so its
 span carries the final usage chunk. What an answer says (model, id, finish reasons, usage) is read
 from either shape the layers return: the provider's JSON (the pass-through) or Semantic Kernel's
 message contents. The GenAI client metrics are recorded when an attempt ends.
