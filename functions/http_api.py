@@ -45,7 +45,7 @@ async def ready(req: Request) -> Response:
         return problem(err, cid, {"invalid_settings": list(err.settings)})
     except AppError as err:
         return problem(err, cid)
-    checks = with_breakers(await container.readiness.checks(), container.engine.policy.pool.states())
+    checks = with_breakers(await container.readiness.checks(), container.groups.policy.pool.states())
     failing = verdict(checks)
     details = principal is not None and ADMIN_ROLE in principal.roles
     if not failing:

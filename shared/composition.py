@@ -1,8 +1,9 @@
 """Builds the composition root: the credential and every client, once per worker process.
 
-Its imports are the heavy ones (Semantic Kernel, the openai SDK, the Azure SDKs): shared/container.py
-imports this module in a background thread right after the function index is built, and awaits
-it before the first container is built.
+Its imports are the heavy ones (the Azure SDKs): shared/container.py imports this module in a
+background thread right after the function index is built, and awaits it before the first
+container is built. Semantic Kernel and the openai SDK are not among them: the native paths load
+them on first use (shared/groups.LazyEngine).
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from typing import Any, cast
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.pipeline.transport import AsyncHttpTransport
-from azure.identity.aio import DefaultAzureCredential
-from azure.keyvault.secrets.aio import SecretClient
 
 from shared.auth import Authenticator
 from shared.budget import LEASE_MARGIN_S, CosmosBudgetLedger
@@ -26,12 +25,12 @@ from shared.container import Container
 from shared.cosmos import CosmosState, cosmos_client
 from shared.deadletter import CosmosDeadLetters
 from shared.embeddings import KernelEmbedder, build_embedding_endpoints
-from shared.endpoints import embedding_endpoint_name
+from shared.endpoints import Endpoint, embedding_endpoint_name
 from shared.entra import EntraValidator, SigningKeys
 from shared.gateway import Gateway
+from shared.groups import LazyEngine, ModelGroups
 from shared.jobqueue import storage_job_queue
 from shared.jobs import CosmosJobStore, JobService
-from shared.kernel import KernelEngine, build_endpoint, build_kernel
 from shared.ratelimit import CosmosRateLimiter
 from shared.readiness import Readiness, probe_dependencies
 from shared.resilience.breaker import BreakerSettings
@@ -41,6 +40,7 @@ from shared.resilience.pool import EndpointPool
 from shared.resilience.retry_budget import RetryBudget
 from shared.secrets import KeyVaultSecrets, LocalSecrets, SecretProvider
 from shared.semantic_cache import SemanticCache, SemanticCacheSettings, vector_index
+from shared.wire import build_wire
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +106,14 @@ async def build_container(settings: Settings,
     if _needs_credential(settings):
         # In Azure: the user-assigned managed identity (AZURE_CLIENT_ID); on a developer's
         # machine: their `az login`, so `make run` can use real resources too.
+        from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415  only where an identity is used
+
         credential = DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
     secrets: SecretProvider
     if settings.key_vault_uri:
         assert credential is not None  # noqa: S101
+        from azure.keyvault.secrets.aio import SecretClient  # noqa: PLC0415  only where Key Vault is used
+
         secrets = KeyVaultSecrets(
             SecretClient(settings.key_vault_uri, credential,
                          verify_challenge_resource=settings.key_vault_verify_challenge_resource),
@@ -120,12 +124,13 @@ async def build_container(settings: Settings,
     cosmos = CosmosState(cosmos_client(settings, credential, cosmos_transport), settings.cosmos_database,
                          settings.cosmos_create_containers)
     endpoints = [
-        await build_endpoint(cfg, credential=credential, secrets=secrets, timeout_s=settings.model_timeout_s)
+        Endpoint(cfg, await build_wire(cfg, credential=credential, secrets=secrets, timeout_s=settings.model_timeout_s))
         for cfg in settings.ai_endpoints
     ]
-    engine = KernelEngine(build_kernel(endpoints, build_policy(settings, SystemClock())))
+    groups = ModelGroups(endpoints, build_policy(settings, SystemClock()))
+    engine = LazyEngine(groups, credential=credential, secrets=secrets, timeout_s=settings.model_timeout_s)
     budget = CosmosBudgetLedger(cosmos, settings.model_prices, lease_s=settings.request_deadline_s + LEASE_MARGIN_S)
-    clients: list[Any] = [cast(Any, e.service).client for e in endpoints]
+    clients: list[Any] = [e.wire for e in endpoints]
     semantic = await build_semantic_cache(settings, cosmos, credential, secrets, clients)
     cache = TieredCache(CosmosExactCache(cosmos, time.time), semantic, time.time)
     gateway = Gateway(engine, CosmosRateLimiter(cosmos), budget, cache)
@@ -135,8 +140,8 @@ async def build_container(settings: Settings,
     auth = Authenticator(settings.tenants, entra, settings.entra_required_role)
     http = httpx.AsyncClient(timeout=3)
     probe = functools.partial(probe_dependencies, cosmos, isinstance(secrets, KeyVaultSecrets),
-                              {e.name: e.config.endpoint for e in engine.endpoints()}, http)
-    return Container(settings, credential, secrets, cosmos, engine, gateway, jobs, auth, budget, job_queue,
+                              {e.name: e.config.endpoint for e in groups.endpoints()}, http)
+    return Container(settings, credential, secrets, cosmos, groups, engine, gateway, jobs, auth, budget, job_queue,
                      CosmosDeadLetters(cosmos), Readiness(probe, settings.ready_refresh_s), http, entra_http,
                      clients)
 

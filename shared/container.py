@@ -29,9 +29,9 @@ if TYPE_CHECKING:
     from shared.cosmos import CosmosState
     from shared.deadletter import CosmosDeadLetters
     from shared.gateway import Gateway
+    from shared.groups import LazyEngine, ModelGroups
     from shared.jobqueue import JobQueue
     from shared.jobs import JobService
-    from shared.kernel import KernelEngine
     from shared.readiness import Readiness
     from shared.secrets import SecretProvider
 
@@ -47,7 +47,8 @@ class Container:
     credential: AsyncTokenCredential | None
     secrets: SecretProvider
     cosmos: CosmosState
-    engine: KernelEngine
+    groups: ModelGroups
+    engine: LazyEngine  # Semantic Kernel, for the native paths: built on first use
     gateway: Gateway
     jobs: JobService
     auth: Authenticator
@@ -57,8 +58,8 @@ class Container:
     readiness: Readiness
     http: httpx.AsyncClient  # the readiness probes' one client
     entra_http: httpx.AsyncClient | None = None
-    # The SDK clients of the model and embedding endpoints, closed with the container (an unclosed
-    # one is closed by the garbage collector after its event loop, with a traceback).
+    # The clients of the model and embedding endpoints, closed with the container (an unclosed one
+    # is closed by the garbage collector after its event loop, with a traceback).
     model_clients: list[Any] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -68,6 +69,7 @@ class Container:
         await self.secrets.close()
         if self.entra_http is not None:
             await self.entra_http.aclose()
+        await self.engine.close()
         for client in self.model_clients:
             await client.close()
         if self.credential is not None:

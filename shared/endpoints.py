@@ -1,30 +1,26 @@
-"""A configured model endpoint together with the Semantic Kernel service that calls it."""
+"""A configured model endpoint together with the client that calls it over the OpenAI wire protocol."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
-
-from openai import AsyncOpenAI
-from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
+from typing import TYPE_CHECKING
 
 from shared.config import EndpointConfig
+
+if TYPE_CHECKING:
+    from shared.wire import ModelWire
 
 
 @dataclass(frozen=True)
 class Endpoint:
     config: EndpointConfig
-    service: ChatCompletionClientBase
+    # The endpoint's own client (auth, URL, no retries): the pass-through sends through it; the
+    # Semantic Kernel services of the native paths have their own SDK clients (shared/kernel.py).
+    wire: ModelWire
 
     @property
     def name(self) -> str:
         return self.config.name
-
-    @property
-    def client(self) -> AsyncOpenAI:
-        """The endpoint's own SDK client (auth, base URL, SDK retries off), which the Semantic
-        Kernel service holds: the pass-through sends through it, so both paths share one client."""
-        return cast(AsyncOpenAI, cast(Any, self.service).client)
 
     @property
     def upstream_model(self) -> str:
@@ -38,8 +34,8 @@ def embedding_endpoint_name(name: str) -> str:
 
 
 def embedding_endpoint(endpoint: Endpoint) -> Endpoint:
-    """The endpoint as its embedding deployment, over the same SDK client."""
+    """The endpoint as its embedding deployment, over the same client."""
     deployment = endpoint.config.embedding_deployment or ""
     config = endpoint.config.model_copy(update={"name": embedding_endpoint_name(endpoint.name),
                                                 "deployment": deployment, "model": deployment})
-    return Endpoint(config=config, service=endpoint.service)
+    return Endpoint(config=config, wire=endpoint.wire)

@@ -28,7 +28,7 @@ from shared.background import spawn
 from shared.budget import BudgetLedger, Estimate, Reservation
 from shared.cache import CacheKey, ResponseCache, chat_view
 from shared.errors import AppError, Forbidden, NotFound, ServiceUnavailable
-from shared.kernel import SUMMARIZE_PROMPT, KernelEngine
+from shared.groups import LazyEngine
 from shared.metering import Meter, metering
 from shared.models import ChatMessage, ChatRequest, ChatResponse, SummarizeRequest, SummarizeResponse, Usage
 from shared.openai_wire import CACHEABLE_FINISH, assemble, billed_text, completion_of
@@ -39,6 +39,11 @@ from shared.values import Completion, Delta, SamplingParams
 log = logging.getLogger(__name__)
 __all__ = ["Answer", "CallContext", "ChatCall", "Gateway", "Plan", "StreamInterrupted", "charged"]
 _PLACEHOLDER = re.compile(r"\{\{\$(\w+)\}\}")
+SUMMARIZE_PROMPT = """Summarize the text below. Style: {{$style}}. Use at most {{$max_words}} words.
+Reply with the summary only.
+
+Text:
+{{$text}}"""
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,7 @@ DeltaSource = Callable[[], AsyncIterator[Delta]]
 
 
 class Gateway:
-    def __init__(self, engine: KernelEngine, rate_limiter: RateLimiter, budget: BudgetLedger,
+    def __init__(self, engine: LazyEngine, rate_limiter: RateLimiter, budget: BudgetLedger,
                  cache: ResponseCache) -> None:
         self.engine = engine
         self.rate_limiter = rate_limiter

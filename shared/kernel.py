@@ -1,10 +1,9 @@
-"""The shared Semantic Kernel: built once per worker from AI_ENDPOINTS, with the prompt functions."""
+"""The shared Semantic Kernel of the native endpoints and jobs, built once per worker over the model groups."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from azure.core.credentials_async import AsyncTokenCredential
 from openai import AsyncAzureOpenAI
@@ -18,43 +17,29 @@ from semantic_kernel.connectors.ai.open_ai import (
 from semantic_kernel.contents import AuthorRole, ChatHistory, ChatMessageContent, StreamingChatMessageContent
 
 from shared.clients import build_client
-from shared.config import EndpointConfig
-from shared.endpoints import Endpoint
 from shared.models import ChatMessage, Usage
-from shared.resilience.policy import ResiliencePolicy
 from shared.routing import RoutedChatCompletion
-from shared.secrets import SecretProvider
 from shared.values import Completion, Delta, SamplingParams
 
-SUMMARIZE_PROMPT = """Summarize the text below. Style: {{$style}}. Use at most {{$max_words}} words.
-Reply with the summary only.
+if TYPE_CHECKING:
+    from shared.groups import ModelGroups
+    from shared.secrets import SecretProvider
 
-Text:
-{{$text}}"""
-
-
-async def build_endpoint(
-    config: EndpointConfig, *, credential: AsyncTokenCredential | None, secrets: SecretProvider,
-    timeout_s: float,
-) -> Endpoint:
-    """One endpoint's chat service over its own SDK client."""
-    client = await build_client(config, credential=credential, secrets=secrets, timeout_s=timeout_s)
-    service: ChatCompletionClientBase
-    if isinstance(client, AsyncAzureOpenAI):
-        service = AzureChatCompletion(service_id=config.name, deployment_name=config.deployment,
-                                      async_client=client)
-    else:
-        service = OpenAIChatCompletion(service_id=config.name, ai_model_id=config.model, async_client=client)
-    return Endpoint(config=config, service=service)
-
-
-def build_kernel(endpoints: list[Endpoint], policy: ResiliencePolicy) -> Kernel:
-    """One routed chat service per model, all behind the one resilience policy."""
-    kernel = Kernel()
-    by_model = itertools.groupby(sorted(endpoints, key=lambda e: e.config.model), key=lambda e: e.config.model)
-    for model, group in by_model:
-        kernel.add_service(RoutedChatCompletion(model=model, endpoints=list(group), policy=policy))
-    return kernel
+async def build_engine(groups: ModelGroups, *, credential: AsyncTokenCredential | None, secrets: SecretProvider,
+                       timeout_s: float) -> KernelEngine:
+    """The kernel over the groups: one Semantic Kernel chat service per endpoint, over its own SDK
+    client, and one routed service per model behind the groups' resilience policy."""
+    services: dict[str, ChatCompletionClientBase] = {}
+    for endpoint in groups.endpoints():
+        config = endpoint.config
+        client = await build_client(config, credential=credential, secrets=secrets, timeout_s=timeout_s)
+        if isinstance(client, AsyncAzureOpenAI):
+            services[config.name] = AzureChatCompletion(service_id=config.name, deployment_name=config.deployment,
+                                                        async_client=client)
+        else:
+            services[config.name] = OpenAIChatCompletion(service_id=config.name, ai_model_id=config.model,
+                                                         async_client=client)
+    return KernelEngine(groups, services)
 
 
 def _settings(params: SamplingParams, model: str) -> OpenAIChatPromptExecutionSettings:
@@ -87,30 +72,26 @@ def _history(messages: list[ChatMessage]) -> ChatHistory:
 
 
 class KernelEngine:
-    """Runs the kernel for the request path and returns our own types, not Semantic Kernel's."""
+    """Runs the kernel for the native endpoints and jobs and returns our own types, not Semantic Kernel's."""
 
-    def __init__(self, kernel: Kernel) -> None:
-        self.kernel = kernel
-        services = kernel.get_services_by_type(RoutedChatCompletion)
-        self._routers: dict[str, RoutedChatCompletion] = {s.ai_model_id: s for s in services.values()}
-        self.policy = next(iter(self._routers.values())).policy
-        # Native endpoints name no model: they use the model of the best-priority endpoint.
-        self.default_model = min(self.endpoints(), key=lambda e: e.config.priority).config.model
-
-    def endpoints(self) -> list[Endpoint]:
-        return [e for router in self._routers.values() for e in router.endpoints]
-
-    def resolve_model(self, requested: str | None) -> str | None:
-        """The model group a requested model, deployment or endpoint name refers to."""
-        if not requested:
-            return self.default_model
-        for model, router in self._routers.items():
-            if requested == model or any(requested in (e.config.deployment, e.name) for e in router.endpoints):
-                return model
-        return None
+    def __init__(self, groups: ModelGroups, services: dict[str, ChatCompletionClientBase]) -> None:
+        self.kernel = Kernel()
+        self._services = services
+        self._routers: dict[str, RoutedChatCompletion] = {}
+        for model in groups.models():
+            router = RoutedChatCompletion(model=model, endpoints=groups.group(model), services=services,
+                                          policy=groups.policy)
+            self.kernel.add_service(router)
+            self._routers[model] = router
 
     def router(self, model: str) -> RoutedChatCompletion:
         return self._routers[model]
+
+    async def close(self) -> None:
+        """The services' SDK clients (an unclosed one is closed by the garbage collector after its
+        event loop, with a traceback)."""
+        for service in self._services.values():
+            await cast(Any, service).client.close()
 
     async def chat(self, model: str, messages: list[ChatMessage], params: SamplingParams) -> Completion:
         result = await self.router(model).get_chat_message_content(

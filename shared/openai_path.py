@@ -62,11 +62,11 @@ class OpenAIPath:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.engine = gateway.engine
+        self.groups = gateway.engine.groups  # the pass-through needs no Semantic Kernel
 
     def plan(self, ctx: CallContext, requested: str | None, body: Mapping[str, Any]) -> tuple[Plan, list[Endpoint]]:
         model = self.gateway.model_for(ctx.principal, requested)
-        endpoints = self.engine.router(model).endpoints
+        endpoints = self.groups.group(model)
         prompt = request_prompt_tokens(model, body)
         cap = completion_cap(body, prompt, group_limits(endpoints), ctx.principal.limits.max_request_tokens)
         key = CacheKey(ctx.principal.tenant, model, lambda: cache_key(body), lambda: openai_view(body))
@@ -76,7 +76,7 @@ class OpenAIPath:
         plan, endpoints = self.plan(ctx, requested, body)
 
         async def invoke() -> Completion:
-            endpoint, answer = await forward(endpoints, self.engine.policy, "/chat/completions", body)
+            endpoint, answer = await forward(endpoints, self.groups.policy, "/chat/completions", body)
             return completion_of(answer, endpoint.name)
 
         return await self.gateway.answer(plan, invoke)
@@ -86,7 +86,7 @@ class OpenAIPath:
         plan, endpoints = self.plan(ctx, requested, body)
 
         async def source() -> AsyncIterator[Delta]:
-            async for _, chunk in forward_stream(endpoints, self.engine.policy, body):
+            async for _, chunk in forward_stream(endpoints, self.groups.policy, body):
                 finish = next((c.get("finish_reason") for c in chunk.get("choices") or [] if c.get("finish_reason")),
                               None)
                 yield Delta(content=billed_text(chunk), finish_reason=finish, usage=usage_of(chunk),
@@ -98,16 +98,16 @@ class OpenAIPath:
     def models(self, principal: Principal) -> list[str]:
         """The model groups and embedding deployments this tenant may use."""
         allowed = principal.limits.allowed_models
-        chat = sorted({e.config.model for e in self.engine.endpoints()})
+        chat = sorted({e.config.model for e in self.groups.endpoints()})
         chat = [m for m in chat if allowed is None or m in allowed]
-        embedding = sorted({e.config.embedding_deployment for e in self.engine.endpoints()
+        embedding = sorted({e.config.embedding_deployment for e in self.groups.endpoints()
                             if e.config.embedding_deployment and e.config.model in chat})
         return chat + [m for m in embedding if m not in chat]
 
     async def embeddings(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> dict[str, Any]:
         """Embeddings through rate limit, budget (charged like a chat: the input is the prompt) and
         the resilience policy, over the endpoints whose `embedding_deployment` is the one asked for."""
-        owners = [e for e in self.engine.endpoints() if requested and e.config.embedding_deployment == requested]
+        owners = [e for e in self.groups.endpoints() if requested and e.config.embedding_deployment == requested]
         if not owners:
             raise NotFound(f"The embedding model or deployment {requested!r} is not available here.")
         allowed = ctx.principal.limits.allowed_models
@@ -124,7 +124,7 @@ class OpenAIPath:
     async def _embed(self, owners: list[Endpoint], body: dict[str, Any], meter: Meter,
                      reservation: Reservation) -> dict[str, Any]:
         async with charged(reservation, meter):
-            _, answer = await forward([embedding_endpoint(e) for e in owners], self.engine.policy, "/embeddings", body)
+            _, answer = await forward([embedding_endpoint(e) for e in owners], self.groups.policy, "/embeddings", body)
             prompt = meter.prompt_tokens
             meter.reported(usage_of(answer) or Usage(prompt_tokens=prompt, completion_tokens=0, total_tokens=prompt))
         return answer

@@ -26,11 +26,14 @@ class RoutedChatCompletion(ChatCompletionClientBase):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     _endpoints: list[Endpoint] = PrivateAttr(default_factory=list)
+    _services: dict[str, ChatCompletionClientBase] = PrivateAttr(default_factory=dict)
     _policy: ResiliencePolicy = PrivateAttr()
 
-    def __init__(self, *, model: str, endpoints: list[Endpoint], policy: ResiliencePolicy, **kwargs: Any) -> None:
+    def __init__(self, *, model: str, endpoints: list[Endpoint], services: dict[str, ChatCompletionClientBase],
+                 policy: ResiliencePolicy, **kwargs: Any) -> None:
         super().__init__(ai_model_id=model, service_id=model, **kwargs)
         self._endpoints = sorted(endpoints, key=lambda e: e.config.priority)
+        self._services = services  # each endpoint's own service, by endpoint name
         self._policy = policy
 
     @property
@@ -48,7 +51,8 @@ class RoutedChatCompletion(ChatCompletionClientBase):
         self, chat_history: ChatHistory, settings: PromptExecutionSettings
     ) -> list[ChatMessageContent]:
         async def attempt(endpoint: Endpoint) -> list[ChatMessageContent]:
-            results = await metered(endpoint.service.get_chat_message_contents(chat_history, _for_endpoint(settings)))
+            service = self._services[endpoint.name]
+            results = await metered(service.get_chat_message_contents(chat_history, _for_endpoint(settings)))
             for message in results:
                 message.metadata["endpoint"] = endpoint.name
             return results
@@ -62,7 +66,8 @@ class RoutedChatCompletion(ChatCompletionClientBase):
         function_invoke_attempt: int = 0,
     ) -> StreamParts:
         def open_stream(endpoint: Endpoint) -> StreamParts:
-            return endpoint.service.get_streaming_chat_message_contents(chat_history, _for_endpoint(settings))
+            service = self._services[endpoint.name]
+            return service.get_streaming_chat_message_contents(chat_history, _for_endpoint(settings))
 
         async for endpoint, chunks in held_stream(
             self._policy, self._endpoints, open_stream,

@@ -43,5 +43,5 @@ async def sim(sims: dict[str, httpx.AsyncClient]) -> httpx.AsyncClient:
 
 def reset_health(container: Container) -> None:
     """Each test starts with closed breakers and no parked endpoint, as a fresh worker would."""
-    policy = container.engine.policy
+    policy = container.groups.policy
     policy.pool = EndpointPool(list(policy.pool.breakers), policy.pool.breakers["primary"].settings, policy.clock)
