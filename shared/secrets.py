@@ -6,13 +6,15 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
-from azure.keyvault.secrets.aio import SecretClient
 from pydantic import SecretStr
 
 from shared.errors import ConfigError
+
+if TYPE_CHECKING:
+    from azure.keyvault.secrets.aio import SecretClient  # loaded only where Key Vault is configured
 
 
 class SecretProvider(Protocol):

@@ -62,6 +62,21 @@ start_loading().result(timeout=300)
 print(json.dumps({{"modules": sorted(sys.modules)}}))
 """)
     loaded = _heavy(result["modules"])
-    for name in ("semantic_kernel", "openai", "azure.cosmos", "azure.identity", "azure.keyvault", "azure.storage"):
+    for name in ("azure.cosmos", "azure.storage", "bpe_openai"):
         assert name in loaded
     assert "shared.composition" in result["modules"]
+
+
+def test_the_service_modules_need_no_semantic_kernel_and_no_openai_sdk() -> None:
+    # The OpenAI-compatible path is served without them; the native paths load them on first use
+    # (shared/groups.LazyEngine). Key Vault and the identity SDK load only where they are configured.
+    result = _run("""
+import json, sys
+import function_app
+from shared.container import start_loading
+start_loading().result(timeout=300)
+print(json.dumps({"modules": sorted(sys.modules)}))
+""")
+    loaded = _heavy(result["modules"])
+    assert [m for m in loaded if m.split(".")[0] in ("semantic_kernel", "openai")] == []
+    assert [m for m in loaded if m.startswith(("azure.identity", "azure.keyvault"))] == []
