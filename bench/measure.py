@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import psutil
 
@@ -101,10 +102,14 @@ def import_time_s(runs: int, env: dict[str, str]) -> tuple[float, float]:
     return statistics.median(inner), statistics.median(outer)
 
 
-def first_answer(url: str, api_key: str, started: float, gave_up: Callable[[], bool], limit_s: float = 120) -> float:
-    """Seconds from `started` until a real chat completion is answered 200 (polled every 20 ms)."""
-    payload = json.dumps({"model": MODEL, "max_tokens": 16,
-                          "messages": [{"role": "user", "content": "Is the harbour office open?"}]}).encode()
+FIRST_QUESTION = [{"role": "user", "content": "Is the harbour office open?"}]
+
+
+def first_answer(url: str, api_key: str, started: float, gave_up: Callable[[], bool], *, limit_s: float = 120,
+                 body: dict[str, Any] | None = None) -> float:
+    """Seconds from `started` until a real chat completion (`body`, by default an OpenAI one) is
+    answered 200 (polled every 20 ms)."""
+    payload = json.dumps(body or {"model": MODEL, "max_tokens": 16, "messages": FIRST_QUESTION}).encode()
     request = urllib.request.Request(url, data=payload, method="POST", headers={  # noqa: S310  loopback
         "authorization": f"Bearer {api_key}", "content-type": "application/json"})
     while time.monotonic() - started < limit_s and not gave_up():

@@ -22,7 +22,7 @@ from typing import Any
 from bench import litellm_peer
 from bench.cosmos_counter import CosmosCounter
 from bench.loadgen import MODEL, LoadSpec
-from bench.measure import BenchError, first_answer, idle_cpu_ms_per_s, import_time_s, rss_mb, run_phase
+from bench.measure import FIRST_QUESTION, BenchError, first_answer, idle_cpu_ms_per_s, import_time_s, rss_mb, run_phase
 from bench.overhead_report import LITELLM, OURS, Row, table, targets
 from shared.config import TenantConfig, TenantKey, TenantLimits, hash_api_key
 from tools.appsettings import ROOT
@@ -30,6 +30,7 @@ from tools.localenv import LocalStack, Ports, StackError, free_port, port_open
 from tools.telemetry_sink import Sink, appinsights
 
 OUR_ROUTE = "/api/v1/chat/completions"  # docs/openai-compatibility.md
+NATIVE_ROUTE = "/api/v1/chat"  # docs/api.md: served by Semantic Kernel, loaded on its first use
 LITELLM_ROUTE = "/v1/chat/completions"
 HUGE = 10**12  # limits that are checked on every request and never refuse one
 KEYS = {"plain": "bench-plain-key", "full": "bench-full-key"}
@@ -92,8 +93,9 @@ def say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def start_timed(stack: LocalStack, name: str, env: dict[str, str], key: str) -> tuple[str, int, float]:
-    """Start an app and poll it with real requests from the moment its process is spawned:
+def start_timed(stack: LocalStack, name: str, env: dict[str, str], key: str, *,
+                route: str = OUR_ROUTE, body: dict[str, Any] | None = None) -> tuple[str, int, float]:
+    """Start an app and poll `route` with real requests from the moment its process is spawned:
     (URL, pid, seconds until the first answer)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -109,7 +111,7 @@ def start_timed(stack: LocalStack, name: str, env: dict[str, str], key: str) -> 
     started = time.monotonic()
     thread.start()
     try:
-        first = first_answer(url + OUR_ROUTE, key, started, gave_up=lambda: bool(failure))
+        first = first_answer(url + route, key, started, gave_up=lambda: bool(failure), body=body)
     finally:
         thread.join()
     if failure:
@@ -136,6 +138,17 @@ def measure_ours(plan: Plan, stack: LocalStack, stub: tuple[str, int], rows: lis
                 count_cosmos(plan, stack, (i, variant), env, mine)
             rows.extend(mine)
     return first
+
+
+def first_native(stack: LocalStack, stub_url: str) -> dict[str, float]:
+    """A fresh app's first answer on the native chat, which loads Semantic Kernel on first use, and
+    the app's RSS right after it."""
+    say("ours / native: starting the app")
+    body = {"messages": FIRST_QUESTION, "max_tokens": 16}
+    _, pid, first = start_timed(stack, "app-native", app_env(stub_url), KEYS["plain"], route=NATIVE_ROUTE, body=body)
+    rss = rss_mb(pid)
+    stack.stop("app-native")
+    return {"first_answer_s": first, "rss_mb": rss}
 
 
 def timed_phase(plan: Plan, variant: Variant, app: tuple[str, str, int], others: dict[str, int],
@@ -205,7 +218,8 @@ def run(plan: Plan) -> dict[str, Any]:
                         else measure_litellm(plan, stub, Path(tmp), rows, idle))
         say(litellm_note)
         first = measure_ours(plan, stack, stub, rows, idle) if "ours" in plan.peers else {}
-    extras = {"import_s": import_s, "import_process_s": import_process_s,
+        native = first_native(stack, stub[0]) if "ours" in plan.peers else {}
+    extras = {"native": native, "import_s": import_s, "import_process_s": import_process_s,
               "first_answer_s": max(first.values(), default=None), "first_answer_by_variant_s": first,
               "idle_cpu_ms_per_s": idle}
     return {"plan": asdict(plan), "litellm": litellm_note, "rows": [asdict(r) for r in rows], **extras,
@@ -228,6 +242,10 @@ def print_report(figures: dict[str, Any]) -> None:
           f"{figures['import_process_s']:.2f} s)")
     print("first answer after start: " + ", ".join(
         f"{k} {v:.2f} s" for k, v in figures["first_answer_by_variant_s"].items()))
+    if figures["native"]:
+        print(f"first native answer after start (/api/v1/chat, Semantic Kernel loaded on first use): "
+              f"{figures['native']['first_answer_s']:.2f} s; RSS right after it "
+              f"{figures['native']['rss_mb']:.1f} MB")
     print("idle CPU before load (ms per second): " + ", ".join(
         f"{k} {v:.1f}" for k, v in figures["idle_cpu_ms_per_s"].items()))
     print("\ntargets (issue 11):")
