@@ -10,7 +10,7 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.pipeline.transport import AsyncHttpTransport
 from azure.cosmos import PartitionKey
 from azure.cosmos.aio import ContainerProxy, CosmosClient, DatabaseProxy
-from azure.cosmos.exceptions import CosmosResourceExistsError
+from azure.cosmos.exceptions import CosmosResourceExistsError, CosmosResourceNotFoundError
 
 from shared.config import Settings
 
@@ -83,19 +83,12 @@ class CosmosState:
         return db
 
     async def find(self, name: str, tenant: str, item_id: str) -> dict[str, Any] | None:
-        """One document of a tenant-partitioned container, or None.
-
-        A query in the tenant's partition rather than read_item: the local emulator fails point
-        reads with a 500 and insists on the partition key in the WHERE clause. Right on both.
-        """
-        query = (await self.container(name)).query_items(
-            "SELECT * FROM c WHERE c.tenant = @tenant AND c.id = @id",
-            parameters=[{"name": "@tenant", "value": tenant}, {"name": "@id", "value": item_id}],
-            partition_key=tenant,
-        )
-        async for doc in query:
-            return dict(doc)
-        return None
+        """One document of a tenant-partitioned container, or None: a point read, the cheapest
+        operation Cosmos has (1 RU for a small document, against about 3 for the query it replaced)."""
+        try:
+            return dict(await (await self.container(name)).read_item(item_id, partition_key=tenant))
+        except CosmosResourceNotFoundError:
+            return None
 
     async def ping(self) -> None:
         """Raise if Cosmos does not answer: a cheap read of the database's properties."""
