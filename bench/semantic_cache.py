@@ -27,7 +27,7 @@ from pathlib import Path
 from shared.composition import build_container
 from shared.config import Settings, load_settings
 from shared.cosmos import CosmosState
-from shared.embeddings import Embedder, KernelEmbedder, build_embedding_endpoints, cosine
+from shared.embeddings import Embedder, EndpointEmbedder, build_embedding_endpoints, cosine
 from shared.models import ChatMessage, Usage
 from shared.semantic_cache import SemanticCache, SemanticCacheSettings, vector_index
 from shared.semantic_veto import veto
@@ -131,7 +131,7 @@ async def run(pairs: list[tuple[str, str, bool]], settings: Settings, *, with_re
     try:
         endpoints = await build_embedding_endpoints(settings.ai_endpoints, credential=container.credential,
                                                     secrets=container.secrets, timeout_s=30)
-        embedder = KernelEmbedder(endpoints)
+        embedder = EndpointEmbedder(endpoints)
         vectors = await embed_all(embedder, sorted({t for a, b, _ in pairs for t in (a, b)}))
         scored = [Scored(a, b, p, cosine(vectors[a], vectors[b]), veto(a, b)) for a, b, p in pairs]
         default = SemanticCacheSettings().threshold

@@ -1,30 +1,29 @@
-"""A configured model endpoint together with the Semantic Kernel service that calls it."""
+"""A configured model endpoint: its wire client, and the Semantic Kernel service that calls it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
-
-from openai import AsyncOpenAI
-from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
+from typing import TYPE_CHECKING
 
 from shared.config import EndpointConfig
+
+if TYPE_CHECKING:  # the pass-through imports this module and must not load Semantic Kernel
+    from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
+
+    from shared.wire import ModelWire
 
 
 @dataclass(frozen=True)
 class Endpoint:
     config: EndpointConfig
     service: ChatCompletionClientBase
+    # The pass-through's own client for the endpoint (shared/wire.py): same auth and pool limits
+    # as the SDK client the service holds, without the SDK on the request path.
+    wire: ModelWire
 
     @property
     def name(self) -> str:
         return self.config.name
-
-    @property
-    def client(self) -> AsyncOpenAI:
-        """The endpoint's own SDK client (auth, base URL, SDK retries off), which the Semantic
-        Kernel service holds: the pass-through sends through it, so both paths share one client."""
-        return cast(AsyncOpenAI, cast(Any, self.service).client)
 
     @property
     def upstream_model(self) -> str:
@@ -38,8 +37,9 @@ def embedding_endpoint_name(name: str) -> str:
 
 
 def embedding_endpoint(endpoint: Endpoint) -> Endpoint:
-    """The endpoint as its embedding deployment, over the same SDK client."""
+    """The endpoint as its embedding deployment, over the same clients (the wire names the
+    deployment from the body's model)."""
     deployment = endpoint.config.embedding_deployment or ""
     config = endpoint.config.model_copy(update={"name": embedding_endpoint_name(endpoint.name),
                                                 "deployment": deployment, "model": deployment})
-    return Endpoint(config=config, service=endpoint.service)
+    return Endpoint(config=config, service=endpoint.service, wire=endpoint.wire)

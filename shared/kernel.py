@@ -25,6 +25,7 @@ from shared.resilience.policy import ResiliencePolicy
 from shared.routing import RoutedChatCompletion
 from shared.secrets import SecretProvider
 from shared.values import Completion, Delta, SamplingParams
+from shared.wire import build_wire
 
 SUMMARIZE_PROMPT = """Summarize the text below. Style: {{$style}}. Use at most {{$max_words}} words.
 Reply with the summary only.
@@ -37,15 +38,16 @@ async def build_endpoint(
     config: EndpointConfig, *, credential: AsyncTokenCredential | None, secrets: SecretProvider,
     timeout_s: float,
 ) -> Endpoint:
-    """One endpoint's chat service over its own SDK client."""
+    """One endpoint's chat service over its own SDK client, and the pass-through's wire beside it."""
     client = await build_client(config, credential=credential, secrets=secrets, timeout_s=timeout_s)
+    wire = await build_wire(config, credential=credential, secrets=secrets, timeout_s=timeout_s)
     service: ChatCompletionClientBase
     if isinstance(client, AsyncAzureOpenAI):
         service = AzureChatCompletion(service_id=config.name, deployment_name=config.deployment,
                                       async_client=client)
     else:
         service = OpenAIChatCompletion(service_id=config.name, ai_model_id=config.model, async_client=client)
-    return Endpoint(config=config, service=service)
+    return Endpoint(config=config, service=service, wire=wire)
 
 
 def build_kernel(endpoints: list[Endpoint], policy: ResiliencePolicy) -> Kernel:

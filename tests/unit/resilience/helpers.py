@@ -33,7 +33,7 @@ class FakeClock:
 def endpoint(name: str, priority: int = 0, weight: float = 1.0) -> Endpoint:
     config = EndpointConfig(name=name, kind="openai", endpoint=f"http://{name}", model="m", priority=priority,
                             weight=weight)
-    return Endpoint(config=config, service=None)  # type: ignore[arg-type]  # attempts never touch it
+    return Endpoint(config=config, service=None, wire=None)  # type: ignore[arg-type]  # attempts never touch them
 
 
 def api_error(status: int, headers: dict[str, str] | None = None) -> openai.APIStatusError:
