@@ -288,11 +288,19 @@ async def test_a_stream_closed_early_closes_its_response(server: RecordingServer
             raise
 
     server.handler = endless
-    wire = await keyed_wire(server.url)
+    responses: list[httpx2.Response] = []
+
+    async def keep(response: httpx2.Response) -> None:
+        responses.append(response)
+
+    client = httpx2.AsyncClient(event_hooks={"response": [keep]})
+    wire = ModelWire(config(server.url), client, auth_name="api-key", auth=None, static_auth="k")
     chunks = wire.stream("/chat/completions", BODY)
     assert await anext(chunks) == {"n": 1}
+    assert not responses[0].is_closed
     await chunks.aclose()
-    await asyncio.wait_for(gone.wait(), timeout=30)  # the server saw its client go
+    assert responses[0].is_closed
+    await asyncio.wait_for(gone.wait(), timeout=30)  # and the server saw its client go
     await wire.close()
 
 
@@ -312,7 +320,7 @@ async def chunks_of(*parts: bytes) -> AsyncIterator[bytes]:
 
 @pytest.mark.parametrize("parts", [
     (b'data: {"a":\n', b'data: 1}\n\n'),  # multi-line data joined by a newline
-    (b'data: {"a"', b': 1}\r', b"\n\r\n"),  # a CRLF cut between its CR and LF
+    (b'data: {"a":\r', b'\ndata: 1}\r\n\r\n'),  # a CRLF cut between its CR and LF is one line end
     (b'data:{"a": 1}\r\r',),  # no space after the colon; CR line ends
     (b'data: {"a": 1}\n', b"\n", b": trailing comment\n"),
 ])
