@@ -33,6 +33,7 @@ async def semantic_cache(container: Container, settings: Settings, **overrides: 
     """As the composition root would build it for the emulator: scan mode, both simulator regions."""
     endpoints = await build_embedding_endpoints(settings.ai_endpoints, credential=container.credential,
                                                 secrets=container.secrets, timeout_s=5)
+    container.model_clients.extend(e.wire for e in endpoints)  # closed with the container, as in the app
     config = SemanticCacheSettings(mode="scan", **overrides)  # type: ignore[arg-type]
     return SemanticCache(container.cosmos, EndpointEmbedder(endpoints), vector_index(config), config)
 
