@@ -39,6 +39,8 @@ _MAX_REFRESH_JITTER_S = 60
 # After [DONE] an HTTP/1.1 body is read to its end so the connection goes back to the pool; an
 # upstream that keeps sending is cut instead (the SDK's drain_response_async waits as long).
 _DRAIN_S = 0.1
+# An endpoint is asked for its chat and embedding deployments: a handful of URLs, kept built.
+_MAX_CACHED_URLS = 32
 
 
 class UpstreamStatusError(Exception):
@@ -165,7 +167,9 @@ class ModelWire:
         key = (path, str(model))
         url = self._urls.get(key)
         if url is None:
-            url = self._urls[key] = self._build_url(path, model)
+            url = self._build_url(path, model)
+            if len(self._urls) < _MAX_CACHED_URLS:
+                self._urls[key] = url
         return url
 
     def _build_url(self, path: str, model: object) -> httpx2.URL:
