@@ -27,7 +27,7 @@ from pathlib import Path
 from shared.composition import build_container
 from shared.config import Settings, load_settings
 from shared.cosmos import CosmosState
-from shared.embeddings import Embedder, KernelEmbedder, build_embedding_endpoints, cosine
+from shared.embeddings import Embedder, EmbeddingEndpoint, EndpointEmbedder, build_embedding_endpoints, cosine
 from shared.models import ChatMessage, Usage
 from shared.semantic_cache import SemanticCache, SemanticCacheSettings, vector_index
 from shared.semantic_veto import veto
@@ -128,10 +128,11 @@ async def replay(scored: list[Scored], state: CosmosState, embedder: Embedder,
 
 async def run(pairs: list[tuple[str, str, bool]], settings: Settings, *, with_replay: bool) -> None:
     container = await build_container(settings)
+    endpoints: list[EmbeddingEndpoint] = []
     try:
         endpoints = await build_embedding_endpoints(settings.ai_endpoints, credential=container.credential,
                                                     secrets=container.secrets, timeout_s=30)
-        embedder = KernelEmbedder(endpoints)
+        embedder = EndpointEmbedder(endpoints)
         vectors = await embed_all(embedder, sorted({t for a, b, _ in pairs for t in (a, b)}))
         scored = [Scored(a, b, p, cosine(vectors[a], vectors[b]), veto(a, b)) for a, b, p in pairs]
         default = SemanticCacheSettings().threshold
@@ -140,6 +141,8 @@ async def run(pairs: list[tuple[str, str, bool]], settings: Settings, *, with_re
         if with_replay:
             await replay(scored, container.cosmos, embedder, SemanticCacheSettings(mode="scan"))
     finally:
+        for endpoint in endpoints:
+            await endpoint.wire.close()
         await container.close()
 
 

@@ -1,9 +1,7 @@
-"""The model endpoints' SDK clients: managed identity or a Key Vault key that is re-read when it rotates."""
+"""Semantic Kernel's openai SDK clients: managed identity or a Key Vault key re-read when it rotates."""
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Awaitable, Callable
 
 import httpx2
@@ -13,45 +11,7 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI, DefaultAsyncHttpxClient
 
 from shared.config import EndpointConfig
 from shared.secrets import SecretProvider
-
-log = logging.getLogger(__name__)
-
-COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
-# The openai SDK's own pool size (openai._constants), kept when we give it our transport.
-_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
-
-
-class KeyRefreshTransport(httpx2.AsyncBaseTransport):
-    """On a 401, re-reads the endpoint's key from the secret store once and, when it changed
-    (rotated in Key Vault), sends the same request once more with the new key. Any other
-    answer, or a 401 with a key that is still current, goes back to the caller as it came:
-    the resilience layer never retries a 401 on the same endpoint."""
-
-    def __init__(self, inner: httpx2.AsyncBaseTransport, secrets: SecretProvider, secret_name: str,
-                 *, endpoint: str, header: str, prefix: str = "") -> None:
-        self._inner = inner
-        self._secrets = secrets
-        self._secret_name = secret_name
-        self._endpoint = endpoint
-        self._header = header
-        self._prefix = prefix
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        sent_at = time.monotonic()
-        response = await self._inner.handle_async_request(request)
-        if response.status_code != 401:
-            return response
-        fresh = self._prefix + await self._secrets.get(self._secret_name, read_since=sent_at)
-        if request.headers.get(self._header) == fresh:
-            return response
-        await response.aclose()
-        log.info("endpoint %s refused its key; retrying once with the key re-read from the secret store",
-                 self._endpoint)
-        request.headers[self._header] = fresh
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+from shared.wire import COGNITIVE_SERVICES_SCOPE, LIMITS, KeyRefreshTransport
 
 
 def _key_reader(secrets: SecretProvider, name: str) -> Callable[[], Awaitable[str]]:
@@ -73,7 +33,7 @@ async def build_client(
         await secrets.get(name)  # a missing secret fails at start, naming it, not on the first call
         azure = config.kind == "azure_openai"
         transport = KeyRefreshTransport(
-            httpx2.AsyncHTTPTransport(limits=_LIMITS), secrets, name, endpoint=config.name,
+            httpx2.AsyncHTTPTransport(limits=LIMITS), secrets, name, endpoint=config.name,
             header="api-key" if azure else "authorization", prefix="" if azure else "Bearer ",
         )
         http_client = DefaultAsyncHttpxClient(transport=transport)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import Any, cast
+from typing import Any
 
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
@@ -24,7 +24,7 @@ from shared.config import Settings
 from shared.container import Container
 from shared.cosmos import CosmosState, cosmos_client
 from shared.deadletter import CosmosDeadLetters
-from shared.embeddings import KernelEmbedder, build_embedding_endpoints
+from shared.embeddings import EndpointEmbedder, build_embedding_endpoints
 from shared.endpoints import Endpoint, embedding_endpoint_name
 from shared.entra import EntraValidator, SigningKeys
 from shared.gateway import Gateway
@@ -64,8 +64,8 @@ def build_policy(settings: Settings, clock: Clock) -> ResiliencePolicy:
 
 async def build_semantic_cache(settings: Settings, cosmos: CosmosState, credential: AsyncTokenCredential | None,
                                secrets: SecretProvider, clients: list[Any]) -> SemanticCache | None:
-    """None when turned off or when no endpoint has an embedding deployment. Appends the SDK
-    clients it builds to `clients`."""
+    """None when turned off or when no endpoint has an embedding deployment. Appends the wires it
+    builds to `clients`."""
     if settings.semantic_cache_mode == "off":
         return None
     endpoints = await build_embedding_endpoints(settings.ai_endpoints, credential=credential, secrets=secrets,
@@ -73,10 +73,10 @@ async def build_semantic_cache(settings: Settings, cosmos: CosmosState, credenti
     if not endpoints:
         log.info("semantic cache off: no endpoint has an embedding_deployment")
         return None
-    clients.extend(cast(Any, e.service).client for e in endpoints)
+    clients.extend(e.wire for e in endpoints)
     config = SemanticCacheSettings(threshold=settings.semantic_cache_threshold,
                                    scan_limit=settings.semantic_cache_scan_limit, mode=settings.semantic_cache_mode)
-    return SemanticCache(cosmos, KernelEmbedder(endpoints), vector_index(config), config)
+    return SemanticCache(cosmos, EndpointEmbedder(endpoints), vector_index(config), config)
 
 
 def _needs_credential(settings: Settings) -> bool:

@@ -1,4 +1,4 @@
-"""Text embeddings for the semantic cache: Semantic Kernel embedding services over our endpoints."""
+"""Text embeddings for the semantic cache: each endpoint's embedding deployment over its wire."""
 
 from __future__ import annotations
 
@@ -7,21 +7,20 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from azure.core.credentials_async import AsyncTokenCredential
-from openai import AsyncAzureOpenAI
-from semantic_kernel.connectors.ai.embedding_generator_base import EmbeddingGeneratorBase
-from semantic_kernel.connectors.ai.open_ai import AzureTextEmbedding, OpenAITextEmbedding
-
-from shared.clients import build_client
 from shared.config import EndpointConfig
 from shared.errors import ServiceUnavailable, UpstreamRefused
 from shared.metering import current_meter
 from shared.models import Usage
 from shared.resilience.clock import Clock, SystemClock
-from shared.secrets import SecretProvider
 from shared.upstream import classify
+from shared.wire import ModelWire, build_wire
+
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
+
+    from shared.secrets import SecretProvider
 
 log = logging.getLogger(__name__)
 
@@ -34,36 +33,28 @@ class Embedder(Protocol):
 
 @dataclass(frozen=True)
 class EmbeddingEndpoint:
-    """One endpoint's embedding deployment as a Semantic Kernel service."""
+    """One endpoint's embedding deployment and the wire that reaches it."""
 
     name: str
     priority: int
-    service: EmbeddingGeneratorBase
+    deployment: str
+    wire: ModelWire
 
 
 async def build_embedding_endpoints(
     configs: Sequence[EndpointConfig], *, credential: AsyncTokenCredential | None, secrets: SecretProvider,
     timeout_s: float,
 ) -> list[EmbeddingEndpoint]:
-    """An embedding service for every endpoint that names an `embedding_deployment`, each over its
-    own SDK client built like the chat clients (SDK retries off)."""
-    built: list[EmbeddingEndpoint] = []
-    for config in configs:
-        if not config.embedding_deployment:
-            continue
-        client = await build_client(config, credential=credential, secrets=secrets, timeout_s=timeout_s)
-        service: EmbeddingGeneratorBase
-        if isinstance(client, AsyncAzureOpenAI):
-            service = AzureTextEmbedding(service_id=f"{config.name}-embeddings",
-                                         deployment_name=config.embedding_deployment, async_client=client)
-        else:
-            service = OpenAITextEmbedding(service_id=f"{config.name}-embeddings",
-                                          ai_model_id=config.embedding_deployment, async_client=client)
-        built.append(EmbeddingEndpoint(config.name, config.priority, service))
-    return built
+    """A wire for every endpoint that names an `embedding_deployment`, built like the chat
+    endpoints' (no retries of its own)."""
+    return [
+        EmbeddingEndpoint(config.name, config.priority, config.embedding_deployment,
+                          await build_wire(config, credential=credential, secrets=secrets, timeout_s=timeout_s))
+        for config in configs if config.embedding_deployment
+    ]
 
 
-class KernelEmbedder:
+class EndpointEmbedder:
     """Embeds through the best-priority endpoint that answers, trying each at most once per call.
 
     No retries and no waiting: a cache lookup that cannot embed is a miss, never a reason to delay
@@ -103,22 +94,28 @@ class KernelEmbedder:
         raise ServiceUnavailable("No embedding endpoint could answer right now.")
 
 
-async def _embed_on(endpoint: EmbeddingEndpoint, texts: list[str]) -> list[list[float]]:
-    """One call through the service's SDK client, whose answer carries the usage the request's
-    meter is charged (Semantic Kernel keeps only running totals per service)."""
-    service: Any = endpoint.service
-    response = await service.client.embeddings.create(input=texts, model=service.ai_model_id)
+async def _embed_on(endpoint: EmbeddingEndpoint, texts: list[str]) -> list[object]:
+    """One call; the usage it reports is charged to the request's meter (embeddings are billed
+    like chats)."""
+    answer = await endpoint.wire.post("/embeddings", {"input": texts, "model": endpoint.deployment})
     meter = current_meter()
-    if meter is not None and response.usage is not None:
-        tokens = int(response.usage.prompt_tokens or 0)
+    usage = answer.get("usage")
+    if meter is not None and isinstance(usage, dict):
+        tokens = int(usage.get("prompt_tokens") or 0)
         meter.embedded(Usage(prompt_tokens=tokens, completion_tokens=0, total_tokens=tokens))
-    return [list(item.embedding) for item in response.data]
+    data = answer.get("data")
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise ValueError("the embedding answer has no list of vectors")
+    # Providers answer in input order and number each item: the number is what the protocol promises.
+    return [item.get("embedding") for item in sorted(data, key=lambda item: item.get("index", 0))]
 
 
 def _checked(raw: object, expected: int) -> list[list[float]]:
-    """Plain float lists (the SDK may hand back numpy rows), one finite, non-empty vector per text."""
+    """Plain float lists, one finite, non-empty vector per text."""
     if not isinstance(raw, Sequence) or len(raw) != expected:
         raise ValueError("the embedding answer has the wrong number of vectors")
+    if not all(isinstance(row, list) for row in raw):
+        raise ValueError("the embedding answer has a vector that is not a list of numbers")
     vectors = [[float(x) for x in row] for row in raw]
     if any(not v or not all(math.isfinite(x) for x in v) for v in vectors):
         raise ValueError("the embedding answer has an empty or non-finite vector")

@@ -1,18 +1,17 @@
 """The OpenAI-compatible pass-through: a client's body sent as written to an endpoint of the
 model group, through the same resilience policy (retry, breakers, failover) as the kernel.
 
-Each endpoint's own SDK client sends it (`client.post`, so the SDK adds the endpoint's auth and,
-for Azure, the deployment's URL), and the answer comes back as plain JSON: nothing is modelled,
-so fields the SDK or this gateway do not know reach the client unchanged.
+Each endpoint's wire (shared/wire.py) sends it with the endpoint's auth and, for Azure, the
+deployment's URL, and the answer comes back as plain JSON: nothing is modelled, so fields this
+gateway does not know reach the client unchanged. Neither the openai SDK nor Semantic Kernel is
+loaded on this path.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from typing import Any, cast
-
-from openai import AsyncStream
+from typing import Any
 
 from shared.attempts import held_stream, metered
 from shared.endpoints import Endpoint
@@ -20,7 +19,6 @@ from shared.openai_wire import billed_text, usage_of
 from shared.resilience.policy import ResiliencePolicy
 
 log = logging.getLogger(__name__)
-Chunks = AsyncStream[dict[str, Any]]
 
 
 def upstream_body(body: Mapping[str, Any], endpoint: Endpoint) -> dict[str, Any]:
@@ -37,10 +35,7 @@ async def forward(endpoints: list[Endpoint], policy: ResiliencePolicy, path: str
     """One JSON answer (chat completions or embeddings) and the endpoint that gave it."""
 
     async def attempt(endpoint: Endpoint) -> tuple[Endpoint, dict[str, Any]]:
-        answer = await metered(endpoint.client.post(path, body=upstream_body(body, endpoint), cast_to=object))
-        if not isinstance(answer, dict):
-            raise ValueError("the endpoint's answer is not a JSON object")
-        return endpoint, answer
+        return endpoint, await metered(endpoint.wire.post(path, upstream_body(body, endpoint)))
 
     return await policy.call(endpoints, attempt)
 
@@ -50,15 +45,8 @@ async def forward_stream(endpoints: list[Endpoint], policy: ResiliencePolicy,
     """The chunks of a streamed answer, failing over until the first one that carries anything
     generated (attempts.held_stream)."""
 
-    async def open_stream(endpoint: Endpoint) -> AsyncGenerator[dict[str, Any], Any]:
-        stream = cast(Chunks, await endpoint.client.post(
-            "/chat/completions", body=upstream_body(body, endpoint), cast_to=object, stream=True,
-            stream_cls=AsyncStream[object]))
-        try:
-            async for chunk in stream:
-                yield chunk
-        finally:
-            await stream.close()
+    def open_stream(endpoint: Endpoint) -> AsyncGenerator[dict[str, Any], None]:
+        return endpoint.wire.stream("/chat/completions", upstream_body(body, endpoint))
 
     async for item in held_stream(policy, endpoints, open_stream, text=billed_text,
                                   started=lambda c: bool(billed_text(c)) or _finished(c) or usage_of(c) is not None):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import math
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,10 +12,9 @@ from typing import Literal
 
 import httpx
 import httpx2
-import openai
-from semantic_kernel.exceptions import ServiceContentFilterException
 
 from shared.errors import exception_chain
+from shared.wire import UpstreamStatusError
 
 FailureKind = Literal["retryable", "refused", "misconfigured"]
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -32,11 +32,43 @@ class UpstreamFailure:
     maybe_processed: bool = False
 
 
-# openai 3.x sends through httpx2; other clients (and our probes) use httpx. Both count.
-_HTTP_ERRORS = (httpx.HTTPError, httpx2.HTTPError)
-_TIMEOUTS = (openai.APITimeoutError, httpx.TimeoutException, httpx2.TimeoutException)
+# shared/wire.py and openai 3.x send through httpx2; other clients (and our probes) use httpx. Both count.
+_HTTP_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, httpx2.HTTPError)
+_TIMEOUTS: tuple[type[Exception], ...] = (httpx.TimeoutException, httpx2.TimeoutException)
 # A connection that broke after the server answered: it may have started generating.
 _BROKEN_AFTER_START = (httpx.RemoteProtocolError, httpx2.RemoteProtocolError, httpx.ReadError, httpx2.ReadError)
+
+
+@dataclass(frozen=True)
+class _SdkErrors:
+    """The openai SDK's and Semantic Kernel's exceptions, for the kernel's path. Read from
+    sys.modules, never imported: one of their exceptions cannot exist unless its package is loaded,
+    and the pass-through must not pay for loading them."""
+
+    status: tuple[type[Exception], ...] = ()
+    timeouts: tuple[type[Exception], ...] = ()
+    connection: tuple[type[Exception], ...] = ()
+    content_filter: tuple[type[Exception], ...] = ()
+
+
+def _sdk_errors() -> _SdkErrors:
+    openai, sk = sys.modules.get("openai"), sys.modules.get("semantic_kernel.exceptions")
+    return _SdkErrors(
+        status=(openai.APIStatusError,) if openai else (),
+        timeouts=(openai.APITimeoutError,) if openai else (),
+        connection=(openai.APIConnectionError,) if openai else (),
+        content_filter=(sk.ServiceContentFilterException,) if sk else (),
+    )
+
+
+def _status_of(chain: list[BaseException], sdk: _SdkErrors) -> tuple[int, Mapping[str, str]] | None:
+    """The error status an endpoint answered with, and its headers, from our wire or the SDK."""
+    for e in chain:
+        if isinstance(e, UpstreamStatusError):
+            return e.status_code, e.headers
+        if isinstance(e, sdk.status):
+            return e.status_code, e.response.headers  # type: ignore[attr-defined]  # openai.APIStatusError
+    return None
 
 
 def billable_failure(exc: BaseException, *, answer_started: bool = False) -> bool:
@@ -47,7 +79,8 @@ def billable_failure(exc: BaseException, *, answer_started: bool = False) -> boo
     if not isinstance(exc, Exception) or answer_started:
         return True
     chain = exception_chain(exc)
-    if any(isinstance(e, _TIMEOUTS) for e in chain):
+    timeouts = (*_TIMEOUTS, *_sdk_errors().timeouts)
+    if any(isinstance(e, timeouts) for e in chain):
         return True
     # h11's words for a response whose body was cut after it began.
     return any(isinstance(e, _BROKEN_AFTER_START) and "message body" in str(e) for e in chain)
@@ -82,13 +115,14 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
 def classify(exc: BaseException) -> UpstreamFailure:
     """Map any exception out of a model call to an UpstreamFailure."""
     chain = exception_chain(exc)
-    status_error = next((e for e in chain if isinstance(e, openai.APIStatusError)), None)
-    if isinstance(exc, ServiceContentFilterException):
+    sdk = _sdk_errors()
+    answered = _status_of(chain, sdk)
+    if isinstance(exc, sdk.content_filter):
         failure = UpstreamFailure("refused", 400)
-    elif status_error is not None:
-        status = status_error.status_code
+    elif answered is not None:
+        status, headers = answered
         if status in RETRYABLE_STATUSES:
-            wait = retry_after_seconds(dict(status_error.response.headers))
+            wait = retry_after_seconds(dict(headers))
             failure = UpstreamFailure("retryable", status, wait, maybe_processed=status >= 500)
         elif status in (401, 403):
             # Our credentials are wrong for this endpoint: a rotated key was already re-read
@@ -96,13 +130,15 @@ def classify(exc: BaseException) -> UpstreamFailure:
             failure = UpstreamFailure("misconfigured", status)
         else:
             failure = UpstreamFailure("refused", status)
-    elif any(isinstance(e, _TIMEOUTS) for e in chain):
+    elif any(isinstance(e, (*_TIMEOUTS, *sdk.timeouts)) for e in chain):
         failure = UpstreamFailure("retryable", None, maybe_processed=True)
-    elif any(isinstance(e, (openai.APIConnectionError, *_HTTP_ERRORS)) for e in chain):
+    elif any(isinstance(e, (*sdk.connection, *_HTTP_ERRORS)) for e in chain):
         # A refused connection never reached the server; a cut stream did.
         started = any(isinstance(e, _BROKEN_AFTER_START) for e in chain)
         failure = UpstreamFailure("retryable", None, maybe_processed=started)
     else:
-        # Anything else (a malformed answer, a bug in a connector) is treated as transient.
+        # Anything else (an error event in a stream, as UpstreamStreamError or the SDK's APIError,
+        # a malformed answer, a bug in a connector) is treated as transient: the provider may
+        # have worked on it.
         failure = UpstreamFailure("retryable", None, maybe_processed=True)
     return failure

@@ -10,7 +10,7 @@ import httpx
 
 from shared.config import Settings
 from shared.container import Container
-from shared.embeddings import KernelEmbedder, build_embedding_endpoints
+from shared.embeddings import EndpointEmbedder, build_embedding_endpoints
 from shared.models import ChatMessage, Usage
 from shared.semantic_cache import SemanticCache, SemanticCacheSettings, cache_key, vector_index
 from shared.values import Completion
@@ -33,8 +33,9 @@ async def semantic_cache(container: Container, settings: Settings, **overrides: 
     """As the composition root would build it for the emulator: scan mode, both simulator regions."""
     endpoints = await build_embedding_endpoints(settings.ai_endpoints, credential=container.credential,
                                                 secrets=container.secrets, timeout_s=5)
+    container.model_clients.extend(e.wire for e in endpoints)  # closed with the container, as in the app
     config = SemanticCacheSettings(mode="scan", **overrides)  # type: ignore[arg-type]
-    return SemanticCache(container.cosmos, KernelEmbedder(endpoints), vector_index(config), config)
+    return SemanticCache(container.cosmos, EndpointEmbedder(endpoints), vector_index(config), config)
 
 
 async def test_a_paraphrase_gets_the_stored_answer_through_the_simulators_embeddings(

@@ -1,112 +1,142 @@
-"""The Embedder over Semantic Kernel's embedding services: real SDK clients on a mock transport."""
+"""The Embedder over each endpoint's wire: real HTTP servers answering as the simulator does."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 
-import httpx2
 import pytest
-from openai import AsyncAzureOpenAI
+from aiohttp import web
 from pydantic import SecretStr
-from semantic_kernel.connectors.ai.open_ai import AzureTextEmbedding, OpenAITextEmbedding
 
 from shared.config import EndpointConfig
-from shared.embeddings import EmbeddingEndpoint, KernelEmbedder, build_embedding_endpoints, cosine
+from shared.embeddings import EmbeddingEndpoint, EndpointEmbedder, build_embedding_endpoints, cosine
 from shared.errors import ServiceUnavailable, UpstreamRefused
+from shared.metering import Meter, metering
 from shared.secrets import LocalSecrets
+from shared.wire import build_wire
 from tests.unit.resilience.helpers import FakeClock
-from tools.simulator.embeddings import EncodingFormat, embed, encode
+from tests.unit.shared.http_server import RecordingServer
+from tools.simulator.embeddings import embed
 
-Handler = Callable[[httpx2.Request], httpx2.Response]
+Handler = Callable[[web.Request, bytes], Awaitable[web.StreamResponse]]
 SECRET_TEXT = "upstream detail: deployment emb-7 quota exhausted for subscription 1234"
+SECRETS = LocalSecrets({"key": SecretStr("s")})
 
 
-def answer(request: httpx2.Request) -> httpx2.Response:
-    """What the simulator answers: one deterministic vector per input, in the requested format."""
-    body = json.loads(request.content)
-    texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
-    fmt: EncodingFormat = "base64" if body.get("encoding_format") == "base64" else "float"
-    data = [{"object": "embedding", "index": i, "embedding": encode(embed(t, 16), fmt)} for i, t in enumerate(texts)]
-    return httpx2.Response(200, json={"object": "list", "data": data, "model": "emb",
-                                      "usage": {"prompt_tokens": 3, "total_tokens": 3}})
+async def answer(request: web.Request, body: bytes) -> web.StreamResponse:
+    """What the simulator answers: one deterministic vector per input, numbered, in any order."""
+    texts = json.loads(body)["input"]
+    data = [{"object": "embedding", "index": i, "embedding": embed(t, 16)} for i, t in enumerate(texts)]
+    return web.json_response({"object": "list", "data": data[::-1], "model": "emb",
+                              "usage": {"prompt_tokens": 3 * len(texts), "total_tokens": 3 * len(texts)}})
 
 
 def failing(status: int, headers: dict[str, str] | None = None) -> Handler:
-    return lambda request: httpx2.Response(status, headers=headers or {}, json={"error": {"message": SECRET_TEXT}})
+    async def handle(request: web.Request, body: bytes) -> web.StreamResponse:
+        return web.json_response({"error": {"message": SECRET_TEXT}}, status=status, headers=headers)
+    return handle
 
 
 class Region:
-    """One endpoint's embedding service over the real openai client, its transport swapped."""
+    """One endpoint's embedding deployment: a real server, and the wire the embedder uses for it."""
 
-    def __init__(self, name: str, priority: int, handler: Handler) -> None:
-        self.handler = handler
-        self.calls = 0
-        client = AsyncAzureOpenAI(azure_endpoint=f"http://{name}", api_key="k", api_version="2024-10-21",
-                                  max_retries=0, http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(self)))
-        self.endpoint = EmbeddingEndpoint(name, priority, AzureTextEmbedding(deployment_name="emb",
-                                                                             async_client=client))
+    def __init__(self, server: RecordingServer, endpoint: EmbeddingEndpoint) -> None:
+        self.server = server
+        self.endpoint = endpoint
 
-    def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        self.calls += 1
-        return self.handler(request)
+    @property
+    def calls(self) -> int:
+        return len(self.server.seen)
 
 
-async def test_vectors_come_back_in_order_from_the_first_priority() -> None:
-    primary, secondary = Region("primary", 0, answer), Region("secondary", 1, answer)
-    embedder = KernelEmbedder([secondary.endpoint, primary.endpoint])
-    vectors = await embedder.embed(["reset my password", "capital of France"])
-    assert (primary.calls, secondary.calls) == (1, 0)
+@asynccontextmanager
+async def regions(*handlers: Handler) -> AsyncIterator[list[Region]]:
+    async with AsyncExitStack() as stack:
+        built = []
+        for priority, handler in enumerate(handlers):
+            server = await stack.enter_async_context(RecordingServer(handler))
+            config = EndpointConfig(name=f"r{priority}", kind="azure_openai", endpoint=server.url, deployment="chat",
+                                    model="m", api_key_secret="key", embedding_deployment="emb")
+            wire = await build_wire(config, credential=None, secrets=SECRETS, timeout_s=5)
+            stack.push_async_callback(wire.close)
+            built.append(Region(server, EmbeddingEndpoint(config.name, priority, "emb", wire)))
+        yield built
+
+
+async def test_vectors_come_back_in_input_order_from_the_first_priority() -> None:
+    async with regions(answer, answer) as (primary, secondary):
+        vectors = await EndpointEmbedder([secondary.endpoint, primary.endpoint]).embed(
+            ["reset my password", "capital of France"])
+        assert (primary.calls, secondary.calls) == (1, 0)
+        sent = primary.server.seen[0]
+        assert sent.path_qs.startswith("/openai/deployments/emb/embeddings?")
+        assert json.loads(sent.body) == {"input": ["reset my password", "capital of France"], "model": "emb"}
     assert cosine(vectors[0], embed("reset my password", 16)) == pytest.approx(1.0, abs=1e-6)
     assert cosine(vectors[1], embed("capital of France", 16)) == pytest.approx(1.0, abs=1e-6)
 
 
+async def test_the_usage_an_embedding_reports_is_charged_to_the_request() -> None:
+    meter = Meter(model="m", prompt_tokens=0)
+    async with regions(answer) as (primary,):
+        with metering(meter):
+            await EndpointEmbedder([primary.endpoint]).embed(["a", "b"])
+    assert meter.embedding_usage.prompt_tokens == 6
+
+
 @pytest.mark.parametrize("status", [429, 500, 503, 401])
 async def test_a_failing_region_fails_over_to_the_next(status: int) -> None:
-    primary, secondary = Region("primary", 0, failing(status)), Region("secondary", 1, answer)
-    vectors = await KernelEmbedder([primary.endpoint, secondary.endpoint]).embed(["hello there"])
-    assert len(vectors) == 1 and (primary.calls, secondary.calls) == (1, 1)
+    async with regions(failing(status), answer) as (primary, secondary):
+        vectors = await EndpointEmbedder([primary.endpoint, secondary.endpoint]).embed(["hello there"])
+        assert len(vectors) == 1 and (primary.calls, secondary.calls) == (1, 1)
 
 
 async def test_a_failed_region_is_skipped_for_its_retry_after_then_tried_again() -> None:
     clock = FakeClock()
-    primary, secondary = Region("primary", 0, failing(429, {"retry-after": "20"})), Region("secondary", 1, answer)
-    embedder = KernelEmbedder([primary.endpoint, secondary.endpoint], clock=clock, cooldown_s=5)
-    await embedder.embed(["a"])
-    await embedder.embed(["b"])
-    assert primary.calls == 1  # the second lookup paid no round trip to the throttled region
-    primary.handler = answer
-    clock.t += 21
-    await embedder.embed(["c"])
-    assert primary.calls == 2 and secondary.calls == 2
+    async with regions(failing(429, {"retry-after": "20"}), answer) as (primary, secondary):
+        embedder = EndpointEmbedder([primary.endpoint, secondary.endpoint], clock=clock, cooldown_s=5)
+        await embedder.embed(["a"])
+        await embedder.embed(["b"])
+        assert primary.calls == 1  # the second lookup paid no round trip to the throttled region
+        primary.server.handler = answer
+        clock.t += 21
+        await embedder.embed(["c"])
+        assert primary.calls == 2 and secondary.calls == 2
 
 
 async def test_when_every_region_fails_the_error_is_ours_and_carries_no_provider_text(
         caplog: pytest.LogCaptureFixture) -> None:
-    regions = [Region("primary", 0, failing(503)), Region("secondary", 1, failing(500))]
-    with caplog.at_level(logging.WARNING), pytest.raises(ServiceUnavailable) as info:
-        await KernelEmbedder([r.endpoint for r in regions]).embed(["x"])
+    async with regions(failing(503), failing(500)) as both:
+        with caplog.at_level(logging.DEBUG), pytest.raises(ServiceUnavailable) as info:
+            await EndpointEmbedder([r.endpoint for r in both]).embed(["x"])
+        assert [r.calls for r in both] == [1, 1]  # one attempt each: a cache miss must not wait
     assert SECRET_TEXT not in info.value.detail and "1234" not in caplog.text
-    assert [r.calls for r in regions] == [1, 1]  # one attempt each: a cache miss must not wait
 
 
 async def test_a_refused_text_is_not_sent_to_the_other_region() -> None:
-    primary, secondary = Region("primary", 0, failing(400)), Region("secondary", 1, answer)
-    with pytest.raises(UpstreamRefused) as info:
-        await KernelEmbedder([primary.endpoint, secondary.endpoint]).embed(["x" * 10])
-    assert secondary.calls == 0 and SECRET_TEXT not in info.value.detail
+    async with regions(failing(400), answer) as (primary, secondary):
+        with pytest.raises(UpstreamRefused) as info:
+            await EndpointEmbedder([primary.endpoint, secondary.endpoint]).embed(["x" * 10])
+        assert secondary.calls == 0 and SECRET_TEXT not in info.value.detail
 
 
-async def test_an_answer_with_the_wrong_number_of_vectors_fails_over() -> None:
-    def short(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(200, json={"object": "list", "data": [], "model": "emb",
-                                          "usage": {"prompt_tokens": 1, "total_tokens": 1}})
-    primary, secondary = Region("primary", 0, short), Region("secondary", 1, answer)
-    assert len(await KernelEmbedder([primary.endpoint, secondary.endpoint]).embed(["a", "b"])) == 2
+@pytest.mark.parametrize("odd", [
+    {"object": "list", "data": []},  # too few vectors
+    {"object": "list", "data": [{"index": 0, "embedding": "AAAA"}, {"index": 1, "embedding": []}]},
+    {"object": "list"},
+])
+async def test_an_answer_that_is_not_one_vector_per_text_fails_over(odd: dict[str, object]) -> None:
+    async def short(request: web.Request, body: bytes) -> web.StreamResponse:
+        return web.json_response(odd)
+
+    async with regions(short, answer) as (primary, secondary):
+        assert len(await EndpointEmbedder([primary.endpoint, secondary.endpoint]).embed(["a", "b"])) == 2
+        assert (primary.calls, secondary.calls) == (1, 1)
 
 
-async def test_services_are_built_only_for_endpoints_with_an_embedding_deployment() -> None:
+async def test_wires_are_built_only_for_endpoints_with_an_embedding_deployment() -> None:
     configs = [
         EndpointConfig(name="east", kind="azure_openai", endpoint="http://east", deployment="chat", model="m",
                        api_key_secret="key", embedding_deployment="text-embedding-3-small"),
@@ -115,16 +145,16 @@ async def test_services_are_built_only_for_endpoints_with_an_embedding_deploymen
         EndpointConfig(name="local", kind="openai", endpoint="http://local/v1", model="m", priority=2,
                        embedding_deployment="nomic-embed-text"),
     ]
-    built = await build_embedding_endpoints(configs, credential=None, secrets=LocalSecrets({"key": SecretStr("s")}),
-                                            timeout_s=4)
-    assert [(e.name, e.priority, type(e.service)) for e in built] == [
-        ("east", 0, AzureTextEmbedding), ("local", 2, OpenAITextEmbedding)]
+    built = await build_embedding_endpoints(configs, credential=None, secrets=SECRETS, timeout_s=4)
+    assert [(e.name, e.priority, e.deployment) for e in built] == [
+        ("east", 0, "text-embedding-3-small"), ("local", 2, "nomic-embed-text")]
+    assert str(built[0].wire.url("/embeddings", "text-embedding-3-small")).startswith(
+        "http://east/openai/deployments/text-embedding-3-small/embeddings?api-version=")
+    assert str(built[1].wire.url("/embeddings", "nomic-embed-text")) == "http://local/v1/embeddings"
     for e in built:
-        assert isinstance(e.service, AzureTextEmbedding | OpenAITextEmbedding)
-        assert e.service.client.max_retries == 0 and e.service.client.timeout == 4  # our layer decides
-    assert built[0].service.ai_model_id == "text-embedding-3-small"
+        await e.wire.close()
 
 
 def test_an_embedder_needs_an_endpoint() -> None:
     with pytest.raises(ValueError, match="embedding_deployment"):
-        KernelEmbedder([])
+        EndpointEmbedder([])

@@ -9,6 +9,7 @@ import openai
 import pytest
 
 from shared.upstream import billable_failure
+from shared.wire import UpstreamStatusError, UpstreamStreamError
 from tests.unit.resilience.helpers import api_error
 
 REQUEST = httpx2.Request("POST", "http://model/chat/completions")
@@ -30,7 +31,16 @@ def wrapped(cause: Exception) -> openai.APIConnectionError:
     (wrapped(httpx2.ConnectError("connection refused")), False),
     (api_error(503), False),
     (api_error(429, {"retry-after": "2"}), False),
-], ids=["cancelled", "timeout", "body-cut", "stale-keep-alive", "refused", "503", "429"])
+    # What shared/wire.py raises: the transport's own errors, unwrapped, and its status errors.
+    (httpx2.ReadTimeout("timed out"), True),
+    (httpx2.RemoteProtocolError("peer closed connection without sending complete message body"), True),
+    (httpx2.ConnectError("connection refused"), False),
+    (UpstreamStatusError(503, httpx2.Headers(), {"error": {}}), False),
+    (UpstreamStatusError(429, httpx2.Headers({"retry-after": "2"}), "slow down"), False),
+    # An error event after the 200 and before content: the SDK's APIError was not billed either.
+    (UpstreamStreamError({"message": "overloaded"}), False),
+], ids=["cancelled", "timeout", "body-cut", "stale-keep-alive", "refused", "503", "429",
+        "wire-timeout", "wire-body-cut", "wire-refused", "wire-503", "wire-429", "wire-stream-error"])
 def test_only_attempts_the_provider_may_have_processed_are_billed(exc: BaseException, billed: bool) -> None:
     assert billable_failure(exc) is billed
 

@@ -1,66 +1,37 @@
-"""The SDK client reads its Key Vault key per request and, on a 401, re-reads it once (issue 13)."""
+"""Semantic Kernel's SDK clients read their Key Vault key per request and, on a 401, re-read it
+once (issue 13), through the transport they share with shared/wire.py (tested there)."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import AsyncIterator
 from typing import Literal
 
-import httpx2
 import pytest
 from pydantic import SecretStr
 
-from shared.clients import KeyRefreshTransport, build_client
+from shared.clients import build_client
 from shared.config import EndpointConfig
 from shared.errors import ConfigError
 from shared.secrets import LocalSecrets
+from tests.unit.shared.http_server import RecordingServer, RotatingSecrets, accepting
 
 
-class RotatingSecrets:
-    """A secret store whose value a test rotates; counts re-reads after a refusal."""
-
-    def __init__(self, value: str) -> None:
-        self.value = value
-        self.forced_reads = 0
-
-    async def get(self, name: str, *, read_since: float | None = None) -> str:
-        self.forced_reads += read_since is not None
-        return self.value
-
-    async def close(self) -> None:
-        return None
+@pytest.fixture
+async def server() -> AsyncIterator[RecordingServer]:
+    async with RecordingServer() as running:
+        yield running
 
 
-def endpoint_that_accepts(keys: set[str], sent: list[str]) -> httpx2.MockTransport:
-    def handle(request: httpx2.Request) -> httpx2.Response:
-        sent.append(request.headers.get("api-key", ""))
-        if request.headers.get("api-key") not in keys:
-            return httpx2.Response(401, json={"error": {"code": "401", "message": "invalid key"}})
-        return httpx2.Response(200, json={"id": "c", "object": "chat.completion", "created": 0, "model": "m",
-                                          "choices": [{"index": 0, "finish_reason": "stop",
-                                                       "message": {"role": "assistant", "content": "hi"}}]})
-
-    return httpx2.MockTransport(handle)
-
-
-async def send(transport: KeyRefreshTransport, key: str) -> httpx2.Response:
-    async with httpx2.AsyncClient(transport=transport) as client:
-        return await client.post("http://model/chat", headers={"api-key": key}, content=json.dumps({"x": 1}))
-
-
-async def test_a_401_with_a_rotated_key_is_sent_once_more_with_the_new_key() -> None:
-    secrets, sent = RotatingSecrets("new"), list[str]()
-    transport = KeyRefreshTransport(endpoint_that_accepts({"new"}, sent), secrets, "k", endpoint="e",
-                                    header="api-key")
-    assert (await send(transport, "old")).status_code == 200
-    assert sent == ["old", "new"] and secrets.forced_reads == 1
-
-
-async def test_a_401_with_a_key_that_is_still_current_is_returned_after_one_call() -> None:
-    secrets, sent = RotatingSecrets("same"), list[str]()
-    transport = KeyRefreshTransport(endpoint_that_accepts(set(), sent), secrets, "k", endpoint="e",
-                                    header="api-key")
-    assert (await send(transport, "same")).status_code == 401
-    assert sent == ["same"]
+async def test_the_sdk_client_retries_a_401_once_with_the_rotated_key(server: RecordingServer) -> None:
+    server.handler = accepting("new")
+    secrets = RotatingSecrets("old", "new")
+    config = EndpointConfig(name="e", kind="azure_openai", endpoint=server.url, deployment="chat", model="m",
+                            api_key_secret="key")
+    client = await build_client(config, credential=None, secrets=secrets, timeout_s=5)
+    answer = await client.post("/chat/completions", body={"model": "chat", "messages": []}, cast_to=object)
+    assert answer == {"id": "c", "choices": []}
+    await client.close()
+    assert [s.headers["api-key"] for s in server.seen] == ["old", "new"] and secrets.forced_reads == 1
 
 
 @pytest.mark.parametrize("kind", ["azure_openai", "openai"])

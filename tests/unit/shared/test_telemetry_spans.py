@@ -17,10 +17,10 @@ from opentelemetry.trace import SpanKind
 
 from shared import telemetry_metrics, tracing
 from shared import telemetry_names as n
+from shared.attempts import held_stream
 from shared.auth import Principal
 from shared.jobs import JobReference, parse_job_message
 from shared.models import JobRequest
-from shared.routing import held_stream
 from tests.unit.resilience.helpers import FakeClock, api_error, endpoint, policy, scripted
 from tests.unit.shared.fakes import FakeEngine
 from tests.unit.shared.test_jobs import service

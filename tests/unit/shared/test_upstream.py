@@ -8,7 +8,8 @@ import httpx2
 import openai
 import pytest
 
-from shared.upstream import classify, retry_after_seconds
+from shared.upstream import UpstreamFailure, classify, retry_after_seconds
+from shared.wire import UpstreamStatusError, UpstreamStreamError
 
 REQUEST = httpx2.Request("POST", "http://model/chat/completions")
 
@@ -64,3 +65,27 @@ def test_timeouts_and_cut_streams_may_have_been_processed_refused_connections_no
     except openai.APIConnectionError as exc:
         assert not classify(exc).maybe_processed
     assert classify(httpx2.RemoteProtocolError("peer closed connection")).maybe_processed
+
+
+def wire_status(status: int, headers: dict[str, str] | None = None) -> UpstreamStatusError:
+    return UpstreamStatusError(status, httpx2.Headers(headers or {}), {"error": {"message": "private"}})
+
+
+@pytest.mark.parametrize(("status", "expected"), [
+    (429, ("retryable", 429, 3.0, False)), (500, ("retryable", 500, None, True)),
+    (503, ("retryable", 503, 3.0, True)), (408, ("retryable", 408, None, False)),
+    (400, ("refused", 400, None, False)), (404, ("refused", 404, None, False)),
+    (401, ("misconfigured", 401, None, False)), (403, ("misconfigured", 403, None, False)),
+])
+def test_the_wires_status_error_is_classified_as_the_sdks(status: int, expected: tuple[object, ...]) -> None:
+    headers = {"Retry-After": "3"} if status in (429, 503) else {}
+    for exc in (wire_status(status, headers), status_error(status, headers)):
+        failure = classify(exc)
+        assert (failure.kind, failure.status, failure.retry_after_s, failure.maybe_processed) == expected
+
+
+def test_a_stream_error_event_is_transient_and_may_have_been_processed() -> None:
+    # As the SDK's APIError for the same event was: the provider started answering.
+    assert classify(UpstreamStreamError({"message": "overloaded"})) == UpstreamFailure(
+        "retryable", None, maybe_processed=True)
+    assert classify(openai.APIError("overloaded", REQUEST, body=None)) == classify(UpstreamStreamError(None))
