@@ -62,7 +62,7 @@ start_loading().result(timeout=300)
 print(json.dumps({{"modules": sorted(sys.modules)}}))
 """)
     loaded = _heavy(result["modules"])
-    for name in ("azure.cosmos", "azure.storage", "bpe_openai"):
+    for name in ("azure.cosmos", "azure.storage"):
         assert name in loaded
     assert "shared.composition" in result["modules"]
 
