@@ -287,6 +287,7 @@ class CosmosBudgetLedger:
                 window.id, partition_key=tenant,
                 patch_operations=[{"op": "set", "path": f"/l{slot}", "value": {"e": bucket, "t": 0, "u": 0}}],
                 filter_predicate=f"FROM c WHERE NOT IS_DEFINED(c.l{slot}) OR c.l{slot}.e < {kmin}",
+                no_response=True,
             )
         if len(self._ready_slots) > 10_000:
             self._ready_slots.clear()
@@ -298,10 +299,12 @@ class CosmosBudgetLedger:
         only the charge applies: that room was given back when the lease ended."""
         for attempt in range(SETTLE_TRIES):
             try:
+                # The settled document feeds only the budget gauge, which exists with telemetry on.
+                gauge = tracing.enabled()
                 try:
-                    doc = await self.patch(tenant, window, {**used, **release}, slot_check)
+                    doc = await self.patch(tenant, window, {**used, **release}, slot_check, body=gauge)
                 except CosmosAccessConditionFailedError:
-                    doc = await self.patch(tenant, window, used)
+                    doc = await self.patch(tenant, window, used, body=gauge)
                 tracing.budget_window(tenant, window.kind, doc, window.token_limit, window.usd_micros_limit)
                 return
             except Exception as exc:  # noqa: BLE001  any failure: retried, then logged by type
@@ -313,14 +316,16 @@ class CosmosBudgetLedger:
                 await self._sleep(0.25 * 2**attempt)
 
     async def patch(self, tenant: str, window: Window, fields: dict[str, int],
-                    check: str | None = None) -> dict[str, Any] | None:
-        """The window's document as patched (None when there was nothing to patch)."""
+                    check: str | None = None, *, body: bool = False) -> dict[str, Any] | None:
+        """The window's document as patched if `body` (else empty: Cosmos sends none back), or None
+        when there was nothing to patch."""
         ops = _incr(fields)
         if not ops:
             return None
         container = await self.state.container("budgets")
         return await container.patch_item(window.id, partition_key=tenant, patch_operations=ops,
-                                   filter_predicate=f"FROM c WHERE {check}" if check else None)
+                                          filter_predicate=f"FROM c WHERE {check}" if check else None,
+                                          no_response=not body)
 
     async def usage(self, principal: Principal) -> dict[str, Any]:
         """`GET /api/v1/usage`: use of both windows, what live leases hold, and the limits."""
@@ -349,5 +354,5 @@ class CosmosBudgetLedger:
                                "tokens_used": 0, "usd_used_micros": 0, "ttl": ttl}
         doc.update({f"l{i}": {"e": 0, "t": 0, "u": 0} for i in range(SLOTS)})
         with contextlib.suppress(CosmosResourceExistsError):
-            await container.create_item(doc)
+            await container.create_item(doc, no_response=True)
         self._known.add(window.id)

@@ -135,7 +135,7 @@ class CosmosExactCache:
                 "id": key.exact_id, "tenant": principal.tenant, "kind": "exact",
                 "model": model, "completion": completion_doc(completion), "created_at": now,
                 "expires_at": now + ttl_s, "ttl": int(ttl_s + STALE_GRACE_S),
-            })
+            }, no_response=True)  # the entry is not sent back: it would be decoded for nothing
         finally:
             self._storing.pop(key.exact_id, None)
 

@@ -78,7 +78,7 @@ class CosmosRateLimiter:
                 patch_operations=[{"op": "incr", "path": "/requests", "value": 1},
                                   {"op": "incr", "path": "/tokens", "value": estimated_tokens}],
                 filter_predicate="FROM c WHERE " + " AND ".join(checks),
-            )
+            )  # with the document back: its counts are the remaining-* headers
         except CosmosAccessConditionFailedError:
             wait = (minute + timedelta(minutes=1) - now).total_seconds()
             exhausted = Allowance(None if rpm is None else 0, None if tpm is None else 0)
@@ -92,7 +92,8 @@ class CosmosRateLimiter:
     async def _create(self, container: ContainerProxy, key: str, doc_id: str) -> None:
         # A window lives 3 minutes: created up to one ahead, it still outlives its own minute.
         with contextlib.suppress(CosmosResourceExistsError):
-            await container.create_item({"id": doc_id, "key": key, "requests": 0, "tokens": 0, "ttl": 180})
+            await container.create_item({"id": doc_id, "key": key, "requests": 0, "tokens": 0, "ttl": 180},
+                                        no_response=True)
         if len(self._created) > 10_000:
             self._created.clear()  # past minutes are never asked for again; this bounds memory
         self._created.add(doc_id)

@@ -212,7 +212,8 @@ class SemanticCache:
                      now: float) -> None:
         vector = await self._vector(key.prompt)
         container = await self._state.container("cache")
-        await container.upsert_item(entry(tenant, model, key, vector, completion, ttl_s=ttl_s, now=now))
+        await container.upsert_item(entry(tenant, model, key, vector, completion, ttl_s=ttl_s, now=now),
+                                    no_response=True)  # not its embedding and answer back
 
     async def _vector(self, prompt: str) -> list[float]:
         digest = _sha256(prompt)

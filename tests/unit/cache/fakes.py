@@ -55,11 +55,11 @@ class FakeContainer:
     queries: list[tuple[str, dict[str, Any], Any]] = field(default_factory=list)
     error: Exception | None = None
 
-    async def upsert_item(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def upsert_item(self, body: dict[str, Any], *, no_response: bool | None = None) -> dict[str, Any]:
         if self.error is not None:
             raise self.error
         self.docs[body["id"]] = dict(body)
-        return body
+        return {} if no_response else body  # as Cosmos: no document back when asked for none
 
     def query_items(self, query: str, *, parameters: list[dict[str, Any]], partition_key: Any) -> AsyncIterator[
             dict[str, Any]]:
