@@ -174,7 +174,9 @@ class LocalStack:
         p = self.ports
         self._spawn(
             "cosmos", ports=(p.cosmos,),
-            cmd=[str(NODE_BIN / "cosmosdb-server"), "--no-ssl", "--host", "127.0.0.1", "--port", str(p.cosmos)],
+            # Our launcher, not the package CLI: it keeps connections alive, as Cosmos DB does.
+            cmd=["node", str(ROOT / "tools" / "emulators" / "cosmos.js"), "--host", "127.0.0.1",
+                 "--port", str(p.cosmos)],
             ready=lambda: _http_status(f"http://127.0.0.1:{p.cosmos}/") is not None,
         )
 
