@@ -40,7 +40,7 @@ from shared.resilience.pool import EndpointPool
 from shared.resilience.retry_budget import RetryBudget
 from shared.secrets import KeyVaultSecrets, LocalSecrets, SecretProvider
 from shared.semantic_cache import SemanticCache, SemanticCacheSettings, vector_index
-from shared.wire import build_wire
+from shared.wire import build_wire, tls_context
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ async def build_container(settings: Settings,
     jobs = JobService(CosmosJobStore(cosmos), gateway, lease_s=settings.model_timeout_s * 2, queue=job_queue)
     entra, entra_http = build_entra(settings)
     auth = Authenticator(settings.tenants, entra, settings.entra_required_role)
-    http = httpx.AsyncClient(timeout=3)
+    http = httpx.AsyncClient(timeout=3, verify=tls_context())
     probe = functools.partial(probe_dependencies, cosmos, isinstance(secrets, KeyVaultSecrets),
                               {e.name: e.config.endpoint for e in groups.endpoints()}, http)
     return Container(settings, credential, secrets, cosmos, groups, engine, gateway, jobs, auth, budget, job_queue,
@@ -150,7 +150,7 @@ def build_entra(settings: Settings) -> tuple[EntraValidator | None, httpx.AsyncC
     """The Entra token validator, when ENTRA_AUDIENCES names this API; None: tokens are refused."""
     if not settings.entra_audiences:
         return None, None
-    http = httpx.AsyncClient(timeout=5.0)
+    http = httpx.AsyncClient(timeout=5.0, verify=tls_context())
     keys = SigningKeys(settings.entra_authority, http, cooldown_s=settings.entra_jwks_cooldown_s)
     tids = {p.tid for t in settings.tenants for p in t.entra}
     validator = EntraValidator(keys, authority=settings.entra_authority, audiences=settings.entra_audiences,

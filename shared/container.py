@@ -84,8 +84,9 @@ class _Loader:
 
 
 def start_loading() -> concurrent.futures.Future[None]:
-    """Start importing the service modules and the configured models' tokenizers in a daemon thread
-    (once per process); the future is done when they are loaded or the load failed."""
+    """Start importing the service modules and building the TLS context and the configured models'
+    tokenizers in a daemon thread (once per process); the future is done when they are loaded or
+    the load failed."""
     with _Loader.lock:
         if _Loader.future is None:
             future: concurrent.futures.Future[None] = concurrent.futures.Future()
@@ -101,6 +102,9 @@ def _load(future: concurrent.futures.Future[None]) -> None:
         for name in SERVICE_MODULES:
             importlib.import_module(name)
         from shared.tokens import counter_for  # noqa: PLC0415  loaded with the services above
+        from shared.wire import tls_context  # noqa: PLC0415
+
+        tls_context()  # the CA bundle, read here rather than by the first container
 
         try:
             settings = load_settings()

@@ -17,7 +17,16 @@ from shared import tracing
 log = logging.getLogger(__name__)
 SERVICE_NAME = "aigw"
 # Our own SERVER span is the request span: a framework's would nest a second one around it.
-_NOT_INSTRUMENTED = ("fastapi", "flask", "django", "psycopg2")
+# "azure_sdk" is switched on by hand (_azure_sdk_spans): the distro's switch also imports the Azure
+# AI Projects, Agents and Inference instrumentors, which load the openai SDK (0.75 s of CPU at
+# every cold start) to trace SDKs this app never calls.
+_NOT_INSTRUMENTED = ("fastapi", "flask", "django", "psycopg2", "azure_sdk")
+# Loggers that write an INFO record per HTTP call: httpx/httpx2 (every model call, and the
+# readiness probes) and azure-core's HTTP logging policy (Storage, Key Vault, identity; Cosmos has
+# its own quiet logger, shared/cosmos.py). The Functions worker sets the root logger to INFO and
+# ships every record to the host and Application Insights: a record per call, that our spans
+# already carry, paid on every request.
+_PER_CALL_LOGGERS = ("httpx", "httpx2", "azure.core.pipeline.policies.http_logging_policy")
 
 
 def _flag(name: str, default: bool) -> bool:
@@ -30,6 +39,8 @@ def setup_telemetry() -> bool:
 
     Never raises: an app that cannot export telemetry must still serve requests.
     """
+    for name in _PER_CALL_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     connection = os.environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING")
     otlp = bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
     if not connection and not otlp:
@@ -83,24 +94,34 @@ def _otlp_pipeline() -> dict[str, list[Any]]:
 
 
 def _azure_monitor(connection: str, otlp: bool) -> None:
-    from azure.identity import ManagedIdentityCredential  # noqa: PLC0415
     from azure.monitor.opentelemetry import configure_azure_monitor  # noqa: PLC0415
 
     client_id = os.environ.get("AZURE_CLIENT_ID")
-    # Local auth is off on our Application Insights: ingestion authenticates with the identity.
-    credential = ManagedIdentityCredential(client_id=client_id) if client_id else None
+    credential = None
+    if client_id:
+        # Local auth is off on our Application Insights: ingestion authenticates with the identity.
+        from azure.identity import ManagedIdentityCredential  # noqa: PLC0415  only with an identity
+
+        credential = ManagedIdentityCredential(client_id=client_id)
     configure_azure_monitor(
         connection_string=connection, credential=credential, resource=_resource(),
         instrumentation_options={name: {"enabled": False} for name in _NOT_INSTRUMENTED},
         enable_live_metrics=_flag("TELEMETRY_LIVE_METRICS", True),
         disable_offline_storage=not _flag("TELEMETRY_OFFLINE_STORAGE", True),
         **(_otlp_pipeline() if otlp else {}),
-    )  # it also sets azure-core's tracing_implementation and instruments httpx
+    )  # it also instruments httpx and httpx2 (the model calls carry traceparent)
+    _azure_sdk_spans()
+
+
+def _azure_sdk_spans() -> None:
+    """Cosmos, Storage and Key Vault calls as spans: what the distro's `azure_sdk` switch sets."""
+    from azure.core.settings import settings  # noqa: PLC0415
+    from azure.core.tracing.ext.opentelemetry_span import OpenTelemetrySpan  # noqa: PLC0415
+
+    settings.tracing_implementation = OpenTelemetrySpan
 
 
 def _otlp_only() -> None:
-    from azure.core.settings import settings  # noqa: PLC0415
-    from azure.core.tracing.ext.opentelemetry_span import OpenTelemetrySpan  # noqa: PLC0415
     from opentelemetry import metrics, trace  # noqa: PLC0415
     from opentelemetry._logs import set_logger_provider  # noqa: PLC0415
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor  # noqa: PLC0415
@@ -120,5 +141,5 @@ def _otlp_only() -> None:
         logger_provider.add_log_record_processor(log_processor)
     set_logger_provider(logger_provider)
     logging.getLogger().addHandler(LoggingHandler(logger_provider=logger_provider))
-    settings.tracing_implementation = OpenTelemetrySpan  # Cosmos, Storage, Key Vault spans
+    _azure_sdk_spans()
     HTTPXClientInstrumentor().instrument()  # model calls carry traceparent, as with Azure Monitor

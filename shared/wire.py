@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import random
 import re
+import ssl
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
@@ -41,6 +43,13 @@ _MAX_REFRESH_JITTER_S = 60
 _DRAIN_S = 0.1
 # An endpoint is asked for its chat and embedding deployments: a handful of URLs, kept built.
 _MAX_CACHED_URLS = 32
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The process's one TLS context, what httpx2 builds for `verify=True`: loading the CA bundle
+    costs about 70 ms of CPU, paid once (by the background loader) instead of once per client."""
+    return httpx2.create_ssl_context()
 
 
 class UpstreamStatusError(Exception):
@@ -257,11 +266,11 @@ async def build_wire(config: EndpointConfig, *, credential: AsyncTokenCredential
     if name is not None:
         await secrets.get(name)  # a missing secret fails at start, naming it, not on the first call
         header, prefix = ("api-key", "") if azure else ("authorization", "Bearer ")
-        transport = KeyRefreshTransport(httpx2.AsyncHTTPTransport(limits=LIMITS), secrets, name,
+        transport = KeyRefreshTransport(httpx2.AsyncHTTPTransport(verify=tls_context(), limits=LIMITS), secrets, name,
                                         endpoint=config.name, header=header, prefix=prefix)
         client = httpx2.AsyncClient(transport=transport, timeout=timeout)
         return ModelWire(config, client, auth_name=header, auth=_key_header(secrets, name, prefix))
-    client = httpx2.AsyncClient(limits=LIMITS, timeout=timeout)
+    client = httpx2.AsyncClient(verify=tls_context(), limits=LIMITS, timeout=timeout)
     if azure:
         if credential is None:
             await client.aclose()

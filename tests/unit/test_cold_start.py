@@ -80,3 +80,22 @@ print(json.dumps({"modules": sorted(sys.modules)}))
     loaded = _heavy(result["modules"])
     assert [m for m in loaded if m.split(".")[0] in ("semantic_kernel", "openai")] == []
     assert [m for m in loaded if m.startswith(("azure.identity", "azure.keyvault"))] == []
+
+
+def test_application_insights_loads_no_openai_sdk_and_keeps_the_azure_sdk_spans() -> None:
+    # The distro's `azure_sdk` switch would import the Azure AI Projects instrumentor, and with it
+    # the openai SDK (0.75 s of CPU): shared/telemetry.py sets the Azure SDK's tracing itself.
+    result = _run("""
+import json, os, sys
+os.environ["APPLICATIONINSIGHTS_CONNECTION_STRING"] = (
+    "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:9/")
+os.environ["TELEMETRY_LIVE_METRICS"] = "false"
+import logging
+import function_app
+from azure.core.settings import settings
+print(json.dumps({"modules": sorted(sys.modules), "tracing": settings.tracing_implementation().__name__,
+                  "httpx2_level": logging.getLogger("httpx2").getEffectiveLevel()}))
+""")
+    assert [m for m in result["modules"] if m.split(".")[0] == "openai" or m.startswith("azure.ai.")] == []
+    assert result["tracing"] == "OpenTelemetrySpan"
+    assert result["httpx2_level"] >= 30  # no INFO record per model call
