@@ -124,7 +124,7 @@ def _azure_sdk_spans() -> None:
 def _otlp_only() -> None:
     from opentelemetry import metrics, trace  # noqa: PLC0415
     from opentelemetry._logs import set_logger_provider  # noqa: PLC0415
-    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor  # noqa: PLC0415
+    from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor, HTTPXClientInstrumentor  # noqa: PLC0415
     from opentelemetry.instrumentation.logging.handler import LoggingHandler  # noqa: PLC0415
     from opentelemetry.sdk._logs import LoggerProvider  # noqa: PLC0415
     from opentelemetry.sdk.metrics import MeterProvider  # noqa: PLC0415
@@ -142,4 +142,7 @@ def _otlp_only() -> None:
     set_logger_provider(logger_provider)
     logging.getLogger().addHandler(LoggingHandler(logger_provider=logger_provider))
     _azure_sdk_spans()
-    HTTPXClientInstrumentor().instrument()  # model calls carry traceparent, as with Azure Monitor
+    # Model calls carry traceparent, as with Azure Monitor: httpx2 sends them (shared/wire.py, the
+    # openai SDK), httpx the readiness probes and the Entra key fetches.
+    HTTPXClientInstrumentor().instrument()
+    HTTPX2ClientInstrumentor().instrument()

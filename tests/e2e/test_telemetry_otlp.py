@@ -55,6 +55,9 @@ def test_spans_metrics_and_audit_logs_reach_an_otlp_collector(otlp_url: str, otl
                     and i["traceId"] == server["traceId"] and n.GEN_AI_OPERATION_NAME in i["attributes"])
     assert attempt["parentSpanId"] == server["spanId"]
     assert int(attempt["attributes"][n.GEN_AI_USAGE_OUTPUT_TOKENS]) == response.json()["usage"]["completion_tokens"]
+    # The HTTP call to the model endpoint is the attempt's child: its instrumentation sent `traceparent`.
+    _wait(otlp_sink, "model HTTP call", lambda i: i["signal"] == "span" and i["kind"] == "SPAN_KIND_CLIENT"
+          and i.get("parentSpanId") == attempt["spanId"])
     _wait(otlp_sink, "token metric", lambda i: i["signal"] == "metric" and i["name"] == n.METRIC_TOKEN_USAGE)
     _wait(otlp_sink, "audit record", lambda i: i["signal"] == "log"
           and i["attributes"].get(n.CORRELATION_ID) == trace_id and n.AUDIT_EVENT in i["body"])
