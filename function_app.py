@@ -1,4 +1,12 @@
 """Composition only: telemetry, the FunctionApp, and one blueprint per trigger family."""
+# ruff: noqa: E402  (the imports follow the collector's switch)
+
+import gc
+
+# The index and the background load create a few hundred thousand objects that live as long as the
+# process; the cyclic collector would walk them again and again while they are made (about a fifth
+# of the start's CPU). The loader freezes them and switches it back on (shared/container.py).
+gc.disable()
 
 import azure.functions as func
 
@@ -13,6 +21,6 @@ app.register_functions(http_api.bp)
 app.register_functions(openai_api.bp)
 app.register_functions(queue_jobs.bp)
 app.register_functions(fallback.bp)
-# Semantic Kernel, the SDKs and the tokenizers load in the background from here on, so the index is
-# built without them and the first request finds them loaded, or nearly (shared/container.py).
+# The SDKs and the tokenizers load in the background from here on, so the index is built without
+# them and the first request finds them loaded, or nearly (shared/container.py).
 start_loading()

@@ -11,9 +11,9 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+import httpx2
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.pipeline.transport import AsyncHttpTransport
 
@@ -26,7 +26,6 @@ from shared.cosmos import CosmosState, cosmos_client
 from shared.deadletter import CosmosDeadLetters
 from shared.embeddings import EndpointEmbedder, build_embedding_endpoints
 from shared.endpoints import Endpoint, embedding_endpoint_name
-from shared.entra import EntraValidator, SigningKeys
 from shared.gateway import Gateway
 from shared.groups import LazyEngine, ModelGroups
 from shared.jobqueue import storage_job_queue
@@ -41,6 +40,11 @@ from shared.resilience.retry_budget import RetryBudget
 from shared.secrets import KeyVaultSecrets, LocalSecrets, SecretProvider
 from shared.semantic_cache import SemanticCache, SemanticCacheSettings, vector_index
 from shared.wire import build_wire, tls_context
+
+if TYPE_CHECKING:
+    import httpx
+
+    from shared.entra import EntraValidator
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +142,7 @@ async def build_container(settings: Settings,
     jobs = JobService(CosmosJobStore(cosmos), gateway, lease_s=settings.model_timeout_s * 2, queue=job_queue)
     entra, entra_http = build_entra(settings)
     auth = Authenticator(settings.tenants, entra, settings.entra_required_role)
-    http = httpx.AsyncClient(timeout=3, verify=tls_context())
+    http = httpx2.AsyncClient(timeout=3, verify=tls_context())
     probe = functools.partial(probe_dependencies, cosmos, isinstance(secrets, KeyVaultSecrets),
                               {e.name: e.config.endpoint for e in groups.endpoints()}, http)
     return Container(settings, credential, secrets, cosmos, groups, engine, gateway, jobs, auth, budget, job_queue,
@@ -150,6 +154,9 @@ def build_entra(settings: Settings) -> tuple[EntraValidator | None, httpx.AsyncC
     """The Entra token validator, when ENTRA_AUDIENCES names this API; None: tokens are refused."""
     if not settings.entra_audiences:
         return None, None
+    import httpx  # noqa: PLC0415  PyJWT, cryptography and httpx only where Entra tokens are taken
+
+    from shared.entra import EntraValidator, SigningKeys  # noqa: PLC0415
     http = httpx.AsyncClient(timeout=5.0, verify=tls_context())
     keys = SigningKeys(settings.entra_authority, http, cooldown_s=settings.entra_jwks_cooldown_s)
     tids = {p.tid for t in settings.tenants for p in t.entra}

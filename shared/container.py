@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import importlib
 import logging
 import threading
@@ -21,6 +22,7 @@ from shared.errors import ConfigError, NotConfigured
 
 if TYPE_CHECKING:
     import httpx
+    import httpx2
     from azure.core.credentials_async import AsyncTokenCredential
 
     from shared.auth import Authenticator
@@ -56,7 +58,7 @@ class Container:
     job_queue: JobQueue
     deadletters: CosmosDeadLetters
     readiness: Readiness
-    http: httpx.AsyncClient  # the readiness probes' one client
+    http: httpx2.AsyncClient  # the readiness probes' one client
     entra_http: httpx.AsyncClient | None = None
     # The clients of the model and embedding endpoints, closed with the container (an unclosed one
     # is closed by the garbage collector after its event loop, with a traceback).
@@ -114,11 +116,21 @@ def _load(future: concurrent.futures.Future[None]) -> None:
             for endpoint in settings.ai_endpoints:
                 counter_for(endpoint.model)
     except BaseException as exc:  # noqa: BLE001  handed to the waiters: get_container imports again and raises
+        _collect_again()
         future.set_exception(exc)
     else:
+        _collect_again()
         # How long a cold start waits for its modules, in the logs of every instance.
         log.info("service modules loaded in %.2f s", time.perf_counter() - started)
         future.set_result(None)
+
+
+def _collect_again() -> None:
+    """The collector back on (function_app.py switches it off for the start), with everything the
+    start made frozen: modules, classes and clients are never garbage, and later collections then
+    skip them instead of walking them each time."""
+    gc.freeze()
+    gc.enable()
 
 
 async def loaded() -> None:

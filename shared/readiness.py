@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import httpx
+    import httpx2
 
     from shared.cosmos import CosmosState  # the Cosmos SDK: loaded with the container, not by the index
 
@@ -55,7 +55,7 @@ class Readiness:
 
 
 async def probe_dependencies(cosmos: CosmosState, key_vault: bool, endpoints: Mapping[str, str],
-                             client: httpx.AsyncClient) -> dict[str, str]:
+                             client: httpx2.AsyncClient) -> dict[str, str]:
     """Each dependency's state as a word: never an exception's text or a secret. The model
     endpoints are probed concurrently over the one shared `client`."""
     checks: dict[str, str] = {}
@@ -72,14 +72,14 @@ async def probe_dependencies(cosmos: CosmosState, key_vault: bool, endpoints: Ma
     return checks
 
 
-async def _reachable(client: httpx.AsyncClient, url: str) -> str:
+async def _reachable(client: httpx2.AsyncClient, url: str) -> str:
     """Any HTTP answer means the endpoint is reachable (auth is the model call's business)."""
-    import httpx  # noqa: PLC0415  loaded with the container, which made `client`
+    import httpx2  # noqa: PLC0415  loaded with the container, which made `client`
 
     try:
         await client.get(url)
         return "ok"
-    except httpx.HTTPError:
+    except httpx2.HTTPError:
         return "unreachable"
 
 

@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-import httpx
 import httpx2
 
 from shared.errors import exception_chain
@@ -32,11 +31,11 @@ class UpstreamFailure:
     maybe_processed: bool = False
 
 
-# shared/wire.py and openai 3.x send through httpx2; other clients (and our probes) use httpx. Both count.
-_HTTP_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, httpx2.HTTPError)
-_TIMEOUTS: tuple[type[Exception], ...] = (httpx.TimeoutException, httpx2.TimeoutException)
+# Every model call sends through httpx2: shared/wire.py, and the openai SDK (3.x) under Semantic Kernel.
+_HTTP_ERRORS: tuple[type[Exception], ...] = (httpx2.HTTPError,)
+_TIMEOUTS: tuple[type[Exception], ...] = (httpx2.TimeoutException,)
 # A connection that broke after the server answered: it may have started generating.
-_BROKEN_AFTER_START = (httpx.RemoteProtocolError, httpx2.RemoteProtocolError, httpx.ReadError, httpx2.ReadError)
+_BROKEN_AFTER_START = (httpx2.RemoteProtocolError, httpx2.ReadError)
 
 
 @dataclass(frozen=True)
