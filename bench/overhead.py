@@ -31,6 +31,7 @@ from tools.telemetry_sink import Sink, appinsights
 
 OUR_ROUTE = "/api/v1/chat/completions"  # docs/openai-compatibility.md
 NATIVE_ROUTE = "/api/v1/chat"  # docs/api.md: served by Semantic Kernel, loaded on its first use
+SETTLE_S = 2.0  # a quiet machine before each timed start
 LITELLM_ROUTE = "/v1/chat/completions"
 HUGE = 10**12  # limits that are checked on every request and never refuse one
 KEYS = {"plain": "bench-plain-key", "full": "bench-full-key"}
@@ -119,6 +120,9 @@ def start_timed(stack: LocalStack, name: str, env: dict[str, str], key: str, *,
             failure.append(exc)
 
     thread = threading.Thread(target=start, name=f"start-{name}")
+    # The processes of the phase before (LiteLLM, the previous app) may still be exiting: their
+    # teardown is not this app's start, so it gets the cores to itself.
+    time.sleep(SETTLE_S)
     started = time.monotonic()
     thread.start()
     try:
