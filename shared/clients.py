@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-import httpx2
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.identity.aio import get_bearer_token_provider
 from openai import AsyncAzureOpenAI, AsyncOpenAI, DefaultAsyncHttpxClient
 
 from shared.config import EndpointConfig
 from shared.secrets import SecretProvider
-from shared.wire import COGNITIVE_SERVICES_SCOPE, LIMITS, KeyRefreshTransport
-
-
-def _key_reader(secrets: SecretProvider, name: str) -> Callable[[], Awaitable[str]]:
-    async def read() -> str:
-        # Per request: the provider's cache answers until its TTL, then Key Vault does.
-        return await secrets.get(name)
-
-    return read
+from shared.wire import COGNITIVE_SERVICES_SCOPE, key_reader, key_transport
 
 
 async def build_client(
@@ -30,18 +19,13 @@ async def build_client(
     retries off: our resilience layer retries. Shared by the chat and the embedding services."""
     name = config.api_key_secret
     if name is not None:
-        await secrets.get(name)  # a missing secret fails at start, naming it, not on the first call
-        azure = config.kind == "azure_openai"
-        transport = KeyRefreshTransport(
-            httpx2.AsyncHTTPTransport(limits=LIMITS), secrets, name, endpoint=config.name,
-            header="api-key" if azure else "authorization", prefix="" if azure else "Bearer ",
-        )
-        http_client = DefaultAsyncHttpxClient(transport=transport)
-        if azure:
+        # The SDK sets the key's header itself (from api_key); the transport re-reads it on a 401.
+        http_client = DefaultAsyncHttpxClient(transport=await key_transport(config, secrets, name))
+        if config.kind == "azure_openai":
             return AsyncAzureOpenAI(azure_endpoint=config.endpoint, api_version=config.api_version,
-                                    api_key=_key_reader(secrets, name), max_retries=0, timeout=timeout_s,
+                                    api_key=key_reader(secrets, name), max_retries=0, timeout=timeout_s,
                                     http_client=http_client)
-        return AsyncOpenAI(base_url=config.endpoint, api_key=_key_reader(secrets, name), max_retries=0,
+        return AsyncOpenAI(base_url=config.endpoint, api_key=key_reader(secrets, name), max_retries=0,
                            timeout=timeout_s, http_client=http_client)
     if config.kind == "azure_openai":
         if credential is None:

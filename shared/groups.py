@@ -32,11 +32,12 @@ class ModelGroups:
         if not endpoints:
             raise ValueError("no model endpoint is configured")
         self.policy = policy
+        ordered = sorted(endpoints, key=lambda e: e.config.priority)
         self._groups: dict[str, list[Endpoint]] = {}
-        for endpoint in sorted(endpoints, key=lambda e: e.config.priority):
+        for endpoint in ordered:
             self._groups.setdefault(endpoint.config.model, []).append(endpoint)
         # Native endpoints name no model: they use the model of the best-priority endpoint.
-        self.default_model = min(endpoints, key=lambda e: e.config.priority).config.model
+        self.default_model = ordered[0].config.model
 
     def models(self) -> list[str]:
         return list(self._groups)

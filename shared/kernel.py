@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from shared.groups import ModelGroups
     from shared.secrets import SecretProvider
 
+
 async def build_engine(groups: ModelGroups, *, credential: AsyncTokenCredential | None, secrets: SecretProvider,
                        timeout_s: float) -> KernelEngine:
     """The kernel over the groups: one Semantic Kernel chat service per endpoint, over its own SDK

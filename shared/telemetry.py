@@ -143,6 +143,6 @@ def _otlp_only() -> None:
     logging.getLogger().addHandler(LoggingHandler(logger_provider=logger_provider))
     _azure_sdk_spans()
     # Model calls carry traceparent, as with Azure Monitor: httpx2 sends them (shared/wire.py, the
-    # openai SDK), httpx the readiness probes and the Entra key fetches.
+    # openai SDK) and the readiness probes, httpx the Entra key fetches.
     HTTPXClientInstrumentor().instrument()
     HTTPX2ClientInstrumentor().instrument()

@@ -107,12 +107,28 @@ class KeyRefreshTransport(httpx2.AsyncBaseTransport):
 AuthHeader = Callable[[], Awaitable[str]]
 
 
-def _key_header(secrets: SecretProvider, name: str, prefix: str) -> AuthHeader:
+def key_reader(secrets: SecretProvider, name: str, prefix: str = "") -> AuthHeader:
+    """The key's header value, read per request: the provider's cache answers until its TTL, then
+    Key Vault does."""
     async def value() -> str:
-        # Per request: the provider's cache answers until its TTL, then Key Vault does.
         return prefix + await secrets.get(name)
 
     return value
+
+
+def key_header(config: EndpointConfig) -> tuple[str, str]:
+    """The header an endpoint's key goes in, and the key's prefix there: Azure's `api-key`, else a
+    bearer token."""
+    return ("api-key", "") if config.kind == "azure_openai" else ("authorization", "Bearer ")
+
+
+async def key_transport(config: EndpointConfig, secrets: SecretProvider, name: str) -> KeyRefreshTransport:
+    """The transport of an endpoint with a key in the secret store (the wire's and the SDK
+    client's alike). A missing secret fails here, at start, naming it, not on the first call."""
+    await secrets.get(name)
+    header, prefix = key_header(config)
+    return KeyRefreshTransport(httpx2.AsyncHTTPTransport(verify=tls_context(), limits=LIMITS), secrets, name,
+                               endpoint=config.name, header=header, prefix=prefix)
 
 
 class _BearerToken:
@@ -264,12 +280,9 @@ async def build_wire(config: EndpointConfig, *, credential: AsyncTokenCredential
     azure = config.kind == "azure_openai"
     name = config.api_key_secret
     if name is not None:
-        await secrets.get(name)  # a missing secret fails at start, naming it, not on the first call
-        header, prefix = ("api-key", "") if azure else ("authorization", "Bearer ")
-        transport = KeyRefreshTransport(httpx2.AsyncHTTPTransport(verify=tls_context(), limits=LIMITS), secrets, name,
-                                        endpoint=config.name, header=header, prefix=prefix)
-        client = httpx2.AsyncClient(transport=transport, timeout=timeout)
-        return ModelWire(config, client, auth_name=header, auth=_key_header(secrets, name, prefix))
+        client = httpx2.AsyncClient(transport=await key_transport(config, secrets, name), timeout=timeout)
+        header, prefix = key_header(config)
+        return ModelWire(config, client, auth_name=header, auth=key_reader(secrets, name, prefix))
     client = httpx2.AsyncClient(verify=tls_context(), limits=LIMITS, timeout=timeout)
     if azure:
         if credential is None:
