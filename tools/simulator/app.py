@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
+from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -36,6 +38,7 @@ def create_app(config: SimulatorConfig | None = None, *, simulator: Simulator | 
         Route("/_sim/prompt_cache", control.prompt_cache, methods=["DELETE"]),
         Route("/_sim/faults", control.faults, methods=["GET", "POST", "DELETE"]),
         Route("/_sim/stats", control.stats, methods=["GET", "DELETE"]),
+        Route("/_sim/pace", control.pace, methods=["GET", "POST", "DELETE"]),
     ]
     app = Starlette(
         routes=routes,
@@ -44,6 +47,15 @@ def create_app(config: SimulatorConfig | None = None, *, simulator: Simulator | 
     )
     app.state.simulator = sim
     return app
+
+
+class Pace(BaseModel):
+    """POST /_sim/pace: the generation speed from now on (absent: unchanged)."""
+
+    model_config = {"extra": "forbid"}
+
+    ms_per_token: float | None = Field(default=None, ge=0, le=10_000)
+    base_latency_ms: float | None = Field(default=None, ge=0, le=600_000)
 
 
 class _Control:
@@ -64,6 +76,20 @@ class _Control:
         active = injector.active.model_dump(exclude_none=True) if injector.active else None
         request.state.sim_outcome = f"fault={active}"
         return JSONResponse({"fault": active})
+
+    async def pace(self, request: Request) -> Response:
+        # How fast the model generates, changed at run time (a test of a slow model needs no restart).
+        sim = self._sim
+        if request.method == "POST":
+            try:
+                pace = parse(Pace, await request.body())
+                sim.config = dataclasses.replace(sim.config, **pace.model_dump(exclude_none=True))
+            except (InvalidRequest, ValueError) as exc:
+                return openai_error(400, str(exc))
+        elif request.method == "DELETE":
+            sim.config = dataclasses.replace(sim.config, ms_per_token=sim.started.ms_per_token,
+                                             base_latency_ms=sim.started.base_latency_ms)
+        return JSONResponse({"ms_per_token": sim.config.ms_per_token, "base_latency_ms": sim.config.base_latency_ms})
 
     async def prompt_cache(self, request: Request) -> Response:
         # Forgets every cached prompt prefix, so a test can start from a cold cache.

@@ -71,6 +71,7 @@ class Simulator:
 
     def __init__(self, config: SimulatorConfig, *, sleep: Sleep = asyncio.sleep) -> None:
         self.config = config
+        self.started = config  # what /_sim/pace returns to on DELETE
         self.faults = FaultInjector(config.seed)
         self.stats = Stats()
         self.prefix_cache = PrefixCache()
