@@ -40,6 +40,8 @@ class Plan:
     model: str
     key: CacheKey
     estimate: Estimate
+    # A non-streamed call whose time limit is longer than the request deadline: bounded per tenant.
+    long: bool = False
 
 
 class Admission:
@@ -64,7 +66,7 @@ class Admission:
         is then refused or answered from the cache is given back at once, off the critical path.
         """
         ctx, estimate, principal = plan.ctx, plan.estimate, plan.ctx.principal
-        meter = Meter(plan.model, estimate.prompt_tokens)
+        meter = Meter(plan.model, estimate.prompt_tokens, estimate.max_completion_tokens)
         reads = ctx.cache_lookup and self.cache.reads(principal)
         embeds = reads and self.cache.may_embed(principal, plan.key)
         embedding = estimate.prompt_tokens if embeds else 0

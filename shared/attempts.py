@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from shared.endpoints import Endpoint
 from shared.errors import ServiceUnavailable
 from shared.metering import current_meter
-from shared.resilience.policy import ResiliencePolicy
+from shared.resilience.policy import BeforeRetry, ResiliencePolicy
 from shared.tracing_genai import Attempt
 from shared.tracing_genai import current as current_attempt
 from shared.upstream import billable_failure, classify
@@ -48,7 +48,7 @@ async def held_stream(policy: ResiliencePolicy, endpoints: list[Endpoint],
             raise
         return endpoint, held, parts, span
 
-    endpoint, held, parts, span = await policy.call(endpoints, attempt)
+    endpoint, held, parts, span = await policy.call(endpoints, attempt, before_retry=retry_gate())
     failure: BaseException | None = None
     try:
         for item in held:
@@ -69,20 +69,28 @@ async def held_stream(policy: ResiliencePolicy, endpoints: list[Endpoint],
 
 
 async def metered(call: Awaitable[R]) -> R:
-    """One attempt's call, its failure told to the request's meter (a streamed attempt tells it
-    itself, with what it had received: see held_stream)."""
+    """One whole (non-streamed) attempt's call, its failure told to the request's meter: nothing
+    of a whole answer is seen before it ends, so a cut one is charged its worst case (a streamed
+    attempt tells the meter itself, with what it had received: see held_stream)."""
     try:
         return await call
     except BaseException as exc:
-        meter_failed_attempt(exc)
+        meter_failed_attempt(exc, whole=True)
         raise
 
 
-def meter_failed_attempt(exc: BaseException, partial: str = "", *, answer_started: bool = False) -> None:
+def meter_failed_attempt(exc: BaseException, partial: str = "", *, answer_started: bool = False,
+                         whole: bool = False) -> None:
     """Tell the request's meter about an attempt that failed, charged when the provider may have
     billed it (shared/upstream.billable_failure); never for an error status or a connection that
     did not reach it."""
     meter = current_meter()
     if meter is None:
         return
-    meter.attempt_failed(partial, billable=billable_failure(exc, answer_started=answer_started))
+    meter.attempt_failed(partial, billable=billable_failure(exc, answer_started=answer_started), whole=whole)
+
+
+def retry_gate() -> BeforeRetry | None:
+    """The running request's say on another attempt after a charged one (Meter.before_retry)."""
+    meter = current_meter()
+    return meter.before_retry if meter is not None else None

@@ -62,7 +62,8 @@ def build_policy(settings: Settings, clock: Clock) -> ResiliencePolicy:
     budget = RetryBudget(clock, ratio=settings.retry_budget_ratio, window_s=settings.retry_budget_window_s,
                          floor=settings.retry_budget_floor)
     retry = RetrySettings(max_attempts=settings.retry_max_attempts, deadline_s=settings.request_deadline_s,
-                          backoff_base_s=settings.retry_backoff_base_s, backoff_cap_s=settings.retry_backoff_cap_s)
+                          backoff_base_s=settings.retry_backoff_base_s, backoff_cap_s=settings.retry_backoff_cap_s,
+                          attempt_base_s=settings.model_timeout_s)
     return ResiliencePolicy(pool, budget, retry, clock)
 
 

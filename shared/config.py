@@ -30,6 +30,12 @@ MODEL_LIMITS: dict[str, tuple[int, int]] = {
     "o4-mini": (200_000, 100_000),
 }
 UNKNOWN_MODEL_LIMITS = (8_192, 4_096)
+# The longest a non-streamed answer may take: Azure's HTTP front end drops a response that has sent
+# nothing for 230 s, so admission, the call and its margin must fit below that (docs/accounting.md).
+RESPONSE_LIMIT_S = 220.0
+# The slowest generation an endpoint is taken to be healthy at, unless it declares its own: a
+# non-streamed attempt's time limit is its output cap x n at this pace, plus MODEL_TIMEOUT_S.
+SLOWEST_TOKENS_PER_S = 25.0
 
 
 def model_limits(model: str) -> tuple[int, int]:
@@ -57,6 +63,9 @@ class EndpointConfig(BaseModel):
     # The model's limits, in tokens; absent: the model family's (MODEL_LIMITS).
     context_window: int | None = Field(default=None, ge=1)
     max_output_tokens: int | None = Field(default=None, ge=1)
+    # The slowest pace (output tokens a second) at which this endpoint still counts as generating:
+    # a non-streamed attempt's time limit follows from it (docs/accounting.md, "Time limits").
+    slowest_tokens_per_s: float = Field(default=SLOWEST_TOKENS_PER_S, gt=0)
 
     @model_validator(mode="after")
     def _azure_needs_deployment(self) -> EndpointConfig:
@@ -101,6 +110,9 @@ class TenantLimits(BaseModel):
     cache_ttl_s: int = Field(default=3600, ge=0)  # 0: this tenant's answers are never cached
     # The largest request (prompt estimate + completion cap x n) an OpenAI-compatible call may make.
     max_request_tokens: int | None = Field(default=None, ge=1)
+    # Non-streamed calls of this tenant allowed at once, per instance, whose time limit is longer
+    # than REQUEST_DEADLINE_S: long calls hold a worker's connections for minutes.
+    max_long_calls: int = Field(default=4, ge=1)
 
 
 class EntraPrincipal(BaseModel):
@@ -239,7 +251,7 @@ class Settings(BaseSettings):
     retry_max_attempts: Annotated[int, Field(alias="RETRY_MAX_ATTEMPTS", ge=1, le=10, json_schema_extra=TUNING)] = 3
     # Stays below the function timeout (host.json) and the 230 s Azure front-end limit on HTTP.
     request_deadline_s: Annotated[
-        float, Field(alias="REQUEST_DEADLINE_S", gt=0, le=220, json_schema_extra=TUNING)
+        float, Field(alias="REQUEST_DEADLINE_S", gt=0, le=RESPONSE_LIMIT_S, json_schema_extra=TUNING)
     ] = 30.0
     retry_backoff_base_s: Annotated[float, Field(alias="RETRY_BACKOFF_BASE_S", gt=0, json_schema_extra=TUNING)] = 0.5
     retry_backoff_cap_s: Annotated[float, Field(alias="RETRY_BACKOFF_CAP_S", gt=0, json_schema_extra=TUNING)] = 8.0

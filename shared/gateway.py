@@ -27,11 +27,11 @@ from shared.auth import Principal
 from shared.background import spawn
 from shared.budget import BudgetLedger, Estimate, Reservation
 from shared.cache import CacheKey, ResponseCache, chat_view
-from shared.errors import AppError, Forbidden, NotFound, ServiceUnavailable
+from shared.errors import AppError, Forbidden, NotFound, RateLimited, ServiceUnavailable, TooManyRequests
 from shared.groups import LazyEngine
 from shared.metering import Meter, metering
 from shared.models import ChatMessage, ChatRequest, ChatResponse, SummarizeRequest, SummarizeResponse, Usage
-from shared.openai_wire import CACHEABLE_FINISH, assemble, billed_text, completion_of
+from shared.openai_wire import CACHEABLE_FINISH, assemble, billed_text, completion_of, tool_calls_begun
 from shared.ratelimit import RateLimiter
 from shared.tokens import prompt_tokens
 from shared.values import Completion, Delta, SamplingParams
@@ -81,6 +81,10 @@ def render_summarize(text: str, style: str, max_words: int) -> str:
 
 
 DeltaSource = Callable[[], AsyncIterator[Delta]]
+# Deltas waiting for a slow client: past this the model's stream waits for the client to read.
+STREAM_QUEUE = 256
+# How often a long call checks whether its budget lease is due for renewal (a no-op until it is).
+RENEW_CHECK_S = 5.0
 
 
 class Gateway:
@@ -91,6 +95,7 @@ class Gateway:
         self.budget = budget
         self.cache = cache
         self.admission = Admission(rate_limiter, budget, cache)
+        self._long: dict[str, int] = {}  # tenant -> its long calls in flight in this process
 
     def model_for(self, principal: Principal, requested: str | None) -> str:
         model = self.engine.resolve_model(requested)
@@ -139,13 +144,16 @@ class Gateway:
             for delta in _replay(hit) if hit is not None else []:
                 yield delta
             return
-        queue: asyncio.Queue[Delta | BaseException | None] = asyncio.Queue()
+        queue: _ClientQueue = _ClientQueue(STREAM_QUEUE)
         spawn(self._pump(plan, source, reservation, meter, queue))
         # The client may stop reading at any point: the pump goes on to the end and settles.
-        while (item := await queue.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        try:
+            while (item := await queue.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            queue.leave()  # nothing more is kept for a client that left
 
     def _chat_plan(self, ctx: CallContext, call: ChatCall) -> Plan:
         model = self.model_for(ctx.principal, call.model)
@@ -156,15 +164,58 @@ class Gateway:
 
     async def answer(self, plan: Plan, invoke: Callable[[], Awaitable[Completion]]) -> Answer:
         """A cache hit, or the answer of `invoke` (run detached: a disconnect never cancels it)."""
-        meter, hit, reservation = await self.admission.admit(plan)
+        if plan.long:
+            self._begin_long(plan)
+        try:
+            meter, hit, reservation = await self.admission.admit(plan)
+        except BaseException:
+            self._end_long(plan)
+            raise
         if hit is not None or reservation is None:
             assert hit is not None  # noqa: S101  _admit returns a hit or a reservation
+            self._end_long(plan)
             return Answer(hit, cached=True)
         return await asyncio.shield(spawn(self._call(plan, reservation, meter, invoke)))
+
+    def _begin_long(self, plan: Plan) -> None:
+        """One more long call of this tenant, or a 429 when it has max_long_calls in flight here:
+        long calls hold connections for minutes, and one tenant's must not crowd out the rest."""
+        tenant, most = plan.ctx.principal.tenant, plan.ctx.principal.limits.max_long_calls
+        if self._long.get(tenant, 0) >= most:
+            raise RateLimited(f"This tenant already has {most} long non-streamed requests in flight. Wait for "
+                              "one to finish, or stream the answer (stream: true).", retry_after_s=5.0)
+        self._long[tenant] = self._long.get(tenant, 0) + 1
+
+    def _end_long(self, plan: Plan) -> None:
+        if not plan.long:
+            return
+        tenant = plan.ctx.principal.tenant
+        left = self._long.get(tenant, 0) - 1
+        if left > 0:
+            self._long[tenant] = left
+        else:
+            self._long.pop(tenant, None)  # no entry per tenant ever seen
+
+    def _room_for_retries(self, plan: Plan, meter: Meter) -> list[Reservation]:
+        """Lets the meter ask for one more worst case before an attempt that follows a charged one
+        (Meter.before_retry); what it holds is given back at settlement."""
+        extra: list[Reservation] = []
+
+        async def hold_more() -> bool:
+            try:
+                extra.append(await self.budget.reserve(plan.ctx.principal, plan.model, plan.estimate))
+            except TooManyRequests:
+                return False
+            return True
+
+        meter.hold_more = hold_more
+        return extra
 
     async def _call(self, plan: Plan, reservation: Reservation, meter: Meter,
                     invoke: Callable[[], Awaitable[Completion]]) -> Answer:
         completion: Completion | None = None
+        extra = self._room_for_retries(plan, meter)
+        renewing = spawn(_renew_while_running(reservation)) if plan.long else None
         try:
             with metering(meter):
                 try:
@@ -180,50 +231,60 @@ class Gateway:
                               completion.usage)
             return Answer(completion)
         finally:
-            tracing.settling(spawn(self._settle(plan, reservation, meter, completion)))
+            self._end_long(plan)
+            if renewing is not None:
+                renewing.cancel()
+            tracing.settling(spawn(self._settle(plan, reservation, meter, completion, extra)))
 
     async def _pump(self, plan: Plan, source: DeltaSource, reservation: Reservation, meter: Meter,
-                    queue: asyncio.Queue[Delta | BaseException | None]) -> None:
+                    queue: _ClientQueue) -> None:
         """Reads the model's stream to its end whatever the client does, ends the client's stream,
-        then stores and settles."""
+        then stores and settles. The answer is kept only when it may be stored."""
+        keep = plan.ctx.cache_store and self.cache.reads(plan.ctx.principal)
         parts: list[str] = []
         chunks: list[dict[str, Any]] = []  # the provider's own chunks (the pass-through), to cache
-        finish, usage, answered_by = "stop", None, plan.model
+        finish, usage, answered_by, sent = "stop", None, plan.model, False
         whole: Completion | None = None
+        extra = self._room_for_retries(plan, meter)
         try:
             with metering(meter):
                 try:
                     async for delta in source():
-                        meter.received(delta.content)
-                        if delta.raw is not None:
-                            chunks.append(delta.raw)
-                        parts.append(delta.content)
+                        meter.received(delta.content, tool_calls_begun(delta.raw) if delta.raw else 0)
+                        sent = sent or bool(delta.content)
+                        if keep:
+                            if delta.raw is not None:
+                                chunks.append(delta.raw)
+                            parts.append(delta.content)
                         finish = delta.finish_reason or finish
                         usage = delta.usage or usage
                         answered_by = delta.model or answered_by
-                        queue.put_nowait(delta)
+                        await queue.put(delta)
                         await reservation.renew()
                 except AppError as exc:
-                    queue.put_nowait(await self._after_stream_failure(plan, exc, sent=any(parts)))
+                    await queue.put(await self._after_stream_failure(plan, exc, sent=sent))
                     return
                 if usage is not None:
                     meter.reported(usage)
-                    whole = completion_of(assemble(chunks), "") if chunks else \
-                        Completion("".join(parts), finish, answered_by, usage, "")
+                    if keep:
+                        whole = completion_of(assemble(chunks), "") if chunks else \
+                            Completion("".join(parts), finish, answered_by, usage, "")
         except Exception as exc:  # noqa: BLE001  handed to the adapter, which logs it and ends the stream
-            queue.put_nowait(exc)
+            await queue.put(exc)
         finally:
-            queue.put_nowait(None)
-            tracing.settling(spawn(self._settle(plan, reservation, meter, whole)))
+            tracing.settling(spawn(self._settle(plan, reservation, meter, whole, extra)))
+            await queue.put(None)
 
-    async def _settle(self, plan: Plan, reservation: Reservation, meter: Meter, answer: Completion | None) -> None:
+    async def _settle(self, plan: Plan, reservation: Reservation, meter: Meter, answer: Completion | None,
+                      extra: list[Reservation]) -> None:
         """After the answer, off its critical path: the cache store and the settlement, together;
-        the store first when it may embed (that embedding is charged too)."""
+        the store first when it may embed (that embedding is charged too). Room held for retries
+        is given back: the settlement charges every attempt."""
         with metering(meter):
             if answer is not None and self.cache.may_embed(plan.ctx.principal, plan.key):
                 await self._store(plan, answer)
                 answer = None
-            await asyncio.gather(reservation.settle(meter.total()),
+            await asyncio.gather(reservation.settle(meter.total()), *(r.settle(Usage()) for r in extra),
                                  self._store(plan, answer) if answer is not None else nothing())
 
     async def _after_stream_failure(self, plan: Plan, exc: AppError, *, sent: bool) -> BaseException | Delta:
@@ -259,6 +320,35 @@ async def charged(reservation: Reservation, meter: Meter) -> AsyncIterator[Meter
             yield meter
     finally:
         tracing.settling(spawn(reservation.settle(meter.total())))
+
+
+class _ClientQueue:
+    """Deltas on their way to the client: bounded, so a slow reader holds the model's stream back
+    instead of filling memory; once the client has left, nothing more is kept for it."""
+
+    def __init__(self, size: int) -> None:
+        self._queue: asyncio.Queue[Delta | BaseException | None] = asyncio.Queue(size)
+        self.gone = False
+
+    async def put(self, item: Delta | BaseException | None) -> None:
+        if not self.gone:
+            await self._queue.put(item)
+
+    async def get(self) -> Delta | BaseException | None:
+        return await self._queue.get()
+
+    def leave(self) -> None:
+        """The reader is gone: what waits is dropped, which also frees a pump blocked on a full queue."""
+        self.gone = True
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+
+async def _renew_while_running(reservation: Reservation) -> None:
+    """A long call's budget lease, renewed while it runs (renew is a no-op until it is due)."""
+    while True:
+        await asyncio.sleep(RENEW_CHECK_S)
+        await reservation.renew()
 
 
 def _meter_answer(meter: Meter, content: str, usage: Usage) -> None:

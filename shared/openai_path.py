@@ -16,6 +16,7 @@ from shared.auth import Principal
 from shared.background import spawn
 from shared.budget import Estimate, Reservation
 from shared.cache import CacheKey, openai_view
+from shared.config import RESPONSE_LIMIT_S
 from shared.endpoints import Endpoint, embedding_endpoint
 from shared.errors import BadRequest, Forbidden, NotFound
 from shared.gateway import Answer, CallContext, Gateway, Plan, charged
@@ -25,6 +26,12 @@ from shared.openai_wire import billed_text, cache_key, completion_of, usage_of
 from shared.passthrough import forward, forward_stream
 from shared.tokens import counter_for, request_prompt_tokens
 from shared.values import Completion, Delta
+
+# The most answer one request may ask for, in tokens: n x the completion cap x (1 + top_logprobs),
+# each logprob alternative weighing as much as a token. It bounds the memory one answer takes
+# (parsed, stored, replayed); a single plain answer at the model's own max_output_tokens always
+# fits (docs/api-limits.md).
+MAX_ANSWER_TOKENS = 65_536
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,22 @@ def completion_cap(body: Mapping[str, Any], prompt: int, limits: Limits, max_req
     return cap * n
 
 
+def check_answer_size(body: Mapping[str, Any], work_tokens: int, limits: Limits) -> None:
+    """A 400 naming the fields when the worst-case answer is larger than MAX_ANSWER_TOKENS."""
+    top = body.get("top_logprobs") if body.get("logprobs") else None
+    alternatives = top if isinstance(top, int) and top > 0 else 0
+    size = work_tokens * (1 + alternatives)
+    if size > max(MAX_ANSWER_TOKENS, limits.max_output_tokens):
+        fields = ", ".join(f for f, used in (("n", (body.get("n") or 1) != 1), ("max_tokens", True),
+                                             ("top_logprobs", alternatives > 0)) if used)
+        raise BadRequest(f"The answer this asks for could reach {size} tokens (n x max_tokens x (1 + top_logprobs)), "
+                         f"above the limit of {MAX_ANSWER_TOKENS}; lower {fields}.")
+
+
+def explicit_cap(body: Mapping[str, Any]) -> bool:
+    return body.get("max_completion_tokens") is not None or body.get("max_tokens") is not None
+
+
 class OpenAIPath:
     """Chat completions and embeddings as the client wrote them; the tenant's model list."""
 
@@ -68,15 +91,27 @@ class OpenAIPath:
         model = self.gateway.model_for(ctx.principal, requested)
         endpoints = self.groups.group(model)
         prompt = request_prompt_tokens(model, body)
-        cap = completion_cap(body, prompt, group_limits(endpoints), ctx.principal.limits.max_request_tokens)
+        limits = group_limits(endpoints)
+        cap = completion_cap(body, prompt, limits, ctx.principal.limits.max_request_tokens)
+        check_answer_size(body, cap, limits)
+        long = False
+        if not body.get("stream"):
+            # A whole answer sends nothing until it is done; the HTTP front end waits at most 230 s.
+            time_limit = self.groups.policy.call_limit_s(endpoints, cap) or 0.0
+            if time_limit > RESPONSE_LIMIT_S and explicit_cap(body):
+                raise BadRequest(f"max_tokens ({cap // int(body.get('n') or 1)}) x n could take this model up to "
+                                 f"{time_limit:.0f} s, longer than a non-streamed answer may take "
+                                 f"({RESPONSE_LIMIT_S:.0f} s). Send stream: true, or a smaller max_tokens.")
+            long = time_limit > self.groups.policy.settings.deadline_s
         key = CacheKey(ctx.principal.tenant, model, lambda: cache_key(body), lambda: openai_view(body))
-        return Plan(ctx, model, key, Estimate(prompt, cap)), endpoints
+        return Plan(ctx, model, key, Estimate(prompt, cap), long=long), endpoints
 
     async def complete(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> Answer:
         plan, endpoints = self.plan(ctx, requested, body)
 
         async def invoke() -> Completion:
-            endpoint, answer = await forward(endpoints, self.groups.policy, "/chat/completions", body)
+            endpoint, answer = await forward(endpoints, self.groups.policy, "/chat/completions", body,
+                                             work_tokens=plan.estimate.max_completion_tokens)
             return completion_of(answer, endpoint.name)
 
         return await self.gateway.answer(plan, invoke)

@@ -58,6 +58,13 @@ def billed_text(payload: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
+def tool_calls_begun(chunk: Mapping[str, Any]) -> int:
+    """Tool calls a stream chunk begins (a call's first delta carries its id): each is billed with
+    its framing, besides its name and arguments."""
+    return sum(1 for choice in _choices(chunk) for call in (choice.get("delta") or {}).get("tool_calls") or []
+               if isinstance(call, dict) and call.get("id"))
+
+
 def assemble(chunks: list[dict[str, Any]]) -> dict[str, Any]:
     """The chat.completion a stream of chunks stands for (to cache a streamed answer)."""
     choices: dict[int, dict[str, Any]] = {}

@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
-from shared.attempts import held_stream, metered
+from shared.attempts import held_stream, metered, retry_gate
 from shared.endpoints import Endpoint
 from shared.openai_wire import billed_text, usage_of
 from shared.resilience.policy import ResiliencePolicy
@@ -31,13 +31,15 @@ def upstream_body(body: Mapping[str, Any], endpoint: Endpoint) -> dict[str, Any]
 
 
 async def forward(endpoints: list[Endpoint], policy: ResiliencePolicy, path: str,
-                  body: Mapping[str, Any]) -> tuple[Endpoint, dict[str, Any]]:
-    """One JSON answer (chat completions or embeddings) and the endpoint that gave it."""
+                  body: Mapping[str, Any], *, work_tokens: int | None = None) -> tuple[Endpoint, dict[str, Any]]:
+    """One JSON answer (chat completions or embeddings) and the endpoint that gave it;
+    `work_tokens` (a generation's completion cap x n) sets each attempt's time limit."""
+    long = work_tokens is not None
 
     async def attempt(endpoint: Endpoint) -> tuple[Endpoint, dict[str, Any]]:
-        return endpoint, await metered(endpoint.wire.post(path, upstream_body(body, endpoint)))
+        return endpoint, await metered(endpoint.wire.post(path, upstream_body(body, endpoint), long=long))
 
-    return await policy.call(endpoints, attempt)
+    return await policy.call(endpoints, attempt, work_tokens=work_tokens, before_retry=retry_gate())
 
 
 async def forward_stream(endpoints: list[Endpoint], policy: ResiliencePolicy,

@@ -12,7 +12,7 @@ from semantic_kernel.connectors.ai.open_ai import OpenAIChatPromptExecutionSetti
 from semantic_kernel.connectors.ai.prompt_execution_settings import PromptExecutionSettings
 from semantic_kernel.contents import ChatHistory, ChatMessageContent, StreamingChatMessageContent
 
-from shared.attempts import held_stream, metered
+from shared.attempts import held_stream, metered, retry_gate
 from shared.endpoints import Endpoint
 from shared.resilience.policy import ResiliencePolicy
 
@@ -57,7 +57,9 @@ class RoutedChatCompletion(ChatCompletionClientBase):
                 message.metadata["endpoint"] = endpoint.name
             return results
 
-        return await self._policy.call(self._endpoints, attempt)
+        cap = getattr(settings, "max_tokens", None)
+        work = cap * (getattr(settings, "number_of_responses", None) or 1) if cap else None
+        return await self._policy.call(self._endpoints, attempt, work_tokens=work, before_retry=retry_gate())
 
     async def _inner_get_streaming_chat_message_contents(
         self,

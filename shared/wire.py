@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode
 
 import httpx2
 
-from shared.config import EndpointConfig
+from shared.config import RESPONSE_LIMIT_S, EndpointConfig
 from shared.sse import sse_data
 
 if TYPE_CHECKING:  # types only: shared.secrets loads the Key Vault SDK, which the hot path never needs
@@ -208,18 +208,25 @@ class ModelWire:
             path = f"/deployments/{segment}{path}"
         return httpx2.URL(self._base + path + self._query)
 
-    async def _request(self, path: str, body: Mapping[str, Any]) -> httpx2.Request:
+    async def _request(self, path: str, body: Mapping[str, Any], *, read_s: float | None = None) -> httpx2.Request:
         headers = self._headers
         if self._auth is not None:
             headers = {**headers, self._auth_name: await self._auth()}
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-        return self._client.build_request("POST", self.url(path, body.get("model")), content=content,
-                                          headers=headers)
+        request = self._client.build_request("POST", self.url(path, body.get("model")), content=content,
+                                             headers=headers)
+        if read_s is not None:
+            request.extensions["timeout"] = {**request.extensions.get("timeout", {}), "read": read_s}
+        return request
 
-    async def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    async def post(self, path: str, body: Mapping[str, Any], *, long: bool = False) -> dict[str, Any]:
         """One JSON answer. An error status raises UpstreamStatusError; a 2xx whose body is not a
-        JSON object raises ValueError."""
-        response = await self._client.send(await self._request(path, body))
+        JSON object raises ValueError. `long`: a generation, which sends no byte until the model
+        has finished, so its silence is its length, not an idle endpoint: its caller's time limit
+        (the resilience policy's, from what it asks for) bounds it, and the read timeout only backs
+        that up at RESPONSE_LIMIT_S."""
+        request = await self._request(path, body, read_s=RESPONSE_LIMIT_S if long else None)
+        response = await self._client.send(request)
         if response.status_code >= 400:
             raise _status_error(response)
         answer = json.loads(response.content)

@@ -9,6 +9,13 @@ failing over to a fresh endpoint adds no load to the one that failed, and a cold
 burst against a dead region must still fail over in full.
 An attempt cut by the request deadline (the caller's time, REQUEST_DEADLINE_S) is not held
 against its endpoint; the endpoint's own timeout (MODEL_TIMEOUT_S: no byte for that long) is.
+A non-streamed attempt also has a time limit of its own, from what it asks for (its output cap x n
+at the endpoint's slowest pace, plus MODEL_TIMEOUT_S): running out of it measures the request's
+size, not the endpoint's health, so it is not held against the endpoint either. The request's
+deadline stretches to fit one such attempt (up to RESPONSE_LIMIT_S).
+An attempt the provider may have billed (cut after it accepted the call) is tried again only when
+`before_retry` agrees: the caller's budget must hold another worst case, and the deadline a whole
+attempt (docs/accounting.md, "Time limits").
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
+from shared.config import RESPONSE_LIMIT_S
 from shared.endpoints import Endpoint
 from shared.errors import AppError, ServiceUnavailable, UpstreamRefused
 from shared.resilience.backoff import next_wait
@@ -33,6 +41,9 @@ from shared.upstream import UpstreamFailure, classify
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Asked before an attempt that follows a failed one, with the seconds left to the deadline and the
+# next attempt's own time limit (None: none): False ends the call with the last failure.
+BeforeRetry = Callable[[float, float | None], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,8 @@ class RetrySettings:
     deadline_s: float = 30.0
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 8.0
+    # A non-streamed attempt's time limit, before its output: MODEL_TIMEOUT_S.
+    attempt_base_s: float = 20.0
 
 
 class AttemptFailed(Exception):
@@ -57,17 +70,30 @@ class DeadlineReached(AttemptFailed):
     the endpoint's health (its own timeout, MODEL_TIMEOUT_S in the SDK client, is what counts)."""
 
 
+class OwnLimitReached(AttemptFailed):
+    """A non-streamed attempt ran out of the time its own request asked for: slow or long work,
+    which says nothing of the endpoint's health (its breaker is left alone)."""
+
+
+class RetryDeclined(AttemptFailed):
+    """The caller declined another attempt after one the provider may have billed (before_retry)."""
+
+
 def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, AttemptFailed) and not isinstance(exc, DeadlineReached) and exc.failure.kind != "refused"
+    # A call that outgrew its own time limit would outgrow it elsewhere too, and was maybe billed:
+    # it ends there, paid once (docs/accounting.md, "Time limits").
+    return (isinstance(exc, AttemptFailed) and not isinstance(exc, DeadlineReached | OwnLimitReached | RetryDeclined)
+            and exc.failure.kind != "refused")
 
 
 class _Trail:
     """Where one call's attempts went, for their spans and the retry and failover metrics."""
 
-    __slots__ = ("idle_s", "number", "previous", "wait_s")
+    __slots__ = ("idle_s", "last", "number", "previous", "wait_s")
 
     def __init__(self) -> None:
         self.number, self.wait_s, self.idle_s, self.previous = 0, 0.0, 0.0, ""
+        self.last: AttemptFailed | None = None  # the latest attempt's failure
 
     def next(self, state: RetryCallState) -> None:
         self.number = state.attempt_number
@@ -88,9 +114,24 @@ class ResiliencePolicy:
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311  jitter, not security
 
-    async def call(self, endpoints: Sequence[Endpoint], attempt: Callable[[Endpoint], Awaitable[T]]) -> T:
-        """`attempt` on the best endpoint, again on failure while allowed; AppError when all failed."""
-        deadline = self.clock.now() + self.settings.deadline_s
+    def time_limit_s(self, endpoint: Endpoint, work_tokens: int | None) -> float | None:
+        """A non-streamed attempt's own time limit: `work_tokens` (output cap x n) at the endpoint's
+        slowest pace, plus the base; None for an attempt without one (a stream until its first content)."""
+        if work_tokens is None:
+            return None
+        return self.settings.attempt_base_s + work_tokens / endpoint.config.slowest_tokens_per_s
+
+    def call_limit_s(self, endpoints: Sequence[Endpoint], work_tokens: int | None) -> float | None:
+        """The longest time limit an attempt of this call may get (the slowest endpoint's)."""
+        limits = [self.time_limit_s(e, work_tokens) for e in endpoints]
+        return max((x for x in limits if x is not None), default=None)
+
+    async def call(self, endpoints: Sequence[Endpoint], attempt: Callable[[Endpoint], Awaitable[T]], *,
+                   work_tokens: int | None = None, before_retry: BeforeRetry | None = None) -> T:
+        """`attempt` on the best endpoint, again on failure while allowed; AppError when all failed.
+        `work_tokens`: a non-streamed call's output cap x n, which sets each attempt's own time limit."""
+        longest = self.call_limit_s(endpoints, work_tokens) or 0.0
+        deadline = self.clock.now() + max(self.settings.deadline_s, min(RESPONSE_LIMIT_S, longest))
         tried: set[str] = set()
         # Endpoints that refused our credentials (401/403): never asked again in this request.
         barred: set[str] = set()
@@ -124,19 +165,37 @@ class ResiliencePolicy:
             async for state in retrying:
                 with state:
                     trail.next(state.retry_state)
-                    return await self._attempt(live(), attempt, tried, barred, deadline, trail=trail)
+                    try:
+                        return await self._attempt(live(), attempt, tried, barred, deadline, trail=trail,
+                                                   work_tokens=work_tokens, before_retry=before_retry)
+                    except AttemptFailed as exc:
+                        if not isinstance(exc, RetryDeclined):
+                            trail.last = exc
+                        raise
         except AttemptFailed as exc:
-            raise self._give_up(endpoints, exc.failure) from exc
+            last = trail.last or exc  # a declined retry ends the call with the failure before it
+            if isinstance(last, OwnLimitReached):
+                raise ServiceUnavailable(
+                    "The model did not finish within this request's time limit. Ask for fewer tokens "
+                    "(max_tokens), or stream the answer (stream: true).") from exc
+            raise self._give_up(endpoints, last.failure) from exc
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     async def _attempt(self, endpoints: Sequence[Endpoint], attempt: Callable[[Endpoint], Awaitable[T]],
-                       tried: set[str], barred: set[str], deadline: float, *, trail: _Trail) -> T:
+                       tried: set[str], barred: set[str], deadline: float, *, trail: _Trail,
+                       work_tokens: int | None, before_retry: BeforeRetry | None) -> T:
         endpoint = self.pool.choose(endpoints, avoid=tried)
         if endpoint is None:
             raise AttemptFailed(None, UpstreamFailure("retryable", None, self.pool.available_in(endpoints)))
-        trail.chose(endpoint.name)
         remaining = deadline - self.clock.now()
-        timer = asyncio.timeout(max(0.001, remaining))
+        own = self.time_limit_s(endpoint, work_tokens)
+        if trail.number > 1 and before_retry is not None and not await before_retry(remaining, own):
+            self.pool.release(endpoint)  # chosen (a half-open probe taken) but never called
+            log.warning("not failing over: the attempt before may have been billed and another does not fit")
+            raise RetryDeclined(endpoint.name, UpstreamFailure("retryable", None))
+        trail.chose(endpoint.name)
+        own_binds = own is not None and own < remaining
+        timer = asyncio.timeout(max(0.001, own if own is not None and own_binds else remaining))
         try:
             async with timer:
                 result = await attempted(endpoint, trail.number, trail.wait_s,
@@ -149,8 +208,13 @@ class ResiliencePolicy:
                 raise self._failed(endpoint, tried, exc) from exc
             # Neither a failure nor a success of the endpoint: its breaker and parking are untouched.
             self.pool.release(endpoint)
+            tried.add(endpoint.name)
+            cut = UpstreamFailure("retryable", None, maybe_processed=True)
+            if own_binds:
+                log.warning("model call ran out of its own time limit (%.0f s): endpoint=%s", own, endpoint.name)
+                raise OwnLimitReached(endpoint.name, cut) from exc
             log.warning("model call cut at the request deadline: endpoint=%s", endpoint.name)
-            raise DeadlineReached(endpoint.name, UpstreamFailure("retryable", None, maybe_processed=True)) from exc
+            raise DeadlineReached(endpoint.name, cut) from exc
         except Exception as exc:
             failed = self._failed(endpoint, tried, exc)
             if failed.failure.kind == "misconfigured":

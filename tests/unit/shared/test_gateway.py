@@ -10,11 +10,11 @@ import pytest
 from shared.auth import Principal
 from shared.background import drain
 from shared.errors import NotFound, ServiceUnavailable
-from shared.gateway import CallContext, ChatCall, Gateway, StreamInterrupted
+from shared.gateway import STREAM_QUEUE, CallContext, ChatCall, Gateway, StreamInterrupted
 from shared.metering import completion_tokens
-from shared.models import ChatMessage, ChatRequest, SummarizeRequest
+from shared.models import ChatMessage, ChatRequest, SummarizeRequest, Usage
 from shared.tokens import prompt_tokens
-from shared.values import SamplingParams
+from shared.values import Delta, SamplingParams
 from tests.unit.shared.fakes import USAGE, CountingLimiter, FakeBudget, FakeCache, FakeEngine
 
 TENANT_A = Principal("tenant-a", "k1")
@@ -266,3 +266,26 @@ async def test_a_stream_in_degraded_mode_replays_the_stale_answer() -> None:
     assert "".join(d.content for d in replayed) == "a short answer"
     assert all(d.stale for d in replayed)
     assert budget.events[-1] == ("settle", 0)
+
+
+async def test_a_slow_reader_holds_the_models_stream_back_and_one_who_left_gets_nothing_kept() -> None:
+    gateway, _, budget, _, _ = make()
+    produced = 0
+    usage = Usage(prompt_tokens=5, completion_tokens=1000, total_tokens=1005)
+
+    async def source() -> Any:
+        nonlocal produced
+        for _ in range(1000):
+            produced += 1
+            yield Delta(content="x")
+        yield Delta(finish_reason="stop", usage=usage)
+
+    stream = gateway.streamed(gateway._chat_plan(CallContext(TENANT_A, "c"), chat_call()), source)
+    assert (await stream.__anext__()).content == "x"
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert produced <= STREAM_QUEUE + 2, f"{produced} deltas read ahead of a reader that took one"
+    await stream.aclose()  # the client leaves: the model's stream is still read to its end
+    await drain(5)
+    assert produced == 1000
+    assert budget.events[-1] == ("settle", usage.total_tokens)

@@ -1,0 +1,94 @@
+"""A non-streamed attempt's own time limit: derived from what it asks for, and never held against
+the endpoint when it runs out (issue 19, findings 1 and 2)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from shared.config import RESPONSE_LIMIT_S, EndpointConfig
+from shared.endpoints import Endpoint
+from shared.errors import ServiceUnavailable
+from shared.resilience.breaker import BreakerSettings
+from shared.resilience.policy import ResiliencePolicy, RetrySettings
+from shared.resilience.pool import EndpointPool
+from shared.resilience.retry_budget import RetryBudget
+from tests.unit.resilience.helpers import FakeClock
+from tests.unit.resilience.test_deadline import never_answers, sdk_timeout
+
+TRIP_AT_ONCE = BreakerSettings(consecutive_failures=1, min_calls=1)
+
+
+def paced(name: str, priority: int, tokens_per_s: float) -> Endpoint:
+    config = EndpointConfig(name=name, kind="openai", endpoint=f"http://{name}", model="m", priority=priority,
+                            slowest_tokens_per_s=tokens_per_s)
+    return Endpoint(config=config, wire=None)  # type: ignore[arg-type]  # attempts never touch it
+
+
+def limited_policy(*, base_s: float, deadline_s: float = 30.0) -> ResiliencePolicy:
+    clock = FakeClock()
+    pool = EndpointPool(["primary", "secondary"], TRIP_AT_ONCE, clock, random.Random(1))
+    settings = RetrySettings(max_attempts=3, deadline_s=deadline_s, attempt_base_s=base_s)
+    return ResiliencePolicy(pool, RetryBudget(clock), settings, clock, random.Random(1))
+
+
+def test_the_limit_is_the_base_plus_the_output_at_the_endpoints_slowest_pace() -> None:
+    p = limited_policy(base_s=20)
+    slow, fast = paced("primary", 0, 25), paced("secondary", 1, 100)
+    assert p.time_limit_s(slow, 2000) == 20 + 80
+    assert p.time_limit_s(fast, 2000) == 20 + 20
+    assert p.time_limit_s(slow, None) is None, "a stream until its first content has none of its own"
+    assert p.call_limit_s([slow, fast], 2000) == 100, "the slowest endpoint's"
+
+
+async def test_a_call_that_outgrows_its_own_limit_is_not_held_against_the_endpoint_nor_sent_elsewhere() -> None:
+    calls: list[str] = []
+
+    async def slow(ep: Endpoint) -> str:
+        calls.append(ep.name)
+        return await never_answers(ep)
+
+    p = limited_policy(base_s=0.02)
+    eps = [paced("primary", 0, 1e6), paced("secondary", 1, 1e6)]
+    for _ in range(6):  # one tenant's long requests, over and over
+        with pytest.raises(ServiceUnavailable, match="max_tokens"):
+            await p.call(eps, slow, work_tokens=10)
+    assert p.pool.states() == {"primary": "closed", "secondary": "closed"}
+    assert calls == ["primary"] * 6, "paid once: never failed over after a cut the provider may bill"
+
+
+async def test_the_deadline_stretches_to_fit_one_attempt_of_a_long_call() -> None:
+    async def answers_after_50_ms(ep: Endpoint) -> str:
+        await asyncio.sleep(0.05)
+        return "answer"
+
+    p = limited_policy(base_s=1.0, deadline_s=0.01)
+    assert await p.call([paced("primary", 0, 1e6)], answers_after_50_ms, work_tokens=0) == "answer"
+    with pytest.raises(ServiceUnavailable):  # a stream's first content keeps the request's own deadline
+        await p.call([paced("primary", 0, 1e6)], answers_after_50_ms)
+    assert p.call_limit_s([paced("primary", 0, 1.0)], 10**6) == 1.0 + 10**6
+    assert RESPONSE_LIMIT_S == 220.0, "the deadline never stretches past what the front end waits"
+
+
+async def test_no_retry_after_a_charged_attempt_unless_the_caller_agrees() -> None:
+    asked: list[tuple[float, float | None]] = []
+
+    async def decline(remaining_s: float, limit_s: float | None) -> bool:
+        asked.append((remaining_s, limit_s))
+        return False
+
+    calls: list[str] = []
+
+    async def times_out(ep: Endpoint) -> str:
+        calls.append(ep.name)
+        raise sdk_timeout()
+
+    p = limited_policy(base_s=5.0)
+    with pytest.raises(ServiceUnavailable, match="No model endpoint"):
+        await p.call([paced("primary", 0, 100), paced("secondary", 1, 100)], times_out, work_tokens=100,
+                     before_retry=decline)
+    assert calls == ["primary"]
+    assert asked == [(30.0, 6.0)], "asked once, with the time left and the next attempt's own limit"
+    assert p.pool.breakers["secondary"].state.value == "closed", "the endpoint chosen but not called is released"
