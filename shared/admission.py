@@ -40,8 +40,9 @@ class Plan:
     model: str
     key: CacheKey
     estimate: Estimate
-    # A non-streamed call whose time limit is longer than the request deadline: bounded per tenant.
-    long: bool = False
+    # A non-streamed call whose time limit is longer than the request deadline: the deadline, past
+    # which it counts as a long call (bounded per tenant, its lease renewed); None for others.
+    long_after_s: float | None = None
 
 
 class Admission:

@@ -72,6 +72,9 @@ async def metered(call: Awaitable[R]) -> R:
     """One whole (non-streamed) attempt's call, its failure told to the request's meter: nothing
     of a whole answer is seen before it ends, so a cut one is charged its worst case (a streamed
     attempt tells the meter itself, with what it had received: see held_stream)."""
+    meter = current_meter()
+    if meter is not None:
+        meter.began()
     try:
         return await call
     except BaseException as exc:

@@ -34,8 +34,9 @@ UNKNOWN_MODEL_LIMITS = (8_192, 4_096)
 # nothing for 230 s, so admission, the call and its margin must fit below that (docs/accounting.md).
 RESPONSE_LIMIT_S = 220.0
 # The slowest generation an endpoint is taken to be healthy at, unless it declares its own: a
-# non-streamed attempt's time limit is its output cap x n at this pace, plus MODEL_TIMEOUT_S.
-SLOWEST_TOKENS_PER_S = 25.0
+# non-streamed attempt's time limit is its output cap x n at this pace, plus MODEL_TIMEOUT_S. At 40
+# tokens a second a whole answer of up to 8,000 tokens fits the 220 s (docs/accounting.md).
+SLOWEST_TOKENS_PER_S = 40.0
 
 
 def model_limits(model: str) -> tuple[int, int]:

@@ -17,6 +17,7 @@ import functools
 import logging
 import math
 import re
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -95,7 +96,7 @@ class Gateway:
         self.budget = budget
         self.cache = cache
         self.admission = Admission(rate_limiter, budget, cache)
-        self._long: dict[str, int] = {}  # tenant -> its long calls in flight in this process
+        self._long = LongCalls()
 
     def model_for(self, principal: Principal, requested: str | None) -> str:
         model = self.engine.resolve_model(requested)
@@ -112,7 +113,8 @@ class Gateway:
         prompt = render_summarize(req.text, req.style, req.max_words)
         key = CacheKey(ctx.principal.tenant, model,
                        lambda: {"op": "summarize", **req.model_dump(), "params": asdict(params)})
-        plan = Plan(ctx, model, key, Estimate(prompt_tokens(model, (("user", prompt),)), params.max_tokens))
+        plan = Plan(ctx, model, key, Estimate(prompt_tokens(model, (("user", prompt),)), params.max_tokens),
+                    long_after_s=self.engine.long_after_s(model, params.max_tokens))
         answer = await self.answer(plan, lambda: self.engine.prompt(model, prompt, params))
         c = answer.completion
         return SummarizeResponse(result=c.content, model=c.model, usage=c.usage, cached=answer.cached,
@@ -131,7 +133,7 @@ class Gateway:
         return await self.answer(plan, lambda: self.engine.chat(plan.model, list(call.messages), call.params))
 
     async def stream(self, ctx: CallContext, call: ChatCall) -> AsyncGenerator[Delta, None]:
-        plan = self._chat_plan(ctx, call)
+        plan = self._chat_plan(ctx, call, stream=True)
         async for delta in self.streamed(plan, lambda: self.engine.stream(plan.model, list(call.messages),
                                                                           call.params)):
             yield delta
@@ -155,46 +157,23 @@ class Gateway:
         finally:
             queue.leave()  # nothing more is kept for a client that left
 
-    def _chat_plan(self, ctx: CallContext, call: ChatCall) -> Plan:
+    def _chat_plan(self, ctx: CallContext, call: ChatCall, *, stream: bool = False) -> Plan:
         model = self.model_for(ctx.principal, call.model)
         request = functools.cache(lambda: _chat_key(call))
         key = CacheKey(ctx.principal.tenant, model, request, lambda: chat_view(request()))
         messages = tuple((m.role, m.content) for m in call.messages)
-        return Plan(ctx, model, key, Estimate(prompt_tokens(model, messages), call.params.max_tokens))
+        return Plan(ctx, model, key, Estimate(prompt_tokens(model, messages), call.params.max_tokens),
+                    long_after_s=None if stream else self.engine.long_after_s(model, call.params.max_tokens))
 
     async def answer(self, plan: Plan, invoke: Callable[[], Awaitable[Completion]]) -> Answer:
         """A cache hit, or the answer of `invoke` (run detached: a disconnect never cancels it)."""
-        if plan.long:
-            self._begin_long(plan)
-        try:
-            meter, hit, reservation = await self.admission.admit(plan)
-        except BaseException:
-            self._end_long(plan)
-            raise
+        self._long.check(plan)
+        meter, hit, reservation = await self.admission.admit(plan)
         if hit is not None or reservation is None:
             assert hit is not None  # noqa: S101  _admit returns a hit or a reservation
-            self._end_long(plan)
             return Answer(hit, cached=True)
+        self._long.add(plan, meter)
         return await asyncio.shield(spawn(self._call(plan, reservation, meter, invoke)))
-
-    def _begin_long(self, plan: Plan) -> None:
-        """One more long call of this tenant, or a 429 when it has max_long_calls in flight here:
-        long calls hold connections for minutes, and one tenant's must not crowd out the rest."""
-        tenant, most = plan.ctx.principal.tenant, plan.ctx.principal.limits.max_long_calls
-        if self._long.get(tenant, 0) >= most:
-            raise RateLimited(f"This tenant already has {most} long non-streamed requests in flight. Wait for "
-                              "one to finish, or stream the answer (stream: true).", retry_after_s=5.0)
-        self._long[tenant] = self._long.get(tenant, 0) + 1
-
-    def _end_long(self, plan: Plan) -> None:
-        if not plan.long:
-            return
-        tenant = plan.ctx.principal.tenant
-        left = self._long.get(tenant, 0) - 1
-        if left > 0:
-            self._long[tenant] = left
-        else:
-            self._long.pop(tenant, None)  # no entry per tenant ever seen
 
     def _room_for_retries(self, plan: Plan, meter: Meter) -> list[Reservation]:
         """Lets the meter ask for one more worst case before an attempt that follows a charged one
@@ -215,7 +194,7 @@ class Gateway:
                     invoke: Callable[[], Awaitable[Completion]]) -> Answer:
         completion: Completion | None = None
         extra = self._room_for_retries(plan, meter)
-        renewing = spawn(_renew_while_running(reservation)) if plan.long else None
+        renewing = spawn(_renew_while_running(reservation)) if plan.long_after_s is not None else None
         try:
             with metering(meter):
                 try:
@@ -231,7 +210,7 @@ class Gateway:
                               completion.usage)
             return Answer(completion)
         finally:
-            self._end_long(plan)
+            self._long.end(plan, meter)
             if renewing is not None:
                 renewing.cancel()
             tracing.settling(spawn(self._settle(plan, reservation, meter, completion, extra)))
@@ -320,6 +299,42 @@ async def charged(reservation: Reservation, meter: Meter) -> AsyncIterator[Meter
             yield meter
     finally:
         tracing.settling(spawn(reservation.settle(meter.total())))
+
+
+class LongCalls:
+    """Per tenant, the non-streamed calls in flight in this process that may outlast the request
+    deadline. One whose current attempt has run past the deadline is long: while a tenant has
+    max_long_calls of those, another call that may be long is a 429, so one tenant's minutes-long
+    generations cannot crowd out the rest. Calls that end in time (nearly all) and time spent
+    waiting between attempts never count."""
+
+    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
+        self._now = now
+        self._running: dict[str, set[Meter]] = {}
+
+    def check(self, plan: Plan) -> None:
+        after = plan.long_after_s
+        if after is None:
+            return
+        tenant, most = plan.ctx.principal.tenant, plan.ctx.principal.limits.max_long_calls
+        now = self._now()
+        long = sum(1 for m in self._running.get(tenant, ()) if m.attempt_began is not None
+                   and now - m.attempt_began > after)
+        if long >= most:
+            raise RateLimited(f"This tenant already has {most} long non-streamed requests in flight. Wait for "
+                              "one to finish, or stream the answer (stream: true).", retry_after_s=5.0)
+
+    def add(self, plan: Plan, meter: Meter) -> None:
+        if plan.long_after_s is not None:
+            self._running.setdefault(plan.ctx.principal.tenant, set()).add(meter)
+
+    def end(self, plan: Plan, meter: Meter) -> None:
+        running = self._running.get(plan.ctx.principal.tenant)
+        if running is None:
+            return
+        running.discard(meter)
+        if not running:
+            del self._running[plan.ctx.principal.tenant]  # no entry per tenant ever seen
 
 
 class _ClientQueue:

@@ -48,6 +48,17 @@ class ModelGroups:
     def group(self, model: str) -> list[Endpoint]:
         return list(self._groups[model])
 
+    def time_limit_s(self, model: str, work_tokens: int) -> float:
+        """The longest a non-streamed call of `work_tokens` (cap x n) may take on this model's
+        endpoints (the slowest one's limit: docs/accounting.md, "Time limits")."""
+        return self.policy.call_limit_s(self._groups[model], work_tokens) or 0.0
+
+    def long_after_s(self, model: str, work_tokens: int) -> float | None:
+        """For a non-streamed call that may outlast the request deadline, the deadline: past it the
+        call counts as long (bounded per tenant; its lease is renewed). None for any other call."""
+        deadline = self.policy.settings.deadline_s
+        return deadline if self.time_limit_s(model, work_tokens) > deadline else None
+
     def resolve_model(self, requested: str | None) -> str | None:
         """The model group a requested model, deployment or endpoint name refers to."""
         if not requested:
@@ -78,6 +89,9 @@ class LazyEngine:
 
     def resolve_model(self, requested: str | None) -> str | None:
         return self.groups.resolve_model(requested)
+
+    def long_after_s(self, model: str, work_tokens: int) -> float | None:
+        return self.groups.long_after_s(model, work_tokens)
 
     async def kernel(self) -> KernelEngine:
         if self._engine is None:

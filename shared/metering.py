@@ -18,6 +18,7 @@ gateway (routing, embeddings) report to it without being handed it through Seman
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -42,7 +43,7 @@ class _Attempt:
         self.calls += calls
 
 
-@dataclass
+@dataclass(eq=False)  # one request's meter, compared and hashed by identity (kept in sets)
 class Meter:
     """The billable attempts and embedding calls of one request."""
 
@@ -56,6 +57,12 @@ class Meter:
     _current: _Attempt | None = None
     _embeddings: list[Usage] = field(default_factory=list)
     _covered: int = 0  # charged failed attempts whose worst case is held besides the reservation's
+    # When the current whole (non-streamed) attempt was sent (monotonic): how long it has run.
+    attempt_began: float | None = None
+
+    def began(self) -> None:
+        """A whole attempt is sent."""
+        self.attempt_began = time.monotonic()
 
     def received(self, content: str, calls: int = 0) -> None:
         """Content of the answer being delivered (the current attempt), and tool calls it began."""

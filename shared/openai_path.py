@@ -29,9 +29,10 @@ from shared.values import Completion, Delta
 
 # The most answer one request may ask for, in tokens: n x the completion cap x (1 + top_logprobs),
 # each logprob alternative weighing as much as a token. It bounds the memory one answer takes
-# (parsed, stored, replayed); a single plain answer at the model's own max_output_tokens always
-# fits (docs/api-limits.md).
-MAX_ANSWER_TOKENS = 65_536
+# (parsed, stored, replayed), and lets a request without max_tokens (its cap is the model's whole
+# max_output_tokens) ask for n=4 with 3 alternatives on a 16k-output model; a single plain answer
+# at the model's own max_output_tokens always fits (docs/api-limits.md).
+MAX_ANSWER_TOKENS = 262_144
 
 
 @dataclass(frozen=True)
@@ -94,17 +95,17 @@ class OpenAIPath:
         limits = group_limits(endpoints)
         cap = completion_cap(body, prompt, limits, ctx.principal.limits.max_request_tokens)
         check_answer_size(body, cap, limits)
-        long = False
+        long_after_s = None
         if not body.get("stream"):
             # A whole answer sends nothing until it is done; the HTTP front end waits at most 230 s.
-            time_limit = self.groups.policy.call_limit_s(endpoints, cap) or 0.0
+            time_limit = self.groups.time_limit_s(model, cap)
             if time_limit > RESPONSE_LIMIT_S and explicit_cap(body):
                 raise BadRequest(f"max_tokens ({cap // int(body.get('n') or 1)}) x n could take this model up to "
                                  f"{time_limit:.0f} s, longer than a non-streamed answer may take "
                                  f"({RESPONSE_LIMIT_S:.0f} s). Send stream: true, or a smaller max_tokens.")
-            long = time_limit > self.groups.policy.settings.deadline_s
+            long_after_s = self.groups.long_after_s(model, cap)
         key = CacheKey(ctx.principal.tenant, model, lambda: cache_key(body), lambda: openai_view(body))
-        return Plan(ctx, model, key, Estimate(prompt, cap), long=long), endpoints
+        return Plan(ctx, model, key, Estimate(prompt, cap), long_after_s=long_after_s), endpoints
 
     async def complete(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> Answer:
         plan, endpoints = self.plan(ctx, requested, body)

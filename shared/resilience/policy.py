@@ -9,10 +9,11 @@ failing over to a fresh endpoint adds no load to the one that failed, and a cold
 burst against a dead region must still fail over in full.
 An attempt cut by the request deadline (the caller's time, REQUEST_DEADLINE_S) is not held
 against its endpoint; the endpoint's own timeout (MODEL_TIMEOUT_S: no byte for that long) is.
-A non-streamed attempt also has a time limit of its own, from what it asks for (its output cap x n
-at the endpoint's slowest pace, plus MODEL_TIMEOUT_S): running out of it measures the request's
-size, not the endpoint's health, so it is not held against the endpoint either. The request's
-deadline stretches to fit one such attempt (up to RESPONSE_LIMIT_S).
+A non-streamed attempt has a time limit of its own instead, from what it asks for (its output cap
+x n at the endpoint's slowest pace, plus MODEL_TIMEOUT_S, within RESPONSE_LIMIT_S of the call's
+start): the deadline bounds when attempts and waits may begin, not how long a generation may take.
+Running out of the own limit measures the request's size, not the endpoint's health, so it is not
+held against the endpoint either.
 An attempt the provider may have billed (cut after it accepted the call) is tried again only when
 `before_retry` agrees: the caller's budget must hold another worst case, and the deadline a whole
 attempt (docs/accounting.md, "Time limits").
@@ -122,7 +123,8 @@ class ResiliencePolicy:
         return self.settings.attempt_base_s + work_tokens / endpoint.config.slowest_tokens_per_s
 
     def call_limit_s(self, endpoints: Sequence[Endpoint], work_tokens: int | None) -> float | None:
-        """The longest time limit an attempt of this call may get (the slowest endpoint's)."""
+        """The longest time limit an attempt of this call may get (the slowest endpoint's), before
+        the RESPONSE_LIMIT_S cap."""
         limits = [self.time_limit_s(e, work_tokens) for e in endpoints]
         return max((x for x in limits if x is not None), default=None)
 
@@ -130,8 +132,8 @@ class ResiliencePolicy:
                    work_tokens: int | None = None, before_retry: BeforeRetry | None = None) -> T:
         """`attempt` on the best endpoint, again on failure while allowed; AppError when all failed.
         `work_tokens`: a non-streamed call's output cap x n, which sets each attempt's own time limit."""
-        longest = self.call_limit_s(endpoints, work_tokens) or 0.0
-        deadline = self.clock.now() + max(self.settings.deadline_s, min(RESPONSE_LIMIT_S, longest))
+        started = self.clock.now()
+        deadline = started + self.settings.deadline_s
         tried: set[str] = set()
         # Endpoints that refused our credentials (401/403): never asked again in this request.
         barred: set[str] = set()
@@ -166,8 +168,8 @@ class ResiliencePolicy:
                 with state:
                     trail.next(state.retry_state)
                     try:
-                        return await self._attempt(live(), attempt, tried, barred, deadline, trail=trail,
-                                                   work_tokens=work_tokens, before_retry=before_retry)
+                        return await self._attempt(live(), attempt, tried, barred, (started, deadline),
+                                                   trail=trail, work_tokens=work_tokens, before_retry=before_retry)
                     except AttemptFailed as exc:
                         if not isinstance(exc, RetryDeclined):
                             trail.last = exc
@@ -182,20 +184,23 @@ class ResiliencePolicy:
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     async def _attempt(self, endpoints: Sequence[Endpoint], attempt: Callable[[Endpoint], Awaitable[T]],
-                       tried: set[str], barred: set[str], deadline: float, *, trail: _Trail,
+                       tried: set[str], barred: set[str], times: tuple[float, float], *, trail: _Trail,
                        work_tokens: int | None, before_retry: BeforeRetry | None) -> T:
         endpoint = self.pool.choose(endpoints, avoid=tried)
         if endpoint is None:
             raise AttemptFailed(None, UpstreamFailure("retryable", None, self.pool.available_in(endpoints)))
-        remaining = deadline - self.clock.now()
+        started, deadline = times
+        now = self.clock.now()
+        remaining = deadline - now
         own = self.time_limit_s(endpoint, work_tokens)
+        if own is not None:
+            own = min(own, started + RESPONSE_LIMIT_S - now)
         if trail.number > 1 and before_retry is not None and not await before_retry(remaining, own):
             self.pool.release(endpoint)  # chosen (a half-open probe taken) but never called
             log.warning("not failing over: the attempt before may have been billed and another does not fit")
             raise RetryDeclined(endpoint.name, UpstreamFailure("retryable", None))
         trail.chose(endpoint.name)
-        own_binds = own is not None and own < remaining
-        timer = asyncio.timeout(max(0.001, own if own is not None and own_binds else remaining))
+        timer = asyncio.timeout(max(0.001, own if own is not None else remaining))
         try:
             async with timer:
                 result = await attempted(endpoint, trail.number, trail.wait_s,
@@ -210,7 +215,7 @@ class ResiliencePolicy:
             self.pool.release(endpoint)
             tried.add(endpoint.name)
             cut = UpstreamFailure("retryable", None, maybe_processed=True)
-            if own_binds:
+            if own is not None:
                 log.warning("model call ran out of its own time limit (%.0f s): endpoint=%s", own, endpoint.name)
                 raise OwnLimitReached(endpoint.name, cut) from exc
             log.warning("model call cut at the request deadline: endpoint=%s", endpoint.name)

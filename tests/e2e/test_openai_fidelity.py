@@ -79,7 +79,7 @@ def test_json_object_answers_json(fid_oai: openai.OpenAI, ledger: Ledger) -> Non
 
 def test_n_two_and_logprobs_and_provider_fields_reach_the_client(fid_oai: openai.OpenAI, ledger: Ledger) -> None:
     result = fid_oai.chat.completions.create(model=MODEL, messages=user("Describe the harbour"), n=2, logprobs=True,
-                                         top_logprobs=2, max_completion_tokens=8000)
+                                         top_logprobs=2, max_completion_tokens=4000)
     assert [c.index for c in result.choices] == [0, 1]
     content = result.choices[0].logprobs.content if result.choices[0].logprobs else None
     assert content and len(content[0].top_logprobs) == 2

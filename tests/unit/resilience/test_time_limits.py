@@ -59,7 +59,7 @@ async def test_a_call_that_outgrows_its_own_limit_is_not_held_against_the_endpoi
     assert calls == ["primary"] * 6, "paid once: never failed over after a cut the provider may bill"
 
 
-async def test_the_deadline_stretches_to_fit_one_attempt_of_a_long_call() -> None:
+async def test_a_whole_answer_is_bounded_by_its_own_limit_not_by_the_callers_deadline() -> None:
     async def answers_after_50_ms(ep: Endpoint) -> str:
         await asyncio.sleep(0.05)
         return "answer"
@@ -68,8 +68,32 @@ async def test_the_deadline_stretches_to_fit_one_attempt_of_a_long_call() -> Non
     assert await p.call([paced("primary", 0, 1e6)], answers_after_50_ms, work_tokens=0) == "answer"
     with pytest.raises(ServiceUnavailable):  # a stream's first content keeps the request's own deadline
         await p.call([paced("primary", 0, 1e6)], answers_after_50_ms)
-    assert p.call_limit_s([paced("primary", 0, 1.0)], 10**6) == 1.0 + 10**6
-    assert RESPONSE_LIMIT_S == 220.0, "the deadline never stretches past what the front end waits"
+    assert p.time_limit_s(paced("primary", 0, 1.0), 10**6) == 1.0 + 10**6
+
+
+async def test_no_attempt_runs_past_the_front_ends_wait_from_the_calls_start() -> None:
+    p = limited_policy(base_s=1000.0, deadline_s=RESPONSE_LIMIT_S)
+    clock = p.clock
+    assert isinstance(clock, FakeClock)
+    seen: list[float] = []
+
+    async def record(remaining_s: float, limit_s: float | None) -> bool:
+        seen.append(limit_s or 0.0)
+        return True
+
+    calls = 0
+
+    async def fails_once(ep: Endpoint) -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            clock.t += 200.0  # the first attempt failed late
+            raise sdk_timeout()
+        return "answer"
+
+    assert await p.call([paced("primary", 0, 1e6), paced("secondary", 1, 1e6)], fails_once, work_tokens=10,
+                        before_retry=record) == "answer"
+    assert seen == [pytest.approx(RESPONSE_LIMIT_S - 200.0)], "the second attempt gets what is left of 220 s"
 
 
 async def test_no_retry_after_a_charged_attempt_unless_the_caller_agrees() -> None:

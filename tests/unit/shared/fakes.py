@@ -32,6 +32,9 @@ class FakeEngine:
     def resolve_model(self, requested: str | None) -> str | None:
         return self.default_model if requested in (None, self.default_model, "chat") else None
 
+    def long_after_s(self, model: str, work_tokens: int) -> float | None:
+        return None  # the gateway's tests use no time limits
+
     async def chat(self, model: str, messages: list[ChatMessage], params: SamplingParams) -> Completion:
         self.calls += 1
         if self.gate is not None:

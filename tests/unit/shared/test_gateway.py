@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from shared.auth import Principal
 from shared.background import drain
-from shared.errors import NotFound, ServiceUnavailable
-from shared.gateway import STREAM_QUEUE, CallContext, ChatCall, Gateway, StreamInterrupted
-from shared.metering import completion_tokens
+from shared.config import TenantLimits
+from shared.errors import NotFound, RateLimited, ServiceUnavailable
+from shared.gateway import STREAM_QUEUE, CallContext, ChatCall, Gateway, LongCalls, StreamInterrupted
+from shared.metering import Meter, completion_tokens
 from shared.models import ChatMessage, ChatRequest, SummarizeRequest, Usage
 from shared.tokens import prompt_tokens
 from shared.values import Delta, SamplingParams
@@ -289,3 +291,25 @@ async def test_a_slow_reader_holds_the_models_stream_back_and_one_who_left_gets_
     await drain(5)
     assert produced == 1000
     assert budget.events[-1] == ("settle", usage.total_tokens)
+
+
+def test_only_calls_whose_attempt_ran_past_the_deadline_count_against_a_tenants_long_calls() -> None:
+    now = [100.0]
+    calls = LongCalls(lambda: now[0])
+    gateway, *_ = make()
+    tenant = Principal("tenant-a", "k1", limits=TenantLimits(max_long_calls=2))
+    plan = replace(gateway._chat_plan(CallContext(tenant, "c"), chat_call()), long_after_s=30.0)
+    meters = [Meter("m", 1) for _ in range(3)]
+    for meter in meters:
+        calls.check(plan)
+        calls.add(plan, meter)
+    meters[0].attempt_began, meters[1].attempt_began = 60.0, 69.0  # 40 s and 31 s into their attempts
+    meters[2].attempt_began = 95.0  # waited between attempts: its attempt is young
+    calls.check(replace(plan, long_after_s=None))  # a call that cannot be long is never refused
+    with pytest.raises(RateLimited):
+        calls.check(plan)
+    calls.end(plan, meters[0])
+    calls.check(plan)  # one long call left: room for another
+    for meter in meters:
+        calls.end(plan, meter)
+    assert calls._running == {}, "no entry is kept per tenant ever seen"
