@@ -30,6 +30,7 @@ from shared.errors import (
     exception_chain,
     field_errors,
 )
+from shared.openai_errors import openai_error
 from shared.problems import PROBLEM_MEDIA_TYPE, problem_body, problem_headers
 
 if TYPE_CHECKING:
@@ -112,14 +113,24 @@ def problem(err: AppError, cid: str, extra: dict[str, Any] | None = None) -> Res
                         headers=problem_headers(err, cid), media_type=PROBLEM_MEDIA_TYPE)
 
 
+def openai_problem(err: AppError, cid: str) -> Response:
+    """The error in OpenAI's shape (the OpenAI-compatible routes); same status and headers as problem()."""
+    return JSONResponse(openai_error(err), status_code=err.status, headers=problem_headers(err, cid))
+
+
+ErrorShape = Callable[[AppError, str], Response]
+
+
 def ok(body: BaseModel | dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
     content = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
     return JSONResponse(content, status_code=status, headers=headers)
 
 
-async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]]) -> Response:
-    """Authenticate, run `work`, and turn every failure into problem+json. No exception's text
-    ever reaches the client; unexpected ones are logged with the correlation id."""
+async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]], *,
+                  shape: ErrorShape = problem) -> Response:
+    """Authenticate, run `work`, and turn every failure into problem+json (or the `shape` the
+    route's clients read: openai_problem). No exception's text ever reaches the client;
+    unexpected ones are logged with the correlation id."""
     record = tracing.Record(route=route_of(req.url.path))
     trace_id = tracing.server_span(record, f"{req.method} /api/{record.route}", req.headers.get("traceparent"), {
         n.HTTP_REQUEST_METHOD: req.method, n.HTTP_ROUTE: f"/api/{record.route}", n.URL_PATH: req.url.path,
@@ -136,19 +147,19 @@ async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]]) ->
             response = await work(Scope(req, cid, container, principal, context))
         except AppError as err:
             tracing.refused(err.type_slug)
-            response = problem(err, cid)
+            response = shape(err, cid)
         except AzureError as exc:
             # Cosmos, Storage or Key Vault failed after the SDK's own retries: ours to fix, not the
             # caller's, and worth retrying later.
             log.error("dependency failed (correlation_id=%s): %s", cid, type(exc).__name__)
-            response = problem(DependencyFailed("A storage dependency is unavailable. Try again later."), cid)
+            response = shape(DependencyFailed("A storage dependency is unavailable. Try again later."), cid)
         except Exception as exc:  # noqa: BLE001  logged by log_unexpected; the client gets a generic 500
             log_unexpected("unhandled error", cid, exc)
-            response = problem(AppError("An unexpected error occurred. Quote the correlation id if you report it."),
-                               cid)
+            response = shape(AppError("An unexpected error occurred. Quote the correlation id if you report it."),
+                             cid)
     for name, value in extra.items():
         response.headers.setdefault(name, value)
-    response.headers["x-correlation-id"] = cid
+    response.headers["x-correlation-id"] = response.headers["x-request-id"] = cid
     if isinstance(response, StreamingResponse):
         # A stream's record closes when its body has been sent (its model attempt closes with the pump).
         response.body_iterator = _finished_after(response.body_iterator, record, response.status_code)

@@ -17,7 +17,7 @@ from shared.background import spawn
 from shared.budget import Estimate, Reservation
 from shared.cache import CacheKey, openai_view
 from shared.endpoints import Endpoint, embedding_endpoint
-from shared.errors import BadRequest, Forbidden, NotFound
+from shared.errors import BadRequest, ContextLengthExceeded, Forbidden, ModelNotFound
 from shared.gateway import Answer, CallContext, Gateway, Plan, charged
 from shared.metering import Meter
 from shared.models import Usage
@@ -41,19 +41,22 @@ def group_limits(endpoints: list[Endpoint]) -> Limits:
 def completion_cap(body: Mapping[str, Any], prompt: int, limits: Limits, max_request_tokens: int | None) -> int:
     """The completion tokens to reserve: the cap the client set (else what the model may still
     generate) times `n`. A 400 naming the limit when the request cannot fit."""
-    asked = [v for v in (body.get("max_completion_tokens"), body.get("max_tokens")) if v is not None]
-    cap = min(asked) if asked else None
+    asked = {k: body[k] for k in ("max_completion_tokens", "max_tokens") if body.get(k) is not None}
+    field = min(asked, key=asked.__getitem__) if asked else "max_tokens"  # the field that sets the cap
+    cap = asked[field] if asked else None
     if cap is not None and cap > limits.max_output_tokens:
-        raise BadRequest(f"max_tokens ({cap}) is above the model's max_output_tokens ({limits.max_output_tokens}).")
+        raise BadRequest(f"{field} ({cap}) is above the model's max_output_tokens ({limits.max_output_tokens}).",
+                         param=field)
     if prompt + (cap or 1) > limits.context_window:
-        raise BadRequest(f"The request (about {prompt} prompt tokens + {cap or 1} completion tokens) does not fit "
-                         f"the model's context_window of {limits.context_window} tokens.")
+        raise ContextLengthExceeded(f"The request (about {prompt} prompt tokens + {cap or 1} completion tokens) "
+                                    f"does not fit the model's context_window of {limits.context_window} tokens.",
+                                    param="messages")
     if cap is None:
         cap = min(limits.max_output_tokens, limits.context_window - prompt)
     n = int(body.get("n") or 1)
     if max_request_tokens is not None and prompt + cap * n > max_request_tokens:
         raise BadRequest(f"The request (about {prompt} prompt tokens + {cap} x {n} completion tokens) is above this "
-                         f"tenant's max_request_tokens of {max_request_tokens}; set a smaller max_tokens.")
+                         f"tenant's max_request_tokens of {max_request_tokens}; set a smaller max_tokens.", param=field)
     return cap * n
 
 
@@ -109,7 +112,7 @@ class OpenAIPath:
         the resilience policy, over the endpoints whose `embedding_deployment` is the one asked for."""
         owners = [e for e in self.groups.endpoints() if requested and e.config.embedding_deployment == requested]
         if not owners:
-            raise NotFound(f"The embedding model or deployment {requested!r} is not available here.")
+            raise ModelNotFound(f"The embedding model or deployment {requested!r} is not available here.")
         allowed = ctx.principal.limits.allowed_models
         if allowed is not None and not any(e.config.model in allowed for e in owners):
             raise Forbidden(f"The embedding model {requested!r} is not enabled for this tenant.")

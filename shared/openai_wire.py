@@ -100,21 +100,44 @@ def _merge_delta(message: dict[str, Any], delta: Mapping[str, Any]) -> None:
 
 
 def replay(response: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """A cached chat.completion as the chunks of a stream: per choice its whole delta, then its finish."""
-    head = {k: v for k, v in response.items() if k not in ("choices", "object", "usage")}
+    """A cached chat.completion as the chunks a provider streams: Azure's filter-only first chunk
+    when the answer has prompt filter results; per choice its role, then its whole content (or
+    its tool calls) with the choice's filter results, then its finish; the usage chunk last."""
+    head = {k: v for k, v in response.items() if k not in ("choices", "object", "usage", "prompt_filter_results")}
     head["object"] = "chat.completion.chunk"
     chunks: list[dict[str, Any]] = []
+    if "prompt_filter_results" in response:
+        chunks.append({"choices": [], "created": 0, "id": "", "model": "", "object": "",
+                       "prompt_filter_results": response["prompt_filter_results"]})
     for choice in _choices(response):
-        delta = copy.deepcopy(choice.get("message") or {})
+        message = {k: v for k, v in (choice.get("message") or {}).items() if v != [] or k != "annotations"}
+        extra = {k: v for k, v in choice.items() if k not in ("index", "message", "logprobs", "finish_reason")}
+        index = choice.get("index", 0)
+        body = {k: v for k, v in message.items() if k != "role"}
+        if isinstance(body.get("content"), str) and not body.get("tool_calls"):
+            # A text answer opens with the role and empty content, as providers stream it.
+            chunks.append({**head, "choices": [{"index": index, **_no_results(choice),
+                                                "delta": {"role": message.get("role", "assistant"), "content": "",
+                                                          "refusal": None},
+                                                "logprobs": None, "finish_reason": None}]})
+            body = {k: v for k, v in body.items() if k != "refusal" or v is not None}
+        else:
+            body = {"role": message.get("role", "assistant"), **body}
+        delta = copy.deepcopy(body)
         for i, call in enumerate(delta.get("tool_calls") or []):
             call["index"] = i
-        chunks.append({**head, "choices": [{"index": choice.get("index", 0), "delta": delta,
+        chunks.append({**head, "choices": [{"index": index, **extra, "delta": delta,
                                             "logprobs": choice.get("logprobs"), "finish_reason": None}]})
     for choice in _choices(response):
-        chunks.append({**head, "choices": [{"index": choice.get("index", 0), "delta": {},
+        chunks.append({**head, "choices": [{"index": choice.get("index", 0), **_no_results(choice), "delta": {},
                                             "logprobs": None, "finish_reason": choice.get("finish_reason")}]})
     chunks.append({**head, "choices": [], "usage": response.get("usage")})
     return chunks
+
+
+def _no_results(choice: Mapping[str, Any]) -> dict[str, Any]:
+    """Azure's empty filter results on the chunks around a filtered choice's content."""
+    return {"content_filter_results": {}} if "content_filter_results" in choice else {}
 
 
 def completion_of(response: dict[str, Any], endpoint: str) -> Completion:
@@ -127,12 +150,15 @@ def completion_of(response: dict[str, Any], endpoint: str) -> Completion:
                       endpoint=endpoint, raw=response)
 
 
-def text_response(content: str, finish_reason: str, model: str, usage: Usage) -> dict[str, Any]:
-    """A chat.completion around a text answer (a semantic-cache hit, which keeps only the text)."""
-    return {"object": "chat.completion", "created": 0, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content, "refusal": None},
+def text_response(content: str, finish_reason: str, model: str, usage: Mapping[str, Any], *, created: int,
+                  system_fingerprint: str | None = None) -> dict[str, Any]:
+    """A chat.completion around a text answer (a semantic-cache hit, which keeps only the text and
+    the answer's `created`, `system_fingerprint` and usage with its details)."""
+    return {"object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content, "refusal": None,
+                                                 "annotations": []},
                          "logprobs": None, "finish_reason": finish_reason}],
-            "usage": usage.model_dump()}
+            "usage": dict(usage), **({"system_fingerprint": system_fingerprint} if system_fingerprint else {})}
 
 
 def semantic_view(body: Mapping[str, Any]) -> tuple[list[tuple[str, str]], dict[str, Any]] | None:
