@@ -156,10 +156,6 @@ class UpstreamRefused(AppError):
         self.provider = provider
 
 
-class UpstreamThrottled(TooManyRequests):
-    """Every model endpoint of the group answered 429: retry after the soonest one frees up."""
-
-    type_slug = "upstream-throttled"
 
 
 class ServiceUnavailable(AppError):
@@ -167,8 +163,16 @@ class ServiceUnavailable(AppError):
 
     status, title, type_slug = 503, "Service Unavailable", "unavailable"
 
-    def __init__(self, detail: str, *, retry_after_s: float = 5.0) -> None:
-        super().__init__(detail, retry_after_s=retry_after_s)
+    def __init__(self, detail: str, *, retry_after_s: float = 5.0, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail, retry_after_s=retry_after_s, headers=headers)
+
+
+class UpstreamThrottled(TooManyRequests, ServiceUnavailable):
+    """No model endpoint could answer because every one answered 429. Both kinds at once: a 429
+    with Retry-After (clients retry after the soonest endpoint frees up; a queued job is re-queued
+    with that delay), and an endpoint failure (a stale answer still beats it, as it beats a 503)."""
+
+    status, title, type_slug = 429, "Too Many Requests", "upstream-throttled"
 
 
 class DependencyFailed(AppError):

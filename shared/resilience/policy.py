@@ -197,7 +197,7 @@ class ResiliencePolicy:
             return UpstreamThrottled("Every model endpoint is at its rate limit. Retry after the Retry-After.",
                                      retry_after_s=max(1.0, retry_after), headers=headers)
         return ServiceUnavailable("No model endpoint could answer right now. Try again later.",
-                                  retry_after_s=max(1.0, retry_after))
+                                  retry_after_s=max(1.0, retry_after), headers=headers)
 
 
 def _ours(endpoints: Sequence[Endpoint]) -> set[str]:

@@ -13,7 +13,6 @@ import httpx2
 import openai
 import pytest
 from langchain_openai import ChatOpenAI
-from langchain_openai.chat_models.base import OpenAIContextOverflowError
 
 from shared.config import hash_api_key
 from tools.localenv import LocalStack
@@ -151,7 +150,7 @@ def test_a_stream_cut_after_its_first_token_ends_in_an_error_event_with_a_string
 
 def test_langchain_sees_context_length_exceeded_as_the_code_of_its_error(app: str) -> None:
     llm = ChatOpenAI(model="chat", base_url=f"{app}/api/v1", api_key=KEY, max_retries=0)
-    # LangChain turns a 400 into its context-overflow error only when it finds the code.
-    with pytest.raises(OpenAIContextOverflowError) as err:
+    # LangChain re-raises the SDK's BadRequestError as its own subclass, body and all.
+    with pytest.raises(openai.BadRequestError) as err:
         llm.invoke(" ".join(["harbour"] * 130_000))
     assert err.value.code == "context_length_exceeded" and err.value.param == "messages"

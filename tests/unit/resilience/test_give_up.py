@@ -35,9 +35,10 @@ async def test_a_region_down_behind_an_open_breaker_is_still_a_503() -> None:
     p = policy(clock, ["primary", "secondary"], breaker=trips, deadline=5)
     eps = [endpoint("primary", 0), endpoint("secondary", 1)]
     calls: list[str] = []
-    with pytest.raises(ServiceUnavailable):
+    with pytest.raises(ServiceUnavailable) as err:
         await p.call(eps, scripted([api_error(500), api_error(429, {"retry-after": "9"})], calls))
     assert calls == ["primary", "secondary"]
+    assert err.value.status == 503 and not isinstance(err.value, UpstreamThrottled)
 
 
 async def test_a_provider_400_reaches_the_client_cleaned_with_its_param_code_and_request_id() -> None:
