@@ -101,8 +101,8 @@ def _merge_delta(message: dict[str, Any], delta: Mapping[str, Any]) -> None:
 
 def replay(response: Mapping[str, Any]) -> list[dict[str, Any]]:
     """A cached chat.completion as the chunks a provider streams: Azure's filter-only first chunk
-    when the answer has prompt filter results; per choice its role, then its whole content (or
-    its tool calls) with the choice's filter results, then its finish; the usage chunk last."""
+    when the answer has prompt filter results; per choice its deltas (_deltas), the content's with
+    the choice's filter results, then its finish; the usage chunk last."""
     head = {k: v for k, v in response.items() if k not in ("choices", "object", "usage", "prompt_filter_results")}
     head["object"] = "chat.completion.chunk"
     chunks: list[dict[str, Any]] = []
@@ -110,22 +110,12 @@ def replay(response: Mapping[str, Any]) -> list[dict[str, Any]]:
         chunks.append({"choices": [], "created": 0, "id": "", "model": "", "object": "",
                        "prompt_filter_results": response["prompt_filter_results"]})
     for choice in _choices(response):
-        message = {k: v for k, v in (choice.get("message") or {}).items() if v != [] or k != "annotations"}
-        extra = {k: v for k, v in choice.items() if k not in ("index", "message", "logprobs", "finish_reason")}
         index = choice.get("index", 0)
-        body = {k: v for k, v in message.items() if k != "role"}
-        if isinstance(body.get("content"), str) and not body.get("tool_calls"):
-            # A text answer opens with the role and empty content, as providers stream it.
-            chunks.append({**head, "choices": [{"index": index, **_no_results(choice),
-                                                "delta": {"role": message.get("role", "assistant"), "content": "",
-                                                          "refusal": None},
+        opening, delta = _deltas(choice.get("message") or {})
+        if opening is not None:
+            chunks.append({**head, "choices": [{"index": index, **_no_results(choice), "delta": opening,
                                                 "logprobs": None, "finish_reason": None}]})
-            body = {k: v for k, v in body.items() if k != "refusal" or v is not None}
-        else:
-            body = {"role": message.get("role", "assistant"), **body}
-        delta = copy.deepcopy(body)
-        for i, call in enumerate(delta.get("tool_calls") or []):
-            call["index"] = i
+        extra = {k: v for k, v in choice.items() if k not in ("index", "message", "logprobs", "finish_reason")}
         chunks.append({**head, "choices": [{"index": index, **extra, "delta": delta,
                                             "logprobs": choice.get("logprobs"), "finish_reason": None}]})
     for choice in _choices(response):
@@ -133,6 +123,21 @@ def replay(response: Mapping[str, Any]) -> list[dict[str, Any]]:
                                             "logprobs": None, "finish_reason": choice.get("finish_reason")}]})
     chunks.append({**head, "choices": [], "usage": response.get("usage")})
     return chunks
+
+
+def _deltas(message: Mapping[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """A message as a provider streams it: a text opens with the role and empty content, then the
+    whole content; tool calls or a refusal come in one delta with the role. An empty
+    `annotations` list is never streamed."""
+    role = message.get("role", "assistant")
+    body = {k: copy.deepcopy(v) for k, v in message.items() if k != "role" and not (k == "annotations" and v == [])}
+    if isinstance(body.get("content"), str) and not body.get("tool_calls"):
+        if body.get("refusal") is None:
+            body.pop("refusal", None)
+        return {"role": role, "content": "", "refusal": None}, body
+    for i, call in enumerate(body.get("tool_calls") or []):
+        call["index"] = i
+    return None, {"role": role, **body}
 
 
 def _no_results(choice: Mapping[str, Any]) -> dict[str, Any]:

@@ -53,8 +53,16 @@ def test_the_gateway_s_answers_and_errors_pass_the_sdk_s_strict_models(oai_app: 
         answer = api.post(path, json={"model": "chat", **CHAT})
         ChatCompletion.model_validate(answer.json(), strict=True)
         assert answer.headers["x-request-id"] == answer.headers["x-correlation-id"]
-        strict_chunks(chunks(api.post(path, json={"model": "chat", **CHAT, "stream": True,
-                                                  "stream_options": {"include_usage": True}})))
+        with_usage = chunks(api.post(path, json={"model": "chat", **CHAT, "stream": True,
+                                                 "stream_options": {"include_usage": True}}))
+        strict_chunks(with_usage)
+        assert with_usage[-1]["choices"] == [] and with_usage[-1]["usage"]["completion_tokens"] > 0
+        # Azure's filter-only chunk passes through unharmed (its id is ours); the usage chunk the
+        # gateway asked for is removed again; the ledger fixture checks the charge.
+        plain = chunks(api.post(path, json={"model": "chat", **CHAT, "stream": True}))
+        strict_chunks(plain)
+        assert plain[0].keys() == AZURE_FILTER_CHUNK and plain[0]["prompt_filter_results"]
+        assert plain[0]["id"] == plain[1]["id"] and not any("usage" in c for c in plain)
         embedded = api.post("/v1/embeddings", json={"model": "embeddings", "input": ["pier", "tide"]})
         CreateEmbeddingResponse.model_validate(embedded.json(), strict=True)
         for model in api.get("/v1/models").json()["data"]:
