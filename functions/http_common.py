@@ -39,18 +39,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 F = TypeVar("F")
+ErrorShape = Callable[[AppError, str], Response]
 
 # route template -> methods, as registered; the catch-all function tells 404 from 405 with it.
 ROUTES: dict[str, frozenset[str]] = {}
 # route template -> the paths it takes, as the host matches them: a {parameter} is one segment,
 # case is ignored. Literal templates first, so a path both match names the literal one.
 _PATTERNS: dict[str, re.Pattern[str]] = {}
+# route template -> how its errors are written, when not problem+json (the OpenAI-compatible routes).
+_SHAPES: dict[str, ErrorShape] = {}
 
 
-def http_function(bp: func.Blueprint, name: str, route: str, methods: list[str]) -> Callable[[F], F]:
-    """Register an HTTP function under an explicit name, and remember its route for 405s."""
+def http_function(bp: func.Blueprint, name: str, route: str, methods: list[str], *,
+                  errors: ErrorShape | None = None) -> Callable[[F], F]:
+    """Register an HTTP function under an explicit name, and remember its route for 405s and the
+    shape of its errors (`errors`: the shape its clients read; problem+json by default)."""
     ROUTES[route] = ROUTES.get(route, frozenset()) | frozenset(methods)
     _PATTERNS[route] = re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(route.strip("/"))), re.IGNORECASE)
+    if errors is not None:
+        _SHAPES[route] = errors
 
     def decorate(fn: F) -> F:
         return bp.function_name(name)(bp.route(route=route, methods=methods)(fn))  # type: ignore[no-any-return]
@@ -118,7 +125,9 @@ def openai_problem(err: AppError, cid: str) -> Response:
     return JSONResponse(openai_error(err), status_code=err.status, headers=problem_headers(err, cid))
 
 
-ErrorShape = Callable[[AppError, str], Response]
+def error_shape(path: str) -> ErrorShape:
+    """How errors on `path` (relative to /api) are written: as its route registered, else problem+json."""
+    return next((_SHAPES[t] for t in matching_routes(path) if t in _SHAPES), problem)
 
 
 def ok(body: BaseModel | dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -126,12 +135,12 @@ def ok(body: BaseModel | dict[str, Any], status: int = 200, headers: dict[str, s
     return JSONResponse(content, status_code=status, headers=headers)
 
 
-async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]], *,
-                  shape: ErrorShape = problem) -> Response:
-    """Authenticate, run `work`, and turn every failure into problem+json (or the `shape` the
-    route's clients read: openai_problem). No exception's text ever reaches the client;
-    unexpected ones are logged with the correlation id."""
+async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]]) -> Response:
+    """Authenticate, run `work`, and turn every failure into problem+json (or the shape the route
+    registered: openai_problem). No exception's text ever reaches the client; unexpected ones are
+    logged with the correlation id."""
     record = tracing.Record(route=route_of(req.url.path))
+    shape = _SHAPES.get(record.route, problem)
     trace_id = tracing.server_span(record, f"{req.method} /api/{record.route}", req.headers.get("traceparent"), {
         n.HTTP_REQUEST_METHOD: req.method, n.HTTP_ROUTE: f"/api/{record.route}", n.URL_PATH: req.url.path,
         n.URL_SCHEME: req.url.scheme})

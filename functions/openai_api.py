@@ -35,37 +35,37 @@ log = logging.getLogger(__name__)
 bp = func.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 
-@http_function(bp, "openai_chat_completions", "v1/chat/completions", ["POST"])
+@http_function(bp, "openai_chat_completions", "v1/chat/completions", ["POST"], errors=openai_problem)
 async def openai_chat_completions(req: Request) -> Response:
-    return await respond(req, lambda scope: _completions(scope, deployment=None), shape=openai_problem)
+    return await respond(req, lambda scope: _completions(scope, deployment=None))
 
 
-@http_function(bp, "azure_chat_completions", "openai/deployments/{deployment}/chat/completions", ["POST"])
+@http_function(bp, "azure_chat_completions", "openai/deployments/{deployment}/chat/completions", ["POST"],
+               errors=openai_problem)
 async def azure_chat_completions(req: Request) -> Response:
     """Azure OpenAI's route: the deployment in the path picks the model, `api-version` is accepted."""
-    return await respond(req, lambda scope: _completions(scope, deployment=str(req.path_params["deployment"])),
-                         shape=openai_problem)
+    return await respond(req, lambda scope: _completions(scope, deployment=str(req.path_params["deployment"])))
 
 
-@http_function(bp, "openai_embeddings", "v1/embeddings", ["POST"])
+@http_function(bp, "openai_embeddings", "v1/embeddings", ["POST"], errors=openai_problem)
 async def openai_embeddings(req: Request) -> Response:
-    return await respond(req, lambda scope: _embeddings(scope, deployment=None), shape=openai_problem)
+    return await respond(req, lambda scope: _embeddings(scope, deployment=None))
 
 
-@http_function(bp, "azure_embeddings", "openai/deployments/{deployment}/embeddings", ["POST"])
+@http_function(bp, "azure_embeddings", "openai/deployments/{deployment}/embeddings", ["POST"],
+               errors=openai_problem)
 async def azure_embeddings(req: Request) -> Response:
-    return await respond(req, lambda scope: _embeddings(scope, deployment=str(req.path_params["deployment"])),
-                         shape=openai_problem)
+    return await respond(req, lambda scope: _embeddings(scope, deployment=str(req.path_params["deployment"])))
 
 
-@http_function(bp, "openai_models", "v1/models", ["GET"])
+@http_function(bp, "openai_models", "v1/models", ["GET"], errors=openai_problem)
 async def openai_models(req: Request) -> Response:
-    return await respond(req, _models, shape=openai_problem)
+    return await respond(req, _models)
 
 
-@http_function(bp, "azure_models", "openai/models", ["GET"])
+@http_function(bp, "azure_models", "openai/models", ["GET"], errors=openai_problem)
 async def azure_models(req: Request) -> Response:
-    return await respond(req, _models, shape=openai_problem)
+    return await respond(req, _models)
 
 
 def _path(scope: Scope) -> OpenAIPath:

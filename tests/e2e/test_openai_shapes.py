@@ -71,6 +71,9 @@ def test_the_gateway_s_answers_and_errors_pass_the_sdk_s_strict_models(oai_app: 
         strict_error(api.post(path, json={"model": "chat", **CHAT, "top_logprobs": 2}), 400)  # the provider's
         strict_error(api.post("/v1/chat/completions", json={"model": "nope", **CHAT}), 404)
         strict_error(api.post(path, json={"model": "chat", **CHAT}, headers={"api-key": "wrong"}), 401)
+        wrong_method = api.get("/v1/chat/completions")
+        assert strict_error(wrong_method, 405)["code"] == "method_not_allowed"
+        assert wrong_method.headers["allow"] == "POST"
 
 
 def test_the_simulator_s_answers_pass_the_sdk_s_strict_models_and_its_errors_are_azure_s(stack: LocalStack) -> None:
