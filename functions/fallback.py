@@ -5,7 +5,7 @@ from __future__ import annotations
 import azure.functions as func
 from azurefunctions.extensions.http.fastapi import Request, Response
 
-from functions.http_common import ROUTES, matching_routes, problem
+from functions.http_common import ROUTES, error_shape, matching_routes
 from shared.correlation import correlation_id
 from shared.errors import MethodNotAllowed, NotFound
 
@@ -26,9 +26,10 @@ async def not_found(req: Request) -> Response:
     cid = correlation_id(req.headers)
     path = str(req.path_params.get("path", "")).strip("/")
     allowed = _allowed_methods(path)
+    shape = error_shape(path)  # an OpenAI-compatible route's 405 is in OpenAI's shape
     if allowed:
-        response = problem(MethodNotAllowed(f"Use {', '.join(allowed)} for this path."), cid)
+        response = shape(MethodNotAllowed(f"Use {', '.join(allowed)} for this path."), cid)
         response.headers["Allow"] = ", ".join(allowed)
     else:
-        response = problem(NotFound("There is nothing at this path."), cid)
+        response = shape(NotFound("There is nothing at this path."), cid)
     return response

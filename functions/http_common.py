@@ -30,6 +30,7 @@ from shared.errors import (
     exception_chain,
     field_errors,
 )
+from shared.openai_errors import openai_error
 from shared.problems import PROBLEM_MEDIA_TYPE, problem_body, problem_headers
 
 if TYPE_CHECKING:
@@ -38,18 +39,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 F = TypeVar("F")
+ErrorShape = Callable[[AppError, str], Response]
 
 # route template -> methods, as registered; the catch-all function tells 404 from 405 with it.
 ROUTES: dict[str, frozenset[str]] = {}
 # route template -> the paths it takes, as the host matches them: a {parameter} is one segment,
 # case is ignored. Literal templates first, so a path both match names the literal one.
 _PATTERNS: dict[str, re.Pattern[str]] = {}
+# route template -> how its errors are written, when not problem+json (the OpenAI-compatible routes).
+_SHAPES: dict[str, ErrorShape] = {}
 
 
-def http_function(bp: func.Blueprint, name: str, route: str, methods: list[str]) -> Callable[[F], F]:
-    """Register an HTTP function under an explicit name, and remember its route for 405s."""
+def http_function(bp: func.Blueprint, name: str, route: str, methods: list[str], *,
+                  errors: ErrorShape | None = None) -> Callable[[F], F]:
+    """Register an HTTP function under an explicit name, and remember its route for 405s and the
+    shape of its errors (`errors`: the shape its clients read; problem+json by default)."""
     ROUTES[route] = ROUTES.get(route, frozenset()) | frozenset(methods)
     _PATTERNS[route] = re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(route.strip("/"))), re.IGNORECASE)
+    if errors is not None:
+        _SHAPES[route] = errors
 
     def decorate(fn: F) -> F:
         return bp.function_name(name)(bp.route(route=route, methods=methods)(fn))  # type: ignore[no-any-return]
@@ -112,15 +120,27 @@ def problem(err: AppError, cid: str, extra: dict[str, Any] | None = None) -> Res
                         headers=problem_headers(err, cid), media_type=PROBLEM_MEDIA_TYPE)
 
 
+def openai_problem(err: AppError, cid: str) -> Response:
+    """The error in OpenAI's shape (the OpenAI-compatible routes); same status and headers as problem()."""
+    return JSONResponse(openai_error(err), status_code=err.status, headers=problem_headers(err, cid))
+
+
+def error_shape(path: str) -> ErrorShape:
+    """How errors on `path` (relative to /api) are written: as its route registered, else problem+json."""
+    return next((_SHAPES[t] for t in matching_routes(path) if t in _SHAPES), problem)
+
+
 def ok(body: BaseModel | dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
     content = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
     return JSONResponse(content, status_code=status, headers=headers)
 
 
 async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]]) -> Response:
-    """Authenticate, run `work`, and turn every failure into problem+json. No exception's text
-    ever reaches the client; unexpected ones are logged with the correlation id."""
+    """Authenticate, run `work`, and turn every failure into problem+json (or the shape the route
+    registered: openai_problem). No exception's text ever reaches the client; unexpected ones are
+    logged with the correlation id."""
     record = tracing.Record(route=route_of(req.url.path))
+    shape = _SHAPES.get(record.route, problem)
     trace_id = tracing.server_span(record, f"{req.method} /api/{record.route}", req.headers.get("traceparent"), {
         n.HTTP_REQUEST_METHOD: req.method, n.HTTP_ROUTE: f"/api/{record.route}", n.URL_PATH: req.url.path,
         n.URL_SCHEME: req.url.scheme})
@@ -136,19 +156,19 @@ async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]]) ->
             response = await work(Scope(req, cid, container, principal, context))
         except AppError as err:
             tracing.refused(err.type_slug)
-            response = problem(err, cid)
+            response = shape(err, cid)
         except AzureError as exc:
             # Cosmos, Storage or Key Vault failed after the SDK's own retries: ours to fix, not the
             # caller's, and worth retrying later.
             log.error("dependency failed (correlation_id=%s): %s", cid, type(exc).__name__)
-            response = problem(DependencyFailed("A storage dependency is unavailable. Try again later."), cid)
+            response = shape(DependencyFailed("A storage dependency is unavailable. Try again later."), cid)
         except Exception as exc:  # noqa: BLE001  logged by log_unexpected; the client gets a generic 500
             log_unexpected("unhandled error", cid, exc)
-            response = problem(AppError("An unexpected error occurred. Quote the correlation id if you report it."),
-                               cid)
+            response = shape(AppError("An unexpected error occurred. Quote the correlation id if you report it."),
+                             cid)
     for name, value in extra.items():
         response.headers.setdefault(name, value)
-    response.headers["x-correlation-id"] = cid
+    response.headers["x-correlation-id"] = response.headers["x-request-id"] = cid
     if isinstance(response, StreamingResponse):
         # A stream's record closes when its body has been sent (its model attempt closes with the pump).
         response.body_iterator = _finished_after(response.body_iterator, record, response.status_code)

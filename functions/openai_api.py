@@ -12,9 +12,19 @@ from typing import TYPE_CHECKING, Any
 import azure.functions as func
 from azurefunctions.extensions.http.fastapi import Request, Response, StreamingResponse
 
-from functions.http_common import Scope, http_function, log_unexpected, ok, read_json, respond, validate
+from functions.http_common import (
+    Scope,
+    http_function,
+    log_unexpected,
+    ok,
+    openai_problem,
+    read_json,
+    respond,
+    validate,
+)
 from shared.errors import AppError
 from shared.models import OpenAIChatRequest, OpenAIEmbeddingsRequest, Usage
+from shared.openai_errors import openai_error
 from shared.openai_wire import replay, text_response
 from shared.values import Delta
 
@@ -25,33 +35,35 @@ log = logging.getLogger(__name__)
 bp = func.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 
-@http_function(bp, "openai_chat_completions", "v1/chat/completions", ["POST"])
+@http_function(bp, "openai_chat_completions", "v1/chat/completions", ["POST"], errors=openai_problem)
 async def openai_chat_completions(req: Request) -> Response:
     return await respond(req, lambda scope: _completions(scope, deployment=None))
 
 
-@http_function(bp, "azure_chat_completions", "openai/deployments/{deployment}/chat/completions", ["POST"])
+@http_function(bp, "azure_chat_completions", "openai/deployments/{deployment}/chat/completions", ["POST"],
+               errors=openai_problem)
 async def azure_chat_completions(req: Request) -> Response:
     """Azure OpenAI's route: the deployment in the path picks the model, `api-version` is accepted."""
     return await respond(req, lambda scope: _completions(scope, deployment=str(req.path_params["deployment"])))
 
 
-@http_function(bp, "openai_embeddings", "v1/embeddings", ["POST"])
+@http_function(bp, "openai_embeddings", "v1/embeddings", ["POST"], errors=openai_problem)
 async def openai_embeddings(req: Request) -> Response:
     return await respond(req, lambda scope: _embeddings(scope, deployment=None))
 
 
-@http_function(bp, "azure_embeddings", "openai/deployments/{deployment}/embeddings", ["POST"])
+@http_function(bp, "azure_embeddings", "openai/deployments/{deployment}/embeddings", ["POST"],
+               errors=openai_problem)
 async def azure_embeddings(req: Request) -> Response:
     return await respond(req, lambda scope: _embeddings(scope, deployment=str(req.path_params["deployment"])))
 
 
-@http_function(bp, "openai_models", "v1/models", ["GET"])
+@http_function(bp, "openai_models", "v1/models", ["GET"], errors=openai_problem)
 async def openai_models(req: Request) -> Response:
     return await respond(req, _models)
 
 
-@http_function(bp, "azure_models", "openai/models", ["GET"])
+@http_function(bp, "azure_models", "openai/models", ["GET"], errors=openai_problem)
 async def azure_models(req: Request) -> Response:
     return await respond(req, _models)
 
@@ -86,7 +98,8 @@ async def _completions(scope: Scope, deployment: str | None) -> Response:
     if not request.stream:
         answer = await path.complete(scope.context, requested, data)
         c = answer.completion
-        body = c.raw if c.raw is not None else text_response(c.content, c.finish_reason, c.model, c.usage)
+        body = c.raw if c.raw is not None else text_response(c.content, c.finish_reason, c.model, c.usage.model_dump(),
+                                                             created=int(time.time()))
         return ok({**body, "id": completion_id}, headers={"x-cache": _cache_state(answer.cached, answer.stale)})
 
     deltas = path.stream(scope.context, requested, data)
@@ -121,7 +134,7 @@ def _chunks(held: list[Delta]) -> list[dict[str, Any]] | None:
     finish = next((d.finish_reason for d in held if d.finish_reason), "stop")
     usage = next((d.usage for d in held if d.usage), Usage())
     content = "".join(d.content for d in held)
-    return replay(text_response(content, finish, first.model or "", usage))
+    return replay(text_response(content, finish, first.model or "", usage.model_dump(), created=int(time.time())))
 
 
 async def _sse(held: list[Delta], rest: AsyncGenerator[Delta, None], *, completion_id: str, include_usage: bool,
@@ -149,8 +162,8 @@ async def _sse(held: list[Delta], rest: AsyncGenerator[Delta, None], *, completi
             log_unexpected("stream failed", cid, exc)
         else:
             log.warning("stream ended with an error (correlation_id=%s): %s", cid, err.type_slug)
-        error = {"message": err.detail, "type": err.type_slug, "code": err.status, "correlation_id": cid}
-        yield f"data: {json.dumps({'error': error}, separators=(',', ':'))}\n\n"
+        # OpenAI's error object (`code` a string): the correlation id is in the response's headers.
+        yield f"data: {json.dumps(openai_error(err), separators=(',', ':'))}\n\n"
         return
     finally:
         # A client that goes away closes this generator: close the gateway's too, now (its pump goes

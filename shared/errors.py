@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydantic import ValidationError
 
 
@@ -39,7 +41,19 @@ class AppError(Exception):
 
 
 class BadRequest(AppError):
+    """`param` names the request field at fault, when one is (OpenAI's error shape carries it)."""
+
     status, title, type_slug = 400, "Bad Request", "bad-request"
+
+    def __init__(self, detail: str, *, param: str | None = None) -> None:
+        super().__init__(detail)
+        self.param = param
+
+
+class ContextLengthExceeded(BadRequest):
+    """The prompt and the completion cap do not fit the model's context window or the tenant's limit."""
+
+    type_slug = "context-length-exceeded"
 
 
 class ValidationFailed(BadRequest):
@@ -48,7 +62,7 @@ class ValidationFailed(BadRequest):
     type_slug = "validation"
 
     def __init__(self, detail: str, errors: list[dict[str, str]]) -> None:
-        super().__init__(detail)
+        super().__init__(detail, param=errors[0]["field"] if errors else None)
         self.errors = errors
 
 
@@ -64,6 +78,12 @@ class Forbidden(AppError):
 
 class NotFound(AppError):
     status, title, type_slug = 404, "Not Found", "not-found"
+
+
+class ModelNotFound(NotFound):
+    """The model, deployment or embedding deployment a request names is not served here."""
+
+    type_slug = "model-not-found"
 
 
 class MethodNotAllowed(AppError):
@@ -111,13 +131,31 @@ class BudgetExhausted(TooManyRequests):
         super().__init__(detail, retry_after_s=retry_after_s, headers={**(headers or {}), "x-should-retry": "false"})
 
 
+@dataclass(frozen=True)
+class ProviderError:
+    """A provider's 400 as a client may see it: its message, field and code, already cleaned of
+    anything naming our deployments, regions or keys (shared/upstream.provider_error)."""
+
+    message: str
+    param: str | None = None
+    code: str | None = None
+
+
 class UpstreamRefused(AppError):
     """The model endpoint refused the request as invalid (a 400 from the provider, content filter).
 
-    Not retryable; the client gets a generic message, never the provider's text.
+    Not retryable. `detail` is generic (the native API never shows a provider's words); `provider`
+    is the provider's cleaned error, which the OpenAI-compatible routes answer with.
     """
 
     status, title, type_slug = 400, "Bad Request", "model-refused"
+
+    def __init__(self, detail: str, *, provider: ProviderError | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail, headers=headers)
+        self.provider = provider
+
+
 
 
 class ServiceUnavailable(AppError):
@@ -125,8 +163,16 @@ class ServiceUnavailable(AppError):
 
     status, title, type_slug = 503, "Service Unavailable", "unavailable"
 
-    def __init__(self, detail: str, *, retry_after_s: float = 5.0) -> None:
-        super().__init__(detail, retry_after_s=retry_after_s)
+    def __init__(self, detail: str, *, retry_after_s: float = 5.0, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail, retry_after_s=retry_after_s, headers=headers)
+
+
+class UpstreamThrottled(TooManyRequests, ServiceUnavailable):
+    """No model endpoint could answer because every one answered 429. Both kinds at once: a 429
+    with Retry-After (clients retry after the soonest endpoint frees up; a queued job is re-queued
+    with that delay), and an endpoint failure (a stale answer still beats it, as it beats a 503)."""
+
+    status, title, type_slug = 429, "Too Many Requests", "upstream-throttled"
 
 
 class DependencyFailed(AppError):

@@ -28,7 +28,7 @@ from shared.auth import Principal
 from shared.background import spawn
 from shared.budget import BudgetLedger, Estimate, Reservation
 from shared.cache import CacheKey, ResponseCache, chat_view
-from shared.errors import AppError, Forbidden, NotFound, RateLimited, ServiceUnavailable, TooManyRequests
+from shared.errors import AppError, Forbidden, ModelNotFound, RateLimited, ServiceUnavailable, TooManyRequests
 from shared.groups import LazyEngine
 from shared.metering import Meter, metering
 from shared.models import ChatMessage, ChatRequest, ChatResponse, SummarizeRequest, SummarizeResponse, Usage
@@ -101,7 +101,7 @@ class Gateway:
     def model_for(self, principal: Principal, requested: str | None) -> str:
         model = self.engine.resolve_model(requested)
         if model is None:
-            raise NotFound(f"The model or deployment {requested!r} is not available here.")
+            raise ModelNotFound(f"The model or deployment {requested!r} is not available here.")
         allowed = principal.limits.allowed_models
         if allowed is not None and model not in allowed:
             raise Forbidden(f"The model {model!r} is not enabled for this tenant.")

@@ -18,7 +18,7 @@ from shared.budget import Estimate, Reservation
 from shared.cache import CacheKey, openai_view
 from shared.config import RESPONSE_LIMIT_S
 from shared.endpoints import Endpoint, embedding_endpoint
-from shared.errors import BadRequest, Forbidden, NotFound
+from shared.errors import BadRequest, ContextLengthExceeded, Forbidden, ModelNotFound
 from shared.gateway import Answer, CallContext, Gateway, Plan, charged
 from shared.metering import Meter
 from shared.models import Usage
@@ -49,20 +49,29 @@ def group_limits(endpoints: list[Endpoint]) -> Limits:
 def completion_cap(body: Mapping[str, Any], prompt: int, limits: Limits, max_request_tokens: int | None) -> int:
     """The completion tokens to reserve: the cap the client set (else what the model may still
     generate) times `n`. A 400 naming the limit when the request cannot fit."""
-    asked = [v for v in (body.get("max_completion_tokens"), body.get("max_tokens")) if v is not None]
-    cap = min(asked) if asked else None
+    field, cap = cap_field(body)
     if cap is not None and cap > limits.max_output_tokens:
-        raise BadRequest(f"max_tokens ({cap}) is above the model's max_output_tokens ({limits.max_output_tokens}).")
+        raise BadRequest(f"{field} ({cap}) is above the model's max_output_tokens ({limits.max_output_tokens}).",
+                         param=field)
     if prompt + (cap or 1) > limits.context_window:
-        raise BadRequest(f"The request (about {prompt} prompt tokens + {cap or 1} completion tokens) does not fit "
-                         f"the model's context_window of {limits.context_window} tokens.")
+        raise ContextLengthExceeded(f"The request (about {prompt} prompt tokens + {cap or 1} completion tokens) "
+                                    f"does not fit the model's context_window of {limits.context_window} tokens.",
+                                    param="messages")
     if cap is None:
         cap = min(limits.max_output_tokens, limits.context_window - prompt)
     n = int(body.get("n") or 1)
     if max_request_tokens is not None and prompt + cap * n > max_request_tokens:
         raise BadRequest(f"The request (about {prompt} prompt tokens + {cap} x {n} completion tokens) is above this "
-                         f"tenant's max_request_tokens of {max_request_tokens}; set a smaller max_tokens.")
+                         f"tenant's max_request_tokens of {max_request_tokens}; set a smaller max_tokens.", param=field)
     return cap * n
+
+
+def cap_field(body: Mapping[str, Any]) -> tuple[str, int | None]:
+    """The field that sets the completion cap (the smaller of the two when both are sent), and the
+    cap; ("max_tokens", None) when the client set none."""
+    asked = {k: body[k] for k in ("max_completion_tokens", "max_tokens") if body.get(k) is not None}
+    field = min(asked, key=asked.__getitem__) if asked else "max_tokens"
+    return field, asked.get(field)
 
 
 def check_answer_size(body: Mapping[str, Any], work_tokens: int, limits: Limits) -> None:
@@ -71,14 +80,10 @@ def check_answer_size(body: Mapping[str, Any], work_tokens: int, limits: Limits)
     alternatives = top if isinstance(top, int) and top > 0 else 0
     size = work_tokens * (1 + alternatives)
     if size > max(MAX_ANSWER_TOKENS, limits.max_output_tokens):
-        fields = ", ".join(f for f, used in (("n", (body.get("n") or 1) != 1), ("max_tokens", True),
-                                             ("top_logprobs", alternatives > 0)) if used)
+        fields = [f for f, used in (("n", (body.get("n") or 1) != 1), (cap_field(body)[0], True),
+                                    ("top_logprobs", alternatives > 0)) if used]
         raise BadRequest(f"The answer this asks for could reach {size} tokens (n x max_tokens x (1 + top_logprobs)), "
-                         f"above the limit of {MAX_ANSWER_TOKENS}; lower {fields}.")
-
-
-def explicit_cap(body: Mapping[str, Any]) -> bool:
-    return body.get("max_completion_tokens") is not None or body.get("max_tokens") is not None
+                         f"above the limit of {MAX_ANSWER_TOKENS}; lower {', '.join(fields)}.", param=fields[0])
 
 
 class OpenAIPath:
@@ -99,10 +104,11 @@ class OpenAIPath:
         if not body.get("stream"):
             # A whole answer sends nothing until it is done; the HTTP front end waits at most 230 s.
             time_limit = self.groups.time_limit_s(model, cap)
-            if time_limit > RESPONSE_LIMIT_S and explicit_cap(body):
-                raise BadRequest(f"max_tokens ({cap // int(body.get('n') or 1)}) x n could take this model up to "
-                                 f"{time_limit:.0f} s, longer than a non-streamed answer may take "
-                                 f"({RESPONSE_LIMIT_S:.0f} s). Send stream: true, or a smaller max_tokens.")
+            field, asked = cap_field(body)
+            if time_limit > RESPONSE_LIMIT_S and asked is not None:
+                raise BadRequest(f"{field} ({asked}) x n could take this model up to {time_limit:.0f} s, longer than "
+                                 f"a non-streamed answer may take ({RESPONSE_LIMIT_S:.0f} s). Send stream: true, or "
+                                 f"a smaller {field}.", param=field)
             long_after_s = self.groups.long_after_s(model, cap)
         key = CacheKey(ctx.principal.tenant, model, lambda: cache_key(body), lambda: openai_view(body))
         return Plan(ctx, model, key, Estimate(prompt, cap), long_after_s=long_after_s), endpoints
@@ -145,7 +151,7 @@ class OpenAIPath:
         the resilience policy, over the endpoints whose `embedding_deployment` is the one asked for."""
         owners = [e for e in self.groups.endpoints() if requested and e.config.embedding_deployment == requested]
         if not owners:
-            raise NotFound(f"The embedding model or deployment {requested!r} is not available here.")
+            raise ModelNotFound(f"The embedding model or deployment {requested!r} is not available here.")
         allowed = ctx.principal.limits.allowed_models
         if allowed is not None and not any(e.config.model in allowed for e in owners):
             raise Forbidden(f"The embedding model {requested!r} is not enabled for this tenant.")

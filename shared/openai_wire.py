@@ -107,21 +107,49 @@ def _merge_delta(message: dict[str, Any], delta: Mapping[str, Any]) -> None:
 
 
 def replay(response: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """A cached chat.completion as the chunks of a stream: per choice its whole delta, then its finish."""
-    head = {k: v for k, v in response.items() if k not in ("choices", "object", "usage")}
+    """A cached chat.completion as the chunks a provider streams: Azure's filter-only first chunk
+    when the answer has prompt filter results; per choice its deltas (_deltas), the content's with
+    the choice's filter results, then its finish; the usage chunk last."""
+    head = {k: v for k, v in response.items() if k not in ("choices", "object", "usage", "prompt_filter_results")}
     head["object"] = "chat.completion.chunk"
     chunks: list[dict[str, Any]] = []
+    if "prompt_filter_results" in response:
+        chunks.append({"choices": [], "created": 0, "id": "", "model": "", "object": "",
+                       "prompt_filter_results": response["prompt_filter_results"]})
     for choice in _choices(response):
-        delta = copy.deepcopy(choice.get("message") or {})
-        for i, call in enumerate(delta.get("tool_calls") or []):
-            call["index"] = i
-        chunks.append({**head, "choices": [{"index": choice.get("index", 0), "delta": delta,
+        index = choice.get("index", 0)
+        opening, delta = _deltas(choice.get("message") or {})
+        if opening is not None:
+            chunks.append({**head, "choices": [{"index": index, **_no_results(choice), "delta": opening,
+                                                "logprobs": None, "finish_reason": None}]})
+        extra = {k: v for k, v in choice.items() if k not in ("index", "message", "logprobs", "finish_reason")}
+        chunks.append({**head, "choices": [{"index": index, **extra, "delta": delta,
                                             "logprobs": choice.get("logprobs"), "finish_reason": None}]})
     for choice in _choices(response):
-        chunks.append({**head, "choices": [{"index": choice.get("index", 0), "delta": {},
+        chunks.append({**head, "choices": [{"index": choice.get("index", 0), **_no_results(choice), "delta": {},
                                             "logprobs": None, "finish_reason": choice.get("finish_reason")}]})
     chunks.append({**head, "choices": [], "usage": response.get("usage")})
     return chunks
+
+
+def _deltas(message: Mapping[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """A message as a provider streams it: a text opens with the role and empty content, then the
+    whole content; tool calls or a refusal come in one delta with the role. An empty
+    `annotations` list is never streamed."""
+    role = message.get("role", "assistant")
+    body = {k: copy.deepcopy(v) for k, v in message.items() if k != "role" and not (k == "annotations" and v == [])}
+    if isinstance(body.get("content"), str) and not body.get("tool_calls"):
+        if body.get("refusal") is None:
+            body.pop("refusal", None)
+        return {"role": role, "content": "", "refusal": None}, body
+    for i, call in enumerate(body.get("tool_calls") or []):
+        call["index"] = i
+    return None, {"role": role, **body}
+
+
+def _no_results(choice: Mapping[str, Any]) -> dict[str, Any]:
+    """Azure's empty filter results on the chunks around a filtered choice's content."""
+    return {"content_filter_results": {}} if "content_filter_results" in choice else {}
 
 
 def completion_of(response: dict[str, Any], endpoint: str) -> Completion:
@@ -134,12 +162,15 @@ def completion_of(response: dict[str, Any], endpoint: str) -> Completion:
                       endpoint=endpoint, raw=response)
 
 
-def text_response(content: str, finish_reason: str, model: str, usage: Usage) -> dict[str, Any]:
-    """A chat.completion around a text answer (a semantic-cache hit, which keeps only the text)."""
-    return {"object": "chat.completion", "created": 0, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content, "refusal": None},
+def text_response(content: str, finish_reason: str, model: str, usage: Mapping[str, Any], *, created: int,
+                  system_fingerprint: str | None = None) -> dict[str, Any]:
+    """A chat.completion around a text answer (a semantic-cache hit, which keeps only the text and
+    the answer's `created`, `system_fingerprint` and usage with its details)."""
+    return {"object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content, "refusal": None,
+                                                 "annotations": []},
                          "logprobs": None, "finish_reason": finish_reason}],
-            "usage": usage.model_dump()}
+            "usage": dict(usage), **({"system_fingerprint": system_fingerprint} if system_fingerprint else {})}
 
 
 def semantic_view(body: Mapping[str, Any]) -> tuple[list[tuple[str, str]], dict[str, Any]] | None:

@@ -24,7 +24,8 @@ def problem_body(err: AppError, correlation_id: str) -> dict[str, Any]:
 
 
 def problem_headers(err: AppError, correlation_id: str) -> dict[str, str]:
-    headers = {"x-correlation-id": correlation_id}
+    # x-request-id is what the openai SDKs read into `request_id`: the same id.
+    headers = {"x-correlation-id": correlation_id, "x-request-id": correlation_id}
     if err.retry_after_s is not None:
         headers["Retry-After"] = str(max(1, math.ceil(err.retry_after_s)))
     headers.update(err.headers)

@@ -23,6 +23,7 @@ from azure.cosmos.aio import ContainerProxy
 from shared.cosmos import CosmosState
 from shared.embeddings import Embedder, cosine
 from shared.models import ChatMessage, Usage
+from shared.openai_wire import text_response
 from shared.semantic_veto import veto
 from shared.values import Completion
 
@@ -234,7 +235,7 @@ def entry(tenant: str, model: str, key: _Key, vector: list[float], completion: C
         "embedding": vector,
         "completion": {"content": completion.content, "finish_reason": completion.finish_reason,
                        "model": completion.model, "usage": completion.usage.model_dump(),
-                       "endpoint": completion.endpoint},
+                       "endpoint": completion.endpoint, **_answer_meta(completion.raw)},
         "created_at": now, "expires_at": now + ttl_s,
         # Cosmos deletes the item after `ttl` seconds (the container has TTL on); expires_at is
         # what reads check, since the emulator never deletes and Cosmos deletes lazily.
@@ -242,6 +243,22 @@ def entry(tenant: str, model: str, key: _Key, vector: list[float], completion: C
     }
 
 
-def _completion(raw: dict[str, Any]) -> Completion:
-    return Completion(content=raw["content"], finish_reason=raw["finish_reason"], model=raw["model"],
-                      usage=Usage.model_validate(raw["usage"]), endpoint=raw.get("endpoint", ""))
+def _answer_meta(raw: dict[str, Any] | None) -> dict[str, Any]:
+    """What makes a replayed answer look like a fresh one (an OpenAI-path answer): its `created`,
+    `system_fingerprint` and usage with its details."""
+    if raw is None:
+        return {}
+    meta = {k: raw[k] for k in ("created", "system_fingerprint") if raw.get(k) is not None}
+    if isinstance(raw.get("usage"), dict):
+        meta["usage"] = raw["usage"]
+    return meta
+
+
+def _completion(doc: dict[str, Any]) -> Completion:
+    usage = Usage.model_validate(doc["usage"])
+    raw = None
+    if "created" in doc:  # stored from an OpenAI-path answer: replayed as that answer's shape
+        raw = text_response(doc["content"], doc["finish_reason"], doc["model"], doc["usage"],
+                            created=int(doc["created"]), system_fingerprint=doc.get("system_fingerprint"))
+    return Completion(content=doc["content"], finish_reason=doc["finish_reason"], model=doc["model"],
+                      usage=usage, endpoint=doc.get("endpoint", ""), raw=raw)

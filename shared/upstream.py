@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import email.utils
 import math
+import re
 import sys
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import httpx2
 
-from shared.errors import exception_chain
+from shared.errors import ProviderError, exception_chain
 from shared.wire import UpstreamStatusError
 
 FailureKind = Literal["retryable", "refused", "misconfigured"]
@@ -29,6 +30,10 @@ class UpstreamFailure:
     # True when the provider may have started work (a timeout or a cut stream), as opposed to a
     # refusal it sent before doing anything.
     maybe_processed: bool = False
+    # The provider's id of the request (x-request-id / apim-request-id), for the client to quote.
+    request_id: str | None = None
+    # A refusal's `error` object as the provider sent it: never shown before provider_error cleans it.
+    refusal: Mapping[str, Any] | None = field(default=None, repr=False)
 
 
 # Every model call sends through httpx2: shared/wire.py, and the openai SDK (3.x) under Semantic Kernel.
@@ -60,13 +65,14 @@ def _sdk_errors() -> _SdkErrors:
     )
 
 
-def _status_of(chain: list[BaseException], sdk: _SdkErrors) -> tuple[int, Mapping[str, str]] | None:
-    """The error status an endpoint answered with, and its headers, from our wire or the SDK."""
+def _status_of(chain: list[BaseException], sdk: _SdkErrors) -> tuple[int, Mapping[str, str], object] | None:
+    """The error status an endpoint answered with, its headers and its body, from our wire or the SDK."""
     for e in chain:
         if isinstance(e, UpstreamStatusError):
-            return e.status_code, e.headers
+            return e.status_code, e.headers, e.body
         if isinstance(e, sdk.status):
-            return e.status_code, e.response.headers  # type: ignore[attr-defined]  # openai.APIStatusError
+            # openai.APIStatusError: `body` is the error object already taken out of {"error": ...}
+            return e.status_code, e.response.headers, {"error": e.body}  # type: ignore[attr-defined]
     return None
 
 
@@ -119,16 +125,19 @@ def classify(exc: BaseException) -> UpstreamFailure:
     if isinstance(exc, sdk.content_filter):
         failure = UpstreamFailure("refused", 400)
     elif answered is not None:
-        status, headers = answered
+        status, headers, body = answered
+        request_id = upstream_request_id(headers)
         if status in RETRYABLE_STATUSES:
             wait = retry_after_seconds(dict(headers))
-            failure = UpstreamFailure("retryable", status, wait, maybe_processed=status >= 500)
+            failure = UpstreamFailure("retryable", status, wait, maybe_processed=status >= 500, request_id=request_id)
         elif status in (401, 403):
             # Our credentials are wrong for this endpoint: a rotated key was already re-read
             # once (shared/clients.py); the policy never asks this endpoint again for the request.
-            failure = UpstreamFailure("misconfigured", status)
+            failure = UpstreamFailure("misconfigured", status, request_id=request_id)
         else:
-            failure = UpstreamFailure("refused", status)
+            error = body.get("error") if isinstance(body, Mapping) else None
+            failure = UpstreamFailure("refused", status, request_id=request_id,
+                                      refusal=error if isinstance(error, Mapping) else None)
     elif any(isinstance(e, (*_TIMEOUTS, *sdk.timeouts)) for e in chain):
         failure = UpstreamFailure("retryable", None, maybe_processed=True)
     elif any(isinstance(e, (*sdk.connection, *_HTTP_ERRORS)) for e in chain):
@@ -141,3 +150,55 @@ def classify(exc: BaseException) -> UpstreamFailure:
         # have worked on it.
         failure = UpstreamFailure("retryable", None, maybe_processed=True)
     return failure
+
+
+def upstream_request_id(headers: Mapping[str, str]) -> str | None:
+    """The provider's id of a request: OpenAI's and Azure's `x-request-id`, else Azure API
+    Management's `apim-request-id`; only if it looks like an id (it goes into a header of ours)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for name in ("x-request-id", "apim-request-id"):
+        value = lowered.get(name, "")
+        if _REQUEST_ID.fullmatch(value):
+            return value
+    return None
+
+
+def provider_error(refusal: Mapping[str, Any] | None, status: int | None,
+                   hidden: Iterable[str]) -> ProviderError | None:
+    """A provider's 400 as the client may see it: its message, `param` and `code`, with every
+    name in `hidden` (our deployments, endpoints, hosts), URLs, host names and anything shaped
+    like a key replaced by [redacted]. None for any other status or an error without a message."""
+    if status != 400 or refusal is None or not isinstance(message := refusal.get("message"), str) or not message:
+        return None
+    text = message[:_MAX_MESSAGE]
+    for pattern in _SECRET_SHAPES:
+        text = pattern.sub(_REDACTED, text)
+    for name in sorted({h for h in hidden if len(h) >= 3}, key=len, reverse=True):
+        text = re.sub(re.escape(name), _REDACTED, text, flags=re.IGNORECASE)
+    param, code = refusal.get("param"), refusal.get("code")
+    return ProviderError(text, _plain(param, _PARAM, hidden), _plain(code, _CODE, hidden))
+
+
+def _plain(value: object, shape: re.Pattern[str], hidden: Iterable[str]) -> str | None:
+    """A `param` or `code` passed on only when it is a field path or an identifier naming nothing of ours."""
+    if not isinstance(value, str) or not shape.fullmatch(value):
+        return None
+    lowered = value.lower()
+    return None if any(len(h) >= 3 and h.lower() in lowered for h in hidden) else value
+
+
+_REDACTED = "[redacted]"
+_MAX_MESSAGE = 1000
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_PARAM = re.compile(r"[A-Za-z0-9_.\[\]-]{1,128}")
+_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# Providers quote a rejected key ("Incorrect API key provided: sk-ab***yz"), a resource's URL or
+# host, or an id of our subscription: none of it is the client's to read.
+_SECRET_SHAPES = (
+    re.compile(r"[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE),  # URLs
+    re.compile(r"\S*\*{3,}\S*"),  # masked keys
+    re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{6,}"),  # OpenAI-style keys
+    re.compile(r"\b(?=[A-Za-z0-9_+/=-]*\d)(?=[A-Za-z0-9_+/=-]*[A-Za-z])[A-Za-z0-9_+/=-]{20,}"),  # long key-like tokens
+    re.compile(r"\b[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?:com|net|org|io|ai|azure|cn|us)\b", re.IGNORECASE),  # hosts
+    re.compile(r"/subscriptions/\S+", re.IGNORECASE),  # Azure resource ids
+)

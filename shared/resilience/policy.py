@@ -27,18 +27,19 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from shared.config import RESPONSE_LIMIT_S
 from shared.endpoints import Endpoint
-from shared.errors import AppError, ServiceUnavailable, UpstreamRefused
+from shared.errors import AppError, ServiceUnavailable, UpstreamRefused, UpstreamThrottled
 from shared.resilience.backoff import next_wait
 from shared.resilience.clock import Clock
 from shared.resilience.pool import EndpointPool
 from shared.resilience.retry_budget import RetryBudget
 from shared.tracing_genai import attempted, retried
-from shared.upstream import UpstreamFailure, classify
+from shared.upstream import UpstreamFailure, classify, provider_error
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -253,8 +254,25 @@ class ResiliencePolicy:
         return any(self.pool.usable(e) for e in endpoints if e.name not in tried)
 
     def _give_up(self, endpoints: Sequence[Endpoint], failure: UpstreamFailure) -> AppError:
+        headers = {"x-upstream-request-id": failure.request_id} if failure.request_id else {}
         if failure.kind == "refused":
-            return UpstreamRefused("The model endpoint refused this request (for example its content or size).")
+            return UpstreamRefused("The model endpoint refused this request (for example its content or size).",
+                                   provider=provider_error(failure.refusal, failure.status, _ours(endpoints)),
+                                   headers=headers)
         retry_after = self.pool.available_in(endpoints) or failure.retry_after_s or 5.0
+        if failure.status == 429 and not any(self.pool.breakers[e.name].reopens_in() for e in endpoints):
+            # Throttled to the last attempt, and no region down behind an open breaker: the client
+            # may come back when the soonest region frees up (its SDK retries a 429, not a 503).
+            return UpstreamThrottled("Every model endpoint is at its rate limit. Retry after the Retry-After.",
+                                     retry_after_s=max(1.0, retry_after), headers=headers)
         return ServiceUnavailable("No model endpoint could answer right now. Try again later.",
-                                  retry_after_s=max(1.0, retry_after))
+                                  retry_after_s=max(1.0, retry_after), headers=headers)
+
+
+def _ours(endpoints: Sequence[Endpoint]) -> set[str]:
+    """What a provider's message must not tell the client: our endpoints, deployments and hosts."""
+    names: set[str] = set()
+    for e in endpoints:
+        host = urlsplit(e.config.endpoint).hostname or ""
+        names |= {e.name, e.config.deployment, e.config.embedding_deployment or "", host, host.split(".")[0]}
+    return names

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from types import EllipsisType
 from typing import Any
 
 import httpx
@@ -49,3 +50,17 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     for marker in FORBIDDEN_IN_ERRORS:
         assert marker not in response.text, f"{marker!r} leaked into a {status} answer"
     return body
+
+
+def assert_openai_error(response: httpx.Response, status: int, code: str | EllipsisType | None) -> dict[str, Any]:
+    """OpenAI's error object on an OpenAI-compatible route: every member, the code clients branch
+    on (... : any), the correlation id in the headers (x-request-id too), nothing internal in the text."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    error: dict[str, Any] = response.json()["error"]
+    assert error.keys() == {"message", "type", "param", "code"}, error
+    assert code is ... or error["code"] == code, error
+    assert response.headers["x-request-id"] == response.headers["x-correlation-id"]
+    for marker in FORBIDDEN_IN_ERRORS:
+        assert marker not in response.text, f"{marker!r} leaked into a {status} answer"
+    return error

@@ -56,7 +56,8 @@ async def burst(urls: list[str], key: str, count: int, *, stream: bool = False) 
                 assert text.rstrip().endswith("data: [DONE]"), "every admitted stream completes"
             if response.status_code == 429:
                 assert int(response.headers["retry-after"]) >= 1
-                assert response.headers["content-type"].startswith("application/problem+json")
+                media = "application/json" if stream else "application/problem+json"  # OpenAI's error shape
+                assert response.headers["content-type"].startswith(media)
             return response.status_code
 
         return Counter(await asyncio.gather(*(one(i) for i in range(count))))

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from azure.storage.queue import QueueClient
 
-from tests.e2e.conftest import assert_problem
+from tests.e2e.conftest import assert_openai_error, assert_problem
 from tests.e2e.test_jobs import CHAT_INPUT, producer, wait_for  # noqa: F401  producer is a fixture
 from tools.localenv import LocalStack
 
@@ -21,6 +21,13 @@ pytestmark = pytest.mark.e2e
 def app_log(stack: LocalStack) -> str:
     """What the app process wrote (the stack sends each process's output to a file)."""
     return Path(stack.data_dir, "logs", "app.log").read_text(errors="replace")
+
+
+def error_text(path: str, response: httpx.Response) -> str:
+    """A 400's text: OpenAI's error object on the OpenAI-compatible routes, problem+json elsewhere."""
+    if path.endswith("/chat/completions"):
+        return str(assert_openai_error(response, 400, ...)["message"])
+    return str(assert_problem(response, 400)["detail"])
 
 
 def chat_with(content: str) -> bytes:
@@ -39,7 +46,7 @@ HOSTILE = [
 @pytest.mark.parametrize(("path", "body", "mentions"), HOSTILE)
 def test_hostile_json_is_a_400_naming_the_problem(api: httpx.Client, path: str, body: bytes, mentions: str) -> None:
     response = api.post(path, content=body, headers={"content-type": "application/json"})
-    assert mentions in assert_problem(response, 400)["detail"]
+    assert mentions in error_text(path, response)
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/chat", "/v1/jobs",
@@ -52,7 +59,7 @@ def test_a_lone_surrogate_is_a_400_and_the_prompt_never_reaches_the_log(api: htt
         body = b'{"kind": "chat", "input": ' + body + b"}"
     response = api.post(path, content=body, headers={"content-type": "application/json"},
                         params={"api-version": "2024-10-21"})
-    detail = assert_problem(response, 400)["detail"]
+    detail = error_text(path, response)
     assert "lone UTF-16 surrogate" in detail and "content" in detail and marker not in response.text
     assert marker not in app_log(stack)
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_KEY, DEV_KEY, OTHER_KEY
-from tests.e2e.conftest import assert_problem
+from tests.e2e.conftest import assert_openai_error, assert_problem
 
 pytestmark = pytest.mark.e2e
 
@@ -128,4 +128,4 @@ def test_unknown_paths_are_404_and_wrong_methods_405_with_allow(api: httpx.Clien
 
 def test_an_unknown_model_is_404(api: httpx.Client) -> None:
     response = api.post("/v1/chat/completions", json={"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]})
-    assert "gpt-9" in assert_problem(response, 404)["detail"]
+    assert "gpt-9" in assert_openai_error(response, 404, "model_not_found")["message"]

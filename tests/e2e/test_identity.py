@@ -16,7 +16,7 @@ import pytest
 from azure.identity import ManagedIdentityCredential, get_bearer_token_provider
 
 from shared.config import hash_api_key
-from tests.e2e.conftest import assert_problem
+from tests.e2e.conftest import assert_openai_error, assert_problem
 from tests.support.identity.gate import COGNITIVE_RESOURCE, Gate
 from tests.support.identity.issuer import API_AUDIENCE, IDENTITY_HEADER, TENANT_ID, Identity, Issuer
 from tests.support.identity.keyvault import KeyVault, LocalCA
@@ -141,7 +141,7 @@ def test_an_endpoint_answering_401_is_called_once_then_failed_over_or_given_up(w
     assert world.refusing.statuses == {401: 1}
     world.keyed.keys, world.keyed.statuses = {"not-the-key"}, world.keyed.statuses.__class__()
     try:
-        assert_problem(chat(world, "keyed"), 503)  # its only endpoint: no second call, no third
+        assert_openai_error(chat(world, "keyed"), 503, "service_unavailable")  # its only endpoint: one call
         assert world.keyed.statuses == {401: 1}
     finally:
         world.keyed.keys = {world.vault.versions["model-key"][-1][1]}

@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from tests.conftest import LIMITED_KEY
-from tests.e2e.conftest import assert_problem
+from tests.e2e.conftest import assert_openai_error
 from tests.e2e.oai_stack import CACHED_KEY, SMALL_KEY, WEATHER, Ledger, simulator_billed, tokens_used
 
 pytestmark = pytest.mark.e2e
@@ -43,17 +43,20 @@ def test_embeddings_float_and_base64_on_both_routes(fid_oai: openai.OpenAI, fid_
     assert all(isinstance(x, float) for x in struct.unpack(f"<{len(vector) // 4}f", vector))
 
 
-def test_embeddings_errors_are_problems(oai_app: str, ledger: Ledger, fid_oai: openai.OpenAI) -> None:
+def test_embeddings_errors_are_openai_errors(oai_app: str, ledger: Ledger, fid_oai: openai.OpenAI) -> None:
     fid_oai.embeddings.create(model="embeddings", input="one billed call, so the ledger has something to compare")
     with httpx.Client(base_url=f"{oai_app}/api", headers={"api-key": ledger.key}, timeout=30) as api:
-        assert "input" in assert_problem(api.post("/v1/embeddings", json={"model": "embeddings"}), 400)["detail"]
-        assert_problem(api.post("/v1/embeddings", json={"model": "nope", "input": "x"}), 404)
-        assert_problem(api.post("/openai/deployments/nope/embeddings", json={"input": "x"}), 404)
-        # The provider refuses (tool_choice without tools): a 400 of ours, never the provider's text.
+        missing = assert_openai_error(api.post("/v1/embeddings", json={"model": "embeddings"}), 400, "invalid_value")
+        assert missing["param"] == "input" and "input" in missing["message"]
+        assert_openai_error(api.post("/v1/embeddings", json={"model": "nope", "input": "x"}), 404, "model_not_found")
+        assert_openai_error(api.post("/openai/deployments/nope/embeddings", json={"input": "x"}), 404,
+                            "model_not_found")
+        # The provider refuses (tool_choice without tools): its own message and field reach the client.
         refused = api.post("/v1/chat/completions", json={"model": MODEL, "tool_choice": "required",
                                                          "messages": [{"role": "user", "content": "hi"}]})
-        assert assert_problem(refused, 400)["type"].endswith("model-refused")
-        assert "tool_choice" not in refused.text
+        error = assert_openai_error(refused, 400, None)
+        assert error["param"] == "tool_choice" and "tools" in error["message"]
+        assert refused.headers["x-upstream-request-id"]
 
 
 def test_limits_come_from_the_model_and_the_tenant(oai_app: str, ledger: Ledger, fid_oai: openai.OpenAI) -> None:
@@ -61,17 +64,17 @@ def test_limits_come_from_the_model_and_the_tenant(oai_app: str, ledger: Ledger,
     with httpx.Client(base_url=f"{oai_app}/api/v1", headers={"api-key": ledger.key}, timeout=30) as api:
         over = api.post("/chat/completions", json={"model": MODEL, "max_tokens": 16_385,
                                                    "messages": [{"role": "user", "content": "hi"}]})
-        assert "max_output_tokens (16384)" in assert_problem(over, 400)["detail"]
+        assert "max_output_tokens (16384)" in assert_openai_error(over, 400, None)["message"]
         huge = " ".join(["harbour"] * 130_000)
         too_long = api.post("/chat/completions", json={"model": MODEL, "messages": [{"role": "user", "content": huge}]})
-        assert "context_window of 128000" in assert_problem(too_long, 400)["detail"]
+        assert "context_window of 128000" in assert_openai_error(too_long, 400, "context_length_exceeded")["message"]
 
 
 def test_a_tenant_max_request_tokens_refuses_what_could_exceed_it(oai_app: str, stack: Any) -> None:
     book = Ledger(stack, oai_app, SMALL_KEY)
     small = httpx.post(f"{oai_app}/api/v1/chat/completions", headers={"api-key": SMALL_KEY}, timeout=30,
                        json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}]})
-    assert "max_request_tokens of 2000" in assert_problem(small, 400)["detail"]
+    assert "max_request_tokens of 2000" in assert_openai_error(small, 400, None)["message"]
     fits = httpx.post(f"{oai_app}/api/v1/chat/completions", headers={"api-key": SMALL_KEY}, timeout=30,
                       json={"model": MODEL, "max_tokens": 500, "messages": [{"role": "user", "content": "hi"}]})
     assert fits.status_code == 200

@@ -49,6 +49,8 @@ def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, SimulatorCo
     parser.add_argument("--base-latency-ms", type=float, default=20.0, help="time before the first token")
     parser.add_argument("--seed", type=int, default=0, help="seeds the answers and the fault sampling")
     parser.add_argument("--embedding-dims", type=int, default=256, help="when a request sets no dimensions")
+    parser.add_argument("--deployments", default="",
+                        help="comma-separated deployments served on the Azure routes (others: 404); empty: any")
     args = parser.parse_args(argv)
     try:
         config = SimulatorConfig(
@@ -57,6 +59,7 @@ def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, SimulatorCo
             base_latency_ms=args.base_latency_ms,
             seed=args.seed,
             embedding_dims=args.embedding_dims,
+            deployments=tuple(d.strip() for d in args.deployments.split(",") if d.strip()),
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+import uuid
 
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
@@ -15,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tools.simulator.azure import refusal
 from tools.simulator.config import SimulatorConfig
 from tools.simulator.faults import Fault
 from tools.simulator.responses import openai_error
@@ -105,12 +107,13 @@ class _Control:
 async def _http_error(request: Request, exc: Exception) -> Response:
     # 404 and 405 in the API's error shape, so SDKs report them as API errors, not parse failures.
     if isinstance(exc, HTTPException):
-        return openai_error(exc.status_code, exc.detail, exc.headers)
-    return openai_error(500, "Simulator error.")
+        return refusal(request, exc.status_code, exc.detail, exc.headers)
+    return refusal(request, 500, "Simulator error.")
 
 
 class RegionAndLog:
-    """Stamps x-sim-region on every response and logs one line per request when it ends.
+    """Stamps x-sim-region and Azure's request ids (x-request-id, apim-request-id) on every
+    response and logs one line per request when it ends.
 
     Pure ASGI rather than BaseHTTPMiddleware, which would buffer streams and hide drops.
     """
@@ -126,13 +129,15 @@ class RegionAndLog:
             return
         started = time.perf_counter()
         status = "-"
+        request_id = str(uuid.uuid4()).encode("ascii")
         state = scope.setdefault("state", {})
 
         async def stamped(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = str(message["status"])
-                message["headers"] = [*message.get("headers", []), self._header]
+                ids = [(name, request_id) for name in (b"x-request-id", b"apim-request-id")]
+                message["headers"] = [*message.get("headers", []), self._header, *ids]
             await send(message)
 
         try:

@@ -15,6 +15,12 @@ class SimulatorConfig:
     # Seeds both the answers and the fault dice, so a run can be replayed exactly.
     seed: int = 0
     embedding_dims: int = 256
+    # The deployments this region serves (Azure routes): any other is a 404 DeploymentNotFound.
+    # Empty: every name is served, as before.
+    deployments: tuple[str, ...] = ()
+    # The deployment's quota, reported in x-ratelimit-remaining-* (not enforced).
+    requests_per_minute: int = 1_000
+    tokens_per_minute: int = 1_000_000
 
     def __post_init__(self) -> None:
         if not self.region:

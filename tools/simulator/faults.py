@@ -24,6 +24,8 @@ class Fault(BaseModel):
     retry_after_s: float | None = Field(default=None, ge=0.0, le=86_400.0)
     latency_ms: float | None = Field(default=None, ge=0.0, le=MAX_LATENCY_MS)
     after_tokens: int | None = Field(default=None, ge=0)
+    # The fault hits this many requests, then clears itself (a test's fault can never outlive it).
+    count: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -57,14 +59,21 @@ class FaultInjector:
         self._seed = seed
         self._rng = random.Random(seed)
         self.active: Fault | None = None
+        self._left: int | None = None
 
     def set(self, fault: Fault | None) -> None:
         self.active = fault
+        self._left = fault.count if fault is not None else None
         # Restarting the dice makes "set fault, send N requests" give the same hits every run.
         self._rng = random.Random(self._seed)
 
     def draw(self) -> Fault | None:
         """The fault for this request, or None when it is spared."""
-        if self.active is None or self._rng.random() >= self.active.rate:
+        fault = self.active
+        if fault is None or self._rng.random() >= fault.rate:
             return None
-        return self.active
+        if self._left is not None:
+            self._left -= 1
+            if self._left == 0:
+                self.active = None
+        return fault

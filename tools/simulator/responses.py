@@ -52,11 +52,13 @@ class Step:
 class Completion:
     """Builds the chat payloads of one answer, sharing one id and timestamp like the real API."""
 
-    def __init__(self, model: str, region: str) -> None:
+    def __init__(self, model: str, region: str, *, filters: FilterResults | None = None) -> None:
         self.id = f"chatcmpl-sim-{uuid.uuid4().hex[:24]}"
         self.created = int(time.time())
         self.model = model
         self.fingerprint = f"sim-{region}"
+        # Azure's content-filter annotations (tools/simulator/azure.py); None on the OpenAI routes.
+        self.filters = filters
 
     def _envelope(self, kind: str) -> dict[str, Any]:
         return {
@@ -76,10 +78,12 @@ class Completion:
                 "message": message(reply),
                 "finish_reason": reply.finish_reason,
                 "logprobs": None if groups is None else {"content": [e for g in groups for e in g], "refusal": None},
+                **({"content_filter_results": self.filters.choice()} if self.filters else {}),
             }
             for index, (reply, groups) in enumerate(zip(replies, logprobs, strict=True))
         ]
-        return {**self._envelope("chat.completion"), "choices": choices, "usage": usage}
+        prompt = {"prompt_filter_results": self.filters.prompt()} if self.filters else {}
+        return {**self._envelope("chat.completion"), "choices": choices, "usage": usage, **prompt}
 
     def chunk(
         self,
@@ -91,13 +95,30 @@ class Completion:
     ) -> bytes:
         lp = None if logprobs is None else {"content": logprobs, "refusal": None}
         choice = {"index": index, "delta": delta, "finish_reason": finish_reason, "logprobs": lp}
+        if self.filters:
+            # Azure rates what a chunk generated; the role and the finish chunks carry empty results.
+            generated = delta.get("content") or delta.get("tool_calls")
+            choice["content_filter_results"] = self.filters.choice() if generated else {}
         return sse({**self._envelope("chat.completion.chunk"), "choices": [choice]})
+
+    def opening(self) -> bytes:
+        """What a stream sends before its first choice: Azure's filter-only chunk, else nothing."""
+        return sse(self.filters.first_chunk()) if self.filters else b""
 
     def usage_chunk(self, usage: dict[str, Any]) -> bytes:
         return sse({**self._envelope("chat.completion.chunk"), "choices": [], "usage": usage})
 
 
 Logprobs = list[list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class FilterResults:
+    """Azure's content-filter annotations, as functions so each answer gets fresh dicts."""
+
+    prompt: Callable[[], list[dict[str, Any]]]
+    choice: Callable[[], dict[str, Any]]
+    first_chunk: Callable[[], dict[str, Any]]
 
 
 def message(reply: Reply) -> dict[str, Any]:
@@ -119,7 +140,7 @@ def steps(reply: Reply, logprobs: Logprobs | None) -> list[Step]:
     if reply.text is not None:
         groups: Sequence[list[dict[str, Any]] | None] = logprobs or [None] * len(reply.text.pieces)
         return [
-            Step({"role": "assistant", "content": ""}, 0),
+            Step({"role": "assistant", "content": "", "refusal": None}, 0),
             *(Step({"content": p.text}, p.tokens, g) for p, g in zip(reply.text.pieces, groups, strict=True)),
         ]
     out = [] if reply.tool_calls else [Step({"role": "assistant", "content": None}, 0)]

@@ -12,6 +12,7 @@ from typing import Protocol
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from tools.simulator import azure
 from tools.simulator.config import SimulatorConfig
 from tools.simulator.embeddings import embed, encode
 from tools.simulator.faults import Fault, FaultInjector
@@ -25,10 +26,10 @@ from tools.simulator.responses import (
     DroppedConnection,
     DroppedResponse,
     EventStream,
+    FilterResults,
     Step,
     Write,
     first_of,
-    openai_error,
     steps,
     usage,
     wait_for_disconnect,
@@ -61,6 +62,7 @@ class _StreamPlan:
 
 
 HANG_S = 600.0
+AZURE_FILTERS = FilterResults(azure.prompt_filter_results, azure.choice_filter_results, azure.filter_only_chunk)
 # What GET /v1/models lists; every route accepts any model or deployment name regardless.
 LISTED_MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small", "text-embedding-3-large")
 _BEARER = re.compile(r"bearer\s+\S", re.IGNORECASE)
@@ -75,6 +77,7 @@ class Simulator:
         self.faults = FaultInjector(config.seed)
         self.stats = Stats()
         self.prefix_cache = PrefixCache()
+        self.quota = azure.Quota(config.requests_per_minute, config.tokens_per_minute)
         # Injected so in-process tests can answer instantly yet still exercise every latency path.
         self._sleep = sleep
         self._closing = asyncio.Event()
@@ -87,7 +90,7 @@ class Simulator:
 
     async def chat(self, request: Request) -> Response:
         record = self._begin(request)
-        if (rejected := _check_key(request, record)) is not None:
+        if (rejected := self._admit(request, record)) is not None:
             return rejected
         try:
             body = parse(ChatRequest, await request.body())
@@ -100,7 +103,7 @@ class Simulator:
             replies = plan_replies(body, seed=seed)
         except (InvalidRequest, InputTooLong) as exc:
             record("400")
-            return openai_error(400, str(exc))
+            return azure.bad_request(exc)
 
         logprobs = [
             content_logprobs(reply.text, top=body.top_logprobs or 0, seed=seed)
@@ -109,13 +112,14 @@ class Simulator:
             for reply in replies
         ]
         streams = [steps(reply, groups) for reply, groups in zip(replies, logprobs, strict=True)]
-        completion = Completion(model, self.config.region)
+        completion = Completion(model, self.config.region, filters=AZURE_FILTERS if azure.is_azure(request) else None)
 
         fault = self.faults.draw()
         if (failed := await self._fail(fault, request, record)) is not None:
             return failed
         drop_after = fault.drop_after if fault is not None and fault.status == "drop_stream" else None
         billed = len(prompt)
+        headers = self.quota.spend(billed + (body.token_cap or 0))
         # Only a request the model really reads (not one refused above) warms the prompt cache.
         cached = self.prefix_cache.cached_tokens(model, prompt)
         completion_tokens = sum(reply.completion_tokens for reply in replies)
@@ -129,10 +133,10 @@ class Simulator:
             # The n choices decode side by side: the answer takes as long as its slowest rounds.
             await self._sleep(self.config.ms_per_token * sum(_round_tokens(streams)) / 1000)
             record("200", billed, completion_tokens)
-            return JSONResponse(result)
+            return JSONResponse(result, headers=headers)
 
         plan = _StreamPlan(completion, replies, streams, billed, cached, drop_after, body.include_usage, record)
-        return EventStream(functools.partial(self._stream, plan))
+        return EventStream(functools.partial(self._stream, plan), headers=headers)
 
     async def _stream(self, plan: _StreamPlan, write: Write) -> None:
         """Stream the replies round by round: the n choices advance together, a chunk each."""
@@ -141,6 +145,8 @@ class Simulator:
         )
         sent = 0
         try:
+            if opening := completion.opening():
+                await write(opening)
             decoded = 0
             for round_index, tokens in enumerate(_round_tokens(streams)):
                 if tokens:
@@ -172,7 +178,7 @@ class Simulator:
 
     async def embeddings(self, request: Request) -> Response:
         record = self._begin(request)
-        if (rejected := _check_key(request, record)) is not None:
+        if (rejected := self._admit(request, record)) is not None:
             return rejected
         try:
             body = parse(EmbeddingRequest, await request.body())
@@ -182,7 +188,7 @@ class Simulator:
             prompt_tokens = sum(count_tokens(item) if isinstance(item, str) else len(item) for item in body.inputs)
         except (InvalidRequest, InputTooLong) as exc:
             record("400")
-            return openai_error(400, str(exc))
+            return azure.bad_request(exc)
 
         fault = self.faults.draw()
         if (failed := await self._fail(fault, request, record)) is not None:
@@ -205,7 +211,7 @@ class Simulator:
             record("dropped")
             return DroppedResponse(result)
         record("200", prompt_tokens)
-        return JSONResponse(result)
+        return JSONResponse(result, headers=self.quota.spend(prompt_tokens))
 
     async def models(self, request: Request) -> Response:
         """The model names a client can ask for (any other name works too), in the list shape."""
@@ -213,6 +219,16 @@ class Simulator:
             return rejected
         data = [{"id": name, "object": "model", "created": 0, "owned_by": "simulator"} for name in LISTED_MODELS]
         return JSONResponse({"object": "list", "data": data})
+
+    def _admit(self, request: Request, record: Record) -> Response | None:
+        """A missing key's 401, or Azure's 404 for a deployment this region does not serve."""
+        if (rejected := _check_key(request, record)) is not None:
+            return rejected
+        deployment = request.path_params.get("deployment")
+        if deployment and self.config.deployments and deployment not in self.config.deployments:
+            record("404")
+            return azure.error(404, azure.DEPLOYMENT_NOT_FOUND, code="DeploymentNotFound")
+        return None
 
     def _begin(self, request: Request) -> Record:
         """Count a model request; the returned recorder settles its outcome exactly once."""
@@ -239,10 +255,10 @@ class Simulator:
             record("timeout")
             # Hang until the client gives up, the server stops, or a real gateway would have.
             await first_of(self._sleep(HANG_S), wait_for_disconnect(request.receive), self._closing.wait())
-            return openai_error(504, "simulated timeout: the model never answered")
+            return azure.refusal(request, 504, "simulated timeout: the model never answered")
         if isinstance(fault.status, int):
             record(str(fault.status))
-            return openai_error(fault.status, _FAULT_MESSAGES[fault.status], fault.retry_headers())
+            return azure.refusal(request, fault.status, _FAULT_MESSAGES[fault.status], fault.retry_headers())
         return None
 
 
@@ -274,7 +290,8 @@ def _check_key(request: Request, record: Record) -> Response | None:
     if request.headers.get("api-key", "").strip() or _BEARER.match(request.headers.get("authorization", "")):
         return None
     record("401")
-    return openai_error(401, "Access denied due to missing subscription key. Send an api-key header or a bearer token.")
+    return azure.refusal(request, 401, "Access denied due to missing subscription key. Send an api-key header "
+                                       "or a bearer token.")
 
 
 def _model_name(request: Request, requested: str | None) -> str:

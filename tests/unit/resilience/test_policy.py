@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.endpoints import Endpoint
-from shared.errors import ServiceUnavailable, UpstreamRefused
+from shared.errors import ServiceUnavailable, UpstreamRefused, UpstreamThrottled
 from shared.resilience.breaker import BreakerSettings
 from shared.resilience.retry_budget import RetryBudget
 from tests.unit.resilience.helpers import FakeClock, api_error, endpoint, policy, scripted
@@ -66,7 +66,7 @@ async def test_refusals_are_never_retried(status: int) -> None:
 async def test_a_retry_after_beyond_the_deadline_fails_now_with_that_retry_after() -> None:
     clock = FakeClock()
     calls: list[str] = []
-    with pytest.raises(ServiceUnavailable) as err:
+    with pytest.raises(UpstreamThrottled) as err:  # throttled, not down: a 429 the SDKs retry after it
         await policy(clock, ["only"], deadline=30).call([endpoint("only")],
                                                        scripted([api_error(429, {"retry-after": "45"})], calls))
     assert calls == ["only"] and clock.waits == []

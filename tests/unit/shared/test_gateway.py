@@ -11,7 +11,7 @@ import pytest
 from shared.auth import Principal
 from shared.background import drain
 from shared.config import TenantLimits
-from shared.errors import NotFound, RateLimited, ServiceUnavailable
+from shared.errors import NotFound, RateLimited, ServiceUnavailable, UpstreamThrottled
 from shared.gateway import STREAM_QUEUE, CallContext, ChatCall, Gateway, LongCalls, StreamInterrupted
 from shared.metering import Meter, completion_tokens
 from shared.models import ChatMessage, ChatRequest, SummarizeRequest, Usage
@@ -183,12 +183,14 @@ async def test_a_semantic_hit_is_charged_its_embedding_and_counted_in_tpm() -> N
     assert budget.estimates[0].prompt_tokens == 2 * chat_prompt, "reserved before the lookup embeds"
 
 
-async def test_degraded_mode_serves_an_expired_answer_flagged_stale() -> None:
+@pytest.mark.parametrize("outage", [ServiceUnavailable("every endpoint is down"),
+                                    UpstreamThrottled("every endpoint is at its limit", retry_after_s=3)])
+async def test_degraded_mode_serves_an_expired_answer_flagged_stale(outage: ServiceUnavailable) -> None:
     gateway, engine, budget, cache, _ = make()
     await gateway.complete(CallContext(TENANT_A, "c"), chat_call())
     await drain(5)
     cache.expired.update(cache.entries)
-    engine.error = ServiceUnavailable("every endpoint is down")
+    engine.error = outage
     answer = await gateway.complete(CallContext(TENANT_A, "c"), chat_call())
     await drain(5)
     assert (answer.cached, answer.stale, answer.completion.content) == (True, True, "a short answer")

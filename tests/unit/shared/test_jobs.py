@@ -11,7 +11,14 @@ import pytest
 
 from shared.auth import Principal
 from shared.deadletter import DEADLETTER_PARTITION, dead_letter
-from shared.errors import BudgetBusy, BudgetExhausted, DependencyFailed, RateLimited, ServiceUnavailable
+from shared.errors import (
+    BudgetBusy,
+    BudgetExhausted,
+    DependencyFailed,
+    RateLimited,
+    ServiceUnavailable,
+    UpstreamThrottled,
+)
 from shared.gateway import Gateway
 from shared.jobs import JobReference, JobService, job_id_for, parse_job_message
 from shared.models import JobRequest
@@ -157,7 +164,8 @@ async def test_a_claim_check_without_its_record_runs_nothing() -> None:
     assert engine.calls == 0 and store.docs == {}
 
 
-@pytest.mark.parametrize("refusal", [RateLimited("rpm", retry_after_s=42), BudgetBusy("busy", retry_after_s=7.2)])
+@pytest.mark.parametrize("refusal", [RateLimited("rpm", retry_after_s=42), BudgetBusy("busy", retry_after_s=7.2),
+                                     UpstreamThrottled("every region at its limit", retry_after_s=3)])
 async def test_a_throttled_job_is_requeued_with_its_retry_after_and_stays_queued(refusal: Exception) -> None:
     queue = FakeQueue()
     engine = FakeEngine(error=refusal)  # type: ignore[arg-type]

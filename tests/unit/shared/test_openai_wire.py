@@ -103,3 +103,25 @@ def test_embedding_inputs_count_texts_and_token_ids() -> None:
     assert embedding_tokens("gpt-4o-mini", [1, 2, 3]) == 3
     assert embedding_tokens("gpt-4o-mini", [[1, 2], [3]]) == 3
     assert embedding_tokens("gpt-4o-mini", ["harbour", "pier"]) == 3
+
+
+def test_a_cached_azure_answer_replays_as_azure_streams_it() -> None:
+    filters = {"hate": {"filtered": False, "severity": "safe"}}
+    prompt = [{"prompt_index": 0, "content_filter_results": filters}]
+    answer = {"id": "x", "object": "chat.completion", "created": 7, "model": "m", "system_fingerprint": "fp",
+              "prompt_filter_results": prompt,
+              "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None, "content_filter_results": filters,
+                           "message": {"role": "assistant", "content": "Hi.", "refusal": None, "annotations": []}}],
+              "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
+    chunks = replay(answer)
+    head = {"id": "x", "object": "chat.completion.chunk", "created": 7, "model": "m", "system_fingerprint": "fp"}
+    assert chunks == [
+        {"choices": [], "created": 0, "id": "", "model": "", "object": "", "prompt_filter_results": prompt},
+        {**head, "choices": [{"index": 0, "content_filter_results": {}, "logprobs": None, "finish_reason": None,
+                              "delta": {"role": "assistant", "content": "", "refusal": None}}]},
+        {**head, "choices": [{"index": 0, "content_filter_results": filters, "logprobs": None, "finish_reason": None,
+                              "delta": {"content": "Hi."}}]},
+        {**head, "choices": [{"index": 0, "content_filter_results": {}, "delta": {}, "logprobs": None,
+                              "finish_reason": "stop"}]},
+        {**head, "choices": [], "usage": answer["usage"]},
+    ]

@@ -71,7 +71,7 @@ async def test_stream_spends_a_token_delay_per_chunk_and_matches_the_plain_answe
     chunks = sse_payloads(response.text)
     pieces = [chunk["choices"][0]["delta"]["content"] for chunk in chunks[1:-2]]
     assert response.headers["content-type"].startswith("text/event-stream")
-    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": "", "refusal": None}
     assert "".join(pieces) == plain["choices"][0]["message"]["content"]
     # An English answer streams exactly one token per chunk.
     assert pieces == [O200K.decode([token]) for token in O200K.encode("".join(pieces))]
@@ -115,8 +115,10 @@ async def test_invalid_chat_bodies_get_an_openai_style_400(
     response = await client.post("/v1/chat/completions", content=body, headers=KEY)
 
     assert response.status_code == 400
-    assert response.json()["error"]["code"] == "400"
-    assert response.json()["error"]["message"]
+    error = response.json()["error"]
+    # The model service's own 400 (Azure passes it on): every member of OpenAI's error object.
+    assert error.keys() == {"message", "type", "param", "code"} and error["type"] == "invalid_request_error"
+    assert error["message"]
     assert sim.stats.snapshot()["by_status"] == {"400": 1}
 
 
