@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import random
 import shutil
@@ -187,9 +188,16 @@ class LocalStack:
             self._spawn(
                 f"sim-{region}", ports=(int(port),),
                 cmd=[sys.executable, "-m", "tools.simulator", "--host", "127.0.0.1", "--port", port,
-                     "--region", region],
+                     "--region", region, "--deployments", ",".join(self._deployments_at(url))],
                 ready=functools.partial(_answers_200, f"{url}/_sim/stats"),
             )
+
+    def _deployments_at(self, url: str) -> list[str]:
+        """The Azure deployments AI_ENDPOINTS sends to `url`: the simulator there serves these and
+        answers any other with Azure's 404 DeploymentNotFound, as a real resource does."""
+        endpoints = json.loads(self.settings.get("AI_ENDPOINTS") or "[]")
+        return sorted({name for e in endpoints if str(e.get("endpoint", "")).rstrip("/") == url
+                       for name in (e.get("deployment"), e.get("embedding_deployment")) if name})
 
     @contextlib.contextmanager
     def app_on_free_port(self, name: str, extra_env: dict[str, str]) -> Iterator[str]:
