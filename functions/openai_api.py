@@ -26,7 +26,7 @@ from shared.errors import AppError
 from shared.models import OpenAIChatRequest, OpenAIEmbeddingsRequest, Usage
 from shared.openai_errors import openai_error
 from shared.openai_wire import replay, text_response
-from shared.values import Delta
+from shared.values import UPSTREAM_REQUEST_ID, Delta
 
 if TYPE_CHECKING:
     from shared.openai_path import OpenAIPath
@@ -100,7 +100,10 @@ async def _completions(scope: Scope, deployment: str | None) -> Response:
         c = answer.completion
         body = c.raw if c.raw is not None else text_response(c.content, c.finish_reason, c.model, c.usage.model_dump(),
                                                              created=int(time.time()))
-        return ok({**body, "id": completion_id}, headers={"x-cache": _cache_state(answer.cached, answer.stale)})
+        headers = {"x-cache": _cache_state(answer.cached, answer.stale)}
+        if c.request_id is not None and not answer.cached:
+            headers[UPSTREAM_REQUEST_ID] = c.request_id
+        return ok({**body, "id": completion_id}, headers=headers)
 
     deltas = path.stream(scope.context, requested, data)
     # Hold the response until the first content (or the end): until then a failure can still be
@@ -115,9 +118,11 @@ async def _completions(scope: Scope, deployment: str | None) -> Response:
         held += [d async for d in deltas]  # a cached answer is whole at once
     events = _sse(held, deltas, completion_id=completion_id, include_usage=request.include_usage,
                   cid=scope.correlation_id)
-    return StreamingResponse(events, media_type="text/event-stream",
-                             headers={"cache-control": "no-cache", "x-accel-buffering": "no",
-                                      "x-cache": _cache_state(first.cached, first.stale)})
+    headers = {"cache-control": "no-cache", "x-accel-buffering": "no",
+               "x-cache": _cache_state(first.cached, first.stale)}
+    if first.request_id is not None and not first.cached:
+        headers[UPSTREAM_REQUEST_ID] = first.request_id
+    return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
 
 def _cache_state(cached: bool, stale: bool) -> str:

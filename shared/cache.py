@@ -95,6 +95,7 @@ def exact_key(tenant: str, model: str, request: dict[str, Any]) -> str:
 def completion_doc(completion: Completion) -> dict[str, Any]:
     doc = asdict(completion)
     doc["usage"] = completion.usage.model_dump()
+    del doc["request_id"]  # the provider's id of that one request: a hit is answered by no one
     return doc
 
 

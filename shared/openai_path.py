@@ -25,7 +25,8 @@ from shared.models import Usage
 from shared.openai_wire import billed_text, cache_key, completion_of, usage_of
 from shared.passthrough import forward, forward_stream
 from shared.tokens import counter_for, request_prompt_tokens
-from shared.values import Completion, Delta
+from shared.values import UPSTREAM_REQUEST_ID, Completion, Delta
+from shared.wire import Receipt
 
 # The most answer one request may ask for, in tokens: n x the completion cap x (1 + top_logprobs),
 # each logprob alternative weighing as much as a token. It bounds the memory one answer takes
@@ -117,9 +118,10 @@ class OpenAIPath:
         plan, endpoints = self.plan(ctx, requested, body)
 
         async def invoke() -> Completion:
+            receipt: Receipt = {}
             endpoint, answer = await forward(endpoints, self.groups.policy, "/chat/completions", body,
-                                             work_tokens=plan.estimate.max_completion_tokens)
-            return completion_of(answer, endpoint.name)
+                                             work_tokens=plan.estimate.max_completion_tokens, receipt=receipt)
+            return completion_of(answer, endpoint.name, request_id=receipt.get("request_id"))
 
         return await self.gateway.answer(plan, invoke)
 
@@ -128,10 +130,12 @@ class OpenAIPath:
         plan, endpoints = self.plan(ctx, requested, body)
 
         async def source() -> AsyncIterator[Delta]:
-            async for _, chunk in forward_stream(endpoints, self.groups.policy, body):
+            receipt: Receipt = {}
+            async for _, chunk in forward_stream(endpoints, self.groups.policy, body, receipt=receipt):
                 finish = next((c.get("finish_reason") for c in chunk.get("choices") or [] if c.get("finish_reason")),
                               None)
                 yield Delta(content=billed_text(chunk), finish_reason=finish, usage=usage_of(chunk),
+                            request_id=receipt.get("request_id"),
                             model=chunk.get("model"), raw=chunk)
 
         async for delta in self.gateway.streamed(plan, source):
@@ -161,12 +165,17 @@ class OpenAIPath:
         ctx.response_headers.update(allowance.headers())
         reservation = await self.gateway.budget.reserve(ctx.principal, model, Estimate(prompt, 0))
         # Detached, as the chat call: a client gone never cancels the call it caused or its settlement.
-        return await asyncio.shield(spawn(self._embed(owners, body, Meter(model, prompt), reservation)))
+        receipt: Receipt = {}
+        answer = await asyncio.shield(spawn(self._embed(owners, body, Meter(model, prompt), reservation, receipt)))
+        if "request_id" in receipt:
+            ctx.response_headers[UPSTREAM_REQUEST_ID] = receipt["request_id"]
+        return answer
 
     async def _embed(self, owners: list[Endpoint], body: dict[str, Any], meter: Meter,
-                     reservation: Reservation) -> dict[str, Any]:
+                     reservation: Reservation, receipt: Receipt) -> dict[str, Any]:
         async with charged(reservation, meter):
-            _, answer = await forward([embedding_endpoint(e) for e in owners], self.groups.policy, "/embeddings", body)
+            _, answer = await forward([embedding_endpoint(e) for e in owners], self.groups.policy, "/embeddings", body,
+                                      receipt=receipt)
             prompt = meter.prompt_tokens
             meter.reported(usage_of(answer) or Usage(prompt_tokens=prompt, completion_tokens=0, total_tokens=prompt))
         return answer

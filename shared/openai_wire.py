@@ -152,14 +152,14 @@ def _no_results(choice: Mapping[str, Any]) -> dict[str, Any]:
     return {"content_filter_results": {}} if "content_filter_results" in choice else {}
 
 
-def completion_of(response: dict[str, Any], endpoint: str) -> Completion:
+def completion_of(response: dict[str, Any], endpoint: str, *, request_id: str | None = None) -> Completion:
     """The gateway's view of a provider's answer, carrying the answer itself as `raw`: the text is
     the first choice's (what the semantic cache keeps of a plain answer)."""
     first = (_choices(response) or [{}])[0]
     content = (first.get("message") or {}).get("content")
     return Completion(content=content if isinstance(content, str) else "", finish_reason=finish_of(response),
                       model=str(response.get("model") or ""), usage=usage_of(response) or Usage(),
-                      endpoint=endpoint, raw=response)
+                      endpoint=endpoint, raw=response, request_id=request_id)
 
 
 def text_response(content: str, finish_reason: str, model: str, usage: Mapping[str, Any], *, created: int,

@@ -17,6 +17,7 @@ from shared.attempts import held_stream, metered, retry_gate
 from shared.endpoints import Endpoint
 from shared.openai_wire import billed_text, usage_of
 from shared.resilience.policy import ResiliencePolicy
+from shared.wire import Receipt
 
 log = logging.getLogger(__name__)
 
@@ -31,24 +32,27 @@ def upstream_body(body: Mapping[str, Any], endpoint: Endpoint) -> dict[str, Any]
 
 
 async def forward(endpoints: list[Endpoint], policy: ResiliencePolicy, path: str,
-                  body: Mapping[str, Any], *, work_tokens: int | None = None) -> tuple[Endpoint, dict[str, Any]]:
+                  body: Mapping[str, Any], *, work_tokens: int | None = None,
+                  receipt: Receipt | None = None) -> tuple[Endpoint, dict[str, Any]]:
     """One JSON answer (chat completions or embeddings) and the endpoint that gave it;
-    `work_tokens` (a generation's completion cap x n) sets each attempt's time limit."""
+    `work_tokens` (a generation's completion cap x n) sets each attempt's time limit; `receipt`
+    gets the provider's id of the request that answered."""
     long = work_tokens is not None
 
     async def attempt(endpoint: Endpoint) -> tuple[Endpoint, dict[str, Any]]:
-        return endpoint, await metered(endpoint.wire.post(path, upstream_body(body, endpoint), long=long))
+        return endpoint, await metered(endpoint.wire.post(path, upstream_body(body, endpoint), long=long,
+                                                          receipt=receipt))
 
     return await policy.call(endpoints, attempt, work_tokens=work_tokens, before_retry=retry_gate())
 
 
-async def forward_stream(endpoints: list[Endpoint], policy: ResiliencePolicy,
-                         body: Mapping[str, Any]) -> AsyncIterator[tuple[Endpoint, dict[str, Any]]]:
+async def forward_stream(endpoints: list[Endpoint], policy: ResiliencePolicy, body: Mapping[str, Any], *,
+                         receipt: Receipt | None = None) -> AsyncIterator[tuple[Endpoint, dict[str, Any]]]:
     """The chunks of a streamed answer, failing over until the first one that carries anything
     generated (attempts.held_stream)."""
 
     def open_stream(endpoint: Endpoint) -> AsyncGenerator[dict[str, Any], None]:
-        return endpoint.wire.stream("/chat/completions", upstream_body(body, endpoint))
+        return endpoint.wire.stream("/chat/completions", upstream_body(body, endpoint), receipt=receipt)
 
     async for item in held_stream(policy, endpoints, open_stream, text=billed_text,
                                   started=lambda c: bool(billed_text(c)) or _finished(c) or usage_of(c) is not None):

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import httpx2
 
 from shared.errors import ProviderError, exception_chain
-from shared.wire import UpstreamStatusError
+from shared.wire import UpstreamStatusError, upstream_request_id
 
 FailureKind = Literal["retryable", "refused", "misconfigured"]
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -152,17 +152,6 @@ def classify(exc: BaseException) -> UpstreamFailure:
     return failure
 
 
-def upstream_request_id(headers: Mapping[str, str]) -> str | None:
-    """The provider's id of a request: OpenAI's and Azure's `x-request-id`, else Azure API
-    Management's `apim-request-id`; only if it looks like an id (it goes into a header of ours)."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    for name in ("x-request-id", "apim-request-id"):
-        value = lowered.get(name, "")
-        if _REQUEST_ID.fullmatch(value):
-            return value
-    return None
-
-
 def provider_error(refusal: Mapping[str, Any] | None, status: int | None,
                    hidden: Iterable[str]) -> ProviderError | None:
     """A provider's 400 as the client may see it: its message, `param` and `code`, with every
@@ -189,7 +178,6 @@ def _plain(value: object, shape: re.Pattern[str], hidden: Iterable[str]) -> str 
 
 _REDACTED = "[redacted]"
 _MAX_MESSAGE = 1000
-_REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _PARAM = re.compile(r"[A-Za-z0-9_.\[\]-]{1,128}")
 _CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # Providers quote a rejected key ("Incorrect API key provided: sk-ab***yz"), a resource's URL or

@@ -11,6 +11,9 @@ from typing import Any
 
 from shared.models import Usage
 
+# The response header that carries the provider's id of the request that answered to the client.
+UPSTREAM_REQUEST_ID = "x-upstream-request-id"
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -35,6 +38,8 @@ class Completion:
     endpoint: str
     # The provider's whole response as it came (the OpenAI-compatible pass-through), else None.
     raw: dict[str, Any] | None = None
+    # The provider's id of the request that answered (never cached: a hit was answered by no one).
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,3 +53,4 @@ class Delta:
     cached: bool = False  # replayed from the cache
     stale: bool = False  # an expired cache entry, served because no endpoint could answer
     raw: dict[str, Any] | None = None  # the provider's chunk as it came (the pass-through)
+    request_id: str | None = None  # the provider's id of the request streaming it

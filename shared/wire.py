@@ -219,29 +219,34 @@ class ModelWire:
             request.extensions["timeout"] = {**request.extensions.get("timeout", {}), "read": read_s}
         return request
 
-    async def post(self, path: str, body: Mapping[str, Any], *, long: bool = False) -> dict[str, Any]:
+    async def post(self, path: str, body: Mapping[str, Any], *, long: bool = False,
+                   receipt: Receipt | None = None) -> dict[str, Any]:
         """One JSON answer. An error status raises UpstreamStatusError; a 2xx whose body is not a
         JSON object raises ValueError. `long`: a generation, which sends no byte until the model
         has finished, so its silence is its length, not an idle endpoint: its caller's time limit
         (the resilience policy's, from what it asks for) bounds it, and the read timeout only backs
-        that up at RESPONSE_LIMIT_S."""
+        that up at RESPONSE_LIMIT_S. `receipt` gets the provider's id of the answered request."""
         request = await self._request(path, body, read_s=RESPONSE_LIMIT_S if long else None)
         response = await self._client.send(request)
         if response.status_code >= 400:
             raise _status_error(response)
+        _sign(receipt, response)
         answer = json.loads(response.content)
         if not isinstance(answer, dict):
             raise ValueError("the endpoint's answer is not a JSON object")
         return answer
 
-    async def stream(self, path: str, body: Mapping[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+    async def stream(self, path: str, body: Mapping[str, Any], *,
+                     receipt: Receipt | None = None) -> AsyncGenerator[dict[str, Any], None]:
         """The JSON objects of a Server-Sent Events answer, until `data: [DONE]` or the body's end.
-        The response is closed however the generator ends (consumed, failed or closed early)."""
+        The response is closed however the generator ends (consumed, failed or closed early).
+        `receipt` gets the provider's id of the request once it answered."""
         response = await self._client.send(await self._request(path, body), stream=True)
         try:
             if response.status_code >= 400:
                 await response.aread()
                 raise _status_error(response)
+            _sign(receipt, response)
             async for data in sse_data(response.aiter_bytes()):
                 if data.startswith("[DONE]"):
                     await _drain(response)
@@ -257,6 +262,28 @@ class ModelWire:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+# The provider's id of an answered request, for the client to quote to the provider; filled in by
+# the wire when the answer starts (the caller reads it after: the answer itself stays plain JSON).
+Receipt = dict[str, str]
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+def upstream_request_id(headers: Mapping[str, str]) -> str | None:
+    """The provider's id of a request: OpenAI's and Azure's `x-request-id`, else Azure API
+    Management's `apim-request-id`; only if it looks like an id (it goes into a header of ours)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for name in ("x-request-id", "apim-request-id"):
+        value = lowered.get(name, "")
+        if _REQUEST_ID.fullmatch(value):
+            return value
+    return None
+
+
+def _sign(receipt: Receipt | None, response: httpx2.Response) -> None:
+    if receipt is not None and (request_id := upstream_request_id(response.headers)) is not None:
+        receipt["request_id"] = request_id
 
 
 def _status_error(response: httpx2.Response) -> UpstreamStatusError:

@@ -40,6 +40,7 @@ from shared.resilience.pool import EndpointPool
 from shared.resilience.retry_budget import RetryBudget
 from shared.tracing_genai import attempted, retried
 from shared.upstream import UpstreamFailure, classify, provider_error
+from shared.values import UPSTREAM_REQUEST_ID
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -254,7 +255,7 @@ class ResiliencePolicy:
         return any(self.pool.usable(e) for e in endpoints if e.name not in tried)
 
     def _give_up(self, endpoints: Sequence[Endpoint], failure: UpstreamFailure) -> AppError:
-        headers = {"x-upstream-request-id": failure.request_id} if failure.request_id else {}
+        headers = {UPSTREAM_REQUEST_ID: failure.request_id} if failure.request_id else {}
         if failure.kind == "refused":
             return UpstreamRefused("The model endpoint refused this request (for example its content or size).",
                                    provider=provider_error(failure.refusal, failure.status, _ours(endpoints)),

@@ -154,3 +154,18 @@ def test_langchain_sees_context_length_exceeded_as_the_code_of_its_error(app: st
     with pytest.raises(openai.BadRequestError) as err:
         llm.invoke(" ".join(["harbour"] * 130_000))
     assert err.value.code == "context_length_exceeded" and err.value.param == "messages"
+
+
+def test_every_answer_names_the_providers_request_id_in_a_header_of_its_own(app: str) -> None:
+    """Whole, streamed and embeddings: `x-request-id` is ours (the SDK's request_id), the
+    provider's own id comes in `x-upstream-request-id`, so either side can be asked about a call."""
+    with openai.OpenAI(base_url=f"{app}/api/v1", api_key=KEY, max_retries=0) as sdk:
+        whole = sdk.chat.completions.with_raw_response.create(model="chat", messages=HI, max_tokens=8)
+        with sdk.chat.completions.with_streaming_response.create(model="chat", messages=HI, max_tokens=8,
+                                                                 stream=True) as streamed:
+            streamed.read()
+        embedded = sdk.embeddings.with_raw_response.create(model="embeddings", input="a harbour at dawn")
+    for response in (whole, streamed, embedded):
+        assert response.headers["x-request-id"] == response.headers["x-correlation-id"]
+        upstream = response.headers.get("x-upstream-request-id")
+        assert upstream and upstream != response.headers["x-request-id"], dict(response.headers)
