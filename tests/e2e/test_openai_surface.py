@@ -60,7 +60,14 @@ def test_embeddings_errors_are_openai_errors(oai_app: str, ledger: Ledger, fid_o
 
 
 def test_limits_come_from_the_model_and_the_tenant(oai_app: str, ledger: Ledger, fid_oai: openai.OpenAI) -> None:
-    fid_oai.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=16_384)
+    # The model's whole max_output_tokens is accepted; streamed, since 16,384 tokens at the default
+    # slowest pace (40 a second) cannot be a whole answer within 220 s (docs/accounting.md, "Time limits").
+    for _ in fid_oai.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}],
+                                             max_tokens=16_384, stream=True):
+        pass
+    with pytest.raises(openai.BadRequestError) as whole:
+        fid_oai.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=16_384)
+    assert whole.value.param == "max_tokens" and "stream: true" in whole.value.message
     with httpx.Client(base_url=f"{oai_app}/api/v1", headers={"api-key": ledger.key}, timeout=30) as api:
         over = api.post("/chat/completions", json={"model": MODEL, "max_tokens": 16_385,
                                                    "messages": [{"role": "user", "content": "hi"}]})

@@ -54,7 +54,7 @@ def test_openai_chat_reports_exact_usage_and_a_simulator_model(oai: openai.OpenA
 def test_azure_stream_with_usage_equals_the_plain_answer(azure: openai.AzureOpenAI) -> None:
     plain = azure.chat.completions.create(model="chat-deployment", messages=PROMPT)
 
-    chunks = list(
+    streamed = list(
         azure.chat.completions.create(
             model="chat-deployment",
             messages=PROMPT,
@@ -62,6 +62,9 @@ def test_azure_stream_with_usage_equals_the_plain_answer(azure: openai.AzureOpen
             stream_options={"include_usage": True},
         )
     )
+    # Azure's first chunk carries only the prompt's filter results (no choices, no usage).
+    assert not streamed[0].choices and streamed[0].usage is None
+    chunks = streamed[1:]
 
     content_chunks = [c for c in chunks if c.choices and c.choices[0].delta.content]
     assert chunks[0].choices[0].delta.role == "assistant"
