@@ -80,14 +80,31 @@ class CosmosRateLimiter:
                 filter_predicate="FROM c WHERE " + " AND ".join(checks),
             )  # with the document back: its counts are the remaining-* headers
         except CosmosAccessConditionFailedError:
-            wait = (minute + timedelta(minutes=1) - now).total_seconds()
-            exhausted = Allowance(None if rpm is None else 0, None if tpm is None else 0)
-            raise RateLimited("This API key is over its per-minute request or token limit.",
-                                  retry_after_s=max(1.0, wait), headers=exhausted.headers()) from None
+            raise self._limited(principal, now) from None
         return Allowance(
             remaining_requests=None if rpm is None else rpm - int(doc["requests"]),
             remaining_tokens=None if tpm is None else tpm - int(doc["tokens"]),
         )
+
+    async def over(self, principal: Principal) -> RateLimited | None:
+        """Read-only, nothing counted: the refusal when the key has used its whole RPM or TPM this minute."""
+        rpm, tpm = principal.limits.rpm, principal.limits.tpm
+        if rpm is None and tpm is None:
+            return None
+        now = self.now()
+        doc = await self.state.find("ratelimits", principal.rate_key,
+                                    f"{principal.rate_key}:{now.replace(second=0, microsecond=0):%Y%m%d%H%M}") or {}
+        if (rpm is not None and int(doc.get("requests", 0)) >= rpm) or \
+                (tpm is not None and int(doc.get("tokens", 0)) >= tpm):
+            return self._limited(principal, now)
+        return None
+
+    def _limited(self, principal: Principal, now: datetime) -> RateLimited:
+        rpm, tpm = principal.limits.rpm, principal.limits.tpm
+        wait = (now.replace(second=0, microsecond=0) + timedelta(minutes=1) - now).total_seconds()
+        exhausted = Allowance(None if rpm is None else 0, None if tpm is None else 0)
+        return RateLimited("This API key is over its per-minute request or token limit.",
+                           retry_after_s=max(1.0, wait), headers=exhausted.headers())
 
     async def _create(self, container: ContainerProxy, key: str, doc_id: str) -> None:
         # A window lives 3 minutes: created up to one ahead, it still outlives its own minute.
