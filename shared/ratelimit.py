@@ -58,13 +58,13 @@ class CosmosRateLimiter:
             return Allowance()
         now = self.now()
         minute = now.replace(second=0, microsecond=0)
-        doc_id = f"{principal.rate_key}:{minute:%Y%m%d%H%M}"
+        doc_id = _window_id(principal.rate_key, minute)
         container = await self.state.container("ratelimits")
         if doc_id not in self._created:
             await self._create(container, principal.rate_key, doc_id)
         # The next minute's document is created ahead, off the critical path: admission at a
         # minute boundary stays one round trip.
-        ahead = f"{principal.rate_key}:{minute + timedelta(minutes=1):%Y%m%d%H%M}"
+        ahead = _window_id(principal.rate_key, minute + timedelta(minutes=1))
         if ahead not in self._created:
             self._ahead.start(ahead, self._create, container, principal.rate_key, ahead)
         checks = []
@@ -92,8 +92,8 @@ class CosmosRateLimiter:
         if rpm is None and tpm is None:
             return None
         now = self.now()
-        doc = await self.state.find("ratelimits", principal.rate_key,
-                                    f"{principal.rate_key}:{now.replace(second=0, microsecond=0):%Y%m%d%H%M}") or {}
+        minute = now.replace(second=0, microsecond=0)
+        doc = await self.state.find("ratelimits", principal.rate_key, _window_id(principal.rate_key, minute)) or {}
         if (rpm is not None and int(doc.get("requests", 0)) >= rpm) or \
                 (tpm is not None and int(doc.get("tokens", 0)) >= tpm):
             return self._limited(principal, now)
@@ -114,3 +114,7 @@ class CosmosRateLimiter:
         if len(self._created) > 10_000:
             self._created.clear()  # past minutes are never asked for again; this bounds memory
         self._created.add(doc_id)
+
+
+def _window_id(key: str, minute: datetime) -> str:
+    return f"{key}:{minute:%Y%m%d%H%M}"
