@@ -27,6 +27,7 @@ def test_a_token_shaped_value_is_a_jwt() -> None:
 @pytest.mark.parametrize("value", [
     f"{DEEP}.{CLAIMS}.sig",  # the attack: 5,000 nested arrays as the header
     f"{segment(b'[' * 100 + b']' * 100)}.{CLAIMS}.sig",  # within the header's length, deeper than safe_json's 64
+    f"{segment(b'[' * 1500)}.{CLAIMS}.sig",  # within the header's length, and json.loads alone: RecursionError
     f"{segment(json.dumps({'alg': 'x' * MAX_HEADER_CHARS}).encode())}.{CLAIMS}.sig",
     f"{HEADER}.{CLAIMS}.{'s' * MAX_TOKEN_CHARS}",
     f"{segment(b'[1]')}.{CLAIMS}.sig",  # JSON, not an object
