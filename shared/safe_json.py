@@ -101,8 +101,9 @@ def _check_tree(data: Any) -> None:
     Only containers are stacked, each with its place as a (parent's place, key) pair: a path is
     spelled out only for the refusal, so the walk costs tens of nanoseconds a value.
     """
-    if isinstance(data, str):
-        _check_text(data, None)
+    if not isinstance(data, dict | list):
+        if isinstance(data, str):
+            _check_text(data, None)
         return
     stack: list[tuple[Any, int, _Place]] = [(data, 1, None)]
     while stack:

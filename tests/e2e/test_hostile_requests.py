@@ -66,6 +66,12 @@ def test_a_body_just_within_the_limit_is_parsed_and_validated(api: httpx.Client)
 DEAD_LETTER_BY_ID = "SELECT * FROM c WHERE c.tenant = '!deadletter' AND c.id = @id"
 
 
+@pytest.mark.parametrize("body", [b"null", b"1", b"true", b'"text"', b"[]"])
+def test_a_body_that_is_not_an_object_is_a_400_not_a_500(api: httpx.Client, body: bytes) -> None:
+    response = api.post("/v1/jobs", content=body, headers={"content-type": "application/json"})
+    assert assert_problem(response, 400)["detail"] == "The body must be a JSON object."
+
+
 def dead_letters(stack: LocalStack, digest: str) -> list[dict[str, Any]]:
     with contextlib.suppress(CosmosResourceNotFoundError):  # the app creates the container on first use
         return list(jobs_container(stack).query_items(DEAD_LETTER_BY_ID,
