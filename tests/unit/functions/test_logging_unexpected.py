@@ -7,8 +7,10 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from azurefunctions.extensions.http.fastapi import Request
 from pydantic import ValidationError
 
+from functions import http_api
 from functions.http_common import _TRACED, log_unexpected
 from shared.models import ChatMessage
 
@@ -98,3 +100,19 @@ def test_another_type_or_place_gets_its_own_traceback(caplog: pytest.LogCaptureF
         log_unexpected("unhandled error", "cid-b", raised(KeyError("b")))  # another place
         log_unexpected("unhandled error", "cid-c", raised(ValueError("c")))  # that place, another type
     assert [r.exc_info is not None for r in caplog.records] == [True, True, True]
+
+
+async def test_an_unexpected_error_in_ready_is_a_500_problem_with_one_log_record(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    async def broken() -> None:
+        raise RuntimeError(SECRET)
+
+    monkeypatch.setattr(http_api, "get_container", broken)
+    request = Request({"type": "http", "method": "GET", "path": "/api/ready", "query_string": b"",
+                       "headers": [(b"x-correlation-id", b"cid-ready")]})
+    with caplog.at_level(logging.ERROR):
+        response = await http_api.ready(request)
+    assert response.status_code == 500 and response.headers["content-type"].startswith("application/problem+json")
+    assert response.headers["x-request-id"] == response.headers["x-correlation-id"] == "cid-ready"
+    assert SECRET.encode() not in bytes(response.body)
+    assert [r.levelno for r in caplog.records] == [logging.ERROR], "one record"
