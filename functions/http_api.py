@@ -9,6 +9,7 @@ from functions.http_common import (
     Scope,
     authenticate_if_sent,
     http_function,
+    log_unexpected,
     ok,
     problem,
     read_model,
@@ -29,7 +30,8 @@ ADMIN_ROLE = "admin"  # a tenant role (TENANTS) that may see /api/ready's detail
 @http_function(bp, "health", "health", ["GET"])
 async def health(req: Request) -> Response:
     """Liveness: no auth and no dependency call, so it answers even when Cosmos is down."""
-    return JSONResponse({"status": "healthy"}, headers={"x-correlation-id": correlation_id(req.headers)})
+    cid = correlation_id(req.headers)
+    return JSONResponse({"status": "healthy"}, headers={"x-correlation-id": cid, "x-request-id": cid})
 
 
 @http_function(bp, "ready", "ready", ["GET"])
@@ -38,6 +40,16 @@ async def ready(req: Request) -> Response:
     ready or not; a key of a tenant with the `admin` role also gets each dependency's state. Bad
     settings are named (never their values) to everyone: no key can be checked then."""
     cid = correlation_id(req.headers)
+    try:
+        response = await _ready(req, cid)
+    except Exception as exc:  # noqa: BLE001  logged by log_unexpected; the caller gets a generic 500
+        log_unexpected("unhandled error", cid, exc)
+        response = problem(AppError("An unexpected error occurred. Quote the correlation id if you report it."), cid)
+    response.headers["x-request-id"] = cid
+    return response
+
+
+async def _ready(req: Request, cid: str) -> Response:
     try:
         container = await get_container()
         principal = await authenticate_if_sent(container, req.headers)
@@ -60,7 +72,8 @@ async def ready(req: Request) -> Response:
 @http_function(bp, "openapi", "openapi.json", ["GET"])
 async def openapi(req: Request) -> Response:
     """The OpenAPI 3.1 document of this API; no auth, no dependency call."""
-    return JSONResponse(openapi_document(), headers={"x-correlation-id": correlation_id(req.headers)})
+    cid = correlation_id(req.headers)
+    return JSONResponse(openapi_document(), headers={"x-correlation-id": cid, "x-request-id": cid})
 
 
 @http_function(bp, "summarize", "v1/summarize", ["POST"])

@@ -88,22 +88,47 @@ async def authenticate_if_sent(container: Container, headers: Mapping[str, str])
     return await authenticate(container, headers)
 
 
+# (exception type, innermost frame) of every unexpected error whose traceback this process logged.
+_TRACED: set[tuple[str, str]] = set()
+_TRACED_MAX = 1_000  # distinct places are few; past this bound (a bug making many), short lines only
+
+
 def log_unexpected(what: str, cid: str, exc: BaseException) -> None:
-    """Log an unexpected exception with its traceback; one that involves a pydantic error only by
-    location and error type, since its text quotes the input (a prompt, a key)."""
+    """One log line per unexpected error: the traceback the first time this process meets its type
+    at its innermost code location, then only type, location and correlation id, so a request that
+    fails the same way a thousand times writes a thousand short lines, not a thousand tracebacks.
+    A pydantic error is shown by location and error type only, since its text quotes the input; the
+    short line never carries an exception's text at all."""
+    kind, where = type(exc).__name__, _innermost(exc)
+    if (kind, where) in _TRACED or len(_TRACED) >= _TRACED_MAX:
+        log.error("%s (correlation_id=%s): %s at %s; traceback logged before", what, cid, kind, where)
+        return
+    _TRACED.add((kind, where))
     chain = exception_chain(exc)
     if not any(isinstance(e, ValidationError) for e in chain):
-        log.error("%s (correlation_id=%s)", what, cid, exc_info=exc)
+        log.error("%s (correlation_id=%s): %s at %s", what, cid, kind, where, exc_info=exc)
         return
     parts = []
     for e in reversed(chain):  # innermost first, as Python prints a chain
         if isinstance(e, ValidationError):
-            where = ", ".join(f"{'.'.join(map(str, err['loc'])) or 'value'} ({err['type']})" for err in e.errors())
-            summary = f"ValidationError of {e.title}: {where}"
+            fields = ", ".join(f"{'.'.join(map(str, err['loc'])) or 'value'} ({err['type']})" for err in e.errors())
+            summary = f"ValidationError of {e.title}: {fields}"
         else:
             summary = f"{type(e).__name__} (text withheld)"
         parts.append("".join(traceback.format_tb(e.__traceback__)) + summary)
-    log.error("%s (correlation_id=%s); input values withheld:\n%s", what, cid, "\n".join(parts))
+    log.error("%s (correlation_id=%s): %s at %s; input values withheld:\n%s", what, cid, kind, where,
+              "\n".join(parts))
+
+
+def _innermost(exc: BaseException) -> str:
+    """Where `exc` was raised: file, line and function of its traceback's last frame."""
+    tb = exc.__traceback__
+    if tb is None:
+        return "an unknown place"
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    return f"{code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno} in {code.co_name}"
 
 
 def call_context(req: Request, principal: Principal, cid: str) -> CallContext:

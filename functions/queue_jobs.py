@@ -22,7 +22,8 @@ async def jobs_worker(msg: func.QueueMessage) -> None:
     """Transient failures propagate, so the host retries and finally moves the message to poison."""
     text = msg.get_body().decode("utf-8", errors="replace")
     await loaded()
-    from shared.jobs import job_id_for, parse_job_message  # noqa: PLC0415  loaded by the loader thread
+    from shared.deadletter import NAMES_RESERVED, reserved  # noqa: PLC0415  loaded by the loader thread
+    from shared.jobs import job_id_for, parse_job_message  # noqa: PLC0415
     try:
         message = parse_job_message(text)
     except ValueError:
@@ -30,8 +31,12 @@ async def jobs_worker(msg: func.QueueMessage) -> None:
         log.error("queue message %s is not a job message (dequeue %s)", msg.id, msg.dequeue_count)
         raise
     container = await get_container()
-    job_id = job_id_for(message, text)
     queue = container.settings.jobs_queue
+    if reserved(message.tenant):
+        # Never run and never retried: a job there would read or overwrite the app's own records.
+        await _dead_letter(msg, queue, NAMES_RESERVED)
+        return
+    job_id = job_id_for(message, text)
     record = tracing.Record(route=f"{n.JOB_SPAN_PREFIX} {queue}", job=True, tenant=message.tenant, key_id="queue")
     principal = container.auth.principal_for_tenant(message.tenant)
     record.log_content = principal is not None and principal.log_content
@@ -55,22 +60,32 @@ async def jobs_worker(msg: func.QueueMessage) -> None:
 @bp.function_name("jobs_poison")
 @bp.queue_trigger(arg_name="msg", queue_name="%JOBS_QUEUE%-poison", connection="AzureWebJobsStorage")
 async def jobs_poison(msg: func.QueueMessage) -> None:
-    """Marks the job failed. A message that is not a job is kept as a dead letter in Cosmos and
-    removed: the extension makes no poison queue for a poison queue, so raising would only have it
-    retried until its time to live ran out, with nobody told."""
+    """Marks the job failed. A message that is not a job, or names a reserved partition, is kept as a
+    dead letter in Cosmos and removed: the extension makes no poison queue for a poison queue, so
+    raising would only have it retried until its time to live ran out, with nobody told."""
     body = msg.get_body()
     container = await get_container()
-    from shared.jobs import job_id_for, parse_job_message  # noqa: PLC0415  loaded with the container
+    from shared.deadletter import NAMES_RESERVED, NOT_A_JOB, reserved  # noqa: PLC0415  loaded with the container
+    from shared.jobs import job_id_for, parse_job_message  # noqa: PLC0415
     text = body.decode("utf-8", errors="replace")
     try:
         message = parse_job_message(text)
+        reason = NAMES_RESERVED if reserved(message.tenant) else None
     except ValueError:
-        await container.deadletters.record(body, queue=f"{container.settings.jobs_queue}-poison",
-                                           message_id=str(msg.id), dequeue_count=int(msg.dequeue_count or 0))
+        reason = NOT_A_JOB
+    if reason is not None:
+        await _dead_letter(msg, f"{container.settings.jobs_queue}-poison", reason)
         return
     job_id = job_id_for(message, text)
     log.warning("job %s: the host gave up after repeated failures; marking it failed", job_id)
     await container.jobs.fail_poisoned(message, job_id)
+
+
+async def _dead_letter(msg: func.QueueMessage, queue: str, reason: str) -> None:
+    """Kept in Cosmos and logged once by size and hash (never its text); the message is then removed."""
+    container = await get_container()
+    await container.deadletters.record(msg.get_body(), queue=queue, message_id=str(msg.id),
+                                       dequeue_count=int(msg.dequeue_count or 0), reason=reason)
 
 
 @bp.function_name("jobs_sweep")

@@ -101,6 +101,12 @@ def _incr(fields: dict[str, int]) -> list[dict[str, Any]]:
     return [{"op": "incr", "path": f"/{name}", "value": value} for name, value in fields.items() if value]
 
 
+def _fits(doc: dict[str, Any], window: Window, tokens: int, micros: int) -> bool:
+    """Whether `tokens` and `micros` fit on the window's settled use (nothing in flight counted)."""
+    return (window.token_limit is None or int(doc.get("tokens_used", 0)) + tokens <= window.token_limit) and (
+        window.usd_micros_limit is None or int(doc.get("usd_used_micros", 0)) + micros <= window.usd_micros_limit)
+
+
 def bucket_of(t: float) -> int:
     """The lease bucket a lease ending at `t` (epoch seconds) belongs to."""
     return math.ceil(t / SLOT_S)
@@ -252,19 +258,27 @@ class CosmosBudgetLedger:
         first lease ends (capped), since in-flight requests usually settle for less than they hold."""
         doc = await self.state.find("budgets", tenant, window.id) or {}
         name = "daily" if window.kind == "day" else "monthly"
-        fits_tokens = window.token_limit is None or \
-            int(doc.get("tokens_used", 0)) + c.prompt_tokens + c.held_tokens <= window.token_limit
-        fits_usd = window.usd_micros_limit is None or \
-            int(doc.get("usd_used_micros", 0)) + c.prompt_micros + c.held_micros <= window.usd_micros_limit
-        if not (fits_tokens and fits_usd):
-            wait = (window.resets_at - self.now()).total_seconds()
-            return BudgetExhausted(
-                f"The {name} budget of tenant {tenant!r} has no room for this request until "
-                f"{window.resets_at:%Y-%m-%dT%H:%M:%SZ}.", retry_after_s=max(1.0, wait))
+        if not _fits(doc, window, c.prompt_tokens + c.held_tokens, c.prompt_micros + c.held_micros):
+            return self._exhausted(tenant, window, "for this request")
         _, _, first_end = held_in(doc, t)
         wait = min(BUSY_RETRY_CAP_S, max(1.0, (first_end or t + 1) - t))
         return BudgetBusy(f"The {name} budget of tenant {tenant!r} is held by requests in flight. "
                           "Retry shortly.", retry_after_s=wait)
+
+    async def spent(self, principal: Principal) -> BudgetExhausted | None:
+        """Read-only, nothing reserved: the refusal when a window's settled use has reached its limit,
+        so that no request fits before it resets (what `POST /api/v1/jobs` asks before accepting)."""
+        limited = [w for w in windows(principal.tenant, self.now(), principal.limits)
+                   if w.token_limit is not None or w.usd_micros_limit is not None]
+        docs = await asyncio.gather(*(self.state.find("budgets", principal.tenant, w.id) for w in limited))
+        return next((self._exhausted(principal.tenant, w, "left") for w, doc in zip(limited, docs, strict=True)
+                     if not _fits(doc or {}, w, 1, 1)), None)
+
+    def _exhausted(self, tenant: str, window: Window, room: str) -> BudgetExhausted:
+        name = "daily" if window.kind == "day" else "monthly"
+        wait = (window.resets_at - self.now()).total_seconds()
+        return BudgetExhausted(f"The {name} budget of tenant {tenant!r} has no room {room} until "
+                               f"{window.resets_at:%Y-%m-%dT%H:%M:%SZ}.", retry_after_s=max(1.0, wait))
 
     def _prepare_ahead(self, tenant: str, held: list[Window], bucket: int, t: float) -> None:
         """Point the next bucket's slot now, in the background. Its old bucket has ended already:

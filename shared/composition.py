@@ -138,9 +138,11 @@ async def build_container(settings: Settings,
     clients: list[Any] = [e.wire for e in endpoints]
     semantic = await build_semantic_cache(settings, cosmos, credential, secrets, clients)
     cache = TieredCache(CosmosExactCache(cosmos, time.time), semantic, time.time)
-    gateway = Gateway(engine, CosmosRateLimiter(cosmos), budget, cache)
+    rate_limiter = CosmosRateLimiter(cosmos)
+    gateway = Gateway(engine, rate_limiter, budget, cache)
     job_queue = storage_job_queue(settings, credential)
-    jobs = JobService(CosmosJobStore(cosmos), gateway, lease_s=settings.model_timeout_s * 2, queue=job_queue)
+    jobs = JobService(CosmosJobStore(cosmos), gateway, lease_s=settings.model_timeout_s * 2, queue=job_queue,
+                      refusals=(rate_limiter.over, budget.spent))
     entra, entra_http = build_entra(settings)
     auth = Authenticator(settings.tenants, entra, settings.entra_required_role)
     http = httpx2.AsyncClient(timeout=3, verify=tls_context())

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import jwt
 
-from shared.entra_claims import EntraCaller, InvalidToken, looks_like_jwt
+from shared.entra_claims import EntraCaller, InvalidToken, check_bounds, looks_like_jwt
 from shared.errors import DependencyFailed
 
 __all__ = ["EntraCaller", "EntraValidator", "InvalidToken", "SigningKeys", "looks_like_jwt"]
@@ -103,6 +103,7 @@ class EntraValidator:
         self._leeway_s = leeway_s
 
     async def validate(self, token: str) -> EntraCaller:
+        check_bounds(token)
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})

@@ -7,8 +7,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass
+
+from shared import safe_json
+
+# Entra access tokens are 1-3 kB (a header of about 100 bytes): these bounds are far above any real
+# one and keep a forged value from costing more than a few kilobytes of parsing.
+MAX_TOKEN_CHARS = 16_384
+MAX_HEADER_CHARS = 2_048
 
 
 class InvalidToken(Exception):
@@ -32,12 +38,29 @@ class EntraCaller:
 
 def looks_like_jwt(value: str) -> bool:
     """Three dot-separated parts whose first is a base64url JSON object: such a value is always
-    validated as a token, never looked up as an API key."""
+    validated as a token, never looked up as an API key. Anything else, an oversized or deeply
+    nested header included, is looked up as a key (and so refused with a 401, never parsed whole)."""
+    if len(value) > MAX_TOKEN_CHARS:
+        return False
     parts = value.split(".")
-    if len(parts) != 3 or not parts[0]:
+    if len(parts) != 3 or not parts[0] or len(parts[0]) > MAX_HEADER_CHARS:
         return False
+    return isinstance(_segment(parts[0]), dict)
+
+
+def check_bounds(token: str) -> None:
+    """Before PyJWT parses a token (with plain `json.loads`, whose recursion a few thousand `[`
+    overflow): its size, and its header and claims as bounded JSON objects."""
+    if len(token) > MAX_TOKEN_CHARS:
+        raise InvalidToken(f"The token is longer than {MAX_TOKEN_CHARS} characters.")
+    parts = token.split(".")
+    if len(parts) != 3 or not all(isinstance(_segment(part), dict) for part in parts[:2]):
+        raise InvalidToken("The token is not a well-formed JWT.")
+
+
+def _segment(part: str) -> object:
+    """A base64url JSON segment as parsed within safe_json's bounds (depth, numbers), or None."""
     try:
-        header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
-    except (binascii.Error, ValueError):
-        return False
-    return isinstance(header, dict)
+        return safe_json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    except (binascii.Error, ValueError):  # UnsafeJson, JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, Literal, Protocol
 
 from azure.core import MatchConditions
@@ -52,6 +54,8 @@ class JobReference(BaseModel):
 
 
 QueuedJob = JobMessage | JobReference
+# A read-only check a submission must pass (the key's rate limit, the tenant's budget): the refusal, or None.
+Refusal = Callable[[Principal], Awaitable[TooManyRequests | None]]
 
 
 class JobStore(Protocol):
@@ -153,14 +157,24 @@ def job_id_for(message: QueuedJob, raw_text: str) -> str:
 
 
 class JobService:
-    def __init__(self, store: JobStore, gateway: Gateway, lease_s: float, queue: JobQueue | None = None) -> None:
+    def __init__(self, store: JobStore, gateway: Gateway, lease_s: float, queue: JobQueue | None = None,
+                 refusals: Sequence[Refusal] = ()) -> None:
         self.store = store
         self.gateway = gateway
         self.lease_s = lease_s
         self.queue = queue  # None only in tests that never re-queue
+        self.refusals = refusals
 
     async def submit(self, principal: Principal, req: JobRequest, correlation_id: str) -> tuple[str, str]:
-        """Record the job, its input included, as queued; returns its id and the claim check to send."""
+        """Record the job, its input included, as queued; returns its id and the claim check to send.
+
+        A key over its rate limit or a tenant whose budget is spent is refused first (429, as the
+        sync routes answer): its job could only be throttled or fail, after a worker run and Cosmos
+        writes. The checks count and hold nothing; the job's model call is admitted when it runs.
+        """
+        for refusal in await asyncio.gather(*(check(principal) for check in self.refusals)):
+            if refusal is not None:
+                raise refusal
         job_id = uuid.uuid4().hex
         now = time.time()
         parent = tracing.traceparent()

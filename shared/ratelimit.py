@@ -58,13 +58,13 @@ class CosmosRateLimiter:
             return Allowance()
         now = self.now()
         minute = now.replace(second=0, microsecond=0)
-        doc_id = f"{principal.rate_key}:{minute:%Y%m%d%H%M}"
+        doc_id = _window_id(principal.rate_key, minute)
         container = await self.state.container("ratelimits")
         if doc_id not in self._created:
             await self._create(container, principal.rate_key, doc_id)
         # The next minute's document is created ahead, off the critical path: admission at a
         # minute boundary stays one round trip.
-        ahead = f"{principal.rate_key}:{minute + timedelta(minutes=1):%Y%m%d%H%M}"
+        ahead = _window_id(principal.rate_key, minute + timedelta(minutes=1))
         if ahead not in self._created:
             self._ahead.start(ahead, self._create, container, principal.rate_key, ahead)
         checks = []
@@ -80,14 +80,31 @@ class CosmosRateLimiter:
                 filter_predicate="FROM c WHERE " + " AND ".join(checks),
             )  # with the document back: its counts are the remaining-* headers
         except CosmosAccessConditionFailedError:
-            wait = (minute + timedelta(minutes=1) - now).total_seconds()
-            exhausted = Allowance(None if rpm is None else 0, None if tpm is None else 0)
-            raise RateLimited("This API key is over its per-minute request or token limit.",
-                                  retry_after_s=max(1.0, wait), headers=exhausted.headers()) from None
+            raise self._limited(principal, now) from None
         return Allowance(
             remaining_requests=None if rpm is None else rpm - int(doc["requests"]),
             remaining_tokens=None if tpm is None else tpm - int(doc["tokens"]),
         )
+
+    async def over(self, principal: Principal) -> RateLimited | None:
+        """Read-only, nothing counted: the refusal when the key has used its whole RPM or TPM this minute."""
+        rpm, tpm = principal.limits.rpm, principal.limits.tpm
+        if rpm is None and tpm is None:
+            return None
+        now = self.now()
+        minute = now.replace(second=0, microsecond=0)
+        doc = await self.state.find("ratelimits", principal.rate_key, _window_id(principal.rate_key, minute)) or {}
+        if (rpm is not None and int(doc.get("requests", 0)) >= rpm) or \
+                (tpm is not None and int(doc.get("tokens", 0)) >= tpm):
+            return self._limited(principal, now)
+        return None
+
+    def _limited(self, principal: Principal, now: datetime) -> RateLimited:
+        rpm, tpm = principal.limits.rpm, principal.limits.tpm
+        wait = (now.replace(second=0, microsecond=0) + timedelta(minutes=1) - now).total_seconds()
+        exhausted = Allowance(None if rpm is None else 0, None if tpm is None else 0)
+        return RateLimited("This API key is over its per-minute request or token limit.",
+                           retry_after_s=max(1.0, wait), headers=exhausted.headers())
 
     async def _create(self, container: ContainerProxy, key: str, doc_id: str) -> None:
         # A window lives 3 minutes: created up to one ahead, it still outlives its own minute.
@@ -97,3 +114,7 @@ class CosmosRateLimiter:
         if len(self._created) > 10_000:
             self._created.clear()  # past minutes are never asked for again; this bounds memory
         self._created.add(doc_id)
+
+
+def _window_id(key: str, minute: datetime) -> str:
+    return f"{key}:{minute:%Y%m%d%H%M}"

@@ -7,6 +7,9 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -15,7 +18,8 @@ from azure.cosmos import CosmosClient
 from azure.storage.queue import QueueClient
 
 from shared.jobs import job_id_for, parse_job_message
-from tests.conftest import OTHER_KEY
+from tests.conftest import LIMITED_KEY, OTHER_KEY
+from tests.e2e.conftest import assert_problem
 from tools.localenv import LocalStack
 
 pytestmark = pytest.mark.e2e
@@ -90,10 +94,14 @@ def test_a_job_for_an_unknown_tenant_fails_without_a_model_call(api: httpx.Clien
     assert docs and docs[0]["status"] == "failed" and docs[0]["error"] == "unknown tenant"
 
 
-def jobs_container(stack: LocalStack) -> Any:
+def container(stack: LocalStack, name: str) -> Any:
     settings = stack.settings
     return CosmosClient(settings["COSMOS_ENDPOINT"], settings["COSMOS_KEY"], enable_endpoint_discovery=False) \
-        .get_database_client(settings["COSMOS_DATABASE"]).get_container_client("jobs")
+        .get_database_client(settings["COSMOS_DATABASE"]).get_container_client(name)
+
+
+def jobs_container(stack: LocalStack) -> Any:
+    return container(stack, "jobs")
 
 
 def test_the_longest_summarize_allowed_runs_as_a_job(api: httpx.Client) -> None:
@@ -132,3 +140,56 @@ def test_a_poison_message_that_is_not_a_job_becomes_a_dead_letter(stack: LocalSt
     while still_queued() and time.monotonic() < deadline:
         time.sleep(0.3)
     assert not still_queued()
+
+
+@contextmanager
+def spent(docs: Any, doc_id: str, partition: str, *, field: str, limit: int) -> Iterator[None]:
+    """A budget or rate window's `field` raised to `limit` for the test, then lowered by as much
+    again (an increment both ways, so what other requests add meanwhile stays counted)."""
+    delta = limit - int(docs.read_item(doc_id, partition_key=partition).get(field, 0))
+    docs.patch_item(doc_id, partition_key=partition, patch_operations=[{"op": "incr", "path": f"/{field}",
+                                                                         "value": delta}])
+    try:
+        yield
+    finally:
+        docs.patch_item(doc_id, partition_key=partition,
+                        patch_operations=[{"op": "incr", "path": f"/{field}", "value": -delta}])
+
+
+def limited_chat(limited: httpx.Client) -> None:
+    chat = limited.post("/v1/chat", json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1})
+    assert chat.status_code == 200, chat.text
+
+
+def test_a_job_of_a_tenant_whose_budget_is_spent_is_refused_at_once(app_url: str, stack: LocalStack) -> None:
+    with httpx.Client(base_url=f"{app_url}/api", headers={"x-api-key": LIMITED_KEY}, timeout=30) as limited:
+        limited_chat(limited)  # today's window document exists; its use is then raised to the limit
+        day = limited.get("/v1/usage").json()["daily"]
+        window = f"limited:day:{datetime.now(UTC):%Y-%m-%d}"
+        with spent(container(stack, "budgets"), window, "limited", field="tokens_used", limit=day["token_limit"]):
+            assert limited.get("/v1/usage").json()["daily"]["tokens_used"] == day["token_limit"]
+            response = limited.post("/v1/jobs", json={"kind": "chat", "input": CHAT_INPUT})
+        body = assert_problem(response, 429)
+        assert body["type"].endswith("/budget-exhausted") and "daily budget" in body["detail"]
+        assert response.headers["x-should-retry"] == "false" and int(response.headers["retry-after"]) >= 1
+        # The refusal held nothing: the next job is accepted (and runs) once the budget has room.
+        accepted = limited.post("/v1/jobs", json={"kind": "chat", "input": CHAT_INPUT})
+        assert accepted.status_code == 202, accepted.text
+        assert wait_for(limited, accepted.json()["status_url"].removeprefix("/api"))["status"] == "succeeded"
+
+
+def test_a_job_of_a_key_over_its_rate_limit_is_refused_at_once(app_url: str, stack: LocalStack) -> None:
+    key = "limited:limited-1"  # the rate key: tenant and key id
+    with httpx.Client(base_url=f"{app_url}/api", headers={"x-api-key": LIMITED_KEY}, timeout=30) as limited:
+        minute = f"{datetime.now(UTC):%Y%m%d%H%M}"
+        limited_chat(limited)  # this minute's document exists (a second chat if the minute turned meanwhile)
+        if f"{datetime.now(UTC):%Y%m%d%H%M}" != minute:
+            minute = f"{datetime.now(UTC):%Y%m%d%H%M}"
+            limited_chat(limited)
+        rpm = 1000  # TEST_TENANTS
+        with spent(container(stack, "ratelimits"), f"{key}:{minute}", key, field="requests", limit=rpm):
+            response = limited.post("/v1/jobs", json={"kind": "chat", "input": CHAT_INPUT})
+    if f"{datetime.now(UTC):%Y%m%d%H%M}" == minute:  # else a new minute began before the check: nothing to tell
+        body = assert_problem(response, 429)
+        assert body["type"].endswith("/rate-limited") and 1 <= int(response.headers["retry-after"]) <= 60
+        assert response.headers["x-ratelimit-remaining-requests"] == "0"
