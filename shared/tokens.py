@@ -212,15 +212,18 @@ def _call_tokens(count: Callable[[str], int], function: Mapping[str, Any]) -> in
 
 
 def _tool_tokens(count: Callable[[str], int], tool: object) -> int:
-    """A tool: the tokens of its modelled JSON; its members without a recipe (and its function's)
-    at a token per byte."""
+    """A tool: the tokens of its modelled JSON (one count, as a whole); its members without a
+    recipe (and its function's) at a token per byte."""
     if not isinstance(tool, dict):
         return _json_bytes(tool)
-    function = tool.get("function")
-    if function is None:
-        return count(canonical_json(_modelled(tool, _TOOL))) + TOKENS_PER_TOOL + _unmodelled(tool, _TOOL)
-    rest = {key: member for key, member in tool.items() if key != "function"}
-    return _function_tokens(count, function) + count(canonical_json(_modelled(rest, _TOOL))) + _unmodelled(rest, _TOOL)
+    function, extra = tool.get("function"), 0
+    if isinstance(function, dict) and not _FUNCTION.issuperset(function):
+        extra = _unmodelled(function, _FUNCTION)
+        tool = {**tool, "function": _modelled(function, _FUNCTION)}
+    elif function is not None and not isinstance(function, dict):
+        extra = _json_bytes(function) + TOKENS_PER_TOOL
+        tool = {key: member for key, member in tool.items() if key != "function"}
+    return count(canonical_json(_modelled(tool, _TOOL))) + TOKENS_PER_TOOL + extra + _unmodelled(tool, _TOOL)
 
 
 def _function_tokens(count: Callable[[str], int], function: object) -> int:
