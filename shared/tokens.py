@@ -182,7 +182,9 @@ def request_prompt_tokens(model: str, body: Mapping[str, Any]) -> int:
 
 
 def _message_tokens(count: Callable[[str], int], message: Mapping[str, Any]) -> int:
-    total = count(str(message.get("role", ""))) + TOKENS_PER_MESSAGE + _content_tokens(count, message)
+    role = message.get("role", "")
+    total = (count(role) if isinstance(role, str) else _json_bytes(role)) + TOKENS_PER_MESSAGE
+    total += _content_tokens(count, message)
     total += _unmodelled(message, _MESSAGE)
     if isinstance(message.get("name"), str):
         total += count(message["name"]) + TOKENS_PER_NAME
