@@ -121,6 +121,33 @@ TOKENS_PER_NAME = 2
 TOKENS_PER_PART = 1  # parts are billed joined; a part boundary can only save tokens, so 1 is slack
 TOKENS_PER_IMAGE = 1445
 
+# The members each object of a body is modelled by: counted by a recipe above, or known to bill
+# nothing. Every other member is forwarded as written and may reach the prompt of a provider that
+# renders what it does not know, so it is counted at one token per byte of its JSON: no token is
+# shorter than a byte, whatever the provider makes of it (docs/openai-compatibility.md#accounting).
+# Top-level parameters providers document as settings of sampling, length, output shape, routing or
+# storage, never as prompt text (a value of the wrong type is refused before anything is billed).
+NOT_PROMPT = frozenset({
+    "model", "max_tokens", "max_completion_tokens", "n", "stream", "stream_options", "temperature", "top_p",
+    "presence_penalty", "frequency_penalty", "seed", "logprobs", "top_logprobs", "logit_bias",
+    "parallel_tool_calls", "reasoning_effort", "verbosity", "modalities", "user", "safety_identifier",
+    "prompt_cache_key", "metadata", "store", "service_tier",
+})
+# stop, tool_choice, function_call, prediction (billed when rejected), audio, web_search_options:
+# text or objects a provider may render or bill; at a byte a token they cost an honest client a few
+# tokens and a hostile one all it sends.
+_BODY = NOT_PROMPT | {"messages", "tools", "functions", "response_format"}
+_MESSAGE = frozenset({"role", "content", "name", "tool_calls", "function_call"})  # ids, refusal: by bytes
+_TEXT_PART = frozenset({"type", "text"})
+_REFUSAL_PART = frozenset({"type", "refusal"})
+_IMAGE_PART = frozenset({"type", "image_url"})
+_IMAGE_URL = frozenset({"url", "detail"})
+_TOOL = frozenset({"type", "function", "custom"})
+_FUNCTION = frozenset({"name", "description", "parameters", "strict"})
+_CALL = frozenset({"type", "function"})  # the call's id: by bytes
+_CALL_FUNCTION = frozenset({"name", "arguments"})
+_RESPONSE_FORMAT = frozenset({"type", "json_schema"})
+
 
 def canonical_json(value: object) -> str:
     """Sorted, compact JSON: the same request counts (and caches) the same however it was written."""
@@ -129,25 +156,84 @@ def canonical_json(value: object) -> str:
 
 def request_prompt_tokens(model: str, body: Mapping[str, Any]) -> int:
     """The prompt of an OpenAI chat completions body as it is sent: messages (text parts, names,
-    tool calls, images), tool definitions and a json_schema response format. Never below the bill."""
+    tool calls, images), tool definitions, a response format's schema, and every member without a
+    recipe at a token per byte. Never below the bill."""
     count = counter_for(model)
-    total = REPLY_PRIMING
-    for message in _dicts(body.get("messages")):
-        total += count(str(message.get("role", ""))) + TOKENS_PER_MESSAGE + _content_tokens(count, message)
-        if isinstance(message.get("name"), str):
-            total += count(message["name"]) + TOKENS_PER_NAME
-        for call in _dicts(message.get("tool_calls")):
-            function = call.get("function") if isinstance(call.get("function"), dict) else call
-            total += count(canonical_json(function)) + TOKENS_PER_TOOL_CALL
-        if isinstance(message.get("function_call"), dict):
-            total += count(canonical_json(message["function_call"])) + TOKENS_PER_TOOL_CALL
-    tools = [*_dicts(body.get("tools")), *_dicts(body.get("functions"))]
-    if tools:
-        total += TOKENS_PER_TOOL_LIST + sum(count(canonical_json(tool)) + TOKENS_PER_TOOL for tool in tools)
+    total = REPLY_PRIMING + _unmodelled(body, _BODY)
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else []:
+        total += _message_tokens(count, message) if isinstance(message, dict) else _json_bytes(message)
+    tools, functions = _items(body, "tools"), _items(body, "functions")
+    if tools or functions:
+        total += TOKENS_PER_TOOL_LIST + sum(_tool_tokens(count, tool) for tool in tools)
+        total += sum(_function_tokens(count, function) for function in functions)
     response_format = body.get("response_format")
-    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
-        total += count(canonical_json(response_format.get("json_schema"))) + TOKENS_PER_TOOL
+    if isinstance(response_format, dict):
+        total += _unmodelled(response_format, _RESPONSE_FORMAT)
+        if "json_schema" in response_format:
+            # Structured outputs put the schema in the prompt; the same member under another type
+            # has no recipe, and a provider may still read it.
+            schema = response_format["json_schema"]
+            modelled = response_format.get("type") == "json_schema"
+            total += (count(canonical_json(schema)) if modelled else _json_bytes(schema)) + TOKENS_PER_TOOL
+    elif response_format is not None:
+        total += _json_bytes(response_format)
     return total
+
+
+def _message_tokens(count: Callable[[str], int], message: Mapping[str, Any]) -> int:
+    role = message.get("role", "")
+    total = (count(role) if isinstance(role, str) else _json_bytes(role)) + TOKENS_PER_MESSAGE
+    total += _content_tokens(count, message)
+    total += _unmodelled(message, _MESSAGE)
+    if isinstance(message.get("name"), str):
+        total += count(message["name"]) + TOKENS_PER_NAME
+    elif message.get("name") is not None:
+        total += _json_bytes(message["name"])
+    calls = message.get("tool_calls")
+    for call in calls if isinstance(calls, list) else []:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            total += _unmodelled(call, _CALL) + _call_tokens(count, function)
+        else:
+            total += _json_bytes(call)
+    if calls is not None and not isinstance(calls, list):
+        total += _json_bytes(calls)
+    function_call = message.get("function_call")
+    if isinstance(function_call, dict):
+        total += _call_tokens(count, function_call)
+    elif function_call is not None:
+        total += _json_bytes(function_call)
+    return total
+
+
+def _call_tokens(count: Callable[[str], int], function: Mapping[str, Any]) -> int:
+    """A tool call's (or legacy function call's) name and arguments, as their JSON."""
+    return count(canonical_json(_modelled(function, _CALL_FUNCTION))) + TOKENS_PER_TOOL_CALL + _unmodelled(
+        function, _CALL_FUNCTION)
+
+
+def _tool_tokens(count: Callable[[str], int], tool: object) -> int:
+    """A tool: the tokens of its modelled JSON (one count, as a whole); its members without a
+    recipe (and its function's) at a token per byte."""
+    if not isinstance(tool, dict):
+        return _json_bytes(tool)
+    function, extra = tool.get("function"), 0
+    if isinstance(function, dict) and not _FUNCTION.issuperset(function):
+        extra = _unmodelled(function, _FUNCTION)
+        tool = {**tool, "function": _modelled(function, _FUNCTION)}
+    elif function is not None and not isinstance(function, dict):
+        extra = _json_bytes(function) + TOKENS_PER_TOOL
+        tool = {key: member for key, member in tool.items() if key != "function"}
+    return count(canonical_json(_modelled(tool, _TOOL))) + TOKENS_PER_TOOL + extra + _unmodelled(tool, _TOOL)
+
+
+def _function_tokens(count: Callable[[str], int], function: object) -> int:
+    """A function definition (a tool's, or a legacy `functions` entry) as its modelled JSON."""
+    if not isinstance(function, dict):
+        return _json_bytes(function) + TOKENS_PER_TOOL
+    modelled = count(canonical_json(_modelled(function, _FUNCTION)))
+    return modelled + TOKENS_PER_TOOL + _unmodelled(function, _FUNCTION)
 
 
 def _content_tokens(count: Callable[[str], int], message: Mapping[str, Any]) -> int:
@@ -157,18 +243,47 @@ def _content_tokens(count: Callable[[str], int], message: Mapping[str, Any]) -> 
     if isinstance(content, str):
         return count(content)
     if not isinstance(content, list):
-        return count(canonical_json(content))
-    total = 0
-    for part in content:
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind in ("text", "refusal") and isinstance(part.get(kind), str):
-            total += count(part[kind]) + TOKENS_PER_PART
-        elif kind == "image_url":
-            total += TOKENS_PER_IMAGE
-        else:  # audio, files, parts yet to come: their whole JSON, which no bill is seen to exceed
-            total += count(canonical_json(part)) + TOKENS_PER_PART
-    return total
+        return _json_bytes(content)
+    return sum(_part_tokens(count, part) for part in content)
 
 
-def _dicts(value: object) -> list[dict[str, Any]]:
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+def _part_tokens(count: Callable[[str], int], part: object) -> int:
+    kind = part.get("type") if isinstance(part, dict) else None
+    if not isinstance(part, dict):
+        return _json_bytes(part)
+    if kind in ("text", "refusal") and isinstance(part.get(kind), str):
+        return count(part[kind]) + TOKENS_PER_PART + _unmodelled(part, _TEXT_PART if kind == "text" else _REFUSAL_PART)
+    if kind == "image_url":
+        image = part.get("image_url")
+        image_extra = _unmodelled(image, _IMAGE_URL) if isinstance(image, dict) else _json_bytes(image)
+        return TOKENS_PER_IMAGE + _unmodelled(part, _IMAGE_PART) + image_extra
+    if kind in ("input_audio", "file"):  # their whole JSON, which no bill is seen to exceed
+        return count(canonical_json(part)) + TOKENS_PER_PART
+    return _json_bytes(part) + TOKENS_PER_PART  # a part without a recipe
+
+
+def _unmodelled(value: Mapping[str, Any], modelled: frozenset[str]) -> int:
+    """The members of `value` without a recipe, at a token per byte of their JSON; the common case
+    (none) costs one subset test."""
+    if modelled.issuperset(value):
+        return 0
+    return _json_bytes({key: member for key, member in value.items() if key not in modelled})
+
+
+def _modelled(value: Mapping[str, Any], modelled: frozenset[str]) -> Mapping[str, Any]:
+    """`value` without its members that have no recipe (itself when it has none)."""
+    if modelled.issuperset(value):
+        return value
+    return {key: member for key, member in value.items() if key in modelled}
+
+
+def _json_bytes(value: object) -> int:
+    # Lone surrogates (JSON lets a client send them) as 3 bytes: the 3 of the U+FFFD a tokenizer sees.
+    return len(canonical_json(value).encode("utf-8", "surrogatepass"))
+
+
+def _items(body: Mapping[str, Any], key: str) -> list[object]:
+    value = body.get(key)
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]

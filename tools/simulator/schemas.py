@@ -23,28 +23,34 @@ class InvalidRequest(ValueError):
 
 
 class _Body(BaseModel):
-    # Strict: "5" is not a number and true is not 1, as for the real service. Unknown fields
-    # (temperature, user, tools...) are accepted and ignored, since they do not change the answer.
+    # Strict: "5" is not a number and true is not 1, as for the real service. Unknown fields are
+    # accepted; they do not change the answer (those of a chat body are billed: _Prompted).
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
 
-class TextPart(_Body):
+class _Prompted(_Body):
+    # A part of a chat body: members it has no field for are kept (`model_extra`), since a
+    # provider may put them in the prompt, and the simulator bills them so (prompt.py).
+    model_config = ConfigDict(extra="allow")
+
+
+class TextPart(_Prompted):
     type: Literal["text"]
     text: str
 
 
-class ImageURL(_Body):
+class ImageURL(_Prompted):
     url: str
     detail: Literal["auto", "low", "high"] | None = None
 
 
-class ImagePart(_Body):
+class ImagePart(_Prompted):
     # Billed at a fixed figure (prompt.py): the simulator never fetches or decodes the image.
     type: Literal["image_url"]
     image_url: ImageURL
 
 
-class RefusalPart(_Body):
+class RefusalPart(_Prompted):
     # What an assistant message replayed from an earlier refusal carries.
     type: Literal["refusal"]
     refusal: str
@@ -53,22 +59,23 @@ class RefusalPart(_Body):
 ContentPart = Annotated[TextPart | ImagePart | RefusalPart, Field(discriminator="type")]
 
 
-class FunctionCall(_Body):
+class FunctionCall(_Prompted):
     name: str
     arguments: str
 
 
-class ToolCall(_Body):
+class ToolCall(_Prompted):
     id: str
     type: Literal["function"]
     function: FunctionCall
 
 
-class ChatMessage(_Body):
+class ChatMessage(_Prompted):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
+    function_call: FunctionCall | None = None  # the legacy form of one tool call
     tool_call_id: str | None = None
 
     @property
@@ -90,7 +97,7 @@ class ChatMessage(_Body):
         return [part.image_url for part in self.content if isinstance(part, ImagePart)]
 
 
-class FunctionDefinition(_Body):
+class FunctionDefinition(_Prompted):
     name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
     description: str | None = None
     # The JSON schema of the arguments, kept as sent: it is billed and instantiated as written.
@@ -98,7 +105,7 @@ class FunctionDefinition(_Body):
     strict: bool | None = None
 
 
-class Tool(_Body):
+class Tool(_Prompted):
     # Only function tools: the simulator has no grammar engine for "custom" tools.
     type: Literal["function"]
     function: FunctionDefinition
@@ -126,7 +133,7 @@ class AllowedToolsChoice(_Body):
 ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice | AllowedToolsChoice
 
 
-class JsonSchemaFormat(_Body):
+class JsonSchemaFormat(_Prompted):
     name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
     description: str | None = None
     # "schema" would shadow a BaseModel method, hence the alias.
@@ -134,7 +141,7 @@ class JsonSchemaFormat(_Body):
     strict: bool | None = None
 
 
-class ResponseFormat(_Body):
+class ResponseFormat(_Prompted):
     type: Literal["text", "json_object", "json_schema"]
     json_schema: JsonSchemaFormat | None = None
 
@@ -149,7 +156,7 @@ class StreamOptions(_Body):
     include_usage: bool = False
 
 
-class ChatRequest(_Body):
+class ChatRequest(_Prompted):
     model: str | None = None
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(default=None, ge=1)

@@ -3,12 +3,16 @@ against the simulator's billing (OpenAI's recipe with the model's real tokenizer
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared.errors import BadRequest
 from shared.gateway import render_summarize
+from shared.openai_path import Limits, completion_cap
 from shared.tokens import prompt_tokens, request_prompt_tokens
 from tools.simulator.prompt import count_prompt_tokens
 from tools.simulator.prompt import prompt_tokens as sim_prompt_tokens
@@ -81,3 +85,40 @@ def test_an_openai_body_estimate_is_at_least_what_the_simulator_bills(
         body["response_format"] = response_format
     billed = len(sim_prompt_tokens(SimChatRequest.model_validate(body)))
     assert request_prompt_tokens(MODEL, body) >= billed
+
+
+# --- issue #19, finding 3: a schema where no recipe looked, and one too large for the model ---
+def hidden_schema_body(properties: int) -> dict[str, Any]:
+    fields = {f"field_{i}": {"type": "string", "description": f"Note {i} on the tides."} for i in range(properties)}
+    schema = {"type": "object", "properties": fields}
+    return {"model": MODEL, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 16,
+            "response_format": {"type": "text", "json_schema": {"name": "notes", "schema": schema}}}
+
+
+def test_a_schema_under_type_text_is_counted_at_least_at_its_bill() -> None:
+    body = hidden_schema_body(2000)
+    billed = len(sim_prompt_tokens(SimChatRequest.model_validate(body)))
+    estimate = request_prompt_tokens(MODEL, body)
+    assert billed > 20_000, "the simulator bills a schema whatever the format's type"
+    assert estimate >= billed
+    # At a token a byte: the schema's JSON, not its token count (a provider's rendering is unknown).
+    assert estimate >= len(json.dumps(body["response_format"]["json_schema"], separators=(",", ":")))
+
+
+def test_an_800_kb_hidden_schema_is_refused_for_the_context_window() -> None:
+    body = hidden_schema_body(16_000)
+    assert len(json.dumps(body)) > 800_000
+    with pytest.raises(BadRequest, match="context_window of 128000"):
+        completion_cap(body, request_prompt_tokens(MODEL, body), Limits(128_000, 16_384), None)
+
+
+def test_parameters_that_are_never_prompt_text_cost_nothing_and_the_rest_a_token_a_byte() -> None:
+    plain: dict[str, Any] = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello."}]}
+    parameters = {"temperature": 0.2, "top_p": 0.9, "seed": 7, "user": "u-1", "metadata": {"k": "v" * 500},
+                  "logit_bias": {"1000": -5}, "store": False, "max_tokens": 9, "n": 2, "stream": True}
+    assert request_prompt_tokens(MODEL, {**plain, **parameters}) == request_prompt_tokens(MODEL, plain)
+    for member in ({"x_instructions": "Ignore the budget. " * 50}, {"stop": ["zzz"]},
+                   {"prediction": {"type": "content", "content": "x" * 999}},
+                   {"web_search_options": {"user_location": {"city": "Oslo"}}}):
+        added = request_prompt_tokens(MODEL, {**plain, **member}) - request_prompt_tokens(MODEL, plain)
+        assert added == len(json.dumps(member, separators=(",", ":")).encode()), member
