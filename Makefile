@@ -20,6 +20,8 @@ PIP_INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check --requir
 # Windows installs the same lock); the hashes cover every file of a pinned release.
 UV_COMPILE := $(PY) -m uv pip compile --quiet --generate-hashes --universal --python-version 3.11 \
 	--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade-package $(UPGRADE))
+# The SBOM's root component is aigw (pyproject.toml). A lock says which packages, not which needs which, so
+# cyclonedx-py warns that the dependency graph is incomplete; that is known and the warning is muted.
 SBOM := sbom.cdx.json
 AUDIT_TIMEOUT := 20
 # `make audit` fails when PyPI's vulnerability data cannot be reached (it has not audited anything then).
@@ -44,7 +46,7 @@ lock: $(PY_STAMP)  ## re-lock requirements.txt and requirements-dev.txt from the
 	$(UV_COMPILE) requirements-dev.in -o requirements-dev.txt
 
 sbom: $(PY_STAMP)  ## CycloneDX JSON of what is deployed (requirements.txt) into sbom.cdx.json
-	$(PY) -m cyclonedx_py requirements requirements.txt --pyproject pyproject.toml --mc-type application --output-format JSON --output-file $(SBOM)
+	$(PY) -W "ignore:The Component this BOM is describing" -m cyclonedx_py requirements requirements.txt --pyproject pyproject.toml --mc-type application --output-format JSON --output-file $(SBOM)
 	$(PY) -c "import json; c = json.load(open('$(SBOM)'))['components']; print(f'$(SBOM): {len(c)} packages')"
 
 audit: $(PY_STAMP)  ## pip-audit of requirements.txt against PyPI's advisories; audit-ignore.toml lists reviewed exceptions

@@ -4,6 +4,7 @@ alone; no `.pth` file or customize module runs code at start; the audit's ignore
 from __future__ import annotations
 
 import datetime
+import json
 import re
 import subprocess
 import sys
@@ -29,6 +30,11 @@ ALLOWED_PTH = {
 }
 
 
+def _normal(name: str) -> str:
+    """A package name as PEP 503 compares it."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _requirements(lock: Path) -> dict[str, str]:
     """name -> version of every requirement of a lock; fails on a requirement without a pin and a hash."""
     text = lock.read_text()
@@ -39,7 +45,7 @@ def _requirements(lock: Path) -> dict[str, str]:
             continue
         match = PIN.match(line)
         assert match, f"{lock.name}: not pinned with hashes: {line[:80]}"
-        pins[match.group(1).lower().replace("_", "-").replace(".", "-")] = match.group(2)
+        pins[_normal(match.group(1))] = match.group(2)
     return pins
 
 
@@ -58,7 +64,7 @@ def test_the_locks_hold_what_the_in_files_pin() -> None:
     for source, lock in ((ROOT / "requirements.in", APP_LOCK), (ROOT / "requirements-dev.in", DEV_LOCK)):
         pinned = _requirements(lock)
         for name, version in re.findall(r"^([A-Za-z0-9][\w.-]*)(?:\[[\w,]+\])?==(\S+)", source.read_text(), re.M):
-            assert pinned.get(name.lower().replace("_", "-").replace(".", "-")) == version, f"{name}: run make lock"
+            assert pinned.get(_normal(name)) == version, f"{name}: run make lock"
 
 
 def test_make_deps_installs_only_from_the_dev_lock_with_hashes() -> None:
@@ -67,6 +73,17 @@ def test_make_deps_installs_only_from_the_dev_lock_with_hashes() -> None:
     installs = [line for line in plan.splitlines() if "pip install" in line]
     assert len(installs) == 1, plan
     assert "--require-hashes" in installs[0] and installs[0].endswith("-r requirements-dev.txt"), installs[0]
+
+
+def test_the_sbom_lists_every_locked_package_with_version_and_hashes(tmp_path: Path) -> None:
+    # What `make sbom` runs, without make: make would rebuild a venv whose stamp is older than the lock.
+    out = tmp_path / "sbom.json"
+    subprocess.run([sys.executable, "-W", "ignore", "-m", "cyclonedx_py", "requirements", str(APP_LOCK),
+                    "--output-format", "JSON", "--output-file", str(out)], check=True, capture_output=True)
+    components = json.loads(out.read_text())["components"]
+    listed = {_normal(c["name"]): (c["version"], c["externalReferences"][0]["hashes"]) for c in components}
+    assert {name: version for name, (version, _) in listed.items()} == _requirements(APP_LOCK)
+    assert all(hashes for _, hashes in listed.values())
 
 
 def test_the_deployed_package_is_the_app_and_its_lock() -> None:
