@@ -3,6 +3,7 @@ alone; no `.pth` file or customize module runs code at start; the audit's ignore
 
 from __future__ import annotations
 
+import ast
 import datetime
 import json
 import re
@@ -102,6 +103,19 @@ def test_no_pth_file_or_customize_module_runs_code_at_start() -> None:
     found = {path.name: path.read_text().strip() for path in site.glob("*.pth")}
     assert found == {name: text for name, text in ALLOWED_PTH.items() if name in found}, sorted(found)
     assert not [p.name for p in site.glob("*customize.py")]
+
+
+def test_the_deployed_code_cannot_install_anything() -> None:
+    # No installer and no process runner in the app: what runs in Azure is what the lock installed.
+    banned = {"pip", "ensurepip", "subprocess", "runpy", "site", "setuptools", "pkg_resources"}
+    sources = [ROOT / "function_app.py", *(ROOT / "shared").rglob("*.py"), *(ROOT / "functions").rglob("*.py")]
+    found = []
+    for source in sources:
+        for node in ast.walk(ast.parse(source.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{source.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in banned]
+    assert not found
 
 
 def _ignore_file(tmp_path: Path, entry: str) -> Path:
