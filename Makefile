@@ -41,9 +41,10 @@ $(NODE_STAMP): package.json package-lock.json
 
 deps: $(PY_STAMP) $(NODE_STAMP)  ## create .venv and node_modules (every other target does it too)
 
-lock: $(PY_STAMP)  ## re-lock requirements.txt and requirements-dev.txt from the .in files (UPGRADE=name: that one too)
+lock: $(PY_STAMP)  ## re-lock requirements.txt, requirements-dev.txt, infra/checkov-requirements.txt from their .in files (UPGRADE=name)
 	$(UV_COMPILE) requirements.in -o requirements.txt
 	$(UV_COMPILE) requirements-dev.in -o requirements-dev.txt
+	$(UV_COMPILE) infra/checkov-requirements.in -o infra/checkov-requirements.txt
 
 sbom: $(PY_STAMP)  ## CycloneDX JSON of what is deployed (requirements.txt) into sbom.cdx.json
 	$(PY) -W "ignore:The Component this BOM is describing" -m cyclonedx_py requirements requirements.txt --pyproject pyproject.toml --mc-type application --output-format JSON --output-file $(SBOM)

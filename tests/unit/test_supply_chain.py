@@ -62,7 +62,8 @@ def test_the_app_lock_holds_no_dev_tool_and_dev_uses_the_app_versions() -> None:
 
 
 def test_the_locks_hold_what_the_in_files_pin() -> None:
-    for source, lock in ((ROOT / "requirements.in", APP_LOCK), (ROOT / "requirements-dev.in", DEV_LOCK)):
+    checkov = (ROOT / "infra" / "checkov-requirements.in", ROOT / "infra" / "checkov-requirements.txt")
+    for source, lock in ((ROOT / "requirements.in", APP_LOCK), (ROOT / "requirements-dev.in", DEV_LOCK), checkov):
         pinned = _requirements(lock)
         for name, version in re.findall(r"^([A-Za-z0-9][\w.-]*)(?:\[[\w,]+\])?==(\S+)", source.read_text(), re.M):
             assert pinned.get(_normal(name)) == version, f"{name}: run make lock"
@@ -74,6 +75,14 @@ def test_make_deps_installs_only_from_the_dev_lock_with_hashes() -> None:
     installs = [line for line in plan.splitlines() if "pip install" in line]
     assert len(installs) == 1, plan
     assert "--require-hashes" in installs[0] and installs[0].endswith("-r requirements-dev.txt"), installs[0]
+
+
+def test_every_install_that_make_test_runs_checks_hashes() -> None:
+    # Besides make deps: infra/checkov.sh's own venv, installed from its lock (infra/checkov-requirements.txt).
+    script = (ROOT / "infra" / "checkov.sh").read_text()
+    installs = [line for line in script.splitlines() if "pip install" in line]
+    assert installs and all("--require-hashes -r" in line for line in installs), installs
+    assert _requirements(ROOT / "infra" / "checkov-requirements.txt")["checkov"]
 
 
 def test_the_sbom_lists_every_locked_package_with_version_and_hashes(tmp_path: Path) -> None:
