@@ -5,15 +5,34 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: help deps run stack app tenant test lint typecheck unit integration e2e readme-test infra-check bench clean
+.PHONY: help deps lock sbom audit run stack app tenant test lint typecheck unit integration e2e readme-test infra-check bench clean
 
 help:  ## this list
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9-]+):.*## /  make \1\t/' | expand -t 20
 
+# Installs only what the hash-locked requirements-dev.txt names (pip itself included): a file whose hash is not in
+# the lock is refused, whichever index served it. Wheels only, so no package's build code runs, except the two
+# sdists requirements.in names. The machine's pip.conf (a torch cap in a constraint file, local file indexes)
+# stays in force: the cap names nothing we install and cannot loosen the hash check.
+PIP_INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check --require-hashes \
+	--only-binary :all: --no-binary pybars4,pymeta3
+# Locks resolve from PyPI alone (uv reads no pip.conf), for Python 3.11 on every OS (a developer on macOS or
+# Windows installs the same lock); the hashes cover every file of a pinned release.
+UV_COMPILE := $(PY) -m uv pip compile --quiet --generate-hashes --universal --python-version 3.11 \
+	--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade-package $(UPGRADE))
+# The SBOM's root component is aigw (pyproject.toml). A lock says which packages, not which needs which, so
+# cyclonedx-py warns that the dependency graph is incomplete; that is known and the warning is muted.
+SBOM := sbom.cdx.json
+AUDIT_TIMEOUT := 20
+# `make audit` fails when PyPI's vulnerability data cannot be reached (it has not audited anything then).
+# Within `make test` that case prints NOT AUDITED and goes on: the machines this project's CI runs on reach
+# PyPI's index but not its per-release JSON, so a strict audit there could never pass. Findings and expired
+# ignore entries fail in both. The GitHub workflow runs the strict `make audit`.
+AUDIT_UNREACHABLE ?= fail
+
 $(PY_STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PIP_INSTALL) -r requirements-dev.txt
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json
@@ -21,6 +40,18 @@ $(NODE_STAMP): package.json package-lock.json
 	touch $@
 
 deps: $(PY_STAMP) $(NODE_STAMP)  ## create .venv and node_modules (every other target does it too)
+
+lock: $(PY_STAMP)  ## re-lock requirements.txt, requirements-dev.txt, infra/checkov-requirements.txt from their .in files (UPGRADE=name)
+	$(UV_COMPILE) requirements.in -o requirements.txt
+	$(UV_COMPILE) requirements-dev.in -o requirements-dev.txt
+	$(UV_COMPILE) infra/checkov-requirements.in -o infra/checkov-requirements.txt
+
+sbom: $(PY_STAMP)  ## CycloneDX JSON of what is deployed (requirements.txt) into sbom.cdx.json
+	$(PY) -W "ignore:The Component this BOM is describing" -m cyclonedx_py requirements requirements.txt --pyproject pyproject.toml --mc-type application --output-format JSON --output-file $(SBOM)
+	$(PY) -c "import json; c = json.load(open('$(SBOM)'))['components']; print(f'$(SBOM): {len(c)} packages')"
+
+audit: $(PY_STAMP)  ## pip-audit of requirements.txt against PyPI's advisories; audit-ignore.toml lists reviewed exceptions
+	$(PY) -m tests.support.audit requirements.txt --timeout $(AUDIT_TIMEOUT) --unreachable $(AUDIT_UNREACHABLE)
 
 run: deps  ## Azurite, the Cosmos emulator, two simulator regions and the app on :7071, until Ctrl-C
 	$(PY) -m tools.localenv run
@@ -56,7 +87,8 @@ e2e: deps  ## end-to-end tests: the app over HTTP
 readme-test: deps  ## run the README's examples against a fresh stack (part of make test)
 	$(PY) -m pytest tests/e2e/test_readme.py -q
 
-test: deps lint typecheck infra-check  ## lint, type-check, infra checks and the whole test suite (what CI runs)
+test: AUDIT_UNREACHABLE = warn
+test: deps lint typecheck infra-check audit  ## lint, type-check, infra checks, the audit and the whole test suite (what CI runs)
 	$(PY) -m pytest -q
 
 bench: deps  ## benchmarks (print figures, assert nothing)

@@ -5,18 +5,16 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CHECKOV_VERSION="3.3.30"
+# checkov and all it needs, pinned with hashes (`make lock` writes it from checkov-requirements.in).
+LOCK="$ROOT/infra/checkov-requirements.txt"
 VENV="$ROOT/.local/venv-checkov"
 PYTHON="${PYTHON:-python3}"
 
-installed_version() {
-    "$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("checkov"))' 2>/dev/null || true
-}
-
-if [[ ! -x "$VENV/bin/checkov" || "$(installed_version)" != "$CHECKOV_VERSION" ]]; then
-    echo "checkov.sh: installing checkov $CHECKOV_VERSION into $VENV" >&2
+if [[ ! -x "$VENV/bin/checkov" ]] || ! cmp -s "$LOCK" "$VENV/installed-lock.txt"; then
+    echo "checkov.sh: installing checkov from $LOCK into $VENV" >&2
     "$PYTHON" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r "$LOCK"
+    cp "$LOCK" "$VENV/installed-lock.txt"
 fi
 
 cd "$ROOT"
