@@ -102,7 +102,7 @@ def test_a_hidden_schema_does_not_slip_past_a_small_day(app: str, sims: list[str
     answer = post(app, SMALL_DAY, chat(hidden_schema(1000)))
     print(f"hidden schema against a 3,000-token day: {answer.status_code}, billed {billed(sims)[1] - before[1]}")
     assert answer.status_code == 429, answer.text
-    assert answer.json()["type"].endswith("budget-exhausted")
+    assert answer.json()["error"]["code"] == "insufficient_quota", "budget-exhausted, in OpenAI's error shape"
     assert billed(sims) == before, "refused before any upstream call"
     assert used(app, SMALL_DAY) == 0
 
@@ -113,5 +113,6 @@ def test_an_800_kb_hidden_schema_is_refused_for_the_context_window(app: str, sim
     before = billed(sims)
     answer = post(app, WIDE, body)
     assert answer.status_code == 400, answer.text
-    assert "context_window" in answer.json()["detail"]
+    error = answer.json()["error"]
+    assert error["code"] == "context_length_exceeded" and "context_window" in error["message"]
     assert billed(sims) == before, "refused before any upstream call"
