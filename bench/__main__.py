@@ -1,4 +1,4 @@
-"""`python -m bench [resilience|cache|semantic_cache|overhead]`: the local stack on free ports, and figures."""
+"""`python -m bench [resilience|cache|semantic_cache|overhead|soak]`: the local stack on free ports, and figures."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ BENCH_KEY = "bench-key"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("suite", nargs="?", default="resilience",
-                        choices=["resilience", "cache", "semantic_cache", "overhead"])
+                        choices=["resilience", "cache", "semantic_cache", "overhead", "soak"])
     parser.add_argument("--requests", type=int, default=None, help="requests per scenario (default: each scenario's)")
     args, rest = parser.parse_known_args(argv)
     if args.suite == "cache":
@@ -30,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import overhead
 
         return overhead.main(rest + (["--requests", str(args.requests)] if args.requests else []))
+    if args.suite == "soak":
+        from bench import soak
+
+        return soak.main(rest)
     if args.suite == "semantic_cache":
         from bench import semantic_cache
 

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import json
 import logging
 import os
+import signal
 import sys
 import threading
+import tracemalloc
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from tools.devhost.errors import StartupError
@@ -26,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder holding function_app.py, host.json and local.settings.json (default .)")
     args = parser.parse_args(argv)
     _configure_logging()
+    _watch_memory(os.environ.get(MEMORY_SETTING), os.environ.get(TRACE_SETTING) == "1")
     try:
         code = asyncio.run(serve(Options(args.host, args.port, args.script_root)))
     except StartupError as exc:
@@ -40,6 +47,40 @@ def main(argv: list[str] | None = None) -> int:
         logging.shutdown()
         os._exit(code)
     return code
+
+
+MEMORY_SETTING = "DEVHOST_MEMORY_DIR"  # a bench's settings, not the host's: Azure never sets them
+TRACE_SETTING = "DEVHOST_TRACEMALLOC"
+TRACE_FRAMES = 12
+
+
+def _watch_memory(folder: str | None, trace: bool) -> None:
+    """With DEVHOST_MEMORY_DIR set (`python -m bench soak`), each SIGUSR1 writes the live objects
+    counted by type, `<n>.types.json`, into that folder, and with DEVHOST_TRACEMALLOC=1 a tracemalloc
+    snapshot, `<n>.snap`, too. Tracing starts at the first signal (after the bench's warm-up):
+    tracing from the start would slow every request of the warm-up several times over."""
+    if not folder:
+        return
+    taken = 0
+
+    def dump(signum: int, frame: object) -> None:
+        nonlocal taken
+        taken += 1
+        if trace:
+            if not tracemalloc.is_tracing():
+                tracemalloc.start(TRACE_FRAMES)
+            _write(Path(folder) / f"{taken}.snap", lambda path: tracemalloc.take_snapshot().dump(str(path)))
+        gc.collect()
+        types = Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects())
+        _write(Path(folder) / f"{taken}.types.json", lambda path: path.write_text(json.dumps(types)))
+
+    signal.signal(signal.SIGUSR1, dump)
+
+
+def _write(target: Path, write: Callable[[Path], object]) -> None:
+    partial = target.with_suffix(".part")
+    write(partial)
+    partial.rename(target)  # the bench waits for the name: it appears only once the file is whole
 
 
 def _configure_logging() -> None:
