@@ -5,8 +5,10 @@ under devhost; free ports, loopback only), one tenant whose limits never refuse,
 sending, in turn: a plain chat (the OpenAI route, then the native /api/v1/chat), a stream read to
 [DONE], a stream abandoned after two chunks, an exact-cache hit (always the same prompt) and an
 embedding. The app's RSS is sampled every 30 s; the growth after the warm-up is a least-squares fit,
-per minute and per request. With --tracemalloc the app starts tracing its allocations at the end of the
-warm-up (DEVHOST_TRACEMALLOC_DIR) and the allocation sites that grew most from there to the end are printed.
+per minute and per request, and the object types and containers that grew most from the end of the
+warm-up to the end are printed (tools/devhost writes them on SIGUSR1 when DEVHOST_MEMORY_DIR is set).
+With --tracemalloc the app also traces its allocations from halfway through the warm-up, and the
+allocation sites that grew most from its end to the end are printed.
 Prints figures; asserts nothing.
 """
 
@@ -139,22 +141,23 @@ def snapshot(pid: int, folder: Path, n: int) -> Path:
 
 
 def sample_until(pid: int, window: tuple[float, float, float], tally: Tally, snaps: Path) -> list[Sample]:
-    """RSS every SAMPLE_S from `started` until `until`, and the first memory snapshot (tracing
-    starts there) once `warm_up` minutes have passed."""
+    """RSS every SAMPLE_S from `started` until `until`, and two memory snapshots: halfway through
+    the warm-up (tracing starts there) and at its end (the one the last is compared with, so memory
+    churning through a bounded structure counts the same, traced, in both)."""
     started, until, warm_up = window
     samples: list[Sample] = []
-    warm_snap = False
+    marks = [warm_up / 2, warm_up]
     while True:
         now = time.monotonic()
         minute = (now - started) / 60
         samples.append(Sample(minute, rss_mb(pid), tally.done))
         print(f"  {minute:5.1f} min  rss {samples[-1].rss_mb:7.1f} MB  requests {tally.done}", flush=True)
-        if not warm_snap and minute >= warm_up:
-            snapshot(pid, snaps, 1)
-            warm_snap = True
+        while marks and minute >= marks[0]:
+            snapshot(pid, snaps, 3 - len(marks))
+            marks.pop(0)
         if now >= until:
             return samples
-        time.sleep(min(SAMPLE_S, max(until - now, 0.1)))
+        time.sleep(min(SAMPLE_S / 2 if marks and marks[0] - minute < 0.5 else SAMPLE_S, max(until - now, 0.1)))
 
 
 def fit(points: list[tuple[float, float]]) -> float:
@@ -185,12 +188,17 @@ def report(samples: list[Sample], tally: Tally, minutes: float, warm_up: float) 
 
 
 def type_growth(first: Path, last: Path, warm_up: float, limit: int = 15) -> None:
-    """The object types (those the collector tracks) whose live count grew most between the snapshots."""
+    """The object types (those the collector tracks) whose live count grew most between the
+    snapshots, and the large containers (dict, set, list, deque) whose length grew most."""
     before, after = json.loads(first.read_text()), json.loads(last.read_text())
-    grown = sorted(((after[t] - before.get(t, 0), t) for t in after), reverse=True)[:limit]
+    grown = sorted(((n - before["types"].get(t, 0), t) for t, n in after["types"].items()), reverse=True)[:limit]
     print(f"\nlive objects by type: top {limit} by growth after {warm_up:g} min")
     for diff, name in grown:
-        print(f"  {diff:+9d}  {name} ({after[name]} live)")
+        print(f"  {diff:+9d}  {name} ({after['types'][name]} live)")
+    longer = sorted(((n - before["sizes"].get(c, 0), c) for c, n in after["sizes"].items()), reverse=True)[:limit]
+    print(f"\ncontainers of 64 or more items: top {limit} by growth (new ones count from 0)")
+    for diff, name in longer:
+        print(f"  {diff:+9d}  {name} ({after['sizes'][name]} items)")
 
 
 def top_growth(first: Path, last: Path, warm_up: float, limit: int = 15) -> None:
@@ -234,10 +242,10 @@ def run(minutes: float, warm_up: float, trace: bool, settings: dict[str, str]) -
             load.join()
         samples.append(Sample((time.monotonic() - started) / 60, rss_mb(app.pid), tally.done))
         report(samples, tally, minutes, warm_up)
-        if (snaps / "1.types.json").exists():
-            type_growth(snaps / "1.types.json", snapshot(app.pid, snaps, 2), warm_up)
-        if trace and (snaps / "1.snap").exists():
-            top_growth(snaps / "1.snap", snaps / "2.snap", warm_up)
+        if (snaps / "2.types.json").exists():
+            type_growth(snaps / "2.types.json", snapshot(app.pid, snaps, 3), warm_up)
+        if trace and (snaps / "2.snap").exists():
+            top_growth(snaps / "2.snap", snaps / "3.snap", warm_up)
     return 0
 
 

@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 import tracemalloc
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,9 +56,10 @@ TRACE_FRAMES = 12
 
 def _watch_memory(folder: str | None, trace: bool) -> None:
     """With DEVHOST_MEMORY_DIR set (`python -m bench soak`), each SIGUSR1 writes the live objects
-    counted by type, `<n>.types.json`, into that folder, and with DEVHOST_TRACEMALLOC=1 a tracemalloc
-    snapshot, `<n>.snap`, too. Tracing starts at the first signal (after the bench's warm-up):
-    tracing from the start would slow every request of the warm-up several times over."""
+    counted by type and the sizes of large containers, `<n>.types.json`, into that folder. With
+    DEVHOST_TRACEMALLOC=1 the first signal starts tracemalloc (after the bench's warm-up: tracing
+    from the start would slow the warm-up several times over) and each later one also writes a
+    snapshot, `<n>.snap`."""
     if not folder:
         return
     taken = 0
@@ -66,13 +67,18 @@ def _watch_memory(folder: str | None, trace: bool) -> None:
     def dump(signum: int, frame: object) -> None:
         nonlocal taken
         taken += 1
-        if trace:
-            if not tracemalloc.is_tracing():
-                tracemalloc.start(TRACE_FRAMES)
+        if trace and tracemalloc.is_tracing():
             _write(Path(folder) / f"{taken}.snap", lambda path: tracemalloc.take_snapshot().dump(str(path)))
+        elif trace:
+            tracemalloc.start(TRACE_FRAMES)
         gc.collect()
-        types = Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects())
-        _write(Path(folder) / f"{taken}.types.json", lambda path: path.write_text(json.dumps(types)))
+        live = gc.get_objects()
+        types = Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in live)
+        sizes = {f"{type(o).__qualname__}@{id(o):x}": len(o) for o in live
+                 if isinstance(o, dict | set | list | deque) and len(o) >= 64}
+        del live
+        _write(Path(folder) / f"{taken}.types.json",
+               lambda path: path.write_text(json.dumps({"types": types, "sizes": sizes})))
 
     signal.signal(signal.SIGUSR1, dump)
 
