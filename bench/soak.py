@@ -140,21 +140,22 @@ def snapshot(pid: int, folder: Path, n: int) -> Path:
     return target
 
 
-def sample_until(pid: int, window: tuple[float, float, float], tally: Tally, snaps: Path) -> list[Sample]:
-    """RSS every SAMPLE_S from `started` until `until`, and two memory snapshots: halfway through
-    the warm-up (tracing starts there) and at its end (the one the last is compared with, so memory
-    churning through a bounded structure counts the same, traced, in both)."""
+def sample_until(pid: int, window: tuple[float, float, float], tally: Tally, snaps: Path | None) -> list[Sample]:
+    """RSS every SAMPLE_S from `started` until `until`; with `snaps`, two memory snapshots: halfway
+    through the warm-up (tracing starts there) and at its end (the one the last is compared with,
+    so memory churning through a bounded structure counts the same, traced, in both). Each is taken
+    before that moment's RSS sample, so the memory the snapshot itself touched is in every sample fitted."""
     started, until, warm_up = window
     samples: list[Sample] = []
-    marks = [warm_up / 2, warm_up]
+    marks = [warm_up / 2, warm_up] if snaps is not None else []
     while True:
+        while snaps is not None and marks and (time.monotonic() - started) / 60 >= marks[0]:
+            snapshot(pid, snaps, 3 - len(marks))
+            marks.pop(0)
         now = time.monotonic()
         minute = (now - started) / 60
         samples.append(Sample(minute, rss_mb(pid), tally.done))
         print(f"  {minute:5.1f} min  rss {samples[-1].rss_mb:7.1f} MB  requests {tally.done}", flush=True)
-        while marks and minute >= marks[0]:
-            snapshot(pid, snaps, 3 - len(marks))
-            marks.pop(0)
         if now >= until:
             return samples
         time.sleep(min(SAMPLE_S / 2 if marks and marks[0] - minute < 0.5 else SAMPLE_S, max(until - now, 0.1)))
@@ -218,12 +219,14 @@ def top_growth(first: Path, last: Path, warm_up: float, limit: int = 15) -> None
             print("      " + line)
 
 
-def run(minutes: float, warm_up: float, trace: bool, settings: dict[str, str]) -> int:
+def run(minutes: float, warm_up: float, *, inspect: bool, trace: bool, settings: dict[str, str]) -> int:
     with tempfile.TemporaryDirectory() as tmp, LocalStack(ports=Ports.free(), data_dir=Path(tmp),
                                                          log_to_files=True) as stack:
-        snaps = Path(tmp) / "snapshots"
-        snaps.mkdir()
-        env = {**app_env(), **settings, "DEVHOST_MEMORY_DIR": str(snaps), "DEVHOST_TRACEMALLOC": "1" if trace else ""}
+        env = {**app_env(), **settings}
+        snaps = Path(tmp) / "snapshots" if inspect else None
+        if snaps is not None:
+            snaps.mkdir()
+            env |= {"DEVHOST_MEMORY_DIR": str(snaps), "DEVHOST_TRACEMALLOC": "1" if trace else ""}
         print("starting the local stack and the app", file=sys.stderr, flush=True)
         stack.start_dependencies()
         app = stack.start_app(extra_env=env)
@@ -242,9 +245,9 @@ def run(minutes: float, warm_up: float, trace: bool, settings: dict[str, str]) -
             load.join()
         samples.append(Sample((time.monotonic() - started) / 60, rss_mb(app.pid), tally.done))
         report(samples, tally, minutes, warm_up)
-        if (snaps / "2.types.json").exists():
+        if snaps is not None and (snaps / "2.types.json").exists():
             type_growth(snaps / "2.types.json", snapshot(app.pid, snaps, 3), warm_up)
-        if trace and (snaps / "2.snap").exists():
+        if snaps is not None and trace and (snaps / "2.snap").exists():
             top_growth(snaps / "2.snap", snaps / "3.snap", warm_up)
     return 0
 
@@ -252,8 +255,11 @@ def run(minutes: float, warm_up: float, trace: bool, settings: dict[str, str]) -
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench soak", description=__doc__)
     parser.add_argument("--minutes", type=float, default=30.0, help="how long to send (default 30)")
+    parser.add_argument("--inspect", action="store_true",
+                        help="print the object types and containers that grew after the warm-up (read inside "
+                             "the app, which moves its RSS: use a run without it for the RSS figures)")
     parser.add_argument("--tracemalloc", action="store_true",
-                        help="trace the app's allocations and print the sites that grew after the warm-up")
+                        help="--inspect, and trace the app's allocations: the sites that grew after the warm-up")
     parser.add_argument("--warm-up", type=float, default=5.0,
                         help="minutes left out of the fit, and when tracing starts (default 5)")
     parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
@@ -266,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.minutes <= 0 or args.minutes > 24 * 60:
         parser.error("--minutes must be more than 0 and at most 1440")
     try:
-        return run(args.minutes, args.warm_up, args.tracemalloc, dict(s.split("=", 1) for s in args.setting))
+        return run(args.minutes, args.warm_up, inspect=args.inspect or args.tracemalloc, trace=args.tracemalloc,
+                   settings=dict(s.split("=", 1) for s in args.setting))
     except StackError as exc:
         print(f"soak bench stopped: {exc}", file=sys.stderr)
         return 1
