@@ -108,7 +108,7 @@ async def send(client: httpx.AsyncClient, kind: str, path: str, body: dict[str, 
         return type(exc).__name__  # no answer: counted by what went wrong, never retried
 
 
-async def drive(url: str, until: float, tally: Tally, stop: threading.Event) -> None:
+async def drive(url: str, until: float, tally: Tally, stop: threading.Event, kinds: tuple[str, ...]) -> None:
     run = uuid.uuid4().hex[:8]
     counter = itertools.count()
     headers = {"authorization": f"Bearer {KEY}"}
@@ -118,7 +118,7 @@ async def drive(url: str, until: float, tally: Tally, stop: threading.Event) -> 
         await send(client, "hit", path, body)  # stores the answer every later hit replays
 
         async def worker(offset: int) -> None:
-            for kind in itertools.islice(itertools.cycle(KINDS), offset, None):
+            for kind in itertools.islice(itertools.cycle(kinds), offset, None):
                 if time.monotonic() >= until or stop.is_set():
                     return
                 path, body = request_for(kind, run, next(counter))
@@ -219,7 +219,8 @@ def top_growth(first: Path, last: Path, warm_up: float, limit: int = 15) -> None
             print("      " + line)
 
 
-def run(minutes: float, warm_up: float, *, inspect: bool, trace: bool, settings: dict[str, str]) -> int:
+def run(minutes: float, warm_up: float, *, inspect: bool, trace: bool, settings: dict[str, str],
+        kinds: tuple[str, ...] = KINDS) -> int:
     with tempfile.TemporaryDirectory() as tmp, LocalStack(ports=Ports.free(), data_dir=Path(tmp),
                                                          log_to_files=True) as stack:
         env = {**app_env(), **settings}
@@ -234,7 +235,8 @@ def run(minutes: float, warm_up: float, *, inspect: bool, trace: bool, settings:
         started = time.monotonic()
         until = started + minutes * 60
         stop = threading.Event()  # set when the sampling ends early (Ctrl-C), so the workers stop too
-        load = threading.Thread(target=lambda: asyncio.run(drive(stack.app_url, until, tally, stop)), name="soak-load")
+        load = threading.Thread(target=lambda: asyncio.run(drive(stack.app_url, until, tally, stop, kinds)),
+                                name="soak-load")
         load.start()
         print(f"soak: {minutes:g} min of mixed traffic, RSS of the app (pid {app.pid}) every {SAMPLE_S:g} s",
               flush=True)
@@ -264,7 +266,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="minutes left out of the fit, and when tracing starts (default 5)")
     parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
                         help="an app setting on top of `make run`'s (repeatable), e.g. SEMANTIC_CACHE_MODE=off")
+    parser.add_argument("--kinds", default=",".join(KINDS),
+                        help=f"the kinds of request to send, comma-separated (default all: {','.join(KINDS)})")
     args = parser.parse_args(argv)
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    if not kinds or any(k not in KINDS for k in kinds):
+        parser.error(f"--kinds takes some of {', '.join(KINDS)}")
     if any("=" not in s for s in args.setting):
         parser.error("--setting takes NAME=VALUE")
     if not 0 <= args.warm_up < args.minutes:
@@ -273,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--minutes must be more than 0 and at most 1440")
     try:
         return run(args.minutes, args.warm_up, inspect=args.inspect or args.tracemalloc, trace=args.tracemalloc,
-                   settings=dict(s.split("=", 1) for s in args.setting))
+                   settings=dict(s.split("=", 1) for s in args.setting), kinds=kinds)
     except StackError as exc:
         print(f"soak bench stopped: {exc}", file=sys.stderr)
         return 1
