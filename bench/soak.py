@@ -196,6 +196,10 @@ def type_growth(first: Path, last: Path, warm_up: float, limit: int = 15) -> Non
     print(f"\nlive objects by type: top {limit} by growth after {warm_up:g} min")
     for diff, name in grown:
         print(f"  {diff:+9d}  {name} ({after['types'][name]} live)")
+    if after.get("heap") and before.get("heap"):
+        used, free = (after["heap"][k] - before["heap"][k] for k in ("in_use", "free"))
+        print(f"\nglibc malloc (outside Python's small-object allocator): in use {used / 2**20:+.2f} MB "
+              f"(now {after['heap']['in_use'] / 2**20:.1f} MB), free in its heap {free / 2**20:+.2f} MB")
     longer = sorted(((n - before["sizes"].get(c, 0), c) for c, n in after["sizes"].items()), reverse=True)[:limit]
     print(f"\ncontainers of 64 or more items: top {limit} by growth (new ones count from 0)")
     for diff, name in longer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import gc
 import json
 import logging
@@ -72,6 +73,7 @@ def _watch_memory(folder: str | None, trace: bool) -> None:
             _write(Path(folder) / f"{taken}.snap", lambda path: tracemalloc.take_snapshot().dump(str(path)))
         elif trace:
             tracemalloc.start(TRACE_FRAMES)
+        heap = _malloc_heap()  # before the counting below allocates
         gc.collect()
         live = gc.get_objects()
         by_type = Counter(map(type, live))  # named per type, not per object: far fewer allocations to trace
@@ -82,9 +84,26 @@ def _watch_memory(folder: str | None, trace: bool) -> None:
                  if isinstance(o, _CONTAINERS) and len(o) >= 64}
         del live
         _write(Path(folder) / f"{taken}.types.json",
-               lambda path: path.write_text(json.dumps({"types": types, "sizes": sizes})))
+               lambda path: path.write_text(json.dumps({"types": types, "sizes": sizes, "heap": heap})))
 
     signal.signal(signal.SIGUSR1, dump)
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def _malloc_heap() -> dict[str, int]:
+    """glibc's malloc in use and free (bytes): what Python's small-object allocator does not hold
+    (objects over 512 bytes, C and Rust extensions); empty where there is no mallinfo2."""
+    try:
+        info = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return {}
+    info.restype = _MallInfo2
+    got = info()
+    return {"in_use": got.uordblks + got.hblkhd, "free": got.fordblks}
 
 
 def _write(target: Path, write: Callable[[Path], object]) -> None:
