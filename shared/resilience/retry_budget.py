@@ -21,6 +21,9 @@ class RetryBudget:
         self._retries: deque[float] = deque()
 
     def record_first_attempt(self) -> None:
+        # Expired here too: a healthy process never spends a retry, and its first attempts would
+        # otherwise pile up one timestamp per request for ever (the soak bench's finding).
+        self._expire()
         self._firsts.append(self.clock.now())
 
     def try_spend(self) -> bool:

@@ -72,6 +72,17 @@ def test_the_retry_budget_refills_as_its_window_slides() -> None:
     assert budget.try_spend(), "old retries left the window; the floor allows one"
 
 
+def test_the_retry_budget_holds_one_window_of_first_attempts_when_nothing_retries() -> None:
+    """A healthy process never spends a retry; what it records must still leave the window (the
+    soak grew by one timestamp per request, forever, before)."""
+    clock = FakeClock()
+    budget = RetryBudget(clock, ratio=0.2, window_s=60, floor=1)
+    for _ in range(10_000):  # 10 a second for 1,000 s
+        budget.record_first_attempt()
+        clock.t += 0.1
+    assert len(budget._firsts) <= 601  # the window's 60 s at 10 a second, not all 10,000
+
+
 def test_lowest_priority_first_and_weights_spread_within_a_priority() -> None:
     clock = FakeClock()
     eps = [endpoint("east", 0, weight=3), endpoint("west", 0, weight=1), endpoint("backup", 1)]
