@@ -9,11 +9,11 @@ from functions.http_common import (
     Scope,
     authenticate_if_sent,
     http_function,
-    log_unexpected,
     ok,
     problem,
     read_model,
     respond,
+    unexpected,
     validate,
 )
 from shared.container import get_container
@@ -42,9 +42,8 @@ async def ready(req: Request) -> Response:
     cid = correlation_id(req.headers)
     try:
         response = await _ready(req, cid)
-    except Exception as exc:  # noqa: BLE001  logged by log_unexpected; the caller gets a generic 500
-        log_unexpected("unhandled error", cid, exc)
-        response = problem(AppError("An unexpected error occurred. Quote the correlation id if you report it."), cid)
+    except Exception as exc:  # noqa: BLE001  logged by unexpected(); the caller gets a generic 500
+        response = unexpected(exc, cid)
     response.headers["x-request-id"] = cid
     return response
 

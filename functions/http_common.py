@@ -155,6 +155,13 @@ def error_shape(path: str) -> ErrorShape:
     return next((_SHAPES[t] for t in matching_routes(path) if t in _SHAPES), problem)
 
 
+def unexpected(exc: Exception, cid: str, shape: ErrorShape = problem) -> Response:
+    """An error nobody expected: one log record (log_unexpected), and a generic 500 in the route's
+    error shape that names nothing but the correlation id."""
+    log_unexpected("unhandled error", cid, exc)
+    return shape(AppError("An unexpected error occurred. Quote the correlation id if you report it."), cid)
+
+
 def ok(body: BaseModel | dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
     content = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
     return JSONResponse(content, status_code=status, headers=headers)
@@ -188,9 +195,7 @@ async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]]) ->
             log.error("dependency failed (correlation_id=%s): %s", cid, type(exc).__name__)
             response = shape(DependencyFailed("A storage dependency is unavailable. Try again later."), cid)
         except Exception as exc:  # noqa: BLE001  logged by log_unexpected; the client gets a generic 500
-            log_unexpected("unhandled error", cid, exc)
-            response = shape(AppError("An unexpected error occurred. Quote the correlation id if you report it."),
-                             cid)
+            response = unexpected(exc, cid, shape)
     for name, value in extra.items():
         response.headers.setdefault(name, value)
     response.headers["x-correlation-id"] = response.headers["x-request-id"] = cid

@@ -273,7 +273,8 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 def upstream_request_id(headers: Mapping[str, str]) -> str | None:
     """The provider's id of a request: OpenAI's and Azure's `x-request-id`, else Azure API
     Management's `apim-request-id`; only if it looks like an id (it goes into a header of ours)."""
-    lowered = {k.lower(): v for k, v in headers.items()}
+    # httpx2's headers ignore case already (every answer's pays this); a plain mapping is lowered.
+    lowered = headers if isinstance(headers, httpx2.Headers) else {k.lower(): v for k, v in headers.items()}
     for name in ("x-request-id", "apim-request-id"):
         value = lowered.get(name, "")
         if _REQUEST_ID.fullmatch(value):
