@@ -12,7 +12,7 @@ import azure.functions as func
 
 from functions import fallback, http_api, openai_api, queue_jobs
 from shared.container import start_loading
-from shared.telemetry import setup_telemetry
+from shared.observability.telemetry import setup_telemetry
 
 setup_telemetry()
 

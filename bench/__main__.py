@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from bench import resilience
-from shared.config import hash_api_key
+from shared.core.settings import hash_api_key
 from tools.localenv import LocalStack, Ports
 
 BENCH_KEY = "bench-key"

@@ -22,12 +22,12 @@ from typing import Any
 # it is typed.
 from azure.core.pipeline.transport._aiohttp import AioHttpTransport
 
-from shared.auth import Principal
 from shared.composition import build_container
-from shared.config import TenantLimits, load_settings
-from shared.gateway import CallContext, ChatCall
-from shared.models import ChatMessage
-from shared.values import SamplingParams
+from shared.core.models import ChatMessage
+from shared.core.settings import TenantLimits, load_settings
+from shared.core.values import SamplingParams
+from shared.identity.auth import Principal
+from shared.pipeline.gateway import CallContext, ChatCall
 from tests.conftest import environment
 from tools.localenv import LocalStack, Ports
 

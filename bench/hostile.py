@@ -21,8 +21,8 @@ from pathlib import Path
 
 import httpx
 
-from shared.config import hash_api_key
-from shared.safe_json import MAX_NODES
+from shared.core.safe_json import MAX_NODES
+from shared.core.settings import hash_api_key
 from tools.localenv import LocalStack, Ports
 
 VICTIM_KEY, ATTACKER_KEY = "bench-victim-key", "bench-attacker-key"

@@ -24,7 +24,7 @@ from bench.cosmos_counter import CosmosCounter
 from bench.loadgen import MODEL, LoadSpec
 from bench.measure import FIRST_QUESTION, BenchError, first_answer, idle_cpu_ms_per_s, import_time_s, rss_mb, run_phase
 from bench.overhead_report import LITELLM, OURS, Row, table, targets
-from shared.config import TenantConfig, TenantKey, TenantLimits, hash_api_key
+from shared.core.settings import TenantConfig, TenantKey, TenantLimits, hash_api_key
 from tools.appsettings import ROOT
 from tools.localenv import LocalStack, Ports, StackError, free_port, port_open
 from tools.telemetry_sink import Sink, appinsights

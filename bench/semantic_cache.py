@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.composition import build_container
-from shared.config import Settings, load_settings
-from shared.cosmos import CosmosState
-from shared.embeddings import Embedder, EmbeddingEndpoint, EndpointEmbedder, build_embedding_endpoints, cosine
-from shared.models import ChatMessage, Usage
-from shared.semantic_cache import SemanticCache, SemanticCacheSettings, vector_index
-from shared.semantic_veto import veto
-from shared.values import Completion
+from shared.core.models import ChatMessage, Usage
+from shared.core.settings import Settings, load_settings
+from shared.core.values import Completion
+from shared.state.cosmos import CosmosState
+from shared.state.semantic_cache import SemanticCache, SemanticCacheSettings, vector_index
+from shared.state.semantic_veto import veto
+from shared.upstream.embeddings import Embedder, EmbeddingEndpoint, EndpointEmbedder, build_embedding_endpoints, cosine
 from tools.appsettings import LOCAL_SETTINGS, effective, environment, file_values
 from tools.localenv import LocalStack, Ports
 

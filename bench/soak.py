@@ -33,7 +33,7 @@ from pathlib import Path
 import httpx
 
 from bench.measure import rss_mb
-from shared.config import TenantConfig, TenantKey, TenantLimits, hash_api_key
+from shared.core.settings import TenantConfig, TenantKey, TenantLimits, hash_api_key
 from tools.localenv import LocalStack, Ports, StackError
 
 KEY = "bench-soak-key"

@@ -6,8 +6,8 @@ import azure.functions as func
 from azurefunctions.extensions.http.fastapi import Request, Response
 
 from functions.http_common import ROUTES, error_shape, matching_routes
-from shared.correlation import correlation_id
-from shared.errors import MethodNotAllowed, NotFound
+from shared.core.correlation import correlation_id
+from shared.core.errors import MethodNotAllowed, NotFound
 
 bp = func.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]

@@ -16,11 +16,11 @@ from functions.http_common import (
     unexpected,
     validate,
 )
+from shared.api.openapi import openapi_document
 from shared.container import get_container
-from shared.correlation import correlation_id
-from shared.errors import AppError, NotConfigured, NotFound, ServiceUnavailable
-from shared.models import JOB_INPUTS, ChatRequest, JobRequest, SummarizeRequest
-from shared.openapi import openapi_document
+from shared.core.correlation import correlation_id
+from shared.core.errors import AppError, NotConfigured, NotFound, ServiceUnavailable
+from shared.core.models import JOB_INPUTS, ChatRequest, JobRequest, SummarizeRequest
 from shared.readiness import verdict, with_breakers
 
 bp = func.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)

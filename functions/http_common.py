@@ -15,12 +15,12 @@ from azure.core.exceptions import AzureError
 from azurefunctions.extensions.http.fastapi import JSONResponse, Request, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
-from shared import safe_json, tracing
-from shared import telemetry_names as n
-from shared.auth import Principal
+from shared.api.openai_errors import openai_error
+from shared.api.problems import PROBLEM_MEDIA_TYPE, problem_body, problem_headers
 from shared.container import Container, get_container
-from shared.correlation import correlation_id
-from shared.errors import (
+from shared.core import safe_json
+from shared.core.correlation import correlation_id
+from shared.core.errors import (
     AppError,
     BadRequest,
     DependencyFailed,
@@ -30,11 +30,12 @@ from shared.errors import (
     exception_chain,
     field_errors,
 )
-from shared.openai_errors import openai_error
-from shared.problems import PROBLEM_MEDIA_TYPE, problem_body, problem_headers
+from shared.identity.auth import Principal
+from shared.observability import names as n
+from shared.observability import tracing
 
 if TYPE_CHECKING:
-    from shared.gateway import CallContext  # loaded with the container (shared/container.py)
+    from shared.pipeline.gateway import CallContext  # loaded with the container (shared/container.py)
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -133,7 +134,7 @@ def _innermost(exc: BaseException) -> str:
 
 def call_context(req: Request, principal: Principal, cid: str) -> CallContext:
     """The caller's Cache-Control: no-cache skips the lookup, no-store also the store."""
-    from shared.gateway import CallContext  # noqa: PLC0415  loaded with the container, before this runs
+    from shared.pipeline.gateway import CallContext  # noqa: PLC0415  loaded with the container, before this runs
 
     directives = {d.strip() for d in req.headers.get("cache-control", "").lower().split(",")}
     return CallContext(principal, cid, cache_lookup="no-cache" not in directives and "no-store" not in directives,

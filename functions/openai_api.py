@@ -22,14 +22,14 @@ from functions.http_common import (
     respond,
     validate,
 )
-from shared.errors import AppError
-from shared.models import OpenAIChatRequest, OpenAIEmbeddingsRequest, Usage
-from shared.openai_errors import openai_error
-from shared.openai_wire import replay, text_response
-from shared.values import UPSTREAM_REQUEST_ID, Delta
+from shared.api.openai_errors import openai_error
+from shared.core.errors import AppError
+from shared.core.models import OpenAIChatRequest, OpenAIEmbeddingsRequest, Usage
+from shared.core.values import UPSTREAM_REQUEST_ID, Delta
+from shared.upstream.protocol import replay, text_response
 
 if TYPE_CHECKING:
-    from shared.openai_path import OpenAIPath
+    from shared.pipeline.openai_path import OpenAIPath
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -70,7 +70,7 @@ async def azure_models(req: Request) -> Response:
 
 def _path(scope: Scope) -> OpenAIPath:
     """The OpenAI path over the container's gateway; its module (the openai SDK) is loaded with the container."""
-    from shared.openai_path import OpenAIPath  # noqa: PLC0415  imported by then: no import on the request path
+    from shared.pipeline.openai_path import OpenAIPath  # noqa: PLC0415  imported by then: no import on the request path
 
     return OpenAIPath(scope.container.gateway)
 
@@ -172,7 +172,7 @@ async def _sse(held: list[Delta], rest: AsyncGenerator[Delta, None], *, completi
         return
     finally:
         # A client that goes away closes this generator: close the gateway's too, now (its pump goes
-        # on reading the model's answer to the end and settles; see shared/gateway.py).
+        # on reading the model's answer to the end and settles; see shared/pipeline/gateway.py).
         await rest.aclose()
     yield "data: [DONE]\n\n"
 

@@ -7,10 +7,10 @@ import logging
 
 import azure.functions as func
 
-from shared import telemetry_names as n
-from shared import tracing
 from shared.container import get_container, loaded
-from shared.correlation import safe_correlation_id
+from shared.core.correlation import safe_correlation_id
+from shared.observability import names as n
+from shared.observability import tracing
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()
@@ -22,8 +22,8 @@ async def jobs_worker(msg: func.QueueMessage) -> None:
     """Transient failures propagate, so the host retries and finally moves the message to poison."""
     text = msg.get_body().decode("utf-8", errors="replace")
     await loaded()
-    from shared.deadletter import NAMES_RESERVED, reserved  # noqa: PLC0415  loaded by the loader thread
-    from shared.jobs import job_id_for, parse_job_message  # noqa: PLC0415
+    from shared.jobs.deadletter import NAMES_RESERVED, reserved  # noqa: PLC0415  loaded by the loader thread
+    from shared.jobs.service import job_id_for, parse_job_message  # noqa: PLC0415
     try:
         message = parse_job_message(text)
     except ValueError:
@@ -65,8 +65,8 @@ async def jobs_poison(msg: func.QueueMessage) -> None:
     raising would only have it retried until its time to live ran out, with nobody told."""
     body = msg.get_body()
     container = await get_container()
-    from shared.deadletter import NAMES_RESERVED, NOT_A_JOB, reserved  # noqa: PLC0415  loaded with the container
-    from shared.jobs import job_id_for, parse_job_message  # noqa: PLC0415
+    from shared.jobs.deadletter import NAMES_RESERVED, NOT_A_JOB, reserved  # noqa: PLC0415  loaded with the container
+    from shared.jobs.service import job_id_for, parse_job_message  # noqa: PLC0415
     text = body.decode("utf-8", errors="replace")
     try:
         message = parse_job_message(text)

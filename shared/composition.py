@@ -3,7 +3,7 @@
 Its imports are the heavy ones (the Azure SDKs): shared/container.py imports this module in a
 background thread right after the function index is built, and awaits it before the first
 container is built. Semantic Kernel and the openai SDK are not among them: the native paths load
-them on first use (shared/groups.LazyEngine).
+them on first use (shared/upstream/groups.LazyEngine).
 """
 
 from __future__ import annotations
@@ -17,34 +17,34 @@ import httpx2
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.pipeline.transport import AsyncHttpTransport
 
-from shared.auth import Authenticator
-from shared.budget import LEASE_MARGIN_S, CosmosBudgetLedger
-from shared.cache import CosmosExactCache, TieredCache
-from shared.config import Settings
 from shared.container import Container
-from shared.cosmos import CosmosState, cosmos_client
-from shared.deadletter import CosmosDeadLetters
-from shared.embeddings import EndpointEmbedder, build_embedding_endpoints
-from shared.endpoints import Endpoint, embedding_endpoint_name
-from shared.gateway import Gateway
-from shared.groups import LazyEngine, ModelGroups
-from shared.jobqueue import storage_job_queue
-from shared.jobs import CosmosJobStore, JobService
-from shared.ratelimit import CosmosRateLimiter
+from shared.core.clock import Clock, SystemClock
+from shared.core.settings import Settings
+from shared.identity.auth import Authenticator
+from shared.identity.secrets import KeyVaultSecrets, LocalSecrets, SecretProvider
+from shared.jobs.deadletter import CosmosDeadLetters
+from shared.jobs.queue import storage_job_queue
+from shared.jobs.service import CosmosJobStore, JobService
+from shared.pipeline.gateway import Gateway
 from shared.readiness import Readiness, probe_dependencies
-from shared.resilience.breaker import BreakerSettings
-from shared.resilience.clock import Clock, SystemClock
-from shared.resilience.policy import ResiliencePolicy, RetrySettings
-from shared.resilience.pool import EndpointPool
-from shared.resilience.retry_budget import RetryBudget
-from shared.secrets import KeyVaultSecrets, LocalSecrets, SecretProvider
-from shared.semantic_cache import SemanticCache, SemanticCacheSettings, vector_index
-from shared.wire import build_wire, tls_context
+from shared.state.budget import LEASE_MARGIN_S, CosmosBudgetLedger
+from shared.state.cache import CosmosExactCache, TieredCache
+from shared.state.cosmos import CosmosState, cosmos_client
+from shared.state.ratelimit import CosmosRateLimiter
+from shared.state.semantic_cache import SemanticCache, SemanticCacheSettings, vector_index
+from shared.upstream.embeddings import EndpointEmbedder, build_embedding_endpoints
+from shared.upstream.endpoints import Endpoint, embedding_endpoint_name
+from shared.upstream.groups import LazyEngine, ModelGroups
+from shared.upstream.resilience.breaker import BreakerSettings
+from shared.upstream.resilience.policy import ResiliencePolicy, RetrySettings
+from shared.upstream.resilience.pool import EndpointPool
+from shared.upstream.resilience.retry_budget import RetryBudget
+from shared.upstream.wire import build_wire, tls_context
 
 if TYPE_CHECKING:
     import httpx
 
-    from shared.entra import EntraValidator
+    from shared.identity.entra import EntraValidator
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ def build_entra(settings: Settings) -> tuple[EntraValidator | None, httpx.AsyncC
         return None, None
     import httpx  # noqa: PLC0415  PyJWT, cryptography and httpx only where Entra tokens are taken
 
-    from shared.entra import EntraValidator, SigningKeys  # noqa: PLC0415
+    from shared.identity.entra import EntraValidator, SigningKeys  # noqa: PLC0415
     http = httpx.AsyncClient(timeout=5.0, verify=tls_context())
     keys = SigningKeys(settings.entra_authority, http, cooldown_s=settings.entra_jwks_cooldown_s)
     tids = {p.tid for t in settings.tenants for p in t.entra}

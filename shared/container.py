@@ -17,30 +17,30 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from shared.config import load_settings
-from shared.errors import ConfigError, NotConfigured
+from shared.core.errors import ConfigError, NotConfigured
+from shared.core.settings import load_settings
 
 if TYPE_CHECKING:
     import httpx
     import httpx2
     from azure.core.credentials_async import AsyncTokenCredential
 
-    from shared.auth import Authenticator
-    from shared.budget import CosmosBudgetLedger
-    from shared.config import Settings
-    from shared.cosmos import CosmosState
-    from shared.deadletter import CosmosDeadLetters
-    from shared.gateway import Gateway
-    from shared.groups import LazyEngine, ModelGroups
-    from shared.jobqueue import JobQueue
-    from shared.jobs import JobService
+    from shared.core.settings import Settings
+    from shared.identity.auth import Authenticator
+    from shared.identity.secrets import SecretProvider
+    from shared.jobs.deadletter import CosmosDeadLetters
+    from shared.jobs.queue import JobQueue
+    from shared.jobs.service import JobService
+    from shared.pipeline.gateway import Gateway
     from shared.readiness import Readiness
-    from shared.secrets import SecretProvider
+    from shared.state.budget import CosmosBudgetLedger
+    from shared.state.cosmos import CosmosState
+    from shared.upstream.groups import LazyEngine, ModelGroups
 
 log = logging.getLogger(__name__)
 
 # What the first request needs and the index does not: imported by the loader thread only.
-SERVICE_MODULES = ("shared.composition", "shared.openai_path")
+SERVICE_MODULES = ("shared.composition", "shared.pipeline.openai_path")
 
 
 @dataclass
@@ -103,8 +103,8 @@ def _load(future: concurrent.futures.Future[None]) -> None:
     try:
         for name in SERVICE_MODULES:
             importlib.import_module(name)
-        from shared.tokens import counter_for  # noqa: PLC0415  loaded with the services above
-        from shared.wire import tls_context  # noqa: PLC0415
+        from shared.core.tokens import counter_for  # noqa: PLC0415  loaded with the services above
+        from shared.upstream.wire import tls_context  # noqa: PLC0415
 
         tls_context()  # the CA bundle, read here rather than by the first container
 

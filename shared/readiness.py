@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import httpx2
 
-    from shared.cosmos import CosmosState  # the Cosmos SDK: loaded with the container, not by the index
+    from shared.state.cosmos import CosmosState  # the Cosmos SDK: loaded with the container, not by the index
 
 log = logging.getLogger(__name__)
 Probe = Callable[[], Awaitable[dict[str, str]]]

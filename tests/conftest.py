@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import Settings, hash_api_key, load_settings
+from shared.core.settings import Settings, hash_api_key, load_settings
 from tools.appsettings import environment
 from tools.localenv import LocalStack, Ports
 

@@ -1,5 +1,5 @@
 """The app settings a local start sees: local.settings.json read as Core Tools reads it, the
-environment winning over it, validated by shared.config before anything starts."""
+environment winning over it, validated by shared.core.settings before anything starts."""
 
 from __future__ import annotations
 
@@ -51,8 +51,8 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
 
 def validate(values: Mapping[str, str]) -> None:
     """Raise SettingsProblem with the app's own one-line message when it would refuse `values`."""
-    from shared.config import load_settings  # the app's validation, not a copy of it
-    from shared.errors import ConfigError
+    from shared.core.errors import ConfigError
+    from shared.core.settings import load_settings  # the app's validation, not a copy of it
 
     with environment(values):
         try:

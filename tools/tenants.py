@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.config import TenantConfig, hash_api_key
-from shared.errors import field_errors
+from shared.core.errors import field_errors
+from shared.core.settings import TenantConfig, hash_api_key
 from tools.appsettings import SettingsProblem, file_values
 from tools.localenv import ensure_local_settings
 

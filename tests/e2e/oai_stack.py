@@ -12,7 +12,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionFunctionToolParam
 
-from shared.config import hash_api_key
+from shared.core.settings import hash_api_key
 from tools.localenv import LocalStack
 
 FID_KEY = "fidelity-key"  # cache off: every call reaches the simulator, nothing embeds

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from shared.config import hash_api_key
+from shared.core.settings import hash_api_key
 from tools.localenv import LocalStack, free_port
 
 pytestmark = pytest.mark.e2e

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from shared.config import hash_api_key
-from shared.tokens import prompt_tokens
+from shared.core.settings import hash_api_key
+from shared.core.tokens import prompt_tokens
 from tools.localenv import LocalStack, free_port
 
 pytestmark = pytest.mark.e2e

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.config import hash_api_key
+from shared.core.settings import hash_api_key
 from tools.localenv import LocalStack
 
 pytestmark = pytest.mark.e2e

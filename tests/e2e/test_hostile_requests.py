@@ -16,8 +16,8 @@ import pytest
 from azure.cosmos.exceptions import CosmosResourceNotFoundError
 from azure.storage.queue import QueueClient
 
-from shared.deadletter import DEADLETTER_PARTITION
-from shared.safe_json import MAX_NODES
+from shared.core.safe_json import MAX_NODES
+from shared.jobs.deadletter import DEADLETTER_PARTITION
 from tests.e2e.conftest import assert_openai_error, assert_problem
 from tests.e2e.test_hostile_input import app_log
 from tests.e2e.test_jobs import jobs_container, producer  # noqa: F401  producer is a fixture

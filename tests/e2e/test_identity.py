@@ -15,7 +15,7 @@ import openai
 import pytest
 from azure.identity import ManagedIdentityCredential, get_bearer_token_provider
 
-from shared.config import hash_api_key
+from shared.core.settings import hash_api_key
 from tests.e2e.conftest import assert_openai_error, assert_problem
 from tests.support.identity.gate import COGNITIVE_RESOURCE, Gate
 from tests.support.identity.issuer import API_AUDIENCE, IDENTITY_HEADER, TENANT_ID, Identity, Issuer

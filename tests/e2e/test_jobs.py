@@ -17,7 +17,7 @@ import pytest
 from azure.cosmos import CosmosClient
 from azure.storage.queue import QueueClient
 
-from shared.jobs import job_id_for, parse_job_message
+from shared.jobs.service import job_id_for, parse_job_message
 from tests.conftest import LIMITED_KEY, OTHER_KEY
 from tests.e2e.conftest import assert_problem
 from tools.localenv import LocalStack

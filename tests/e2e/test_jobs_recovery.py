@@ -14,7 +14,7 @@ import pytest
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueServiceClient
 
-from shared.config import hash_api_key
+from shared.core.settings import hash_api_key
 from tests.conftest import DEV_KEY
 from tests.e2e.test_jobs import CHAT_INPUT, jobs_container, wait_for
 from tools.localenv import LocalStack

@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from bench.measure import rss_mb
-from shared.config import hash_api_key
+from shared.core.settings import hash_api_key
 from tests.conftest import ADMIN_KEY
 from tests.e2e.oai_stack import FID_KEY, WEATHER, Ledger, simulator_billed
 from tools.localenv import LocalStack

@@ -14,7 +14,7 @@ import openai
 import pytest
 from langchain_openai import ChatOpenAI
 
-from shared.config import hash_api_key
+from shared.core.settings import hash_api_key
 from tools.localenv import LocalStack
 
 pytestmark = pytest.mark.e2e

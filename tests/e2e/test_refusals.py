@@ -11,8 +11,8 @@ import httpx2
 import openai
 import pytest
 
-from shared.config import hash_api_key
-from shared.tokens import prompt_tokens
+from shared.core.settings import hash_api_key
+from shared.core.tokens import prompt_tokens
 from tests.e2e.conftest import assert_problem
 from tools.localenv import LocalStack
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared import telemetry_names as n
+from shared.observability import names as n
 from tests.conftest import DEV_KEY
 from tools.localenv import LocalStack
 from tools.telemetry_sink import Sink, appinsights

@@ -1,4 +1,4 @@
-"""The Function App's app settings in the Bicep against shared/config.py: every "azure" setting set, no
+"""The Function App's app settings in the Bicep against shared/core/settings.py: every "azure" setting set, no
 "local" one, and no key, connection string with a key, or @secure value in any setting."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from pydantic import Field, JsonValue
 from pydantic_settings import BaseSettings
 
-from shared.config import EndpointConfig, Settings
+from shared.core.settings import EndpointConfig, Settings
 
 SCOPES = {"azure", "local", "tuning"}
 SITE = "Microsoft.Web/sites"
@@ -24,7 +24,7 @@ ParseBicep = Callable[[Path], Mapping[str, Any]]
 # The function_app fixture: the Bicep file declaring the Function App and its tree.
 FunctionApp = tuple[Path, Mapping[str, Any]]
 
-# Settings the Functions host (not shared/config.py) reads; anything else in the Bicep is a stale name.
+# Settings the Functions host (not shared/core/settings.py) reads; anything else in the Bicep is a stale name.
 HOST_SETTINGS = {
     "AzureWebJobsStorage__accountName",
     "AzureWebJobsStorage__credential",
@@ -139,7 +139,8 @@ def app_settings(function_app: FunctionApp) -> dict[str, Any]:
 
 def test_every_setting_has_a_scope() -> None:
     untagged = {name: scope for name, scope in scopes_of(Settings).items() if scope not in SCOPES}
-    assert not untagged, f"settings without a scope tag in shared/config.py (one of {sorted(SCOPES)}): {untagged}"
+    assert not untagged, (f"settings without a scope tag in shared/core/settings.py (one of {sorted(SCOPES)}): "
+                           f"{untagged}")
 
 
 def test_scope_reader_flags_an_untagged_field() -> None:
@@ -152,7 +153,7 @@ def test_scope_reader_flags_an_untagged_field() -> None:
 
 def test_every_azure_setting_is_set(app_settings: dict[str, Any]) -> None:
     azure = _names_with_scope("azure")
-    assert azure, "shared.config.Settings has no setting with scope azure"
+    assert azure, "shared.core.settings.Settings has no setting with scope azure"
     missing = sorted(azure - app_settings.keys())
     assert not missing, f"settings with scope azure that the Bicep does not set: {missing}"
 
@@ -172,7 +173,7 @@ def test_no_local_setting_is_set(app_settings: dict[str, Any]) -> None:
 def test_no_unknown_setting(app_settings: dict[str, Any]) -> None:
     known = set(scopes_of(Settings)) | HOST_SETTINGS
     unknown = sorted(app_settings.keys() - known)
-    assert not unknown, f"settings neither in shared/config.py nor read by the host: {unknown}"
+    assert not unknown, f"settings neither in shared/core/settings.py nor read by the host: {unknown}"
 
 
 def test_host_storage_uses_the_identity(app_settings: dict[str, Any]) -> None:

@@ -1,5 +1,5 @@
 """Every name the workbook, the alerts and the runbook's queries read is one the app emits: a customDimensions
-key, metric or span name, audit message or compared value defined in shared/telemetry_names.py (or by the
+key, metric or span name, audit message or compared value defined in shared/observability/names.py (or by the
 code that emits it), or a built-in table and column of Application Insights."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from azure.monitor.opentelemetry.exporter._performance_counters._constants impor
     _PERFORMANCE_COUNTER_METRIC_NAME_MAPPINGS,
 )
 
-from shared import errors
-from shared import telemetry_names as names
-from shared.resilience.breaker import State
+from shared.core import errors
+from shared.observability import names
+from shared.upstream.resilience.breaker import State
 from tests.infra.kql_names import METRIC_COLUMNS, TABLES, extract
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,14 +85,14 @@ def problems(query: str) -> list[str]:
     """Every name in `query` the app does not emit, as one line each; empty when all are known."""
     found = extract(query)
     unknown = sorted(found.dimensions - DIMENSIONS)
-    bad = [f"customDimensions key {d!r} is not in shared/telemetry_names.py" for d in unknown]
+    bad = [f"customDimensions key {d!r} is not in shared/observability/names.py" for d in unknown]
     if found.unnamed_dimension_uses:
         bad.append("customDimensions used without a key (write customDimensions[\"name\"] so it can be checked)")
     for op, literal in sorted(found.names):
         span_prefix = op in ("startswith", "!startswith") and literal == f"{names.JOB_SPAN_PREFIX} "
         equal = op in ("==", "!=", "in", "!in")
         if not span_prefix and not (equal and (literal in METRICS or literal in PERFORMANCE_COUNTERS)):
-            bad.append(f"name {op} {literal!r} is no metric (or span prefix) in shared/telemetry_names.py")
+            bad.append(f"name {op} {literal!r} is no metric (or span prefix) in shared/observability/names.py")
     for op, literal in sorted(found.messages):
         if not (literal == names.AUDIT_EVENT or literal in HOST_LOG_PHRASES or literal.endswith("-poison")):
             bad.append(f"message {op} {literal!r} is neither AUDIT_EVENT nor a known host log line")

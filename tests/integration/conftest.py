@@ -8,9 +8,9 @@ import httpx
 import pytest
 
 from shared.composition import build_container
-from shared.config import Settings
 from shared.container import Container
-from shared.resilience.pool import EndpointPool
+from shared.core.settings import Settings
+from shared.upstream.resilience.pool import EndpointPool
 from tools.localenv import LocalStack
 
 

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.auth import Principal
-from shared.budget import SLOT_S, SLOTS, CosmosBudgetLedger, Estimate
-from shared.config import ModelPrice, TenantLimits
 from shared.container import Container
-from shared.errors import BudgetBusy, BudgetExhausted, TooManyRequests
-from shared.models import Usage
+from shared.core.errors import BudgetBusy, BudgetExhausted, TooManyRequests
+from shared.core.models import Usage
+from shared.core.settings import ModelPrice, TenantLimits
+from shared.identity.auth import Principal
+from shared.state.budget import SLOT_S, SLOTS, CosmosBudgetLedger, Estimate
 
 PRICES = {"m": ModelPrice(input_per_1m=1.0, output_per_1m=2.0)}
 

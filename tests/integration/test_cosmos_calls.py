@@ -12,18 +12,18 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from shared.auth import Principal
-from shared.background import drain
-from shared.budget import CosmosBudgetLedger, Estimate
-from shared.cache import CacheKey, CosmosExactCache
 from shared.composition import build_container
-from shared.config import ModelPrice, Settings, TenantLimits
 from shared.container import Container
-from shared.cosmos import CosmosState, cosmos_client
-from shared.gateway import CallContext, ChatCall
-from shared.models import ChatMessage, Usage
-from shared.ratelimit import CosmosRateLimiter
-from shared.values import Completion, SamplingParams
+from shared.core.background import drain
+from shared.core.models import ChatMessage, Usage
+from shared.core.settings import ModelPrice, Settings, TenantLimits
+from shared.core.values import Completion, SamplingParams
+from shared.identity.auth import Principal
+from shared.pipeline.gateway import CallContext, ChatCall
+from shared.state.budget import CosmosBudgetLedger, Estimate
+from shared.state.cache import CacheKey, CosmosExactCache
+from shared.state.cosmos import CosmosState, cosmos_client
+from shared.state.ratelimit import CosmosRateLimiter
 from tools.localenv import free_port
 
 # Hop-by-hop headers, and the length aiohttp sets again for the body it sends.
@@ -190,5 +190,5 @@ async def test_cosmos_calls_write_no_log_records_under_an_info_root_logger(
         assert await cosmos.find("cache", "nobody", uuid.uuid4().hex) is None
     finally:
         await cosmos.close()
-    sdk = [r for r in caplog.records if r.name.startswith(("azure", "shared.cosmos"))]
+    sdk = [r for r in caplog.records if r.name.startswith(("azure", "shared.state.cosmos"))]
     assert not sdk, [f"{r.name}: {r.getMessage()[:80]}" for r in sdk]

@@ -7,8 +7,8 @@ import uuid
 import pytest
 
 from shared.container import Container
-from shared.errors import DependencyFailed
-from shared.jobs import CosmosJobStore
+from shared.core.errors import DependencyFailed
+from shared.jobs.service import CosmosJobStore
 
 
 def new_id() -> str:

@@ -8,11 +8,11 @@ import httpx
 import pytest
 
 from shared.container import Container
-from shared.errors import ServiceUnavailable
-from shared.gateway import render_summarize
-from shared.models import ChatMessage
-from shared.tokens import prompt_tokens
-from shared.values import SamplingParams
+from shared.core.errors import ServiceUnavailable
+from shared.core.models import ChatMessage
+from shared.core.tokens import prompt_tokens
+from shared.core.values import SamplingParams
+from shared.pipeline.gateway import render_summarize
 
 HELLO = [ChatMessage(role="system", content="You are terse."),
          ChatMessage(role="user", content="Tell me about the quiet harbour town at dawn.")]

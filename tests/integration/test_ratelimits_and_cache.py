@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 
 from bench.cache import CountingTransport
-from shared.auth import Principal
-from shared.cache import STALE_GRACE_S, CacheKey, CosmosExactCache
-from shared.config import Settings, TenantLimits
 from shared.container import Container
-from shared.cosmos import CosmosState, cosmos_client
-from shared.errors import TooManyRequests
-from shared.models import Usage
-from shared.ratelimit import CosmosRateLimiter
-from shared.values import Completion
+from shared.core.errors import TooManyRequests
+from shared.core.models import Usage
+from shared.core.settings import Settings, TenantLimits
+from shared.core.values import Completion
+from shared.identity.auth import Principal
+from shared.state.cache import STALE_GRACE_S, CacheKey, CosmosExactCache
+from shared.state.cosmos import CosmosState, cosmos_client
+from shared.state.ratelimit import CosmosRateLimiter
 
 ANSWER = Completion("Paris.", "stop", "simulator-chat", Usage(prompt_tokens=9, completion_tokens=2,
                                                                total_tokens=11), "primary")

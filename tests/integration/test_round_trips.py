@@ -14,15 +14,15 @@ import pytest
 # The package exports it through a lazy __getattr__ (Any to mypy); the defining module is typed.
 from azure.core.pipeline.transport._aiohttp import AioHttpTransport
 
-from shared.auth import Principal
-from shared.background import drain
 from shared.composition import build_container
-from shared.config import Settings, TenantLimits
 from shared.container import Container
-from shared.cosmos import CosmosState, cosmos_client
-from shared.gateway import CallContext, ChatCall
-from shared.models import ChatMessage
-from shared.values import SamplingParams
+from shared.core.background import drain
+from shared.core.models import ChatMessage
+from shared.core.settings import Settings, TenantLimits
+from shared.core.values import SamplingParams
+from shared.identity.auth import Principal
+from shared.pipeline.gateway import CallContext, ChatCall
+from shared.state.cosmos import CosmosState, cosmos_client
 
 LIMITS = TenantLimits(daily_tokens=10_000_000, monthly_tokens=100_000_000, daily_usd=1000.0, monthly_usd=10_000.0,
                       rpm=100_000, tpm=100_000_000, cache_ttl_s=3600)

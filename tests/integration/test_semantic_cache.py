@@ -8,12 +8,12 @@ import uuid
 
 import httpx
 
-from shared.config import Settings
 from shared.container import Container
-from shared.embeddings import EndpointEmbedder, build_embedding_endpoints
-from shared.models import ChatMessage, Usage
-from shared.semantic_cache import SemanticCache, SemanticCacheSettings, cache_key, vector_index
-from shared.values import Completion
+from shared.core.models import ChatMessage, Usage
+from shared.core.settings import Settings
+from shared.core.values import Completion
+from shared.state.semantic_cache import SemanticCache, SemanticCacheSettings, cache_key, vector_index
+from shared.upstream.embeddings import EndpointEmbedder, build_embedding_endpoints
 
 MODEL = "gpt-4o-mini"
 ANSWER = Completion("Open Settings, then Security, then Reset password.", "stop", "simulator-chat",

@@ -51,8 +51,9 @@ print(json.dumps({"modules": sorted(sys.modules), "calls": len(calls),
 def test_the_background_load_can_race_a_foreground_import(foreground: str) -> None:
     # Per-module import locks make this safe unless the two threads deadlock on a cycle; Python
     # then raises _DeadlockError in one of them, which this would surface.
-    imports = ("import shared.composition, shared.openai_path, shared.jobs" if foreground == "service_modules"
-               else "import semantic_kernel.connectors.ai.open_ai, openai, azure.cosmos.aio, shared.kernel")
+    imports = ("import shared.composition, shared.pipeline.openai_path, shared.jobs.service"
+               if foreground == "service_modules"
+               else "import semantic_kernel.connectors.ai.open_ai, openai, azure.cosmos.aio, shared.upstream.kernel")
     result = _run(f"""
 import json, sys
 import function_app
@@ -69,7 +70,7 @@ print(json.dumps({{"modules": sorted(sys.modules)}}))
 
 def test_the_service_modules_need_no_semantic_kernel_and_no_openai_sdk() -> None:
     # The OpenAI-compatible path is served without them; the native paths load them on first use
-    # (shared/groups.LazyEngine). Key Vault and the identity SDK load only where they are configured.
+    # (shared/upstream/groups.LazyEngine). Key Vault and the identity SDK load only where they are configured.
     result = _run("""
 import json, sys
 import function_app
@@ -87,7 +88,7 @@ print(json.dumps({"modules": sorted(sys.modules), "gc": gc.isenabled(), "frozen"
 
 def test_application_insights_loads_no_openai_sdk_and_keeps_the_azure_sdk_spans() -> None:
     # The distro's `azure_sdk` switch would import the Azure AI Projects instrumentor, and with it
-    # the openai SDK (0.75 s of CPU): shared/telemetry.py sets the Azure SDK's tracing itself.
+    # the openai SDK (0.75 s of CPU): shared/observability/telemetry.py sets the Azure SDK's tracing itself.
     result = _run("""
 import json, os, sys
 os.environ["APPLICATIONINSIGHTS_CONNECTION_STRING"] = (

@@ -10,7 +10,7 @@ from pathlib import Path
 import bpe_openai
 import pytest
 
-from shared import tokens
+from shared.core import tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXTS = [
@@ -51,7 +51,8 @@ def test_models_the_extension_does_not_name_use_the_package() -> None:
 
 
 def test_the_fast_path_never_imports_the_package() -> None:
-    code = ("import json, sys\nfrom shared.tokens import counter_for\nn = counter_for('gpt-4o-mini')('hello world')\n"
+    code = ("import json, sys\nfrom shared.core.tokens import counter_for\n"
+            "n = counter_for('gpt-4o-mini')('hello world')\n"
             "print(json.dumps({'n': n, 'package': 'bpe_openai' in sys.modules}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                          check=True)

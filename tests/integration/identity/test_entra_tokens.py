@@ -14,10 +14,10 @@ import httpx
 import jwt
 import pytest
 
-from shared.auth import Authenticator
-from shared.config import EntraPrincipal, TenantConfig, TenantKey, hash_api_key
-from shared.entra import EntraValidator, SigningKeys
-from shared.errors import Forbidden, Unauthorized
+from shared.core.errors import Forbidden, Unauthorized
+from shared.core.settings import EntraPrincipal, TenantConfig, TenantKey, hash_api_key
+from shared.identity.auth import Authenticator
+from shared.identity.entra import EntraValidator, SigningKeys
 from tests.integration.identity.conftest import APP_CLIENT, APP_OID
 from tests.support.identity.issuer import API_AUDIENCE, TENANT_ID, Issuer
 

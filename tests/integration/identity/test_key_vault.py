@@ -9,8 +9,8 @@ import pytest
 from azure.identity.aio import ManagedIdentityCredential
 from azure.keyvault.secrets.aio import SecretClient
 
-from shared.errors import ConfigError
-from shared.secrets import KeyVaultSecrets
+from shared.core.errors import ConfigError
+from shared.identity.secrets import KeyVaultSecrets
 from tests.support.identity.issuer import IDENTITY_HEADER, Issuer
 from tests.support.identity.keyvault import VAULT_RESOURCE, KeyVault, LocalCA
 from tests.support.identity.serve import Served

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.embeddings import cosine
-from shared.errors import ServiceUnavailable
-from shared.models import ChatMessage, Usage
-from shared.semantic_cache import SCAN_QUERY, VECTOR_QUERY
-from shared.values import Completion
+from shared.core.errors import ServiceUnavailable
+from shared.core.models import ChatMessage, Usage
+from shared.core.values import Completion
+from shared.state.semantic_cache import SCAN_QUERY, VECTOR_QUERY
+from shared.upstream.embeddings import cosine
 from tools.simulator.embeddings import embed
 
 DIMS = 256

@@ -11,12 +11,12 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
-from shared.config import EndpointConfig
-from shared.embeddings import EmbeddingEndpoint, EndpointEmbedder, build_embedding_endpoints, cosine
-from shared.errors import ServiceUnavailable, UpstreamRefused
-from shared.metering import Meter, metering
-from shared.secrets import LocalSecrets
-from shared.wire import build_wire
+from shared.core.errors import ServiceUnavailable, UpstreamRefused
+from shared.core.metering import Meter, metering
+from shared.core.settings import EndpointConfig
+from shared.identity.secrets import LocalSecrets
+from shared.upstream.embeddings import EmbeddingEndpoint, EndpointEmbedder, build_embedding_endpoints, cosine
+from shared.upstream.wire import build_wire
 from tests.unit.resilience.helpers import FakeClock
 from tests.unit.shared.http_server import RecordingServer
 from tools.simulator.embeddings import embed

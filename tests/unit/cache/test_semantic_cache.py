@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from azure.cosmos.exceptions import CosmosHttpResponseError
 
-from shared.models import ChatMessage
-from shared.semantic_cache import (
+from shared.core.models import ChatMessage
+from shared.state.semantic_cache import (
     SCAN_QUERY,
     VECTOR_QUERY,
     Candidate,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from shared.cache import chat_view
-from shared.gateway import ChatCall, _chat_key
-from shared.models import ChatMessage
-from shared.values import SamplingParams
+from shared.core.models import ChatMessage
+from shared.core.values import SamplingParams
+from shared.pipeline.gateway import ChatCall, _chat_key
+from shared.state.cache import chat_view
 
 
 def key(content: str, temperature: float = 0.7) -> dict[str, object]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.semantic_veto import veto
+from shared.state.semantic_veto import veto
 from tools.simulator.embeddings import cosine, embed
 
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from functions import http_api
 from functions.http_common import _TRACED, log_unexpected
-from shared.models import ChatMessage
+from shared.core.models import ChatMessage
 
 SECRET = "the tenant's confidential prompt"
 BAD_MESSAGE = {"role": "wizard", "content": SECRET + "\ud800"}  # not on a traceback's source line

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 import httpx2
 import openai
 
-from shared.config import EndpointConfig
-from shared.endpoints import Endpoint
-from shared.resilience.breaker import BreakerSettings
-from shared.resilience.policy import ResiliencePolicy, RetrySettings
-from shared.resilience.pool import EndpointPool
-from shared.resilience.retry_budget import RetryBudget
+from shared.core.settings import EndpointConfig
+from shared.upstream.endpoints import Endpoint
+from shared.upstream.resilience.breaker import BreakerSettings
+from shared.upstream.resilience.policy import ResiliencePolicy, RetrySettings
+from shared.upstream.resilience.pool import EndpointPool
+from shared.upstream.resilience.retry_budget import RetryBudget
 
 
 @dataclass

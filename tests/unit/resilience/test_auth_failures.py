@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import ServiceUnavailable
+from shared.core.errors import ServiceUnavailable
 from tests.unit.resilience.helpers import FakeClock, api_error, endpoint, policy, scripted
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from shared.resilience.breaker import TRANSITIONS, BreakerSettings, CircuitBreaker, State
-from shared.resilience.pool import EndpointPool
-from shared.resilience.retry_budget import RetryBudget
-from shared.upstream import UpstreamFailure
+from shared.upstream.failures import UpstreamFailure
+from shared.upstream.resilience.breaker import TRANSITIONS, BreakerSettings, CircuitBreaker, State
+from shared.upstream.resilience.pool import EndpointPool
+from shared.upstream.resilience.retry_budget import RetryBudget
 from tests.unit.resilience.helpers import FakeClock, endpoint
 
 SETTINGS = BreakerSettings(consecutive_failures=3, failure_ratio=0.5, window_s=30, min_calls=10, cooldown_s=15,

@@ -8,9 +8,9 @@ import httpx2
 import openai
 import pytest
 
-from shared.endpoints import Endpoint
-from shared.errors import ServiceUnavailable
-from shared.resilience.breaker import BreakerSettings
+from shared.core.errors import ServiceUnavailable
+from shared.upstream.endpoints import Endpoint
+from shared.upstream.resilience.breaker import BreakerSettings
 from tests.unit.resilience.helpers import FakeClock, endpoint, policy
 
 TRIP_AT_ONCE = BreakerSettings(consecutive_failures=1, min_calls=1)

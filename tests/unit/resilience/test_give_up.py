@@ -6,9 +6,9 @@ from __future__ import annotations
 import httpx2
 import pytest
 
-from shared.errors import ServiceUnavailable, UpstreamRefused, UpstreamThrottled
-from shared.resilience.breaker import BreakerSettings
-from shared.wire import UpstreamStatusError
+from shared.core.errors import ServiceUnavailable, UpstreamRefused, UpstreamThrottled
+from shared.upstream.resilience.breaker import BreakerSettings
+from shared.upstream.wire import UpstreamStatusError
 from tests.unit.resilience.helpers import FakeClock, api_error, endpoint, policy, scripted
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from shared.endpoints import Endpoint
-from shared.errors import ServiceUnavailable, UpstreamRefused, UpstreamThrottled
-from shared.resilience.breaker import BreakerSettings
-from shared.resilience.retry_budget import RetryBudget
+from shared.core.errors import ServiceUnavailable, UpstreamRefused, UpstreamThrottled
+from shared.upstream.endpoints import Endpoint
+from shared.upstream.resilience.breaker import BreakerSettings
+from shared.upstream.resilience.retry_budget import RetryBudget
 from tests.unit.resilience.helpers import FakeClock, api_error, endpoint, policy, scripted
 
 

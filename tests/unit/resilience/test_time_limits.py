@@ -8,13 +8,13 @@ import random
 
 import pytest
 
-from shared.config import RESPONSE_LIMIT_S, EndpointConfig
-from shared.endpoints import Endpoint
-from shared.errors import ServiceUnavailable
-from shared.resilience.breaker import BreakerSettings
-from shared.resilience.policy import ResiliencePolicy, RetrySettings
-from shared.resilience.pool import EndpointPool
-from shared.resilience.retry_budget import RetryBudget
+from shared.core.errors import ServiceUnavailable
+from shared.core.settings import RESPONSE_LIMIT_S, EndpointConfig
+from shared.upstream.endpoints import Endpoint
+from shared.upstream.resilience.breaker import BreakerSettings
+from shared.upstream.resilience.policy import ResiliencePolicy, RetrySettings
+from shared.upstream.resilience.pool import EndpointPool
+from shared.upstream.resilience.retry_budget import RetryBudget
 from tests.unit.resilience.helpers import FakeClock
 from tests.unit.resilience.test_deadline import never_answers, sdk_timeout
 

@@ -6,14 +6,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from shared.auth import Principal
-from shared.budget import Estimate
-from shared.cache import CacheKey
-from shared.errors import AppError
-from shared.metering import current_meter
-from shared.models import ChatMessage, Usage
-from shared.ratelimit import Allowance
-from shared.values import Completion, Delta, SamplingParams
+from shared.core.errors import AppError
+from shared.core.metering import current_meter
+from shared.core.models import ChatMessage, Usage
+from shared.core.values import Completion, Delta, SamplingParams
+from shared.identity.auth import Principal
+from shared.state.budget import Estimate
+from shared.state.cache import CacheKey
+from shared.state.ratelimit import Allowance
 
 USAGE = Usage(prompt_tokens=10, completion_tokens=5, total_tokens=15)
 

@@ -7,15 +7,15 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from shared.auth import Principal
-from shared.background import drain
-from shared.budget import Estimate
-from shared.config import TenantLimits
-from shared.errors import RateLimited
-from shared.gateway import CallContext, ChatCall, Gateway
-from shared.models import ChatMessage, Usage
-from shared.ratelimit import Allowance
-from shared.values import SamplingParams
+from shared.core.background import drain
+from shared.core.errors import RateLimited
+from shared.core.models import ChatMessage, Usage
+from shared.core.settings import TenantLimits
+from shared.core.values import SamplingParams
+from shared.identity.auth import Principal
+from shared.pipeline.gateway import CallContext, ChatCall, Gateway
+from shared.state.budget import Estimate
+from shared.state.ratelimit import Allowance
 from tests.unit.shared.fakes import USAGE, CountingLimiter, FakeBudget, FakeCache, FakeEngine, FakeReservation
 
 CACHING = Principal("tenant-a", "k1")

@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-from shared.auth import Authenticator
-from shared.config import TenantConfig, TenantKey, hash_api_key
-from shared.correlation import correlation_id, safe_correlation_id
-from shared.errors import Unauthorized
+from shared.core.correlation import correlation_id, safe_correlation_id
+from shared.core.errors import Unauthorized
+from shared.core.settings import TenantConfig, TenantKey, hash_api_key
+from shared.identity.auth import Authenticator
 
 AUTH = Authenticator([
     TenantConfig(tenant="acme", keys=[TenantKey(id="k1", sha256=hash_api_key("acme-secret"))]),

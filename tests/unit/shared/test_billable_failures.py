@@ -8,8 +8,8 @@ import httpx2
 import openai
 import pytest
 
-from shared.upstream import billable_failure
-from shared.wire import UpstreamStatusError, UpstreamStreamError
+from shared.upstream.failures import billable_failure
+from shared.upstream.wire import UpstreamStatusError, UpstreamStreamError
 from tests.unit.resilience.helpers import api_error
 
 REQUEST = httpx2.Request("POST", "http://model/chat/completions")
@@ -31,7 +31,7 @@ def wrapped(cause: Exception) -> openai.APIConnectionError:
     (wrapped(httpx2.ConnectError("connection refused")), False),
     (api_error(503), False),
     (api_error(429, {"retry-after": "2"}), False),
-    # What shared/wire.py raises: the transport's own errors, unwrapped, and its status errors.
+    # What shared/upstream/wire.py raises: the transport's own errors, unwrapped, and its status errors.
     (httpx2.ReadTimeout("timed out"), True),
     (httpx2.RemoteProtocolError("peer closed connection without sending complete message body"), True),
     (httpx2.ConnectError("connection refused"), False),

@@ -1,5 +1,5 @@
 """Semantic Kernel's SDK clients read their Key Vault key per request and, on a 401, re-read it
-once (issue 13), through the transport they share with shared/wire.py (tested there)."""
+once (issue 13), through the transport they share with shared/upstream/wire.py (tested there)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Literal
 import pytest
 from pydantic import SecretStr
 
-from shared.clients import build_client
-from shared.config import EndpointConfig
-from shared.errors import ConfigError
-from shared.secrets import LocalSecrets
+from shared.core.errors import ConfigError
+from shared.core.settings import EndpointConfig
+from shared.identity.secrets import LocalSecrets
+from shared.upstream.clients import build_client
 from tests.unit.shared.http_server import RecordingServer, RotatingSecrets, accepting
 
 

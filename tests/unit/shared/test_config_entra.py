@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from shared.config import EntraPrincipal, TenantConfig, load_settings
-from shared.errors import ConfigError
+from shared.core.errors import ConfigError
+from shared.core.settings import EntraPrincipal, TenantConfig, load_settings
 from tests.conftest import environment
 
 TID = "72f988bf-86f1-41af-91ab-2d7cd011db47"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from shared.config import UNKNOWN_MODEL_LIMITS, EndpointConfig, TenantLimits
+from shared.core.settings import UNKNOWN_MODEL_LIMITS, EndpointConfig, TenantLimits
 
 BASE = {"name": "e", "kind": "openai", "endpoint": "http://x"}
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from shared.entra_claims import MAX_HEADER_CHARS, MAX_TOKEN_CHARS, InvalidToken, check_bounds, looks_like_jwt
+from shared.identity.claims import MAX_HEADER_CHARS, MAX_TOKEN_CHARS, InvalidToken, check_bounds, looks_like_jwt
 
 
 def segment(raw: bytes) -> str:

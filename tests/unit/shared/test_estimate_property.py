@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 from starlette.testclient import TestClient
 
-from shared.tokens import NOT_PROMPT, request_prompt_tokens
+from shared.core.tokens import NOT_PROMPT, request_prompt_tokens
 from tests.unit.shared.test_estimates import CALL, HOSTILE, IMAGE_URL, MESSAGE, SCHEMA, TOOL, WORDS
 from tools.simulator import Simulator, SimulatorConfig, create_app
 from tools.simulator import schemas as sim

@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from shared.auth import Principal
-from shared.background import drain
-from shared.config import TenantLimits
-from shared.errors import NotFound, RateLimited, ServiceUnavailable, UpstreamThrottled
-from shared.gateway import STREAM_QUEUE, CallContext, ChatCall, Gateway, LongCalls, StreamInterrupted
-from shared.metering import Meter, completion_tokens
-from shared.models import ChatMessage, ChatRequest, SummarizeRequest, Usage
-from shared.tokens import prompt_tokens
-from shared.values import Delta, SamplingParams
+from shared.core.background import drain
+from shared.core.errors import NotFound, RateLimited, ServiceUnavailable, UpstreamThrottled
+from shared.core.metering import Meter, completion_tokens
+from shared.core.models import ChatMessage, ChatRequest, SummarizeRequest, Usage
+from shared.core.settings import TenantLimits
+from shared.core.tokens import prompt_tokens
+from shared.core.values import Delta, SamplingParams
+from shared.identity.auth import Principal
+from shared.pipeline.gateway import STREAM_QUEUE, CallContext, ChatCall, Gateway, LongCalls, StreamInterrupted
 from tests.unit.shared.fakes import USAGE, CountingLimiter, FakeBudget, FakeCache, FakeEngine
 
 TENANT_A = Principal("tenant-a", "k1")
@@ -208,8 +208,8 @@ async def test_only_complete_answers_are_cached() -> None:
 
 
 async def test_a_model_not_allowed_for_the_tenant_is_403() -> None:
-    from shared.config import TenantLimits
-    from shared.errors import Forbidden
+    from shared.core.errors import Forbidden
+    from shared.core.settings import TenantLimits
 
     gateway, engine, budget, _, _ = make()
     limited = Principal("tenant-c", "k", limits=TenantLimits(allowed_models=("other-model",)))
@@ -233,8 +233,8 @@ async def test_a_failing_cache_is_a_miss_not_an_error() -> None:
 
 
 async def test_a_tenant_that_caches_nothing_pays_for_no_lookups() -> None:
-    from shared.cache import TieredCache
-    from shared.config import TenantLimits
+    from shared.core.settings import TenantLimits
+    from shared.state.cache import TieredCache
 
     class Counting:
         """Counts calls instead of raising: the gateway turns a failing cache into a miss, so a

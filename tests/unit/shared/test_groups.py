@@ -7,11 +7,11 @@ import asyncio
 import pytest
 from pydantic import SecretStr
 
-from shared.config import EndpointConfig
-from shared.endpoints import Endpoint
-from shared.errors import ConfigError
-from shared.groups import LazyEngine, ModelGroups
-from shared.secrets import LocalSecrets
+from shared.core.errors import ConfigError
+from shared.core.settings import EndpointConfig
+from shared.identity.secrets import LocalSecrets
+from shared.upstream.endpoints import Endpoint
+from shared.upstream.groups import LazyEngine, ModelGroups
 from tests.unit.resilience.helpers import FakeClock, policy
 
 

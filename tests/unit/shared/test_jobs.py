@@ -9,9 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.auth import Principal
-from shared.deadletter import DEADLETTER_PARTITION, dead_letter
-from shared.errors import (
+from shared.core.errors import (
     BudgetBusy,
     BudgetExhausted,
     DependencyFailed,
@@ -19,9 +17,11 @@ from shared.errors import (
     ServiceUnavailable,
     UpstreamThrottled,
 )
-from shared.gateway import Gateway
-from shared.jobs import JobReference, JobService, job_id_for, parse_job_message
-from shared.models import JobRequest
+from shared.core.models import JobRequest
+from shared.identity.auth import Principal
+from shared.jobs.deadletter import DEADLETTER_PARTITION, dead_letter
+from shared.jobs.service import JobReference, JobService, job_id_for, parse_job_message
+from shared.pipeline.gateway import Gateway
 from tests.unit.shared.fakes import CountingLimiter, FakeBudget, FakeCache, FakeEngine
 
 BODY = '{"tenant": "dev", "kind": "chat", "input": {"messages": [{"role": "user", "content": "hi"}]}}'

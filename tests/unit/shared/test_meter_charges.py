@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from shared.metering import Meter
-from shared.tokens import TOKENS_PER_TOOL_CALL, counter_for
+from shared.core.metering import Meter
+from shared.core.tokens import TOKENS_PER_TOOL_CALL, counter_for
 
 
 def test_a_whole_answer_cut_unseen_is_charged_its_worst_case() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from shared.models import ChatRequest, OpenAIChatRequest, SummarizeRequest
+from shared.core.models import ChatRequest, OpenAIChatRequest, SummarizeRequest
 
 
 def fields_of(exc: ValidationError) -> set[str]:

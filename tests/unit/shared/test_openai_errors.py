@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from openai.types import ErrorObject
 
-import shared.gateway  # noqa: F401  StreamInterrupted is one of the tree's types
-from shared.errors import (
+import shared.pipeline.gateway  # noqa: F401  StreamInterrupted is one of the tree's types
+from shared.api.openai_errors import OPENAI_ERRORS, openai_error
+from shared.core.errors import (
     AppError,
     BudgetBusy,
     BudgetExhausted,
@@ -19,8 +20,7 @@ from shared.errors import (
     UpstreamThrottled,
     ValidationFailed,
 )
-from shared.openai_errors import OPENAI_ERRORS, openai_error
-from shared.upstream import provider_error
+from shared.upstream.failures import provider_error
 
 HIDDEN = {"primary", "chat-prod-eu", "aoai-prod-westeu.openai.azure.com", "aoai-prod-westeu"}
 

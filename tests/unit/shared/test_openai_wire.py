@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from shared.errors import BadRequest
-from shared.openai_path import Limits, completion_cap, embedding_tokens
-from shared.openai_wire import assemble, billed_text, cache_key, finish_of, replay, semantic_view
+from shared.core.errors import BadRequest
+from shared.pipeline.openai_path import Limits, completion_cap, embedding_tokens
+from shared.upstream.protocol import assemble, billed_text, cache_key, finish_of, replay, semantic_view
 
 BODY: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5}
 LIMITS = Limits(context_window=1000, max_output_tokens=300)

@@ -9,9 +9,9 @@ import pytest
 
 from functions import http_api
 from functions.http_common import ROUTES
-from shared.errors import ValidationFailed
-from shared.openapi import openapi_document
-from shared.problems import problem_body
+from shared.api.openapi import openapi_document
+from shared.api.problems import problem_body
+from shared.core.errors import ValidationFailed
 
 DOC = openapi_document()
 

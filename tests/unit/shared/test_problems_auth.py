@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from shared.auth import challenge
-from shared.errors import Forbidden, Unauthorized
-from shared.problems import problem_headers
+from shared.api.problems import problem_headers
+from shared.core.errors import Forbidden, Unauthorized
+from shared.identity.auth import challenge
 
 
 def test_an_unauthorized_error_carries_its_challenge_into_the_response_headers() -> None:

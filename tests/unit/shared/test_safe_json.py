@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from shared import safe_json
-from shared.safe_json import MAX_DEPTH, MAX_FLOAT_CHARS, MAX_INT_DIGITS, MAX_NODES, UnsafeJson
+from shared.core import safe_json
+from shared.core.safe_json import MAX_DEPTH, MAX_FLOAT_CHARS, MAX_INT_DIGITS, MAX_NODES, UnsafeJson
 
 
 def nested(levels: int) -> str:

@@ -15,12 +15,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from shared import telemetry_metrics, tracing
-from shared import telemetry_names as n
-from shared.attempts import held_stream
-from shared.auth import Principal
-from shared.jobs import JobReference, parse_job_message
-from shared.models import JobRequest
+from shared.core.models import JobRequest
+from shared.identity.auth import Principal
+from shared.jobs.service import JobReference, parse_job_message
+from shared.observability import metrics as telemetry_metrics
+from shared.observability import names as n
+from shared.observability import tracing
+from shared.upstream.attempts import held_stream
 from tests.unit.resilience.helpers import FakeClock, api_error, endpoint, policy, scripted
 from tests.unit.shared.fakes import FakeEngine
 from tests.unit.shared.test_jobs import service
@@ -199,14 +200,14 @@ def test_a_path_is_named_by_its_registered_route_template() -> None:
 
 
 def test_the_correlation_id_is_the_trace_id_unless_the_client_sent_one() -> None:
-    from shared.correlation import correlation_id
+    from shared.core.correlation import correlation_id
 
     assert correlation_id({}, "ab" * 16) == "ab" * 16
     assert correlation_id({"x-correlation-id": "mine-1"}, "ab" * 16) == "mine-1"
 
 
 def test_breaker_transitions_are_counted_by_endpoint_and_new_state(telemetry_on: InMemorySpanExporter) -> None:
-    from shared.resilience.breaker import BreakerSettings, CircuitBreaker
+    from shared.upstream.resilience.breaker import BreakerSettings, CircuitBreaker
 
     clock = FakeClock()
     breaker = CircuitBreaker("east", BreakerSettings(consecutive_failures=2, cooldown_s=5), clock)

@@ -8,8 +8,8 @@ import httpx2
 import openai
 import pytest
 
-from shared.upstream import UpstreamFailure, classify, retry_after_seconds
-from shared.wire import UpstreamStatusError, UpstreamStreamError
+from shared.upstream.failures import UpstreamFailure, classify, retry_after_seconds
+from shared.upstream.wire import UpstreamStatusError, UpstreamStreamError
 
 REQUEST = httpx2.Request("POST", "http://model/chat/completions")
 

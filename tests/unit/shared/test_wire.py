@@ -18,11 +18,11 @@ from azure.core.credentials import AccessToken
 from openai import AsyncAzureOpenAI, AsyncOpenAI
 from pydantic import SecretStr
 
-from shared.config import EndpointConfig
-from shared.errors import ConfigError
-from shared.secrets import LocalSecrets
-from shared.sse import sse_data
-from shared.wire import (
+from shared.core.errors import ConfigError
+from shared.core.settings import EndpointConfig
+from shared.identity.secrets import LocalSecrets
+from shared.upstream.sse import sse_data
+from shared.upstream.wire import (
     COGNITIVE_SERVICES_SCOPE,
     KeyRefreshTransport,
     ModelWire,
@@ -338,7 +338,8 @@ async def test_line_breaks_other_than_cr_and_lf_stay_inside_the_data() -> None:
 # --- Cold start ----------------------------------------------------------------------------------
 
 def test_the_pass_through_and_the_embedder_load_neither_openai_nor_semantic_kernel() -> None:
-    code = ("import json, sys, shared.passthrough, shared.embeddings, shared.wire, shared.upstream\n"
+    code = ("import json, sys, shared.upstream.passthrough, shared.upstream.embeddings, shared.upstream.wire\n"
+            "import shared.upstream.failures\n"
             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('openai', 'semantic_kernel'))))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,
                          check=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import hash_api_key
+from shared.core.settings import hash_api_key
 from tools.appsettings import EXAMPLE_SETTINGS, ROOT, SettingsProblem, effective, file_values, validate
 from tools.localenv import python_worker_env
 from tools.tenants import add_tenant

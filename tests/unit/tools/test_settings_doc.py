@@ -1,4 +1,4 @@
-"""docs/settings.md lists every setting of shared.config.Settings with its scope and default."""
+"""docs/settings.md lists every setting of shared.core.settings.Settings with its scope and default."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic.fields import FieldInfo
 
-from shared.config import Settings
+from shared.core.settings import Settings
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "settings.md"
 ROW = re.compile(r"^\| `([A-Za-z][A-Za-z0-9_]+)` \| (\w+) \| ([^|]+) \|", re.MULTILINE)

@@ -1,0 +1,1 @@
+"""What clients read: problem+json, OpenAI's error objects and the OpenAPI document. Imports only core."""

@@ -1,0 +1,1 @@
+"""Traces, metrics, logs and the audit record. Imports only core and api."""

@@ -1,0 +1,192 @@
+"""The OpenAI-compatible API as a service: chat completions passed through, embeddings, models.
+
+A chat body goes through the gateway's one request path (rate limit, cache, budget, the detached
+call and its settlement) with the pass-through as its model call. Limits come from the model
+group's endpoints (`context_window`, `max_output_tokens`) and the tenant (`max_request_tokens`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.core.background import spawn
+from shared.core.errors import BadRequest, ContextLengthExceeded, Forbidden, ModelNotFound
+from shared.core.metering import Meter
+from shared.core.models import Usage
+from shared.core.settings import RESPONSE_LIMIT_S
+from shared.core.tokens import counter_for, request_prompt_tokens
+from shared.core.values import UPSTREAM_REQUEST_ID, Completion, Delta
+from shared.identity.auth import Principal
+from shared.pipeline.gateway import Answer, CallContext, Gateway, Plan, charged
+from shared.state.budget import Estimate, Reservation
+from shared.state.cache import CacheKey, openai_view
+from shared.upstream.endpoints import Endpoint, embedding_endpoint
+from shared.upstream.passthrough import forward, forward_stream
+from shared.upstream.protocol import billed_text, cache_key, completion_of, usage_of
+from shared.upstream.wire import Receipt
+
+# The most answer one request may ask for, in tokens: n x the completion cap x (1 + top_logprobs),
+# each logprob alternative weighing as much as a token. It bounds the memory one answer takes
+# (parsed, stored, replayed), and lets a request without max_tokens (its cap is the model's whole
+# max_output_tokens) ask for n=4 with 3 alternatives on a 16k-output model; a single plain answer
+# at the model's own max_output_tokens always fits (docs/api-limits.md).
+MAX_ANSWER_TOKENS = 262_144
+
+
+@dataclass(frozen=True)
+class Limits:
+    context_window: int
+    max_output_tokens: int
+
+
+def group_limits(endpoints: list[Endpoint]) -> Limits:
+    """The tightest limits of a model group: a request must fit whichever endpoint serves it."""
+    return Limits(min(e.config.limits[0] for e in endpoints), min(e.config.limits[1] for e in endpoints))
+
+
+def completion_cap(body: Mapping[str, Any], prompt: int, limits: Limits, max_request_tokens: int | None) -> int:
+    """The completion tokens to reserve: the cap the client set (else what the model may still
+    generate) times `n`. A 400 naming the limit when the request cannot fit."""
+    field, cap = cap_field(body)
+    if cap is not None and cap > limits.max_output_tokens:
+        raise BadRequest(f"{field} ({cap}) is above the model's max_output_tokens ({limits.max_output_tokens}).",
+                         param=field)
+    if prompt + (cap or 1) > limits.context_window:
+        raise ContextLengthExceeded(f"The request (about {prompt} prompt tokens + {cap or 1} completion tokens) "
+                                    f"does not fit the model's context_window of {limits.context_window} tokens.",
+                                    param="messages")
+    if cap is None:
+        cap = min(limits.max_output_tokens, limits.context_window - prompt)
+    n = int(body.get("n") or 1)
+    if max_request_tokens is not None and prompt + cap * n > max_request_tokens:
+        raise BadRequest(f"The request (about {prompt} prompt tokens + {cap} x {n} completion tokens) is above this "
+                         f"tenant's max_request_tokens of {max_request_tokens}; set a smaller max_tokens.", param=field)
+    return cap * n
+
+
+def cap_field(body: Mapping[str, Any]) -> tuple[str, int | None]:
+    """The field that sets the completion cap (the smaller of the two when both are sent), and the
+    cap; ("max_tokens", None) when the client set none."""
+    asked = {k: body[k] for k in ("max_completion_tokens", "max_tokens") if body.get(k) is not None}
+    field = min(asked, key=asked.__getitem__) if asked else "max_tokens"
+    return field, asked.get(field)
+
+
+def check_answer_size(body: Mapping[str, Any], work_tokens: int, limits: Limits) -> None:
+    """A 400 naming the fields when the worst-case answer is larger than MAX_ANSWER_TOKENS."""
+    top = body.get("top_logprobs") if body.get("logprobs") else None
+    alternatives = top if isinstance(top, int) and top > 0 else 0
+    size = work_tokens * (1 + alternatives)
+    if size > max(MAX_ANSWER_TOKENS, limits.max_output_tokens):
+        fields = [f for f, used in (("n", (body.get("n") or 1) != 1), (cap_field(body)[0], True),
+                                    ("top_logprobs", alternatives > 0)) if used]
+        raise BadRequest(f"The answer this asks for could reach {size} tokens (n x max_tokens x (1 + top_logprobs)), "
+                         f"above the limit of {MAX_ANSWER_TOKENS}; lower {', '.join(fields)}.", param=fields[0])
+
+
+class OpenAIPath:
+    """Chat completions and embeddings as the client wrote them; the tenant's model list."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.groups = gateway.engine.groups  # the pass-through needs no Semantic Kernel
+
+    def plan(self, ctx: CallContext, requested: str | None, body: Mapping[str, Any]) -> tuple[Plan, list[Endpoint]]:
+        model = self.gateway.model_for(ctx.principal, requested)
+        endpoints = self.groups.group(model)
+        prompt = request_prompt_tokens(model, body)
+        limits = group_limits(endpoints)
+        cap = completion_cap(body, prompt, limits, ctx.principal.limits.max_request_tokens)
+        check_answer_size(body, cap, limits)
+        long_after_s = None
+        if not body.get("stream"):
+            # A whole answer sends nothing until it is done; the HTTP front end waits at most 230 s.
+            time_limit = self.groups.time_limit_s(model, cap)
+            field, asked = cap_field(body)
+            if time_limit > RESPONSE_LIMIT_S and asked is not None:
+                raise BadRequest(f"{field} ({asked}) x n could take this model up to {time_limit:.0f} s, longer than "
+                                 f"a non-streamed answer may take ({RESPONSE_LIMIT_S:.0f} s). Send stream: true, or "
+                                 f"a smaller {field}.", param=field)
+            long_after_s = self.groups.long_after_s(model, cap)
+        key = CacheKey(ctx.principal.tenant, model, lambda: cache_key(body), lambda: openai_view(body))
+        return Plan(ctx, model, key, Estimate(prompt, cap), long_after_s=long_after_s), endpoints
+
+    async def complete(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> Answer:
+        plan, endpoints = self.plan(ctx, requested, body)
+
+        async def invoke() -> Completion:
+            receipt: Receipt = {}
+            endpoint, answer = await forward(endpoints, self.groups.policy, "/chat/completions", body,
+                                             work_tokens=plan.estimate.max_completion_tokens, receipt=receipt)
+            return completion_of(answer, endpoint.name, request_id=receipt.get("request_id"))
+
+        return await self.gateway.answer(plan, invoke)
+
+    async def stream(self, ctx: CallContext, requested: str | None,
+                     body: dict[str, Any]) -> AsyncGenerator[Delta, None]:
+        plan, endpoints = self.plan(ctx, requested, body)
+
+        async def source() -> AsyncIterator[Delta]:
+            receipt: Receipt = {}
+            async for _, chunk in forward_stream(endpoints, self.groups.policy, body, receipt=receipt):
+                finish = next((c.get("finish_reason") for c in chunk.get("choices") or [] if c.get("finish_reason")),
+                              None)
+                yield Delta(content=billed_text(chunk), finish_reason=finish, usage=usage_of(chunk),
+                            request_id=receipt.get("request_id"),
+                            model=chunk.get("model"), raw=chunk)
+
+        async for delta in self.gateway.streamed(plan, source):
+            yield delta
+
+    def models(self, principal: Principal) -> list[str]:
+        """The model groups and embedding deployments this tenant may use."""
+        allowed = principal.limits.allowed_models
+        chat = sorted({e.config.model for e in self.groups.endpoints()})
+        chat = [m for m in chat if allowed is None or m in allowed]
+        embedding = sorted({e.config.embedding_deployment for e in self.groups.endpoints()
+                            if e.config.embedding_deployment and e.config.model in chat})
+        return chat + [m for m in embedding if m not in chat]
+
+    async def embeddings(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> dict[str, Any]:
+        """Embeddings through rate limit, budget (charged like a chat: the input is the prompt) and
+        the resilience policy, over the endpoints whose `embedding_deployment` is the one asked for."""
+        owners = [e for e in self.groups.endpoints() if requested and e.config.embedding_deployment == requested]
+        if not owners:
+            raise ModelNotFound(f"The embedding model or deployment {requested!r} is not available here.")
+        allowed = ctx.principal.limits.allowed_models
+        if allowed is not None and not any(e.config.model in allowed for e in owners):
+            raise Forbidden(f"The embedding model {requested!r} is not enabled for this tenant.")
+        model = owners[0].config.model  # priced and counted as its chat model (documented)
+        prompt = embedding_tokens(model, body.get("input"))
+        allowance = await self.gateway.rate_limiter.admit(ctx.principal, prompt)
+        ctx.response_headers.update(allowance.headers())
+        reservation = await self.gateway.budget.reserve(ctx.principal, model, Estimate(prompt, 0))
+        # Detached, as the chat call: a client gone never cancels the call it caused or its settlement.
+        receipt: Receipt = {}
+        answer = await asyncio.shield(spawn(self._embed(owners, body, Meter(model, prompt), reservation, receipt)))
+        if "request_id" in receipt:
+            ctx.response_headers[UPSTREAM_REQUEST_ID] = receipt["request_id"]
+        return answer
+
+    async def _embed(self, owners: list[Endpoint], body: dict[str, Any], meter: Meter,
+                     reservation: Reservation, receipt: Receipt) -> dict[str, Any]:
+        async with charged(reservation, meter):
+            _, answer = await forward([embedding_endpoint(e) for e in owners], self.groups.policy, "/embeddings", body,
+                                      receipt=receipt)
+            prompt = meter.prompt_tokens
+            meter.reported(usage_of(answer) or Usage(prompt_tokens=prompt, completion_tokens=0, total_tokens=prompt))
+        return answer
+
+
+def embedding_tokens(model: str, value: object) -> int:
+    """The input's tokens: texts counted, token ids one each (what providers bill)."""
+    if isinstance(value, str):
+        return max(1, counter_for(model)(value))
+    if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
+        return len(value)
+    if isinstance(value, list):
+        return sum(embedding_tokens(model, v) for v in value)
+    return 1

@@ -1,0 +1,372 @@
+"""Per-tenant token and USD budgets in Cosmos `budgets`, exact under concurrency across instances.
+
+Each window (day, month) is one document. Admission is one conditional `incr` patch per window
+whose filter predicate checks the limit on the server, so no two instances can both take the last
+tokens. The prompt (as counted) is charged at admission: a provider bills it as soon as the call is
+sent. The completion allowance is held under a lease, in a ring of lease slots in the same
+document: slot `l{i}` holds `{e: epoch, t: tokens, u: micro-USD}` of every reservation whose lease
+ends in the 20-second bucket `e`. The limit check counts only slots whose bucket has not ended, so
+room held by a process that died is given back when its lease ends, atomically and on every
+instance, with no reaper. Settlement replaces the estimate with what was billed and empties its
+slot in one patch. docs/accounting.md has the rules and why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosResourceExistsError
+
+from shared.core.background import Ahead, spawn
+from shared.core.errors import BudgetBusy, BudgetExhausted
+from shared.core.models import Usage
+from shared.core.settings import ModelPrice, TenantLimits
+from shared.identity.auth import Principal
+from shared.observability import tracing
+from shared.state.cosmos import CosmosState
+
+log = logging.getLogger(__name__)
+WindowKind = Literal["day", "month"]
+SLOT_S = 20  # width of a lease bucket: held room returns at most this long after its lease ends
+SLOTS = 16  # ring size: SLOTS * SLOT_S must exceed the longest lease (220 s deadline + margin) + 2 slots
+LEASE_MARGIN_S = 30.0
+BUSY_RETRY_CAP_S = 60.0
+SETTLE_TRIES = 4
+
+
+@dataclass(frozen=True)
+class Estimate:
+    prompt_tokens: int
+    max_completion_tokens: int
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.max_completion_tokens
+
+
+class Reservation(Protocol):
+    async def settle(self, usage: Usage) -> None:
+        """Replace the reservation with what the providers billed (zero: nothing was billed)."""
+
+    async def renew(self) -> None:
+        """Extend the lease of a request still running (a long stream)."""
+
+
+class BudgetLedger(Protocol):
+    async def reserve(self, principal: Principal, model: str, estimate: Estimate) -> Reservation:
+        """Raise BudgetExhausted or BudgetBusy (both 429, with Retry-After) when it does not fit."""
+
+
+@dataclass(frozen=True)
+class Window:
+    kind: WindowKind
+    id: str
+    period: str
+    resets_at: datetime
+    token_limit: int | None
+    usd_micros_limit: int | None
+
+
+def windows(tenant: str, now: datetime, limits: TenantLimits) -> list[Window]:
+    """The day and month windows containing `now` (UTC), with the tenant's limits."""
+    day_start = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    next_month = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
+    return [
+        Window("day", f"{tenant}:day:{day_start:%Y-%m-%d}", f"{day_start:%Y-%m-%d}", day_start + timedelta(days=1),
+               limits.daily_tokens, _micros(limits.daily_usd)),
+        Window("month", f"{tenant}:month:{now:%Y-%m}", f"{now:%Y-%m}", next_month,
+               limits.monthly_tokens, _micros(limits.monthly_usd)),
+    ]
+
+
+def _micros(usd: float | None) -> int | None:
+    return None if usd is None else math.floor(usd * 1_000_000)
+
+
+def cost_micros(price: ModelPrice | None, prompt: int, completion: int) -> int:
+    """Micro-USD, rounded up: the price per 1M tokens is the price in micro-USD per token."""
+    if price is None:
+        return 0
+    return math.ceil(prompt * price.input_per_1m + completion * price.output_per_1m)
+
+
+def _incr(fields: dict[str, int]) -> list[dict[str, Any]]:
+    return [{"op": "incr", "path": f"/{name}", "value": value} for name, value in fields.items() if value]
+
+
+def _fits(doc: dict[str, Any], window: Window, tokens: int, micros: int) -> bool:
+    """Whether `tokens` and `micros` fit on the window's settled use (nothing in flight counted)."""
+    return (window.token_limit is None or int(doc.get("tokens_used", 0)) + tokens <= window.token_limit) and (
+        window.usd_micros_limit is None or int(doc.get("usd_used_micros", 0)) + micros <= window.usd_micros_limit)
+
+
+def bucket_of(t: float) -> int:
+    """The lease bucket a lease ending at `t` (epoch seconds) belongs to."""
+    return math.ceil(t / SLOT_S)
+
+
+def first_live_bucket(t: float) -> int:
+    """Buckets before this one have ended at `t`: their room is free again."""
+    return math.floor(t / SLOT_S) + 1
+
+
+def _live_sum(field_name: str, kmin: int) -> str:
+    return " + ".join(f"(c.l{i}.e >= {kmin} ? c.l{i}.{field_name} : 0)" for i in range(SLOTS))
+
+
+def held_in(doc: dict[str, Any], t: float) -> tuple[int, int, float | None]:
+    """Tokens and micro-USD held by live leases in a window document, and when the first ends."""
+    kmin = first_live_bucket(t)
+    tokens = micros = 0
+    first_end: float | None = None
+    for i in range(SLOTS):
+        slot = doc.get(f"l{i}") or {}
+        if int(slot.get("e", 0)) >= kmin and (slot.get("t") or slot.get("u")):
+            tokens += int(slot.get("t", 0))
+            micros += int(slot.get("u", 0))
+            end = int(slot["e"]) * SLOT_S
+            first_end = end if first_end is None else min(first_end, end)
+    return tokens, micros, first_end
+
+
+@dataclass
+class _Charge:
+    """What a reservation put on its windows: the prompt as used, the completion as held."""
+
+    prompt_tokens: int
+    prompt_micros: int
+    held_tokens: int
+    held_micros: int
+
+
+@dataclass
+class CosmosReservation:
+    ledger: CosmosBudgetLedger
+    tenant: str
+    model: str
+    windows: list[Window]
+    charge: _Charge
+    bucket: int
+    _settling: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    async def settle(self, usage: Usage) -> None:
+        """Runs once, in a task of its own that a cancelled caller cannot interrupt; only a
+        successful write marks it done (a failed one is retried, then left to the lease)."""
+        if self._settling is None:
+            self._settling = spawn(self._settle(usage))
+        await asyncio.shield(self._settling)
+
+    async def renew(self) -> None:
+        now = self.ledger.now().timestamp()
+        if self._settling is not None or bucket_of(now + self.ledger.lease_s / 2) < self.bucket:
+            return
+        new = bucket_of(now + self.ledger.lease_s)
+        if new == self.bucket:
+            return
+        c = self.charge
+        old_i, new_i = self.bucket % SLOTS, new % SLOTS
+        moves = {f"l{old_i}/t": -c.held_tokens, f"l{old_i}/u": -c.held_micros,
+                 f"l{new_i}/t": c.held_tokens, f"l{new_i}/u": c.held_micros}
+        try:
+            for window in self.windows:
+                await self.ledger.prepare_slot(self.tenant, window, new, now)
+            await asyncio.gather(*(
+                self.ledger.patch(self.tenant, w, moves, f"c.l{old_i}.e = {self.bucket} AND c.l{new_i}.e = {new}")
+                for w in self.windows))
+        except Exception as exc:  # noqa: BLE001  the lease keeps its old end; logged by type
+            log.warning("budget lease renewal failed: tenant=%s error=%s", self.tenant, type(exc).__name__)
+            return
+        self.bucket = new
+
+    async def _settle(self, usage: Usage) -> None:
+        c = self.charge
+        used_micros = cost_micros(self.ledger.prices.get(self.model), usage.prompt_tokens, usage.completion_tokens)
+        used = {"tokens_used": usage.total_tokens - c.prompt_tokens, "usd_used_micros": used_micros - c.prompt_micros}
+        tracing.charged(self.tenant, self.model, usage.prompt_tokens, usage.completion_tokens, used_micros)
+        slot = self.bucket % SLOTS
+        release = {f"l{slot}/t": -c.held_tokens, f"l{slot}/u": -c.held_micros}
+        await asyncio.gather(*(self.ledger.settle_window(self.tenant, w, used, release, f"c.l{slot}.e = {self.bucket}")
+                               for w in self.windows))
+
+
+class CosmosBudgetLedger:
+    def __init__(self, state: CosmosState, prices: dict[str, ModelPrice], *, lease_s: float = 60.0,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 retry_sleep: Callable[[float], Any] = asyncio.sleep) -> None:
+        self.state = state
+        self.prices = prices
+        self.lease_s = lease_s
+        self.now = now
+        self._sleep = retry_sleep
+        self._known: set[str] = set()  # window documents this process knows exist
+        self._ready_slots: dict[tuple[str, int], int] = {}  # (window id, slot) -> bucket it is set to
+        self._ahead = Ahead()  # slots being pointed ahead
+
+    async def reserve(self, principal: Principal, model: str, estimate: Estimate) -> CosmosReservation:
+        now = self.now()
+        t = now.timestamp()
+        price = self.prices.get(model)
+        charge = _Charge(estimate.prompt_tokens, cost_micros(price, estimate.prompt_tokens, 0),
+                         estimate.max_completion_tokens, cost_micros(price, 0, estimate.max_completion_tokens))
+        bucket = bucket_of(t + self.lease_s)
+        held = windows(principal.tenant, now, principal.limits)
+        # Both are no-ops (no round trip) once this process knows the documents and the slot: the
+        # slot of the next bucket is pointed ahead, off the critical path, so that stays the rule.
+        if any(w.id not in self._known for w in held):
+            await asyncio.gather(*(self._ensure(principal.tenant, w) for w in held))
+        if any(self._ready_slots.get((w.id, bucket % SLOTS)) != bucket for w in held):
+            await asyncio.gather(*(self.prepare_slot(principal.tenant, w, bucket, t) for w in held))
+        self._prepare_ahead(principal.tenant, held, bucket + 1, t)
+        outcomes = await asyncio.gather(*(self._admit(principal.tenant, w, charge, bucket, t) for w in held))
+        refused = [w for w, ok in zip(held, outcomes, strict=True) if not ok]
+        if refused:
+            slot = bucket % SLOTS
+            give_back = {"tokens_used": -charge.prompt_tokens, "usd_used_micros": -charge.prompt_micros,
+                         f"l{slot}/t": -charge.held_tokens, f"l{slot}/u": -charge.held_micros}
+            await asyncio.gather(*(self.patch(principal.tenant, w, give_back)
+                                   for w, ok in zip(held, outcomes, strict=True) if ok))
+            raise await self._refusal(principal.tenant, refused[0], charge, t)
+        return CosmosReservation(self, principal.tenant, model, held, charge, bucket)
+
+    async def _admit(self, tenant: str, window: Window, c: _Charge, bucket: int, t: float) -> bool:
+        kmin = first_live_bucket(t)
+        checks = [f"c.l{bucket % SLOTS}.e = {bucket}"]
+        if window.token_limit is not None:
+            limit = window.token_limit - c.prompt_tokens - c.held_tokens
+            checks.append(f"c.tokens_used + {_live_sum('t', kmin)} <= {limit}")
+        if window.usd_micros_limit is not None:
+            limit = window.usd_micros_limit - c.prompt_micros - c.held_micros
+            checks.append(f"c.usd_used_micros + {_live_sum('u', kmin)} <= {limit}")
+        slot = bucket % SLOTS
+        fields = {"tokens_used": c.prompt_tokens, "usd_used_micros": c.prompt_micros,
+                  f"l{slot}/t": c.held_tokens, f"l{slot}/u": c.held_micros}
+        try:
+            await self.patch(tenant, window, fields, " AND ".join(checks))
+        except CosmosAccessConditionFailedError:
+            return False
+        return True
+
+    async def _refusal(self, tenant: str, window: Window, c: _Charge, t: float) -> BudgetBusy | BudgetExhausted:
+        """Exhausted when the request cannot fit even with nothing in flight; else busy until the
+        first lease ends (capped), since in-flight requests usually settle for less than they hold."""
+        doc = await self.state.find("budgets", tenant, window.id) or {}
+        name = "daily" if window.kind == "day" else "monthly"
+        if not _fits(doc, window, c.prompt_tokens + c.held_tokens, c.prompt_micros + c.held_micros):
+            return self._exhausted(tenant, window, "for this request")
+        _, _, first_end = held_in(doc, t)
+        wait = min(BUSY_RETRY_CAP_S, max(1.0, (first_end or t + 1) - t))
+        return BudgetBusy(f"The {name} budget of tenant {tenant!r} is held by requests in flight. "
+                          "Retry shortly.", retry_after_s=wait)
+
+    async def spent(self, principal: Principal) -> BudgetExhausted | None:
+        """Read-only, nothing reserved: the refusal when a window's settled use has reached its limit,
+        so that no request fits before it resets (what `POST /api/v1/jobs` asks before accepting)."""
+        limited = [w for w in windows(principal.tenant, self.now(), principal.limits)
+                   if w.token_limit is not None or w.usd_micros_limit is not None]
+        docs = await asyncio.gather(*(self.state.find("budgets", principal.tenant, w.id) for w in limited))
+        return next((self._exhausted(principal.tenant, w, "left") for w, doc in zip(limited, docs, strict=True)
+                     if not _fits(doc or {}, w, 1, 1)), None)
+
+    def _exhausted(self, tenant: str, window: Window, room: str) -> BudgetExhausted:
+        name = "daily" if window.kind == "day" else "monthly"
+        wait = (window.resets_at - self.now()).total_seconds()
+        return BudgetExhausted(f"The {name} budget of tenant {tenant!r} has no room {room} until "
+                               f"{window.resets_at:%Y-%m-%dT%H:%M:%SZ}.", retry_after_s=max(1.0, wait))
+
+    def _prepare_ahead(self, tenant: str, held: list[Window], bucket: int, t: float) -> None:
+        """Point the next bucket's slot now, in the background. Its old bucket has ended already:
+        the ring is longer than the longest lease plus two slots (SLOTS)."""
+        for window in held:
+            slot = (window.id, bucket % SLOTS)
+            if self._ready_slots.get(slot) != bucket:
+                self._ahead.start(slot, self.prepare_slot, tenant, window, bucket, t)
+
+    async def prepare_slot(self, tenant: str, window: Window, bucket: int, t: float) -> None:
+        """Point the slot of `bucket` at it, once its earlier bucket has ended (it always has: the
+        ring is longer than any lease). Idempotent across instances: the predicate lets one win."""
+        slot = bucket % SLOTS
+        if self._ready_slots.get((window.id, slot)) == bucket:
+            return
+        kmin = first_live_bucket(t)
+        with contextlib.suppress(CosmosAccessConditionFailedError):
+            container = await self.state.container("budgets")
+            await container.patch_item(
+                window.id, partition_key=tenant,
+                patch_operations=[{"op": "set", "path": f"/l{slot}", "value": {"e": bucket, "t": 0, "u": 0}}],
+                filter_predicate=f"FROM c WHERE NOT IS_DEFINED(c.l{slot}) OR c.l{slot}.e < {kmin}",
+                no_response=True,
+            )
+        if len(self._ready_slots) > 10_000:
+            self._ready_slots.clear()
+        self._ready_slots[(window.id, slot)] = bucket
+
+    async def settle_window(self, tenant: str, window: Window, used: dict[str, int], release: dict[str, int],
+                            slot_check: str) -> None:
+        """Charge `used` and empty the lease slot. If the lease has already ended (its slot reused),
+        only the charge applies: that room was given back when the lease ended."""
+        for attempt in range(SETTLE_TRIES):
+            try:
+                # The settled document feeds only the budget gauge, which exists with telemetry on.
+                gauge = tracing.enabled()
+                try:
+                    doc = await self.patch(tenant, window, {**used, **release}, slot_check, body=gauge)
+                except CosmosAccessConditionFailedError:
+                    doc = await self.patch(tenant, window, used, body=gauge)
+                tracing.budget_window(tenant, window.kind, doc, window.token_limit, window.usd_micros_limit)
+                return
+            except Exception as exc:  # noqa: BLE001  any failure: retried, then logged by type
+                if attempt == SETTLE_TRIES - 1:
+                    # The usage is lost for this window; the held room still returns with its lease.
+                    log.error("budget settlement failed: window=%s fields=%s error=%s", window.id,
+                              sorted(used), type(exc).__name__)
+                    return
+                await self._sleep(0.25 * 2**attempt)
+
+    async def patch(self, tenant: str, window: Window, fields: dict[str, int],
+                    check: str | None = None, *, body: bool = False) -> dict[str, Any] | None:
+        """The window's document as patched if `body` (else empty: Cosmos sends none back), or None
+        when there was nothing to patch."""
+        ops = _incr(fields)
+        if not ops:
+            return None
+        container = await self.state.container("budgets")
+        return await container.patch_item(window.id, partition_key=tenant, patch_operations=ops,
+                                          filter_predicate=f"FROM c WHERE {check}" if check else None,
+                                          no_response=not body)
+
+    async def usage(self, principal: Principal) -> dict[str, Any]:
+        """`GET /api/v1/usage`: use of both windows, what live leases hold, and the limits."""
+        report: dict[str, Any] = {"tenant": principal.tenant}
+        t = self.now().timestamp()
+        for window in windows(principal.tenant, self.now(), principal.limits):
+            doc = await self.state.find("budgets", principal.tenant, window.id) or {}
+            held_tokens, _, _ = held_in(doc, t)
+            report["daily" if window.kind == "day" else "monthly"] = {
+                "tokens_used": int(doc.get("tokens_used", 0)),
+                "tokens_reserved": held_tokens,
+                "token_limit": window.token_limit,
+                "usd_spent": round(int(doc.get("usd_used_micros", 0)) / 1_000_000, 6),
+                "usd_limit": None if window.usd_micros_limit is None else window.usd_micros_limit / 1_000_000,
+                "resets_at": f"{window.resets_at:%Y-%m-%dT%H:%M:%SZ}",
+            }
+        return report
+
+    async def _ensure(self, tenant: str, window: Window) -> None:
+        if window.id in self._known:
+            return
+        container = await self.state.container("budgets")
+        # Kept past the window's end for reporting; Cosmos removes it later (in Azure).
+        ttl = 40 * 86400 if window.kind == "day" else 400 * 86400
+        doc: dict[str, Any] = {"id": window.id, "tenant": tenant, "window": window.kind, "period": window.period,
+                               "tokens_used": 0, "usd_used_micros": 0, "ttl": ttl}
+        doc.update({f"l{i}": {"e": 0, "t": 0, "u": 0} for i in range(SLOTS)})
+        with contextlib.suppress(CosmosResourceExistsError):
+            await container.create_item(doc, no_response=True)
+        self._known.add(window.id)

@@ -1,0 +1,94 @@
+"""The kernel's chat service: every model call of one model group goes through the resilience
+policy (retry, breakers, failover), so the HTTP, OpenAI-compatible and queue paths behave alike."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any, ClassVar
+
+from pydantic import ConfigDict, PrivateAttr
+from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
+from semantic_kernel.connectors.ai.open_ai import OpenAIChatPromptExecutionSettings
+from semantic_kernel.connectors.ai.prompt_execution_settings import PromptExecutionSettings
+from semantic_kernel.contents import ChatHistory, ChatMessageContent, StreamingChatMessageContent
+
+from shared.upstream.attempts import held_stream, metered, retry_gate
+from shared.upstream.endpoints import Endpoint
+from shared.upstream.resilience.policy import ResiliencePolicy
+
+StreamParts = AsyncGenerator[list[StreamingChatMessageContent], Any]
+
+
+class RoutedChatCompletion(ChatCompletionClientBase):
+    """A chat service over the endpoints of one model group."""
+
+    SUPPORTS_FUNCTION_CALLING: ClassVar[bool] = False
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    _endpoints: list[Endpoint] = PrivateAttr(default_factory=list)
+    _services: dict[str, ChatCompletionClientBase] = PrivateAttr(default_factory=dict)
+    _policy: ResiliencePolicy = PrivateAttr()
+
+    def __init__(self, *, model: str, endpoints: list[Endpoint], services: dict[str, ChatCompletionClientBase],
+                 policy: ResiliencePolicy, **kwargs: Any) -> None:
+        super().__init__(ai_model_id=model, service_id=model, **kwargs)
+        self._endpoints = sorted(endpoints, key=lambda e: e.config.priority)
+        self._services = services  # each endpoint's own service, by endpoint name
+        self._policy = policy
+
+    @property
+    def endpoints(self) -> list[Endpoint]:
+        return list(self._endpoints)
+
+    @property
+    def policy(self) -> ResiliencePolicy:
+        return self._policy
+
+    def get_prompt_execution_settings_class(self) -> type[PromptExecutionSettings]:
+        return OpenAIChatPromptExecutionSettings
+
+    async def _inner_get_chat_message_contents(
+        self, chat_history: ChatHistory, settings: PromptExecutionSettings
+    ) -> list[ChatMessageContent]:
+        async def attempt(endpoint: Endpoint) -> list[ChatMessageContent]:
+            service = self._services[endpoint.name]
+            results = await metered(service.get_chat_message_contents(chat_history, _for_endpoint(settings)))
+            for message in results:
+                message.metadata["endpoint"] = endpoint.name
+            return results
+
+        cap = getattr(settings, "max_tokens", None)
+        work = cap * (getattr(settings, "number_of_responses", None) or 1) if cap else None
+        return await self._policy.call(self._endpoints, attempt, work_tokens=work, before_retry=retry_gate())
+
+    async def _inner_get_streaming_chat_message_contents(
+        self,
+        chat_history: ChatHistory,
+        settings: PromptExecutionSettings,
+        function_invoke_attempt: int = 0,
+    ) -> StreamParts:
+        def open_stream(endpoint: Endpoint) -> StreamParts:
+            service = self._services[endpoint.name]
+            return service.get_streaming_chat_message_contents(chat_history, _for_endpoint(settings))
+
+        async for endpoint, chunks in held_stream(
+            self._policy, self._endpoints, open_stream,
+            started=lambda chunks: any(c.content or c.finish_reason for c in chunks),
+            text=lambda chunks: "".join(c.content or "" for c in chunks),
+        ):
+            yield _tag(chunks, endpoint)
+
+
+def _tag(chunks: list[StreamingChatMessageContent], endpoint: Endpoint) -> list[StreamingChatMessageContent]:
+    for chunk in chunks:
+        chunk.metadata["endpoint"] = endpoint.name
+    return chunks
+
+
+def _for_endpoint(settings: PromptExecutionSettings) -> PromptExecutionSettings:
+    """A copy without the model-group id, so each endpoint sends its own deployment or model."""
+    copy = settings.model_copy(deep=True)
+    if hasattr(copy, "ai_model_id"):
+        copy.ai_model_id = None
+    copy.service_id = None
+    return copy
