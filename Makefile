@@ -66,8 +66,9 @@ tenant: $(PY_STAMP)  ## add a tenant and a new key to local.settings.json: make 
 	@test -n "$(NAME)" || { echo "usage: make tenant NAME=<tenant name>" >&2; exit 2; }
 	$(PY) -m tools.tenants add "$(NAME)"
 
-lint: $(PY_STAMP)  ## ruff
+lint: $(PY_STAMP)  ## ruff and the import contracts of pyproject.toml (import-linter)
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports --no-logo
 
 typecheck: $(PY_STAMP)  ## mypy (strict)
 	$(PY) -m mypy

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from shared.api.openai_errors import openai_error
 from shared.api.problems import PROBLEM_MEDIA_TYPE, problem_body, problem_headers
-from shared.container import Container, get_container
+from shared.container import get_container
 from shared.core import safe_json
 from shared.core.correlation import correlation_id
 from shared.core.errors import (
@@ -33,8 +33,10 @@ from shared.core.errors import (
 from shared.identity.auth import Principal
 from shared.observability import names as n
 from shared.observability import tracing
+from shared.observability.record import Record
 
 if TYPE_CHECKING:
+    from shared.composition import Container
     from shared.pipeline.gateway import CallContext  # loaded with the container (shared/container.py)
 
 log = logging.getLogger(__name__)
@@ -172,7 +174,7 @@ async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]]) ->
     """Authenticate, run `work`, and turn every failure into problem+json (or the shape the route
     registered: openai_problem). No exception's text ever reaches the client; unexpected ones are
     logged with the correlation id."""
-    record = tracing.Record(route=route_of(req.url.path))
+    record = Record(route=route_of(req.url.path))
     shape = _SHAPES.get(record.route, problem)
     trace_id = tracing.server_span(record, f"{req.method} /api/{record.route}", req.headers.get("traceparent"), {
         n.HTTP_REQUEST_METHOD: req.method, n.HTTP_ROUTE: f"/api/{record.route}", n.URL_PATH: req.url.path,
@@ -208,7 +210,7 @@ async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]]) ->
     return response
 
 
-async def _finished_after(body: AsyncIterable[Any], record: tracing.Record, status: int) -> AsyncIterator[Any]:
+async def _finished_after(body: AsyncIterable[Any], record: Record, status: int) -> AsyncIterator[Any]:
     try:
         async for chunk in body:
             yield chunk

@@ -11,6 +11,7 @@ from shared.container import get_container, loaded
 from shared.core.correlation import safe_correlation_id
 from shared.observability import names as n
 from shared.observability import tracing
+from shared.observability.record import Record
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()
@@ -37,7 +38,7 @@ async def jobs_worker(msg: func.QueueMessage) -> None:
         await _dead_letter(msg, queue, NAMES_RESERVED)
         return
     job_id = job_id_for(message, text)
-    record = tracing.Record(route=f"{n.JOB_SPAN_PREFIX} {queue}", job=True, tenant=message.tenant, key_id="queue")
+    record = Record(route=f"{n.JOB_SPAN_PREFIX} {queue}", job=True, tenant=message.tenant, key_id="queue")
     principal = container.auth.principal_for_tenant(message.tenant)
     record.log_content = principal is not None and principal.log_content
     # The job's span continues the trace of the request that submitted it (the message's traceparent).

@@ -3,7 +3,7 @@
 Its imports are the heavy ones (the Azure SDKs): shared/container.py imports this module in a
 background thread right after the function index is built, and awaits it before the first
 container is built. Semantic Kernel and the openai SDK are not among them: the native paths load
-them on first use (shared/upstream/groups.LazyEngine).
+them on first use (shared/upstream/engine.LazyEngine).
 """
 
 from __future__ import annotations
@@ -11,19 +11,19 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx2
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.pipeline.transport import AsyncHttpTransport
 
-from shared.container import Container
 from shared.core.clock import Clock, SystemClock
 from shared.core.settings import Settings
 from shared.identity.auth import Authenticator
 from shared.identity.secrets import KeyVaultSecrets, LocalSecrets, SecretProvider
 from shared.jobs.deadletter import CosmosDeadLetters
-from shared.jobs.queue import storage_job_queue
+from shared.jobs.queue import JobQueue, storage_job_queue
 from shared.jobs.service import CosmosJobStore, JobService
 from shared.pipeline.gateway import Gateway
 from shared.readiness import Readiness, probe_dependencies
@@ -34,11 +34,13 @@ from shared.state.ratelimit import CosmosRateLimiter
 from shared.state.semantic_cache import SemanticCache, SemanticCacheSettings, vector_index
 from shared.upstream.embeddings import EndpointEmbedder, build_embedding_endpoints
 from shared.upstream.endpoints import Endpoint, embedding_endpoint_name
-from shared.upstream.groups import LazyEngine, ModelGroups
+from shared.upstream.engine import LazyEngine
+from shared.upstream.groups import ModelGroups
 from shared.upstream.resilience.breaker import BreakerSettings
 from shared.upstream.resilience.policy import ResiliencePolicy, RetrySettings
 from shared.upstream.resilience.pool import EndpointPool
 from shared.upstream.resilience.retry_budget import RetryBudget
+from shared.upstream.spans import ATTEMPT_SPANS
 from shared.upstream.wire import build_wire, tls_context
 
 if TYPE_CHECKING:
@@ -46,7 +48,44 @@ if TYPE_CHECKING:
 
     from shared.identity.entra import EntraValidator
 
+
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Container:
+    settings: Settings
+    credential: AsyncTokenCredential | None
+    secrets: SecretProvider
+    cosmos: CosmosState
+    groups: ModelGroups
+    engine: LazyEngine  # Semantic Kernel, for the native paths: built on first use
+    gateway: Gateway
+    jobs: JobService
+    auth: Authenticator
+    budget: CosmosBudgetLedger
+    job_queue: JobQueue
+    deadletters: CosmosDeadLetters
+    readiness: Readiness
+    http: httpx2.AsyncClient  # the readiness probes' one client
+    entra_http: httpx.AsyncClient | None = None
+    # The clients of the model and embedding endpoints, closed with the container (an unclosed one
+    # is closed by the garbage collector after its event loop, with a traceback).
+    model_clients: list[Any] = field(default_factory=list)
+
+    async def close(self) -> None:
+        await self.job_queue.close()
+        await self.http.aclose()
+        await self.cosmos.close()
+        await self.secrets.close()
+        if self.entra_http is not None:
+            await self.entra_http.aclose()
+        await self.engine.close()
+        for client in self.model_clients:
+            await client.close()
+        if self.credential is not None:
+            await self.credential.close()
+
 
 
 def build_policy(settings: Settings, clock: Clock) -> ResiliencePolicy:
@@ -58,13 +97,13 @@ def build_policy(settings: Settings, clock: Clock) -> ResiliencePolicy:
     )
     names = [e.name for e in settings.ai_endpoints]
     names += [embedding_endpoint_name(e.name) for e in settings.ai_endpoints if e.embedding_deployment]
-    pool = EndpointPool(names, breaker, clock)
+    pool = EndpointPool(names, breaker, clock, events=ATTEMPT_SPANS)
     budget = RetryBudget(clock, ratio=settings.retry_budget_ratio, window_s=settings.retry_budget_window_s,
                          floor=settings.retry_budget_floor)
     retry = RetrySettings(max_attempts=settings.retry_max_attempts, deadline_s=settings.request_deadline_s,
                           backoff_base_s=settings.retry_backoff_base_s, backoff_cap_s=settings.retry_backoff_cap_s,
                           attempt_base_s=settings.model_timeout_s)
-    return ResiliencePolicy(pool, budget, retry, clock)
+    return ResiliencePolicy(pool, budget, retry, clock, events=ATTEMPT_SPANS)
 
 
 async def build_semantic_cache(settings: Settings, cosmos: CosmosState, credential: AsyncTokenCredential | None,

@@ -14,68 +14,18 @@ import importlib
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shared.core.errors import ConfigError, NotConfigured
 from shared.core.settings import load_settings
 
 if TYPE_CHECKING:
-    import httpx
-    import httpx2
-    from azure.core.credentials_async import AsyncTokenCredential
-
-    from shared.core.settings import Settings
-    from shared.identity.auth import Authenticator
-    from shared.identity.secrets import SecretProvider
-    from shared.jobs.deadletter import CosmosDeadLetters
-    from shared.jobs.queue import JobQueue
-    from shared.jobs.service import JobService
-    from shared.pipeline.gateway import Gateway
-    from shared.readiness import Readiness
-    from shared.state.budget import CosmosBudgetLedger
-    from shared.state.cosmos import CosmosState
-    from shared.upstream.groups import LazyEngine, ModelGroups
+    from shared.composition import Container
 
 log = logging.getLogger(__name__)
 
 # What the first request needs and the index does not: imported by the loader thread only.
 SERVICE_MODULES = ("shared.composition", "shared.pipeline.openai_path")
-
-
-@dataclass
-class Container:
-    settings: Settings
-    credential: AsyncTokenCredential | None
-    secrets: SecretProvider
-    cosmos: CosmosState
-    groups: ModelGroups
-    engine: LazyEngine  # Semantic Kernel, for the native paths: built on first use
-    gateway: Gateway
-    jobs: JobService
-    auth: Authenticator
-    budget: CosmosBudgetLedger
-    job_queue: JobQueue
-    deadletters: CosmosDeadLetters
-    readiness: Readiness
-    http: httpx2.AsyncClient  # the readiness probes' one client
-    entra_http: httpx.AsyncClient | None = None
-    # The clients of the model and embedding endpoints, closed with the container (an unclosed one
-    # is closed by the garbage collector after its event loop, with a traceback).
-    model_clients: list[Any] = field(default_factory=list)
-
-    async def close(self) -> None:
-        await self.job_queue.close()
-        await self.http.aclose()
-        await self.cosmos.close()
-        await self.secrets.close()
-        if self.entra_http is not None:
-            await self.entra_http.aclose()
-        await self.engine.close()
-        for client in self.model_clients:
-            await client.close()
-        if self.credential is not None:
-            await self.credential.close()
 
 
 class _Loader:

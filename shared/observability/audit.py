@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from shared.observability import names as n
 
 if TYPE_CHECKING:
-    from shared.observability.tracing import Record
+    from shared.observability.record import Record
 
 log = logging.getLogger(n.AUDIT_LOGGER)
 log.setLevel(logging.INFO)  # an audit line is written whatever the root logger's level

@@ -16,11 +16,11 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Any
 
 from shared.observability import names as n
 from shared.observability.metrics import Instruments
+from shared.observability.record import Record
 
 REFUSALS = ("rate-limited", "budget-busy", "budget-exhausted")
 _STATE: dict[str, Any] = {"instruments": None}
@@ -51,42 +51,6 @@ def instruments() -> Instruments | None:
 
 def enabled() -> bool:
     return _STATE["instruments"] is not None
-
-
-@dataclass(slots=True)
-class Record:
-    """What one request (or job delivery) was: filled as it runs, closed once by `finish`."""
-
-    route: str
-    job: bool = False
-    correlation_id: str = ""
-    tenant: str = ""
-    key_id: str = ""
-    log_content: bool = False
-    model: str = ""
-    endpoint: str = ""
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_micros: int = 0
-    cache_result: str = ""
-    status: int = 0
-    refusal: str = ""
-    outcome: str = ""
-    job_age_s: float | None = None
-    prompt: str = ""
-    answer: list[str] = field(default_factory=list)
-    started: float = field(default_factory=time.perf_counter)
-    ended: float | None = None  # when the response was complete
-    ended_ns: int | None = None
-    span: Any = None
-    finished: bool = False
-    # Settlements that run after the response: the audit record waits for them, so it says what
-    # the tenant was charged, while the span and the duration end with the response.
-    settling: list[asyncio.Future[Any]] = field(default_factory=list)
-
-    @property
-    def duration_ms(self) -> float:
-        return round(((self.ended or time.perf_counter()) - self.started) * 1000, 1)
 
 
 _CURRENT: ContextVar[Record | None] = ContextVar("aigw_record", default=None)

@@ -34,7 +34,7 @@ from shared.pipeline.admission import Admission, CallContext, Plan, nothing
 from shared.state.budget import BudgetLedger, Estimate, Reservation
 from shared.state.cache import CacheKey, ResponseCache, chat_view
 from shared.state.ratelimit import RateLimiter
-from shared.upstream.groups import LazyEngine
+from shared.upstream.engine import LazyEngine
 from shared.upstream.protocol import CACHEABLE_FINISH, assemble, billed_text, completion_of, tool_calls_begun
 
 log = logging.getLogger(__name__)

@@ -237,3 +237,20 @@ def breaker_moved(endpoint: str, state: str) -> None:
     inst = tracing.instruments()
     if inst is not None:
         inst.breaker_transitions.add(1, {n.ENDPOINT: endpoint, n.BREAKER_STATE: state})
+
+
+class AttemptSpans:
+    """The resilience policy's events as spans and metrics (shared/upstream/resilience/events.py)."""
+
+    async def attempt(self, endpoint: Endpoint, number: int, wait_s: float, breaker: str,
+                      call: Callable[[], Awaitable[T]]) -> T:
+        return await attempted(endpoint, number, wait_s, breaker, call)
+
+    def retried(self, endpoint: str, previous: str) -> None:
+        retried(endpoint, previous)
+
+    def breaker_moved(self, endpoint: str, state: str) -> None:
+        breaker_moved(endpoint, state)
+
+
+ATTEMPT_SPANS = AttemptSpans()

@@ -7,8 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from shared.composition import build_container
-from shared.container import Container
+from shared.composition import Container, build_container
 from shared.core.settings import Settings
 from shared.upstream.resilience.pool import EndpointPool
 from tools.localenv import LocalStack

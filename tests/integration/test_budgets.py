@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.container import Container
+from shared.composition import Container
 from shared.core.errors import BudgetBusy, BudgetExhausted, TooManyRequests
 from shared.core.models import Usage
 from shared.core.settings import ModelPrice, TenantLimits

@@ -12,8 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from shared.composition import build_container
-from shared.container import Container
+from shared.composition import Container, build_container
 from shared.core.background import drain
 from shared.core.models import ChatMessage, Usage
 from shared.core.settings import ModelPrice, Settings, TenantLimits

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from shared.container import Container
+from shared.composition import Container
 from shared.core.errors import DependencyFailed
 from shared.jobs.service import CosmosJobStore
 

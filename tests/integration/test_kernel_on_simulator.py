@@ -7,7 +7,7 @@ import re
 import httpx
 import pytest
 
-from shared.container import Container
+from shared.composition import Container
 from shared.core.errors import ServiceUnavailable
 from shared.core.models import ChatMessage
 from shared.core.tokens import prompt_tokens

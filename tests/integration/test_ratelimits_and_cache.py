@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bench.cache import CountingTransport
-from shared.container import Container
+from shared.composition import Container
 from shared.core.errors import TooManyRequests
 from shared.core.models import Usage
 from shared.core.settings import Settings, TenantLimits

@@ -14,8 +14,7 @@ import pytest
 # The package exports it through a lazy __getattr__ (Any to mypy); the defining module is typed.
 from azure.core.pipeline.transport._aiohttp import AioHttpTransport
 
-from shared.composition import build_container
-from shared.container import Container
+from shared.composition import Container, build_container
 from shared.core.background import drain
 from shared.core.models import ChatMessage
 from shared.core.settings import Settings, TenantLimits

@@ -8,7 +8,7 @@ import uuid
 
 import httpx
 
-from shared.container import Container
+from shared.composition import Container
 from shared.core.models import ChatMessage, Usage
 from shared.core.settings import Settings
 from shared.core.values import Completion

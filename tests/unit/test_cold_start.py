@@ -70,7 +70,7 @@ print(json.dumps({{"modules": sorted(sys.modules)}}))
 
 def test_the_service_modules_need_no_semantic_kernel_and_no_openai_sdk() -> None:
     # The OpenAI-compatible path is served without them; the native paths load them on first use
-    # (shared/upstream/groups.LazyEngine). Key Vault and the identity SDK load only where they are configured.
+    # (shared/upstream/engine.LazyEngine). Key Vault and the identity SDK load only where they are configured.
     result = _run("""
 import json, sys
 import function_app

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from shared.core.clock import Clock
-from shared.upstream.spans import breaker_moved
+from shared.upstream.resilience.events import UNOBSERVED, ResilienceEvents
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,10 @@ TRANSITIONS: Counter[tuple[str, str]] = Counter()
 
 
 class CircuitBreaker:
-    def __init__(self, name: str, settings: BreakerSettings, clock: Clock) -> None:
+    def __init__(self, name: str, settings: BreakerSettings, clock: Clock,
+                 events: ResilienceEvents = UNOBSERVED) -> None:
         self.name = name
+        self.events = events
         self.settings = settings
         self.clock = clock
         self._state = State.CLOSED
@@ -101,7 +103,7 @@ class CircuitBreaker:
             return
         log.warning("circuit breaker %s: %s -> %s", self.name, self._state.value, new.value)
         TRANSITIONS[(self.name, new.value)] += 1
-        breaker_moved(self.name, new.value)
+        self.events.breaker_moved(self.name, new.value)
         self._state = new
         self._probes = 0
         if new is State.CLOSED:

@@ -38,9 +38,9 @@ from shared.core.values import UPSTREAM_REQUEST_ID
 from shared.upstream.endpoints import Endpoint
 from shared.upstream.failures import UpstreamFailure, classify, provider_error
 from shared.upstream.resilience.backoff import next_wait
+from shared.upstream.resilience.events import UNOBSERVED, ResilienceEvents
 from shared.upstream.resilience.pool import EndpointPool
 from shared.upstream.resilience.retry_budget import RetryBudget
-from shared.upstream.spans import attempted, retried
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -92,9 +92,10 @@ def _retryable(exc: BaseException) -> bool:
 class _Trail:
     """Where one call's attempts went, for their spans and the retry and failover metrics."""
 
-    __slots__ = ("idle_s", "last", "number", "previous", "wait_s")
+    __slots__ = ("events", "idle_s", "last", "number", "previous", "wait_s")
 
-    def __init__(self) -> None:
+    def __init__(self, events: ResilienceEvents) -> None:
+        self.events = events
         self.number, self.wait_s, self.idle_s, self.previous = 0, 0.0, 0.0, ""
         self.last: AttemptFailed | None = None  # the latest attempt's failure
 
@@ -104,14 +105,15 @@ class _Trail:
 
     def chose(self, endpoint: str) -> None:
         if self.number > 1:
-            retried(endpoint, self.previous)
+            self.events.retried(endpoint, self.previous)
         self.previous = endpoint
 
 
 class ResiliencePolicy:
     def __init__(self, pool: EndpointPool, budget: RetryBudget, settings: RetrySettings, clock: Clock,
-                 rng: random.Random | None = None) -> None:
+                 *, rng: random.Random | None = None, events: ResilienceEvents = UNOBSERVED) -> None:
         self.pool = pool
+        self.events = events
         self.budget = budget
         self.settings = settings
         self.clock = clock
@@ -164,7 +166,7 @@ class ResiliencePolicy:
             reraise=True,
         )
         self.budget.record_first_attempt()
-        trail = _Trail()
+        trail = _Trail(self.events)
         try:
             async for state in retrying:
                 with state:
@@ -205,7 +207,7 @@ class ResiliencePolicy:
         timer = asyncio.timeout(max(0.001, own if own is not None else remaining))
         try:
             async with timer:
-                result = await attempted(endpoint, trail.number, trail.wait_s,
+                result = await self.events.attempt(endpoint, trail.number, trail.wait_s,
                                          self.pool.breakers[endpoint.name].state.value, lambda: attempt(endpoint))
         except (asyncio.CancelledError, AppError):
             self.pool.release(endpoint)  # the call told nothing of the endpoint's health

@@ -10,16 +10,17 @@ from shared.core.clock import Clock
 from shared.upstream.endpoints import Endpoint
 from shared.upstream.failures import UpstreamFailure
 from shared.upstream.resilience.breaker import BreakerSettings, CircuitBreaker, State
+from shared.upstream.resilience.events import UNOBSERVED, ResilienceEvents
 
 
 class EndpointPool:
     """Health of every endpoint in the process; shared by all requests and model groups."""
 
     def __init__(self, names: Sequence[str], breaker: BreakerSettings, clock: Clock,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, events: ResilienceEvents = UNOBSERVED) -> None:
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311  load spreading, not security
-        self.breakers = {name: CircuitBreaker(name, breaker, clock) for name in names}
+        self.breakers = {name: CircuitBreaker(name, breaker, clock, events) for name in names}
         self._parked_until: dict[str, float] = {}
 
     def usable(self, endpoint: Endpoint) -> bool:

@@ -15,6 +15,7 @@ from shared.upstream.resilience.breaker import BreakerSettings
 from shared.upstream.resilience.policy import ResiliencePolicy, RetrySettings
 from shared.upstream.resilience.pool import EndpointPool
 from shared.upstream.resilience.retry_budget import RetryBudget
+from shared.upstream.spans import ATTEMPT_SPANS
 
 
 @dataclass
@@ -44,9 +45,10 @@ def api_error(status: int, headers: dict[str, str] | None = None) -> openai.APIS
 def policy(clock: FakeClock, names: list[str], *, attempts: int = 3, deadline: float = 30.0,
            breaker: BreakerSettings | None = None, budget: RetryBudget | None = None,
            seed: int = 7) -> ResiliencePolicy:
-    pool = EndpointPool(names, breaker or BreakerSettings(), clock, random.Random(seed))
+    pool = EndpointPool(names, breaker or BreakerSettings(), clock, random.Random(seed), events=ATTEMPT_SPANS)
     return ResiliencePolicy(pool, budget or RetryBudget(clock), RetrySettings(max_attempts=attempts,
-                            deadline_s=deadline, backoff_base_s=0.5, backoff_cap_s=8.0), clock, random.Random(seed))
+                            deadline_s=deadline, backoff_base_s=0.5, backoff_cap_s=8.0), clock,
+                            rng=random.Random(seed), events=ATTEMPT_SPANS)
 
 
 def scripted(outcomes: list[BaseException | str], calls: list[str]) -> Callable[[Endpoint], Awaitable[str]]:

@@ -31,7 +31,7 @@ def limited_policy(*, base_s: float, deadline_s: float = 30.0) -> ResiliencePoli
     clock = FakeClock()
     pool = EndpointPool(["primary", "secondary"], TRIP_AT_ONCE, clock, random.Random(1))
     settings = RetrySettings(max_attempts=3, deadline_s=deadline_s, attempt_base_s=base_s)
-    return ResiliencePolicy(pool, RetryBudget(clock), settings, clock, random.Random(1))
+    return ResiliencePolicy(pool, RetryBudget(clock), settings, clock, rng=random.Random(1))
 
 
 def test_the_limit_is_the_base_plus_the_output_at_the_endpoints_slowest_pace() -> None:

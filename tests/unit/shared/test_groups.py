@@ -11,7 +11,8 @@ from shared.core.errors import ConfigError
 from shared.core.settings import EndpointConfig
 from shared.identity.secrets import LocalSecrets
 from shared.upstream.endpoints import Endpoint
-from shared.upstream.groups import LazyEngine, ModelGroups
+from shared.upstream.engine import LazyEngine
+from shared.upstream.groups import ModelGroups
 from tests.unit.resilience.helpers import FakeClock, policy
 
 

@@ -21,6 +21,7 @@ from shared.jobs.service import JobReference, parse_job_message
 from shared.observability import metrics as telemetry_metrics
 from shared.observability import names as n
 from shared.observability import tracing
+from shared.observability.record import Record
 from shared.upstream.attempts import held_stream
 from tests.unit.resilience.helpers import FakeClock, api_error, endpoint, policy, scripted
 from tests.unit.shared.fakes import FakeEngine
@@ -127,7 +128,7 @@ async def test_a_streamed_attempt_span_ends_with_the_stream_and_carries_the_fina
 def test_a_server_span_continues_the_callers_trace_and_the_audit_line_has_every_field(
         telemetry_on: InMemorySpanExporter, caplog: pytest.LogCaptureFixture) -> None:
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
-    record = tracing.Record(route="v1/chat", tenant="dev", key_id="k1", correlation_id="x\nforged")
+    record = Record(route="v1/chat", tenant="dev", key_id="k1", correlation_id="x\nforged")
     assert tracing.server_span(record, "POST /api/v1/chat", f"00-{trace_id}-00f067aa0ba902b7-01", {}) == trace_id
     with caplog.at_level(logging.INFO, logger=n.AUDIT_LOGGER), tracing.active(record):
         tracing.admitted("gpt-4o-mini", lambda: {"messages": [{"content": "secret prompt"}]}, looked_up=True, hit=False)
@@ -149,7 +150,7 @@ def test_a_server_span_continues_the_callers_trace_and_the_audit_line_has_every_
 
 
 def test_a_tenant_that_opted_in_gets_its_content_sanitised(caplog: pytest.LogCaptureFixture) -> None:
-    record = tracing.Record(route="v1/chat", log_content=True)
+    record = Record(route="v1/chat", log_content=True)
     with caplog.at_level(logging.INFO, logger=n.AUDIT_LOGGER), tracing.active(record):
         tracing.admitted("m", lambda: {"messages": [{"role": "user", "content": "line one\nline two\u2028"}]},
                          looked_up=False, hit=False)
@@ -163,7 +164,7 @@ def test_a_tenant_that_opted_in_gets_its_content_sanitised(caplog: pytest.LogCap
 async def test_with_telemetry_off_no_span_is_made_and_the_audit_line_is_still_written(
         caplog: pytest.LogCaptureFixture) -> None:
     EXPORTER.clear()
-    record = tracing.Record(route="v1/chat")
+    record = Record(route="v1/chat")
     assert tracing.server_span(record, "POST /api/v1/chat", None, {}) is None and record.span is None
     with caplog.at_level(logging.INFO, logger=n.AUDIT_LOGGER), tracing.active(record):
         answers: list[Any] = [ANSWER]
@@ -177,7 +178,7 @@ async def test_with_telemetry_off_no_span_is_made_and_the_audit_line_is_still_wr
 async def test_a_submitted_job_carries_the_submitting_span_to_its_queue_message(
         telemetry_on: InMemorySpanExporter) -> None:
     jobs, store = service(FakeEngine())
-    record = tracing.Record(route="v1/jobs")
+    record = Record(route="v1/jobs")
     trace_id = tracing.server_span(record, "POST /api/v1/jobs", None, {})
     with tracing.active(record):
         job_id, message = await jobs.submit(Principal("dev", "k"), JobRequest(kind="chat", input={}), "cid")
@@ -208,9 +209,10 @@ def test_the_correlation_id_is_the_trace_id_unless_the_client_sent_one() -> None
 
 def test_breaker_transitions_are_counted_by_endpoint_and_new_state(telemetry_on: InMemorySpanExporter) -> None:
     from shared.upstream.resilience.breaker import BreakerSettings, CircuitBreaker
+    from shared.upstream.spans import ATTEMPT_SPANS
 
     clock = FakeClock()
-    breaker = CircuitBreaker("east", BreakerSettings(consecutive_failures=2, cooldown_s=5), clock)
+    breaker = CircuitBreaker("east", BreakerSettings(consecutive_failures=2, cooldown_s=5), clock, ATTEMPT_SPANS)
     breaker.record_failure()
     breaker.record_failure()
     clock.t += 5

@@ -1,0 +1,45 @@
+"""The record of one request or job delivery, filled as it runs (shared/observability/tracing.py
+makes and closes it; shared/observability/audit.py writes its line)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class Record:
+    """What one request (or job delivery) was: filled as it runs, closed once by `finish`."""
+
+    route: str
+    job: bool = False
+    correlation_id: str = ""
+    tenant: str = ""
+    key_id: str = ""
+    log_content: bool = False
+    model: str = ""
+    endpoint: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_micros: int = 0
+    cache_result: str = ""
+    status: int = 0
+    refusal: str = ""
+    outcome: str = ""
+    job_age_s: float | None = None
+    prompt: str = ""
+    answer: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+    ended: float | None = None  # when the response was complete
+    ended_ns: int | None = None
+    span: Any = None
+    finished: bool = False
+    # Settlements that run after the response: the audit record waits for them, so it says what
+    # the tenant was charged, while the span and the duration end with the response.
+    settling: list[asyncio.Future[Any]] = field(default_factory=list)
+
+    @property
+    def duration_ms(self) -> float:
+        return round(((self.ended or time.perf_counter()) - self.started) * 1000, 1)
