@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 from dataclasses import astuple
 
@@ -37,6 +38,6 @@ def test_parallel_workers_pick_ports_from_parts_that_never_overlap(monkeypatch: 
         localenv.share_ports(index, 4)
         parts.append(localenv.port_range())
         assert parts[-1][0] <= free_port() < parts[-1][1]
-    assert all(a[1] <= b[0] for a, b in zip(parts, parts[1:], strict=False))
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(parts))
     with pytest.raises(ValueError, match="port share 4 of 4 does not exist"):
         localenv.share_ports(4, 4)
