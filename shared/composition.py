@@ -27,7 +27,7 @@ from shared.jobs.queue import JobQueue, storage_job_queue
 from shared.jobs.service import CosmosJobStore, JobService
 from shared.pipeline.gateway import Gateway
 from shared.readiness import Readiness, probe_dependencies
-from shared.state.budget import LEASE_MARGIN_S, CosmosBudgetLedger
+from shared.state.budget import CosmosBudgetLedger
 from shared.state.cache import CosmosExactCache, TieredCache
 from shared.state.cosmos import CosmosState, cosmos_client
 from shared.state.ratelimit import CosmosRateLimiter
@@ -173,11 +173,12 @@ async def build_container(settings: Settings,
     ]
     groups = ModelGroups(endpoints, build_policy(settings, SystemClock()))
     engine = LazyEngine(groups, credential=credential, secrets=secrets, timeout_s=settings.model_timeout_s)
-    budget = CosmosBudgetLedger(cosmos, settings.model_prices, lease_s=settings.request_deadline_s + LEASE_MARGIN_S)
+    budget = CosmosBudgetLedger(cosmos, settings.model_prices, lease_s=settings.budget_lease_s,
+                                slot_s=settings.budget_slot_s)
     clients: list[Any] = [e.wire for e in endpoints]
     semantic = await build_semantic_cache(settings, cosmos, credential, secrets, clients)
     cache = TieredCache(CosmosExactCache(cosmos, time.time), semantic, time.time)
-    rate_limiter = CosmosRateLimiter(cosmos)
+    rate_limiter = CosmosRateLimiter(cosmos, window_s=settings.rate_window_s)
     gateway = Gateway(engine, rate_limiter, budget, cache)
     job_queue = storage_job_queue(settings, credential)
     jobs = JobService(CosmosJobStore(cosmos), gateway, lease_s=settings.model_timeout_s * 2, queue=job_queue,

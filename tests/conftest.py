@@ -11,7 +11,7 @@ import pytest
 
 from shared.core.settings import Settings, hash_api_key, load_settings
 from tools.appsettings import environment
-from tools.localenv import LocalStack, Ports
+from tools.localenv import LocalStack, Ports, share_ports
 
 __all__ = ["environment"]  # bench/cache.py imports it from here
 
@@ -29,6 +29,14 @@ TEST_TENANTS = json.dumps([
                 "allowed_models": ["gpt-4o-mini"]}},
     {"tenant": "ops", "keys": [{"id": "ops-1", "sha256": hash_api_key(ADMIN_KEY)}], "roles": ["admin"]},
 ])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist every worker starts a whole stack of its own on free ports: each picks
+    them from a part of the range no other worker picks from."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ...
+    if worker:
+        share_ports(int(worker.removeprefix("gw")), int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
 
 
 @pytest.fixture(scope="session")

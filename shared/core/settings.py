@@ -37,6 +37,9 @@ RESPONSE_LIMIT_S = 220.0
 # non-streamed attempt's time limit is its output cap x n at this pace, plus MODEL_TIMEOUT_S. At 40
 # tokens a second a whole answer of up to 8,000 tokens fits the 220 s (docs/accounting.md).
 SLOWEST_TOKENS_PER_S = 40.0
+# The ring of lease slots in every budget window document, `l0`..`l15` (shared/state/budget.py): a
+# slot is reused only after its bucket ended, so the ring must outlast the longest lease plus 2 slots.
+BUDGET_SLOTS = 16
 
 
 def model_limits(model: str) -> tuple[int, int]:
@@ -254,6 +257,14 @@ class Settings(BaseSettings):
     request_deadline_s: Annotated[
         float, Field(alias="REQUEST_DEADLINE_S", gt=0, le=RESPONSE_LIMIT_S, json_schema_extra=TUNING)
     ] = 30.0
+    # The budget's lease on a request's completion allowance is REQUEST_DEADLINE_S plus this margin;
+    # it ends in a bucket of BUDGET_SLOT_S seconds, which every instance on one Cosmos account shares.
+    # Room held by a process that died returns when its lease ends (docs/accounting.md).
+    budget_lease_margin_s: Annotated[
+        float, Field(alias="BUDGET_LEASE_MARGIN_S", ge=1, json_schema_extra=TUNING)] = 30.0
+    budget_slot_s: Annotated[int, Field(alias="BUDGET_SLOT_S", ge=1, le=60, json_schema_extra=TUNING)] = 20
+    # The fixed window a key's `rpm` and `tpm` count in: a minute, unless a test must see one end soon.
+    rate_window_s: Annotated[int, Field(alias="RATE_WINDOW_S", ge=1, le=60, json_schema_extra=TUNING)] = 60
     retry_backoff_base_s: Annotated[float, Field(alias="RETRY_BACKOFF_BASE_S", gt=0, json_schema_extra=TUNING)] = 0.5
     retry_backoff_cap_s: Annotated[float, Field(alias="RETRY_BACKOFF_CAP_S", gt=0, json_schema_extra=TUNING)] = 8.0
     retry_budget_ratio: Annotated[float, Field(alias="RETRY_BUDGET_RATIO", ge=0, le=1, json_schema_extra=TUNING)] = 0.2
@@ -331,6 +342,29 @@ class Settings(BaseSettings):
                 {"models": ", ".join(missing), "tenants": ", ".join(repr(t) for t in usd)},
             )
         return self
+
+    @model_validator(mode="after")
+    def _lease_fits_the_ring(self) -> Settings:
+        if (BUDGET_SLOTS - 2) * self.budget_slot_s <= self.budget_lease_s:
+            raise PydanticCustomError(
+                "lease_outlasts_ring",
+                "BUDGET_SLOT_S x {slots} must be longer than the budget lease, REQUEST_DEADLINE_S + "
+                "BUDGET_LEASE_MARGIN_S ({lease} s): raise BUDGET_SLOT_S or lower the other two",
+                {"slots": BUDGET_SLOTS - 2, "lease": f"{self.budget_lease_s:g}"},
+            )
+        return self
+
+    @field_validator("rate_window_s")
+    @classmethod
+    def _rate_windows_fill_a_minute(cls, seconds: int) -> int:
+        if 60 % seconds:
+            raise PydanticCustomError("rate_window", "must divide 60: 1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 or 60", {})
+        return seconds
+
+    @property
+    def budget_lease_s(self) -> float:
+        """How long a budget reservation holds its completion allowance before it may lapse."""
+        return self.request_deadline_s + self.budget_lease_margin_s
 
     @field_validator("ai_endpoints")
     @classmethod

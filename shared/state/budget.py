@@ -5,9 +5,9 @@ whose filter predicate checks the limit on the server, so no two instances can b
 tokens. The prompt (as counted) is charged at admission: a provider bills it as soon as the call is
 sent. The completion allowance is held under a lease, in a ring of lease slots in the same
 document: slot `l{i}` holds `{e: epoch, t: tokens, u: micro-USD}` of every reservation whose lease
-ends in the 20-second bucket `e`. The limit check counts only slots whose bucket has not ended, so
-room held by a process that died is given back when its lease ends, atomically and on every
-instance, with no reaper. Settlement replaces the estimate with what was billed and empties its
+ends in bucket `e` (BUDGET_SLOT_S wide, 20 s by default). The limit check counts only slots whose
+bucket has not ended, so room held by a process that died is given back when its lease ends,
+atomically and on every instance, with no reaper. Settlement replaces the estimate with what was billed and empties its
 slot in one patch. docs/accounting.md has the rules and why.
 """
 
@@ -27,16 +27,14 @@ from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosReso
 from shared.core.background import Ahead, spawn
 from shared.core.errors import BudgetBusy, BudgetExhausted
 from shared.core.models import Usage
-from shared.core.settings import ModelPrice, TenantLimits
+from shared.core.settings import BUDGET_SLOTS, ModelPrice, TenantLimits
 from shared.identity.auth import Principal
 from shared.observability import tracing
 from shared.state.cosmos import CosmosState
 
 log = logging.getLogger(__name__)
 WindowKind = Literal["day", "month"]
-SLOT_S = 20  # width of a lease bucket: held room returns at most this long after its lease ends
-SLOTS = 16  # ring size: SLOTS * SLOT_S must exceed the longest lease (220 s deadline + margin) + 2 slots
-LEASE_MARGIN_S = 30.0
+SLOTS = BUDGET_SLOTS  # ring size: the settings check that SLOTS * slot width exceeds the lease + 2 slots
 BUSY_RETRY_CAP_S = 60.0
 SETTLE_TRIES = 4
 
@@ -107,23 +105,23 @@ def _fits(doc: dict[str, Any], window: Window, tokens: int, micros: int) -> bool
         window.usd_micros_limit is None or int(doc.get("usd_used_micros", 0)) + micros <= window.usd_micros_limit)
 
 
-def bucket_of(t: float) -> int:
+def bucket_of(t: float, slot_s: int) -> int:
     """The lease bucket a lease ending at `t` (epoch seconds) belongs to."""
-    return math.ceil(t / SLOT_S)
+    return math.ceil(t / slot_s)
 
 
-def first_live_bucket(t: float) -> int:
+def first_live_bucket(t: float, slot_s: int) -> int:
     """Buckets before this one have ended at `t`: their room is free again."""
-    return math.floor(t / SLOT_S) + 1
+    return math.floor(t / slot_s) + 1
 
 
 def _live_sum(field_name: str, kmin: int) -> str:
     return " + ".join(f"(c.l{i}.e >= {kmin} ? c.l{i}.{field_name} : 0)" for i in range(SLOTS))
 
 
-def held_in(doc: dict[str, Any], t: float) -> tuple[int, int, float | None]:
+def held_in(doc: dict[str, Any], t: float, slot_s: int) -> tuple[int, int, float | None]:
     """Tokens and micro-USD held by live leases in a window document, and when the first ends."""
-    kmin = first_live_bucket(t)
+    kmin = first_live_bucket(t, slot_s)
     tokens = micros = 0
     first_end: float | None = None
     for i in range(SLOTS):
@@ -131,7 +129,7 @@ def held_in(doc: dict[str, Any], t: float) -> tuple[int, int, float | None]:
         if int(slot.get("e", 0)) >= kmin and (slot.get("t") or slot.get("u")):
             tokens += int(slot.get("t", 0))
             micros += int(slot.get("u", 0))
-            end = int(slot["e"]) * SLOT_S
+            end = int(slot["e"]) * slot_s
             first_end = end if first_end is None else min(first_end, end)
     return tokens, micros, first_end
 
@@ -165,9 +163,10 @@ class CosmosReservation:
 
     async def renew(self) -> None:
         now = self.ledger.now().timestamp()
-        if self._settling is not None or bucket_of(now + self.ledger.lease_s / 2) < self.bucket:
+        slot_s = self.ledger.slot_s
+        if self._settling is not None or bucket_of(now + self.ledger.lease_s / 2, slot_s) < self.bucket:
             return
-        new = bucket_of(now + self.ledger.lease_s)
+        new = bucket_of(now + self.ledger.lease_s, slot_s)
         if new == self.bucket:
             return
         c = self.charge
@@ -198,11 +197,12 @@ class CosmosReservation:
 
 class CosmosBudgetLedger:
     def __init__(self, state: CosmosState, prices: dict[str, ModelPrice], *, lease_s: float = 60.0,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 slot_s: int = 20, now: Callable[[], datetime] = lambda: datetime.now(UTC),
                  retry_sleep: Callable[[float], Any] = asyncio.sleep) -> None:
         self.state = state
         self.prices = prices
         self.lease_s = lease_s
+        self.slot_s = slot_s  # every instance on the account must use the same width (BUDGET_SLOT_S)
         self.now = now
         self._sleep = retry_sleep
         self._known: set[str] = set()  # window documents this process knows exist
@@ -215,7 +215,7 @@ class CosmosBudgetLedger:
         price = self.prices.get(model)
         charge = _Charge(estimate.prompt_tokens, cost_micros(price, estimate.prompt_tokens, 0),
                          estimate.max_completion_tokens, cost_micros(price, 0, estimate.max_completion_tokens))
-        bucket = bucket_of(t + self.lease_s)
+        bucket = bucket_of(t + self.lease_s, self.slot_s)
         held = windows(principal.tenant, now, principal.limits)
         # Both are no-ops (no round trip) once this process knows the documents and the slot: the
         # slot of the next bucket is pointed ahead, off the critical path, so that stays the rule.
@@ -236,7 +236,7 @@ class CosmosBudgetLedger:
         return CosmosReservation(self, principal.tenant, model, held, charge, bucket)
 
     async def _admit(self, tenant: str, window: Window, c: _Charge, bucket: int, t: float) -> bool:
-        kmin = first_live_bucket(t)
+        kmin = first_live_bucket(t, self.slot_s)
         checks = [f"c.l{bucket % SLOTS}.e = {bucket}"]
         if window.token_limit is not None:
             limit = window.token_limit - c.prompt_tokens - c.held_tokens
@@ -260,7 +260,7 @@ class CosmosBudgetLedger:
         name = "daily" if window.kind == "day" else "monthly"
         if not _fits(doc, window, c.prompt_tokens + c.held_tokens, c.prompt_micros + c.held_micros):
             return self._exhausted(tenant, window, "for this request")
-        _, _, first_end = held_in(doc, t)
+        _, _, first_end = held_in(doc, t, self.slot_s)
         wait = min(BUSY_RETRY_CAP_S, max(1.0, (first_end or t + 1) - t))
         return BudgetBusy(f"The {name} budget of tenant {tenant!r} is held by requests in flight. "
                           "Retry shortly.", retry_after_s=wait)
@@ -294,7 +294,7 @@ class CosmosBudgetLedger:
         slot = bucket % SLOTS
         if self._ready_slots.get((window.id, slot)) == bucket:
             return
-        kmin = first_live_bucket(t)
+        kmin = first_live_bucket(t, self.slot_s)
         with contextlib.suppress(CosmosAccessConditionFailedError):
             container = await self.state.container("budgets")
             await container.patch_item(
@@ -347,7 +347,7 @@ class CosmosBudgetLedger:
         t = self.now().timestamp()
         for window in windows(principal.tenant, self.now(), principal.limits):
             doc = await self.state.find("budgets", principal.tenant, window.id) or {}
-            held_tokens, _, _ = held_in(doc, t)
+            held_tokens, _, _ = held_in(doc, t, self.slot_s)
             report["daily" if window.kind == "day" else "monthly"] = {
                 "tokens_used": int(doc.get("tokens_used", 0)),
                 "tokens_reserved": held_tokens,

@@ -1,6 +1,7 @@
 """Rate limits (RPM and TPM per key) in Cosmos `ratelimits`, shared by every instance.
 
-Fixed one-minute windows, one document per key and minute. Admission is one conditional `incr`
+Fixed windows of RATE_WINDOW_S (a minute unless a test shortens it), one document per key and
+window. Admission is one conditional `incr`
 patch whose filter predicate checks both limits on the server, so instances never race past
 them. TPM counts the request's worst case (prompt + max_tokens) at admission.
 """
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Allowance:
-    """What the key has left in this minute (None: no such limit)."""
+    """What the key has left in this window (None: no such limit)."""
 
     remaining_requests: int | None = None
     remaining_tokens: int | None = None
@@ -46,25 +47,27 @@ class RateLimiter(Protocol):
 
 
 class CosmosRateLimiter:
-    def __init__(self, state: CosmosState, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(self, state: CosmosState, now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 window_s: int = 60) -> None:
         self.state = state
         self.now = now
-        self._created: set[str] = set()  # this minute's documents this process knows exist
-        self._ahead = Ahead()  # next minutes' documents being created ahead
+        self.window = timedelta(seconds=window_s)  # divides a minute (the settings check it)
+        self._created: set[str] = set()  # this window's documents this process knows exist
+        self._ahead = Ahead()  # next windows' documents being created ahead
 
     async def admit(self, principal: Principal, estimated_tokens: int) -> Allowance:
         rpm, tpm = principal.limits.rpm, principal.limits.tpm
         if rpm is None and tpm is None:
             return Allowance()
         now = self.now()
-        minute = now.replace(second=0, microsecond=0)
-        doc_id = _window_id(principal.rate_key, minute)
+        start = self._start(now)
+        doc_id = _window_id(principal.rate_key, start)
         container = await self.state.container("ratelimits")
         if doc_id not in self._created:
             await self._create(container, principal.rate_key, doc_id)
-        # The next minute's document is created ahead, off the critical path: admission at a
-        # minute boundary stays one round trip.
-        ahead = _window_id(principal.rate_key, minute + timedelta(minutes=1))
+        # The next window's document is created ahead, off the critical path: admission at a
+        # window boundary stays one round trip.
+        ahead = _window_id(principal.rate_key, start + self.window)
         if ahead not in self._created:
             self._ahead.start(ahead, self._create, container, principal.rate_key, ahead)
         checks = []
@@ -87,13 +90,13 @@ class CosmosRateLimiter:
         )
 
     async def over(self, principal: Principal) -> RateLimited | None:
-        """Read-only, nothing counted: the refusal when the key has used its whole RPM or TPM this minute."""
+        """Read-only, nothing counted: the refusal when the key has used its whole RPM or TPM this window."""
         rpm, tpm = principal.limits.rpm, principal.limits.tpm
         if rpm is None and tpm is None:
             return None
         now = self.now()
-        minute = now.replace(second=0, microsecond=0)
-        doc = await self.state.find("ratelimits", principal.rate_key, _window_id(principal.rate_key, minute)) or {}
+        doc_id = _window_id(principal.rate_key, self._start(now))
+        doc = await self.state.find("ratelimits", principal.rate_key, doc_id) or {}
         if (rpm is not None and int(doc.get("requests", 0)) >= rpm) or \
                 (tpm is not None and int(doc.get("tokens", 0)) >= tpm):
             return self._limited(principal, now)
@@ -101,13 +104,17 @@ class CosmosRateLimiter:
 
     def _limited(self, principal: Principal, now: datetime) -> RateLimited:
         rpm, tpm = principal.limits.rpm, principal.limits.tpm
-        wait = (now.replace(second=0, microsecond=0) + timedelta(minutes=1) - now).total_seconds()
+        wait = (self._start(now) + self.window - now).total_seconds()
         exhausted = Allowance(None if rpm is None else 0, None if tpm is None else 0)
         return RateLimited("This API key is over its per-minute request or token limit.",
                            retry_after_s=max(1.0, wait), headers=exhausted.headers())
 
+    def _start(self, now: datetime) -> datetime:
+        minute = now.replace(second=0, microsecond=0)
+        return minute + self.window * ((now - minute) // self.window)
+
     async def _create(self, container: ContainerProxy, key: str, doc_id: str) -> None:
-        # A window lives 3 minutes: created up to one ahead, it still outlives its own minute.
+        # A window lives 3 minutes: created up to one ahead, it still outlives itself.
         with contextlib.suppress(CosmosResourceExistsError):
             await container.create_item({"id": doc_id, "key": key, "requests": 0, "tokens": 0, "ttl": 180},
                                         no_response=True)
@@ -116,5 +123,6 @@ class CosmosRateLimiter:
         self._created.add(doc_id)
 
 
-def _window_id(key: str, minute: datetime) -> str:
-    return f"{key}:{minute:%Y%m%d%H%M}"
+def _window_id(key: str, start: datetime) -> str:
+    """A minute's window keeps the id it had before windows could be shorter."""
+    return f"{key}:{start:%Y%m%d%H%M}" + (f"{start:%S}" if start.second else "")

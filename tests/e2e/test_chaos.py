@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import openai
@@ -116,17 +117,22 @@ def test_slow_answers_past_the_callers_deadline_leave_both_breakers_closed(
     for region in faults.values():
         region.post("/_sim/faults", json={"latency_ms": 4000, "rate": 1.0}).raise_for_status()
     with httpx.Client(base_url=f"{short_deadline_app}/api", headers={"x-api-key": DEV_KEY}, timeout=30) as api:
-        for i in range(12):
-            response = api.post("/v1/chat/completions", headers={"cache-control": "no-store"},
-                                json={"model": "gpt-4o-mini", "stream": True, "max_tokens": 3,
-                                      "messages": [{"role": "user", "content": f"slow question {i}"}]})
-            assert response.status_code == 503, response.text
+        def slow_stream(i: int) -> httpx.Response:
+            return api.post("/v1/chat/completions", headers={"cache-control": "no-store"},
+                            json={"model": "gpt-4o-mini", "stream": True, "max_tokens": 3,
+                                  "messages": [{"role": "user", "content": f"slow question {i}"}]})
+
+        # At once, as a burst of callers would: twelve outcomes (more than BREAKER_MIN_CALLS and
+        # BREAKER_CONSECUTIVE_FAILURES) in one deadline instead of twelve deadlines one after another.
+        with ThreadPoolExecutor(12) as pool:
+            streams = list(pool.map(slow_stream, range(12)))
         whole = api.post("/v1/chat", headers={"cache-control": "no-store"},
                          json={"messages": [{"role": "user", "content": "slow but whole"}], "max_tokens": 3})
         for region in faults.values():
             region.delete("/_sim/faults")
         checks = api.get("/ready", headers={"x-api-key": ADMIN_KEY}).json()["checks"]
         answered = api.post("/v1/chat", json={"messages": [{"role": "user", "content": "fast now"}], "max_tokens": 3})
+    assert [r.status_code for r in streams] == [503] * 12, [r.text for r in streams if r.status_code != 503]
     assert checks["breaker:primary"] == "closed" and checks["breaker:secondary"] == "closed", checks
     assert whole.status_code == 200, "a whole answer within its own time limit is not cut at the deadline"
     assert answered.status_code == 200 and answered.json()["model"], answered.text

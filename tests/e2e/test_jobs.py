@@ -8,16 +8,18 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-from azure.cosmos import CosmosClient
+from azure.cosmos import CosmosClient, PartitionKey
+from azure.cosmos.exceptions import CosmosResourceExistsError
 from azure.storage.queue import QueueClient
 
 from shared.jobs.service import job_id_for, parse_job_message
+from shared.state.cosmos import CONTAINERS
 from tests.conftest import LIMITED_KEY, OTHER_KEY
 from tests.e2e.conftest import assert_problem
 from tools.localenv import LocalStack
@@ -81,9 +83,7 @@ def test_a_job_for_an_unknown_tenant_fails_without_a_model_call(api: httpx.Clien
     job_id = f"ghost-{uuid.uuid4().hex[:12]}"
     producer.send_message(json.dumps({"job_id": job_id, "tenant": "ghost", "kind": "chat", "input": CHAT_INPUT}))
     # No key can read the ghost tenant's job over HTTP, so look in Cosmos as an operator would.
-    settings = stack.settings
-    jobs = CosmosClient(settings["COSMOS_ENDPOINT"], settings["COSMOS_KEY"], enable_endpoint_discovery=False) \
-        .get_database_client(settings["COSMOS_DATABASE"]).get_container_client("jobs")
+    jobs = jobs_container(stack)
     query = "SELECT * FROM c WHERE c.tenant = 'ghost' AND c.id = @id"
     deadline, docs = time.monotonic() + 30, []
     while time.monotonic() < deadline:
@@ -95,9 +95,16 @@ def test_a_job_for_an_unknown_tenant_fails_without_a_model_call(api: httpx.Clien
 
 
 def container(stack: LocalStack, name: str) -> Any:
+    """One of the stack's Cosmos containers. The app creates them on its first Cosmos call, which
+    may not have come yet when this file is the first a pytest-xdist worker runs: create it too."""
     settings = stack.settings
-    return CosmosClient(settings["COSMOS_ENDPOINT"], settings["COSMOS_KEY"], enable_endpoint_discovery=False) \
-        .get_database_client(settings["COSMOS_DATABASE"]).get_container_client(name)
+    client = CosmosClient(settings["COSMOS_ENDPOINT"], settings["COSMOS_KEY"], enable_endpoint_discovery=False)
+    with suppress(CosmosResourceExistsError):  # the app created it between our read and our create
+        client.create_database_if_not_exists(settings["COSMOS_DATABASE"])
+    database = client.get_database_client(settings["COSMOS_DATABASE"])
+    with suppress(CosmosResourceExistsError):
+        database.create_container_if_not_exists(name, partition_key=PartitionKey(path=CONTAINERS[name]))
+    return database.get_container_client(name)
 
 
 def jobs_container(stack: LocalStack) -> Any:

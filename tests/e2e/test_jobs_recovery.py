@@ -23,12 +23,15 @@ pytestmark = pytest.mark.e2e
 TIGHT_KEY, BROKE_KEY = "tight-tenant-key", "broke-tenant-key"
 TENANTS = json.dumps([
     {"tenant": "dev", "keys": [{"id": "dev-local", "sha256": hash_api_key(DEV_KEY)}]},
-    # One request a minute: the second job is refused with rate-limited and a Retry-After.
+    # One request a window: the second job is refused with rate-limited and a Retry-After.
     {"tenant": "tight", "keys": [{"id": "tight-1", "sha256": hash_api_key(TIGHT_KEY)}], "limits": {"rpm": 1}},
     # A daily budget no request fits: budget-exhausted.
     {"tenant": "broke", "keys": [{"id": "broke-1", "sha256": hash_api_key(BROKE_KEY)}],
      "limits": {"daily_tokens": 5}},
 ])
+# The app's rate windows are this long instead of a minute (RATE_WINDOW_S), so the throttled job's
+# Retry-After is seconds, not up to a minute.
+RATE_WINDOW_S = 6
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +42,7 @@ def recovery_app(stack: LocalStack) -> Iterator[str]:
         with contextlib.suppress(ResourceExistsError):
             service.create_queue(name)
     env = {"TENANTS": TENANTS, "JOBS_QUEUE": queue, "JOBS_SWEEP_SCHEDULE": "*/2 * * * * *",
-           "JOBS_STALE_AFTER_S": "2", "SEMANTIC_CACHE_MODE": "off"}
+           "JOBS_STALE_AFTER_S": "2", "SEMANTIC_CACHE_MODE": "off", "RATE_WINDOW_S": str(RATE_WINDOW_S)}
     with stack.app_on_free_port("recovery-app", env) as url:
         yield url
 
@@ -65,6 +68,10 @@ def test_a_job_left_queued_without_a_message_is_picked_up_by_the_sweeper(recover
 
 def test_a_rate_limited_job_waits_out_its_retry_after_and_then_succeeds(recovery_app: str,
                                                                          stack: LocalStack) -> None:
+    # Both jobs must be run in one window for one to be refused: begin at a window's start (windows
+    # are aligned on the clock, which the app shares with this test), not in its last second.
+    if (into := time.time() % RATE_WINDOW_S) > 1:
+        time.sleep(RATE_WINDOW_S - into)
     with client(recovery_app, TIGHT_KEY) as api:
         first = api.post("/v1/jobs", json={"kind": "chat", "input": CHAT_INPUT}).json()["job_id"]
         second = api.post("/v1/jobs", json={"kind": "chat", "input": CHAT_INPUT}).json()["job_id"]

@@ -17,7 +17,7 @@ import pytest
 from bench.measure import rss_mb
 from shared.core.settings import hash_api_key
 from tests.conftest import ADMIN_KEY
-from tests.e2e.oai_stack import FID_KEY, WEATHER, Ledger, simulator_billed
+from tests.e2e.oai_stack import FID_KEY, TENANTS, WEATHER, Ledger, simulator_billed
 from tools.localenv import LocalStack
 
 pytestmark = pytest.mark.e2e
@@ -29,6 +29,11 @@ MODEL_TIMEOUT_S = 2.0
 DEADLINE_S = 5.0
 PACE = 1000.0  # the endpoints' slowest_tokens_per_s here: max_tokens 400 -> a 2.4 s limit
 SLOW_MS_PER_TOKEN = 12.5  # the simulators at 80 tokens a second
+# The honest long answer, a fifth of the defaults' scale: 400 tokens at 80 tokens a second take 5 s,
+# past a 4 s MODEL_TIMEOUT_S (the defaults: 2,000 tokens, 25 s, past 20 s) and within its own limit
+# of 4 + 400 / 40 = 14 s (70 s) and a 6 s deadline (30 s).
+HONEST_TOKENS = 400
+HONEST_SETTINGS = {"MODEL_TIMEOUT_S": "4", "REQUEST_DEADLINE_S": "6"}
 
 
 def _tenants() -> str:
@@ -49,6 +54,13 @@ def long_app(stack: LocalStack) -> Iterator[str]:
     env = {"TENANTS": _tenants(), "AI_ENDPOINTS": json.dumps(endpoints), "MODEL_TIMEOUT_S": str(MODEL_TIMEOUT_S),
            "REQUEST_DEADLINE_S": str(DEADLINE_S), "SEMANTIC_CACHE_MODE": "off"}
     with stack.app_on_free_port(APP, env) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def honest_app(stack: LocalStack) -> Iterator[str]:
+    """The OpenAI-compatible tenants on an app with the default pace and a fifth of the default times."""
+    with stack.app_on_free_port("long-honest", {"TENANTS": TENANTS, **HONEST_SETTINGS}) as url:
         yield url
 
 
@@ -115,21 +127,23 @@ def test_a_long_answer_is_refused_up_front_when_it_cannot_fit_the_front_ends_wai
 
 
 def test_an_honest_long_answer_at_80_tokens_a_second_is_answered_and_charged_exactly(
-        oai_app: str, ledger: Ledger, sims: dict[str, httpx.Client]) -> None:
-    """2,000 tokens at 80 tokens a second take 25 s, past the 20 s read timeout that used to cut it:
-    answered whole, and the same streamed, each charged what the simulator billed (the ledger)."""
+        stack: LocalStack, honest_app: str, sims: dict[str, httpx.Client]) -> None:
+    """400 tokens at 80 tokens a second take 5 s, past the 4 s read timeout (MODEL_TIMEOUT_S) that
+    used to cut it: answered whole, and the same streamed, each charged what the simulator billed."""
     slow(sims)
-    ask: dict[str, Any] = {"model": "gpt-4o-mini", "max_tokens": 2000, "response_format": items_schema(1500),
+    ledger = Ledger(stack, honest_app, FID_KEY)
+    ask: dict[str, Any] = {"model": "gpt-4o-mini", "max_tokens": HONEST_TOKENS,
+                           "response_format": items_schema(HONEST_TOKENS),
                            "messages": [{"role": "user", "content": "List the inventory of the north warehouse."}]}
 
     def whole() -> tuple[str | None, int]:
-        with openai.OpenAI(base_url=f"{oai_app}/api/v1", api_key=FID_KEY, max_retries=0, timeout=120) as c:
+        with openai.OpenAI(base_url=f"{honest_app}/api/v1", api_key=FID_KEY, max_retries=0, timeout=120) as c:
             answer = c.chat.completions.create(**ask)
             assert answer.usage is not None
             return answer.choices[0].finish_reason, answer.usage.completion_tokens
 
     def streamed() -> tuple[str | None, int]:
-        with openai.OpenAI(base_url=f"{oai_app}/api/v1", api_key=FID_KEY, max_retries=0, timeout=120) as c:
+        with openai.OpenAI(base_url=f"{honest_app}/api/v1", api_key=FID_KEY, max_retries=0, timeout=120) as c:
             finish, completion = None, 0
             for chunk in c.chat.completions.create(**ask, stream=True, stream_options={"include_usage": True}):
                 finish = next((ch.finish_reason for ch in chunk.choices if ch.finish_reason), finish)
@@ -140,7 +154,8 @@ def test_an_honest_long_answer_at_80_tokens_a_second_is_answered_and_charged_exa
         results = [f.result() for f in (pool.submit(whole), pool.submit(streamed))]
     billed, charged = ledger.deltas()
     print(f"long answers (whole, streamed): {results}; billed {billed}, charged {charged}")
-    assert results == [("length", 2000), ("length", 2000)]
+    assert results == [("length", HONEST_TOKENS), ("length", HONEST_TOKENS)]
+    assert billed > 0 and charged == billed, f"charged {charged} tokens, the simulators billed {billed}"
 
 
 def test_a_call_past_its_own_time_limit_is_charged_its_worst_case_and_not_billed_twice(

@@ -13,7 +13,7 @@ from shared.core.errors import BudgetBusy, BudgetExhausted, TooManyRequests
 from shared.core.models import Usage
 from shared.core.settings import ModelPrice, TenantLimits
 from shared.identity.auth import Principal
-from shared.state.budget import SLOT_S, SLOTS, CosmosBudgetLedger, Estimate
+from shared.state.budget import SLOTS, CosmosBudgetLedger, Estimate
 
 PRICES = {"m": ModelPrice(input_per_1m=1.0, output_per_1m=2.0)}
 
@@ -137,7 +137,7 @@ async def test_a_dead_processes_room_returns_when_its_lease_ends(ledger: CosmosB
     await ledger.reserve(who, "m", Estimate(100, 300))  # never settled: its process "died"
     with pytest.raises(BudgetBusy):
         await ledger.reserve(who, "m", Estimate(100, 300))
-    clock.now += timedelta(seconds=ledger.lease_s + SLOT_S)
+    clock.now += timedelta(seconds=ledger.lease_s + ledger.slot_s)
     report = (await ledger.usage(who))["daily"]
     assert (report["tokens_reserved"], report["tokens_used"]) == (0, 100), "held room back; the prompt charged"
     late = await ledger.reserve(who, "m", Estimate(100, 300))
@@ -150,7 +150,7 @@ async def test_a_settlement_after_the_lease_ended_charges_without_freeing_room_t
     clock.now = datetime(2026, 6, 3, 12, 0, tzinfo=UTC)
     who = tenant(daily_tokens=10_000)
     slow = await ledger.reserve(who, "m", Estimate(100, 300))
-    clock.now += timedelta(seconds=SLOTS * SLOT_S)  # the slot's ring comes round again
+    clock.now += timedelta(seconds=SLOTS * ledger.slot_s)  # the slot's ring comes round again
     other = await ledger.reserve(who, "m", Estimate(10, 30))  # reuses the slow request's slot
     await slow.settle(usage(100, 50))
     report = (await ledger.usage(who))["daily"]

@@ -56,6 +56,24 @@ async def test_tpm_counts_tokens_and_a_new_minute_starts_fresh(container: Contai
     assert (await limiter.admit(who, 500)).remaining_tokens == 500
 
 
+async def test_a_shorter_rate_window_counts_and_resets_on_its_own_boundaries(container: Container) -> None:
+    # RATE_WINDOW_S=5: what lets an e2e test see a throttled job wait out its Retry-After in seconds.
+    clock = {"now": datetime(2026, 7, 1, 10, 30, 6, tzinfo=UTC)}
+    limiter = CosmosRateLimiter(container.cosmos, now=lambda: clock["now"], window_s=5)
+    who = principal(rpm=1)
+    assert (await limiter.admit(who, 10)).remaining_requests == 0
+    clock["now"] += timedelta(seconds=3)  # 10:30:09, still in the window of 10:30:05
+    assert await limiter.over(who) is not None
+    with pytest.raises(TooManyRequests) as err:
+        await limiter.admit(who, 10)
+    assert err.value.retry_after_s == pytest.approx(1)
+    clock["now"] += timedelta(seconds=1)  # 10:30:10: a new window
+    assert await limiter.over(who) is None
+    assert (await limiter.admit(who, 10)).remaining_requests == 0
+    clock["now"] += timedelta(seconds=50)  # 10:31:00: the minute's first window
+    assert (await limiter.admit(who, 10)).remaining_requests == 0
+
+
 async def test_limits_are_per_key(container: Container) -> None:
     limiter = CosmosRateLimiter(container.cosmos)
     first, second = principal("shared-tenant", "key-1", rpm=1), principal("shared-tenant", "key-2", rpm=1)

@@ -50,6 +50,26 @@ class Ports:
 
 _PICK = random.SystemRandom()
 _BELOW_EPHEMERAL = 12_000  # how far below the kernel's ephemeral range free ports are looked for
+_share = (0, 1)  # (index, count): this process picks only from its own part of that range
+
+
+def share_ports(index: int, count: int) -> None:
+    """Pick free ports only from part `index` of `count` equal parts of the range: parallel test
+    processes (pytest-xdist workers) then never pick the same port in the moment between one
+    finding it free and its server binding it."""
+    if not 0 <= index < count:
+        raise ValueError(f"port share {index} of {count} does not exist")
+    global _share  # noqa: PLW0603  one setting per process, made before any stack starts
+    _share = (index, count)
+
+
+def port_range() -> tuple[int, int]:
+    """[low, high) of the ports free_port picks from in this process."""
+    high = _ephemeral_low()
+    low = max(1024, high - _BELOW_EPHEMERAL)
+    index, count = _share
+    width = (high - low) // count
+    return low + index * width, low + (index + 1) * width
 
 
 def free_port(taken: set[int] | None = None) -> int:
@@ -57,9 +77,9 @@ def free_port(taken: set[int] | None = None) -> int:
     (what binding port 0 returns) can be taken by any outgoing connection before the server that
     was meant to get it binds it, and a whole test session then fails to start. `taken` holds the
     ports already handed out for one stack, and gets this one."""
-    low = _ephemeral_low()
+    low, high = port_range()
     for _ in range(200):
-        port = _PICK.randrange(max(1024, low - _BELOW_EPHEMERAL), low)
+        port = _PICK.randrange(low, high)
         if (taken is None or port not in taken) and _bindable(port):
             if taken is not None:
                 taken.add(port)

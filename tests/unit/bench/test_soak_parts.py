@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from bench.soak import KINDS, fit, request_for
+from tools.appsettings import ROOT
 from tools.devhost.__main__ import _watch_memory
 
 
@@ -29,21 +31,29 @@ def test_every_kind_but_the_hit_sends_a_new_prompt() -> None:
     assert request_for("abandon", "run", 1)[1]["stream"] is True
 
 
+# In a process of its own: tracing and counting every live object of a pytest process that has run a
+# few hundred tests (a pytest-xdist worker) took 50 s; in devhost's own process it takes a second.
+SIGNALLED = """
+import os, signal, sys
+from tools.appsettings import ROOT
+from tools.devhost.__main__ import _watch_memory
+_watch_memory(sys.argv[1], trace=True)
+kept = [[0.0] * 100]  # a container of 64 or more items, alive across both signals
+os.kill(os.getpid(), signal.SIGUSR1)  # starts tracing
+os.kill(os.getpid(), signal.SIGUSR1)
+print(f"list@{id(kept[0]):x}")
+"""
+
+
 def test_devhost_writes_a_memory_snapshot_on_each_signal_only_when_asked(tmp_path: Path) -> None:
     before = signal.getsignal(signal.SIGUSR1)
-    try:
-        _watch_memory(None, trace=True)
-        assert signal.getsignal(signal.SIGUSR1) == before, "no setting, no handler"
-        _watch_memory(str(tmp_path), trace=True)
-        kept = [[0.0] * 100]  # a container of 64 or more items, alive across both signals
-        os.kill(os.getpid(), signal.SIGUSR1)  # starts tracing
-        os.kill(os.getpid(), signal.SIGUSR1)
-        first = json.loads((tmp_path / "1.types.json").read_text())
-        assert first["types"]["builtins.list"] > 0
-        assert first["heap"]["in_use"] > 0  # glibc here; empty where there is no mallinfo2
-        assert first["sizes"][f"list@{id(kept[0]):x}"] == 100
-        assert not (tmp_path / "1.snap").exists() and (tmp_path / "2.snap").exists()
-        assert tracemalloc.Snapshot.load(str(tmp_path / "2.snap")).traces is not None
-    finally:
-        tracemalloc.stop()
-        signal.signal(signal.SIGUSR1, before)
+    _watch_memory(None, trace=True)
+    assert signal.getsignal(signal.SIGUSR1) == before, "no setting, no handler"
+    child = subprocess.run([sys.executable, "-c", SIGNALLED, str(tmp_path)], cwd=ROOT, capture_output=True,
+                           text=True, timeout=120, check=True)
+    first = json.loads((tmp_path / "1.types.json").read_text())
+    assert first["types"]["builtins.list"] > 0
+    assert first["heap"]["in_use"] > 0  # glibc here; empty where there is no mallinfo2
+    assert first["sizes"][child.stdout.strip()] == 100
+    assert not (tmp_path / "1.snap").exists() and (tmp_path / "2.snap").exists()
+    assert tracemalloc.Snapshot.load(str(tmp_path / "2.snap")).traces is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 from dataclasses import astuple
 
@@ -27,3 +28,16 @@ def test_a_port_something_listens_on_is_never_handed_out(monkeypatch: pytest.Mon
         picks = iter([listening, other])  # the random pick lands on the busy port first
         monkeypatch.setattr(localenv._PICK, "randrange", lambda low, high: next(picks))
         assert free_port() == other
+
+
+def test_parallel_workers_pick_ports_from_parts_that_never_overlap(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each pytest-xdist worker starts its own stack at the same moment as the others.
+    parts = []
+    for index in range(4):
+        monkeypatch.setattr(localenv, "_share", (0, 1))
+        localenv.share_ports(index, 4)
+        parts.append(localenv.port_range())
+        assert parts[-1][0] <= free_port() < parts[-1][1]
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(parts))
+    with pytest.raises(ValueError, match="port share 4 of 4 does not exist"):
+        localenv.share_ports(4, 4)
