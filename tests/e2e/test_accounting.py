@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from shared.core.settings import hash_api_key
-from tools.localenv import LocalStack, free_port
+from tools.localenv import NO_JOBS, LocalStack, free_port
 
 pytestmark = pytest.mark.e2e
 DAILY = 3_000_000
@@ -55,7 +55,8 @@ def apps(stack: LocalStack) -> Iterator[list[str]]:
     urls = []
     for i, name in enumerate(names):
         port = free_port()
-        env = {"TENANTS": TENANTS, **SHORT_LEASES, **({"REQUEST_DEADLINE_S": str(DEADLINE_S)} if i == 4 else {})}
+        env = {"TENANTS": TENANTS, **SHORT_LEASES, **NO_JOBS,
+               **({"REQUEST_DEADLINE_S": str(DEADLINE_S)} if i == 4 else {})}
         stack.start_app(extra_env=env, name=name, port=port)
         urls.append(f"http://127.0.0.1:{port}")
     yield urls

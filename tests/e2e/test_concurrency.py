@@ -13,7 +13,7 @@ import pytest
 
 from shared.core.settings import hash_api_key
 from shared.core.tokens import prompt_tokens
-from tools.localenv import LocalStack, free_port
+from tools.localenv import NO_JOBS, LocalStack, free_port
 
 pytestmark = pytest.mark.e2e
 BUDGET_KEY, RPM_KEY, STREAM_KEY = "budget-tenant-key", "rpm-tenant-key", "stream-budget-key"
@@ -36,7 +36,7 @@ def four_apps(stack: LocalStack) -> Iterator[list[str]]:
     urls = []
     for i in range(4):
         port = free_port()
-        stack.start_app(extra_env={"TENANTS": TENANTS}, name=f"instance-{i}", port=port)
+        stack.start_app(extra_env={"TENANTS": TENANTS, **NO_JOBS}, name=f"instance-{i}", port=port)
         urls.append(f"http://127.0.0.1:{port}")
     yield urls
     for i in range(4):

@@ -21,7 +21,7 @@ from tests.support.identity.gate import COGNITIVE_RESOURCE, Gate
 from tests.support.identity.issuer import API_AUDIENCE, IDENTITY_HEADER, TENANT_ID, Identity, Issuer
 from tests.support.identity.keyvault import KeyVault, LocalCA
 from tests.support.identity.serve import Served
-from tools.localenv import LocalStack, free_port
+from tools.localenv import NO_JOBS, LocalStack, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -85,7 +85,7 @@ def world(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "IDENTITY_ENDPOINT": f"{issuer.url}/msi/token", "IDENTITY_HEADER": IDENTITY_HEADER,
         "KEY_VAULT_URI": vault.url, "KEY_VAULT_VERIFY_CHALLENGE_RESOURCE": "false",
         "SSL_CERT_FILE": str(ca.ca_pem),  # aiohttp (the Key Vault SDK's transport) trusts the test CA
-        "ENTRA_AUTHORITY": issuer.url, "ENTRA_AUDIENCES": json.dumps([API_AUDIENCE]),
+        "ENTRA_AUTHORITY": issuer.url, "ENTRA_AUDIENCES": json.dumps([API_AUDIENCE]), **NO_JOBS,
     })
     yield World(f"http://127.0.0.1:{port}", issuer, vault, keyed, refusing, mi)
     stack.stop("identity-app")

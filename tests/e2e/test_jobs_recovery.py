@@ -43,7 +43,7 @@ def recovery_app(stack: LocalStack) -> Iterator[str]:
             service.create_queue(name)
     env = {"TENANTS": TENANTS, "JOBS_QUEUE": queue, "JOBS_SWEEP_SCHEDULE": "*/2 * * * * *",
            "JOBS_STALE_AFTER_S": "2", "SEMANTIC_CACHE_MODE": "off", "RATE_WINDOW_S": str(RATE_WINDOW_S)}
-    with stack.app_on_free_port("recovery-app", env) as url:
+    with stack.app_on_free_port("recovery-app", env, jobs=True) as url:
         yield url
 
 

@@ -45,7 +45,7 @@ def tel_url(stack: LocalStack, sink: Sink) -> Iterator[str]:
         "OTEL_TRACES_SAMPLER": "always_on",
         "TENANTS": _tenants(stack),
     }
-    with stack.app_on_free_port("telemetry", env) as url:
+    with stack.app_on_free_port("telemetry", env, jobs=True) as url:
         yield url
 
 

@@ -28,6 +28,9 @@ from tools.appsettings import EXAMPLE_SETTINGS, LOCAL_SETTINGS, ROOT, effective,
 
 NODE_BIN = ROOT / "node_modules" / ".bin"
 STOP_GRACE_S = 8.0  # devhost's own grace period is 5 s; everything else stops at once
+# The app's job functions, switched off as the Functions host switches one off (AzureWebJobs.<name>.Disabled),
+# for an extra app that shares the stack's queue but not its tenants.
+NO_JOBS = {f"AzureWebJobs.{name}.Disabled": "true" for name in ("jobs_worker", "jobs_poison", "jobs_sweep")}
 
 
 @dataclass(frozen=True)
@@ -220,10 +223,12 @@ class LocalStack:
                        for name in (e.get("deployment"), e.get("embedding_deployment")) if name})
 
     @contextlib.contextmanager
-    def app_on_free_port(self, name: str, extra_env: dict[str, str]) -> Iterator[str]:
-        """Another app process with its own settings, on a free port, stopped afterwards: its URL."""
+    def app_on_free_port(self, name: str, extra_env: dict[str, str], *, jobs: bool = False) -> Iterator[str]:
+        """Another app process with its own settings, on a free port, stopped afterwards: its URL.
+        Without `jobs` its queue and timer triggers are off (NO_JOBS): it never takes a job message
+        meant for another app of the stack, whose tenants it may not know."""
         port = free_port()
-        self.start_app(extra_env=extra_env, name=name, port=port)
+        self.start_app(extra_env={**extra_env, **({} if jobs else NO_JOBS)}, name=name, port=port)
         try:
             yield f"http://127.0.0.1:{port}"
         finally:
