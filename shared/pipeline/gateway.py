@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
-import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Generic, TypeVar
@@ -28,19 +26,12 @@ from shared.state.budget import BudgetLedger, Estimate
 from shared.state.cache import CacheKey, ResponseCache, chat_view
 from shared.state.ratelimit import RateLimiter
 from shared.upstream.engine import LazyEngine
+from shared.upstream.prompts import render_summarize, summary_token_cap
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 __all__ = ["STREAM_QUEUE", "Answer", "CallContext", "ChatCall", "Exchange", "Gateway", "LongCalls",
            "StreamInterrupted"]
-_PLACEHOLDER = re.compile(r"\{\{\$(\w+)\}\}")
-SUMMARIZE_PROMPT = """Summarize the text below. Style: {{$style}}. Use at most {{$max_words}} words.
-Reply with the summary only.
-
-Text:
-{{$text}}"""
-
-
 @dataclass(frozen=True)
 class ChatCall:
     """A chat completion request, normalized from whichever API it came through."""
@@ -64,18 +55,6 @@ class Served(Generic[T]):
 
     body: T
     headers: Mapping[str, str]
-
-
-def summary_token_cap(max_words: int) -> int:
-    """Room for `max_words` words: about 1.3 tokens a word, plus slack for punctuation."""
-    return min(4096, math.ceil(max_words * 1.5) + 32)
-
-
-def render_summarize(text: str, style: str, max_words: int) -> str:
-    """The summarize prompt exactly as it is sent: one pass over the template, so nothing inside
-    the inserted text (`{{$style}}`, `{{ }}`) is ever substituted; the model gets it literally."""
-    values = {"text": text, "style": style, "max_words": str(max_words)}
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), SUMMARIZE_PROMPT)
 
 
 class Gateway:
@@ -108,7 +87,7 @@ class Gateway:
                        lambda: {"op": "summarize", **req.model_dump(), "params": asdict(params)})
         ex = Exchange(ctx, "summarize", model, key,
                       Estimate(prompt_tokens(model, (("user", prompt),)), params.max_tokens),
-                      whole(lambda: self.engine.prompt(model, prompt, params)),
+                      whole(lambda: self.engine.summarize(model, req.text, req.style, req.max_words, params)),
                       long_after_s=self.engine.long_after_s(model, params.max_tokens))
         answer = await self.answer(ex)
         c = answer.completion
