@@ -31,7 +31,7 @@ from shared.core.values import Completion
 from shared.state.cosmos import CosmosState
 from shared.state.semantic_cache import SemanticCache, SemanticCacheSettings, vector_index
 from shared.state.semantic_veto import veto
-from shared.upstream.embeddings import Embedder, EmbeddingEndpoint, EndpointEmbedder, build_embedding_endpoints, cosine
+from shared.upstream.embeddings import Embedder, EndpointEmbedder, cosine, embedding_endpoints
 from tools.appsettings import LOCAL_SETTINGS, effective, environment, file_values
 from tools.localenv import LocalStack, Ports
 
@@ -128,10 +128,8 @@ async def replay(scored: list[Scored], state: CosmosState, embedder: Embedder,
 
 async def run(pairs: list[tuple[str, str, bool]], settings: Settings, *, with_replay: bool) -> None:
     container = await build_container(settings)
-    endpoints: list[EmbeddingEndpoint] = []
     try:
-        endpoints = await build_embedding_endpoints(settings.ai_endpoints, credential=container.credential,
-                                                    secrets=container.secrets, timeout_s=30)
+        endpoints = embedding_endpoints(container.groups.endpoints(), timeout_s=30)
         embedder = EndpointEmbedder(endpoints)
         vectors = await embed_all(embedder, sorted({t for a, b, _ in pairs for t in (a, b)}))
         scored = [Scored(a, b, p, cosine(vectors[a], vectors[b]), veto(a, b)) for a, b, p in pairs]
@@ -141,9 +139,7 @@ async def run(pairs: list[tuple[str, str, bool]], settings: Settings, *, with_re
         if with_replay:
             await replay(scored, container.cosmos, embedder, SemanticCacheSettings(mode="scan"))
     finally:
-        for endpoint in endpoints:
-            await endpoint.wire.close()
-        await container.close()
+        await container.close()  # with the endpoints' wires, which the embeddings went over
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -79,7 +79,8 @@ async def openapi(req: Request) -> Response:
 async def summarize(req: Request) -> Response:
     async def work(scope: Scope) -> Response:
         body = await read_model(scope, SummarizeRequest)
-        return ok(await scope.container.gateway.summarize(scope.context, body))
+        served = await scope.container.gateway.summarize(scope.context, body)
+        return ok(served.body, headers=dict(served.headers))
 
     return await respond(req, work)
 
@@ -88,7 +89,8 @@ async def summarize(req: Request) -> Response:
 async def chat(req: Request) -> Response:
     async def work(scope: Scope) -> Response:
         body = await read_model(scope, ChatRequest)
-        return ok(await scope.container.gateway.chat(scope.context, body))
+        served = await scope.container.gateway.chat(scope.context, body)
+        return ok(served.body, headers=dict(served.headers))
 
     return await respond(req, work)
 

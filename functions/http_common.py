@@ -180,14 +180,12 @@ async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]]) ->
         n.HTTP_REQUEST_METHOD: req.method, n.HTTP_ROUTE: f"/api/{record.route}", n.URL_PATH: req.url.path,
         n.URL_SCHEME: req.url.scheme})
     cid = record.correlation_id = correlation_id(req.headers, trace_id)
-    extra: dict[str, str] = {}
     with tracing.active(record):
         try:
             container = await get_container()
             principal = await authenticate(container, req.headers)
             record.tenant, record.key_id, record.log_content = principal.tenant, principal.key_id, principal.log_content
             context = call_context(req, principal, cid)
-            extra = context.response_headers  # the stages fill it as the request runs
             response = await work(Scope(req, cid, container, principal, context))
         except AppError as err:
             tracing.refused(err.type_slug)
@@ -199,8 +197,6 @@ async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]]) ->
             response = shape(DependencyFailed("A storage dependency is unavailable. Try again later."), cid)
         except Exception as exc:  # noqa: BLE001  logged by log_unexpected; the client gets a generic 500
             response = unexpected(exc, cid, shape)
-    for name, value in extra.items():
-        response.headers.setdefault(name, value)
     response.headers["x-correlation-id"] = response.headers["x-request-id"] = cid
     if isinstance(response, StreamingResponse):
         # A stream's record closes when its body has been sent (its model attempt closes with the pump).

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
@@ -25,6 +25,7 @@ from functions.http_common import (
 from shared.api.openai_errors import openai_error
 from shared.core.errors import AppError
 from shared.core.models import OpenAIChatRequest, OpenAIEmbeddingsRequest, Usage
+from shared.core.streams import hold
 from shared.core.values import UPSTREAM_REQUEST_ID, Delta
 from shared.upstream.protocol import replay, text_response
 
@@ -85,7 +86,7 @@ async def _embeddings(scope: Scope, deployment: str | None) -> Response:
     data = await read_json(scope.request, scope.container.settings.max_request_bytes)
     request = validate(OpenAIEmbeddingsRequest, data)
     answer = await _path(scope).embeddings(scope.context, deployment or request.model, data)
-    return ok(answer)
+    return ok(answer.completion.raw or {}, headers=_headers(answer.headers, answer.completion.request_id))
 
 
 async def _completions(scope: Scope, deployment: str | None) -> Response:
@@ -100,29 +101,29 @@ async def _completions(scope: Scope, deployment: str | None) -> Response:
         c = answer.completion
         body = c.raw if c.raw is not None else text_response(c.content, c.finish_reason, c.model, c.usage.model_dump(),
                                                              created=int(time.time()))
-        headers = {"x-cache": _cache_state(answer.cached, answer.stale)}
-        if c.request_id is not None and not answer.cached:
-            headers[UPSTREAM_REQUEST_ID] = c.request_id
+        headers = {"x-cache": _cache_state(answer.cached, answer.stale),
+                   **_headers(answer.headers, None if answer.cached else c.request_id)}
         return ok({**body, "id": completion_id}, headers=headers)
 
-    deltas = path.stream(scope.context, requested, data)
+    headers_of, deltas = path.stream(scope.context, requested, data)
     # Hold the response until the first content (or the end): until then a failure can still be
     # answered with its status, and the resilience layer can still fail over.
     held: list[Delta] = []
-    async for delta in deltas:
-        held.append(delta)
-        if delta.content or delta.finish_reason or delta.cached:
-            break
+    await hold(deltas, lambda d: bool(d.content or d.finish_reason or d.cached), held)
     first = held[0] if held else Delta()
     if first.cached:
         held += [d async for d in deltas]  # a cached answer is whole at once
     events = _sse(held, deltas, completion_id=completion_id, include_usage=request.include_usage,
                   cid=scope.correlation_id)
     headers = {"cache-control": "no-cache", "x-accel-buffering": "no",
-               "x-cache": _cache_state(first.cached, first.stale)}
-    if first.request_id is not None and not first.cached:
-        headers[UPSTREAM_REQUEST_ID] = first.request_id
+               "x-cache": _cache_state(first.cached, first.stale),
+               **_headers(headers_of, None if first.cached else first.request_id)}
     return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+
+
+def _headers(exchange: Mapping[str, str], request_id: str | None) -> dict[str, str]:
+    """The exchange's headers (the allowance) and the provider's id of the request that answered."""
+    return {**exchange, **({UPSTREAM_REQUEST_ID: request_id} if request_id is not None else {})}
 
 
 def _cache_state(cached: bool, stale: bool) -> str:
@@ -172,7 +173,7 @@ async def _sse(held: list[Delta], rest: AsyncGenerator[Delta, None], *, completi
         return
     finally:
         # A client that goes away closes this generator: close the gateway's too, now (its pump goes
-        # on reading the model's answer to the end and settles; see shared/pipeline/gateway.py).
+        # on reading the model's answer to the end and settles; see shared/pipeline/stages.py).
         await rest.aclose()
     yield "data: [DONE]\n\n"
 

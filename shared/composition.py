@@ -32,7 +32,7 @@ from shared.state.cache import CosmosExactCache, TieredCache
 from shared.state.cosmos import CosmosState, cosmos_client
 from shared.state.ratelimit import CosmosRateLimiter
 from shared.state.semantic_cache import SemanticCache, SemanticCacheSettings, vector_index
-from shared.upstream.embeddings import EndpointEmbedder, build_embedding_endpoints
+from shared.upstream.embeddings import EndpointEmbedder, embedding_endpoints
 from shared.upstream.endpoints import Endpoint, embedding_endpoint_name
 from shared.upstream.engine import LazyEngine
 from shared.upstream.groups import ModelGroups
@@ -106,18 +106,15 @@ def build_policy(settings: Settings, clock: Clock) -> ResiliencePolicy:
     return ResiliencePolicy(pool, budget, retry, clock, events=ATTEMPT_SPANS)
 
 
-async def build_semantic_cache(settings: Settings, cosmos: CosmosState, credential: AsyncTokenCredential | None,
-                               secrets: SecretProvider, clients: list[Any]) -> SemanticCache | None:
-    """None when turned off or when no endpoint has an embedding deployment. Appends the wires it
-    builds to `clients`."""
+def build_semantic_cache(settings: Settings, cosmos: CosmosState, chat: list[Endpoint]) -> SemanticCache | None:
+    """None when turned off or when no endpoint has an embedding deployment. The embeddings go over
+    the chat endpoints' own wires."""
     if settings.semantic_cache_mode == "off":
         return None
-    endpoints = await build_embedding_endpoints(settings.ai_endpoints, credential=credential, secrets=secrets,
-                                                timeout_s=min(5.0, settings.model_timeout_s))
+    endpoints = embedding_endpoints(chat, timeout_s=min(5.0, settings.model_timeout_s))
     if not endpoints:
         log.info("semantic cache off: no endpoint has an embedding_deployment")
         return None
-    clients.extend(e.wire for e in endpoints)
     config = SemanticCacheSettings(threshold=settings.semantic_cache_threshold,
                                    scan_limit=settings.semantic_cache_scan_limit, mode=settings.semantic_cache_mode)
     return SemanticCache(cosmos, EndpointEmbedder(endpoints), vector_index(config), config)
@@ -176,7 +173,7 @@ async def build_container(settings: Settings,
     budget = CosmosBudgetLedger(cosmos, settings.model_prices, lease_s=settings.budget_lease_s,
                                 slot_s=settings.budget_slot_s)
     clients: list[Any] = [e.wire for e in endpoints]
-    semantic = await build_semantic_cache(settings, cosmos, credential, secrets, clients)
+    semantic = build_semantic_cache(settings, cosmos, endpoints)
     cache = TieredCache(CosmosExactCache(cosmos, time.time), semantic, time.time)
     rate_limiter = CosmosRateLimiter(cosmos, window_s=settings.rate_window_s)
     gateway = Gateway(engine, rate_limiter, budget, cache)

@@ -116,8 +116,3 @@ async def get_container() -> Container:
                     raise NotConfigured(exc.settings) from None
                 log.info("container built in %.2f s", time.perf_counter() - started)
     return _Root.container
-
-
-def set_container(container: Container | None) -> None:
-    """Tests swap the composition root here."""
-    _Root.container = container

@@ -15,7 +15,7 @@ class OpenAIKind(NamedTuple):
     code: str | None
 
 
-# Keyed by AppError.type_slug (shared/core/errors.py, and StreamInterrupted in shared/pipeline/gateway.py);
+# Keyed by AppError.type_slug (shared/core/errors.py, and StreamInterrupted in shared/pipeline/stages.py);
 # a unit test holds every error type of the tree to a row. The status stays the error's own.
 OPENAI_ERRORS: dict[str, OpenAIKind] = {
     "bad-request": OpenAIKind("invalid_request_error", None),

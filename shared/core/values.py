@@ -54,3 +54,6 @@ class Delta:
     stale: bool = False  # an expired cache entry, served because no endpoint could answer
     raw: dict[str, Any] | None = None  # the provider's chunk as it came (the pass-through)
     request_id: str | None = None  # the provider's id of the request streaming it
+    # The whole answer, when it came whole (a non-streamed call, a cache hit): then the only delta
+    # of its answer that carries content.
+    whole: Completion | None = None

@@ -292,8 +292,8 @@ class JobService:
     async def _invoke(self, ctx: CallContext, kind: str, job_input: dict[str, Any]) -> dict[str, Any]:
         try:
             if kind == "summarize":
-                return (await self.gateway.summarize(ctx, SummarizeRequest.model_validate(job_input))).model_dump()
-            return (await self.gateway.chat(ctx, ChatRequest.model_validate(job_input))).model_dump()
+                return (await self.gateway.summarize(ctx, SummarizeRequest.model_validate(job_input))).body.model_dump()
+            return (await self.gateway.chat(ctx, ChatRequest.model_validate(job_input))).body.model_dump()
         except ValidationError as exc:
             fields = ", ".join(e["field"] for e in field_errors(exc, whole="input"))
             raise BadRequest(f"The job's input is invalid ({fields}).") from None

@@ -6,7 +6,7 @@ GenAI names follow OpenTelemetry semantic conventions v1.41 as the SDKs emit the
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal, get_args
 
 # Span names: the server span per request is "<METHOD> <route>", per job "process <queue>";
 # the client span per model attempt is "<operation> <model>" (the GenAI convention).
@@ -16,7 +16,6 @@ JOB_SPAN_PREFIX: Final = "process"
 GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"  # chat | embeddings | text_completion
 GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"  # azure.ai.openai | openai
 GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
-GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
 GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
 GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
 GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
@@ -52,7 +51,6 @@ REFUSAL_TYPE: Final = "aigw.refusal.type"  # budget-exhausted | budget-busy | ra
 COST_USD: Final = "aigw.cost_usd"
 DURATION_MS: Final = "aigw.duration_ms"  # the same name as in AUDIT_FIELDS
 STATUS: Final = "aigw.status"  # the HTTP status (a job: the status its outcome maps to)
-KEY_CLIENT_ID: Final = "aigw.client_id"  # an Entra caller's client application, when known
 QUEUE: Final = "aigw.queue"
 
 # Standard HTTP attributes on the server span (App Insights fills `requests` url/resultCode from them).
@@ -62,8 +60,9 @@ HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
 URL_PATH: Final = "url.path"
 URL_SCHEME: Final = "url.scheme"
 
-# Job outcomes (aigw.outcome on the job span and the aigw.jobs metric).
-JOB_OUTCOMES: Final = ("succeeded", "failed", "requeued", "retry", "ignored")
+# Job outcomes (aigw.outcome on the job span and the aigw.jobs metric): the type of every value set.
+JobOutcome = Literal["succeeded", "failed", "requeued", "retry", "ignored"]
+JOB_OUTCOMES: Final = get_args(JobOutcome)
 
 CACHE_RESULTS: Final = ("exact_hit", "semantic_hit", "stale", "miss", "bypass")
 

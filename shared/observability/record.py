@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+from shared.observability.names import JobOutcome
 
 
 @dataclass(slots=True)
@@ -27,7 +29,7 @@ class Record:
     cache_result: str = ""
     status: int = 0
     refusal: str = ""
-    outcome: str = ""
+    outcome: JobOutcome | Literal[""] = ""  # a job's (empty for a request)
     job_age_s: float | None = None
     prompt: str = ""
     answer: list[str] = field(default_factory=list)

@@ -153,7 +153,7 @@ def budget_window(tenant: str, window: str, doc: Mapping[str, Any] | None, token
             inst.budget_used_ratio.set(used / limit, {n.TENANT: tenant, n.BUDGET_WINDOW: window, n.BUDGET_UNIT: unit})
 
 
-def job_done(outcome: str, created_at: object) -> None:
+def job_done(outcome: n.JobOutcome, created_at: object) -> None:
     """The job service's hook: how a delivery ended, and how old the job was then."""
     record = _CURRENT.get()
     if record is None:

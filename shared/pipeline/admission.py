@@ -1,48 +1,25 @@
 """Admission: rate limit, cache lookup and budget reservation in as few Cosmos round trips as the
-accounting allows (docs/accounting.md, "Round trips"): a hit, or the reservation for a miss."""
+accounting allows (docs/accounting.md, "Round trips"): a hit, or the reservation for a miss.
+
+One stage rather than three because they share round trips: the rate limit and the exact lookup
+go together, and the reservation joins them where nothing can be decided for free first."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 
 from shared.core.background import spawn
-from shared.core.metering import Meter, metering
+from shared.core.metering import metering
 from shared.core.models import Usage
 from shared.core.values import Completion
-from shared.identity.auth import Principal
 from shared.observability import tracing
+from shared.pipeline.exchange import Exchange
 from shared.state.budget import BudgetLedger, Estimate, Reservation
-from shared.state.cache import CacheKey, ResponseCache
+from shared.state.cache import ResponseCache
 from shared.state.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CallContext:
-    """Who asks, under which correlation id, and what the client allows the cache to do."""
-
-    principal: Principal
-    correlation_id: str
-    cache_lookup: bool = True  # false on `Cache-Control: no-cache`
-    cache_store: bool = True  # false on `Cache-Control: no-store`
-    # Filled by the stages for the adapter to send (rate-limit headers).
-    response_headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """One request to admit: its model group, cache key and worst-case estimate."""
-
-    ctx: CallContext
-    model: str
-    key: CacheKey
-    estimate: Estimate
-    # A non-streamed call whose time limit is longer than the request deadline: the deadline, past
-    # which it counts as a long call (bounded per tenant, its lease renewed); None for others.
-    long_after_s: float | None = None
 
 
 class Admission:
@@ -51,62 +28,58 @@ class Admission:
         self.budget = budget
         self.cache = cache
 
-    async def admit(self, plan: Plan) -> tuple[Meter, Completion | None, Reservation | None]:
-        """Rate limit, cache lookup, budget reservation: a hit, or the reservation for a miss."""
-        meter, hit, reservation = await self._admit(plan)
-        tracing.admitted(plan.model, plan.key.request, looked_up=plan.ctx.cache_lookup and self.cache.reads(
-            plan.ctx.principal), hit=hit is not None)
-        return meter, hit, reservation
+    def reads(self, ex: Exchange) -> bool:
+        """Whether this exchange looks in the cache (a key, a tenant with a cache, no `no-cache`)."""
+        return ex.key is not None and ex.ctx.cache_lookup and self.cache.reads(ex.principal)
 
-    async def _admit(self, plan: Plan) -> tuple[Meter, Completion | None, Reservation | None]:
+    async def admit(self, ex: Exchange) -> Completion | None:
+        """Rate limit, cache lookup, budget reservation: a hit, or None with `ex.reservation` held."""
+        hit = await self._admit(ex)
+        tracing.admitted(ex.model, ex.key.request if ex.key is not None else dict, looked_up=self.reads(ex),
+                         hit=hit is not None)
+        return hit
+
+    async def _admit(self, ex: Exchange) -> Completion | None:
         """First step, concurrently: the rate limit and the exact lookup (one Cosmos round trip). A
         hit is decided there, before anything is reserved. A miss reserves in a second step. Where
         nothing can be decided for free first, the reservation joins the first step: a tenant
         without a cache, or a lookup that may embed (the semantic cache's embedding is a billed
         model call, so its room is reserved before it is made). Room reserved for a request that
-        is then refused or answered from the cache is given back at once, off the critical path.
+        is then refused or answered from the cache is given back by the exchange's one settlement
+        (the budget stage's), at once and off the critical path.
         """
-        ctx, estimate, principal = plan.ctx, plan.estimate, plan.ctx.principal
-        meter = Meter(plan.model, estimate.prompt_tokens, estimate.max_completion_tokens)
-        reads = ctx.cache_lookup and self.cache.reads(principal)
-        embeds = reads and self.cache.may_embed(principal, plan.key)
+        estimate, principal = ex.estimate, ex.principal
+        reads = self.reads(ex)
+        embeds = reads and ex.key is not None and self.cache.may_embed(principal, ex.key)
         embedding = estimate.prompt_tokens if embeds else 0
         allowance, hit, early = await asyncio.gather(
             self.rate_limiter.admit(principal, estimate.tokens + embedding),
-            self.exact(plan) if reads else nothing(),
-            self._reserve(plan, embedding) if embeds or not reads else nothing(),
+            self.exact(ex) if reads else nothing(),
+            self._reserve(ex, embedding) if embeds or not reads else nothing(),
             return_exceptions=True)
-        reservation = None if isinstance(early, BaseException) else early
-        if isinstance(allowance, BaseException) or isinstance(hit, BaseException) or hit is not None:
-            if reservation is not None:
-                spawn(reservation.settle(Usage()))  # nothing was called
-            if isinstance(allowance, BaseException):
-                raise allowance
-            if isinstance(hit, BaseException):
-                raise hit
-            return meter, hit, None
-        ctx.response_headers.update(allowance.headers())
+        if not isinstance(early, BaseException):
+            ex.reservation = early
+        if isinstance(allowance, BaseException):
+            raise allowance
+        if isinstance(hit, BaseException):
+            raise hit
+        if hit is not None:
+            return hit
+        ex.headers.update(allowance.headers())
         if isinstance(early, BaseException):
             raise early
-        if reservation is None:
-            reservation = await self._reserve(plan, 0)
+        if ex.reservation is None:
+            ex.reservation = await self._reserve(ex, 0)
         if embeds:
-            try:
-                with metering(meter):
-                    hit = await self.similar(plan)
-            except BaseException:
-                spawn(reservation.settle(meter.total()))
-                raise
-            if hit is not None:
-                spawn(reservation.settle(meter.total()))  # the embedding alone
-                return meter, hit, None
-        return meter, None, reservation
+            with metering(ex.meter):  # the lookup's embedding is charged to this call
+                return await self.similar(ex)
+        return None
 
-    async def _reserve(self, plan: Plan, embedding: int) -> Reservation:
+    async def _reserve(self, ex: Exchange, embedding: int) -> Reservation:
         """The worst case (plus the lookup's embedding) on both windows. A request cancelled while
         its reservation is in flight gives the room back when the write lands."""
-        e = plan.estimate
-        task = spawn(self.budget.reserve(plan.ctx.principal, plan.model,
+        e = ex.estimate
+        task = spawn(self.budget.reserve(ex.principal, ex.model,
                                          Estimate(e.prompt_tokens + embedding, e.max_completion_tokens)))
         try:
             return await asyncio.shield(task)
@@ -114,17 +87,21 @@ class Admission:
             task.add_done_callback(_give_back)
             raise
 
-    async def exact(self, plan: Plan, *, stale_ok: bool = False) -> Completion | None:
+    async def exact(self, ex: Exchange, *, stale_ok: bool = False) -> Completion | None:
         """A cache that fails is a miss: it must never fail the request."""
+        if ex.key is None:
+            return None
         try:
-            return await self.cache.exact(plan.ctx.principal, plan.key, stale_ok=stale_ok)
+            return await self.cache.exact(ex.principal, ex.key, stale_ok=stale_ok)
         except Exception as exc:  # noqa: BLE001  logged by type; the request goes on
             log.warning("cache lookup failed: %s", type(exc).__name__)
             return None
 
-    async def similar(self, plan: Plan) -> Completion | None:
+    async def similar(self, ex: Exchange) -> Completion | None:
+        if ex.key is None:
+            return None
         try:
-            return await self.cache.similar(plan.ctx.principal, plan.model, plan.key)
+            return await self.cache.similar(ex.principal, ex.model, ex.key)
         except Exception as exc:  # noqa: BLE001  as exact
             log.warning("cache lookup failed: %s", type(exc).__name__)
             return None

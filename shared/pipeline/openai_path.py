@@ -7,21 +7,19 @@ group's endpoints (`context_window`, `max_output_tokens`) and the tenant (`max_r
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from shared.core.background import spawn
 from shared.core.errors import BadRequest, ContextLengthExceeded, Forbidden, ModelNotFound
-from shared.core.metering import Meter
 from shared.core.models import Usage
 from shared.core.settings import RESPONSE_LIMIT_S
 from shared.core.tokens import counter_for, request_prompt_tokens
-from shared.core.values import UPSTREAM_REQUEST_ID, Completion, Delta
+from shared.core.values import Completion, Delta
 from shared.identity.auth import Principal
-from shared.pipeline.gateway import Answer, CallContext, Gateway, Plan, charged
-from shared.state.budget import Estimate, Reservation
+from shared.pipeline.exchange import CallContext, DeltaSource, Exchange
+from shared.pipeline.gateway import Answer, Gateway, whole
+from shared.state.budget import Estimate
 from shared.state.cache import CacheKey, openai_view
 from shared.upstream.endpoints import Endpoint, embedding_endpoint
 from shared.upstream.passthrough import forward, forward_stream
@@ -34,6 +32,11 @@ from shared.upstream.wire import Receipt
 # max_output_tokens) ask for n=4 with 3 alternatives on a 16k-output model; a single plain answer
 # at the model's own max_output_tokens always fits (docs/api-limits.md).
 MAX_ANSWER_TOKENS = 262_144
+
+
+class Streaming(NamedTuple):
+    headers: Mapping[str, str]
+    deltas: AsyncGenerator[Delta, None]
 
 
 @dataclass(frozen=True)
@@ -94,52 +97,55 @@ class OpenAIPath:
         self.gateway = gateway
         self.groups = gateway.engine.groups  # the pass-through needs no Semantic Kernel
 
-    def plan(self, ctx: CallContext, requested: str | None, body: Mapping[str, Any]) -> tuple[Plan, list[Endpoint]]:
+    def exchange(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> Exchange:
+        """A chat body as an exchange: its limits checked, its estimate, its pass-through call
+        (streamed or whole, as the body asks)."""
         model = self.gateway.model_for(ctx.principal, requested)
         endpoints = self.groups.group(model)
         prompt = request_prompt_tokens(model, body)
         limits = group_limits(endpoints)
         cap = completion_cap(body, prompt, limits, ctx.principal.limits.max_request_tokens)
         check_answer_size(body, cap, limits)
-        long_after_s = None
-        if not body.get("stream"):
-            # A whole answer sends nothing until it is done; the HTTP front end waits at most 230 s.
-            time_limit = self.groups.time_limit_s(model, cap)
-            field, asked = cap_field(body)
-            if time_limit > RESPONSE_LIMIT_S and asked is not None:
-                raise BadRequest(f"{field} ({asked}) x n could take this model up to {time_limit:.0f} s, longer than "
-                                 f"a non-streamed answer may take ({RESPONSE_LIMIT_S:.0f} s). Send stream: true, or "
-                                 f"a smaller {field}.", param=field)
-            long_after_s = self.groups.long_after_s(model, cap)
         key = CacheKey(ctx.principal.tenant, model, lambda: cache_key(body), lambda: openai_view(body))
-        return Plan(ctx, model, key, Estimate(prompt, cap), long_after_s=long_after_s), endpoints
-
-    async def complete(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> Answer:
-        plan, endpoints = self.plan(ctx, requested, body)
+        estimate = Estimate(prompt, cap)
+        if body.get("stream"):
+            return Exchange(ctx, "openai.chat", model, key, estimate, self._streamed(endpoints, body))
+        # A whole answer sends nothing until it is done; the HTTP front end waits at most 230 s.
+        time_limit = self.groups.time_limit_s(model, cap)
+        field, asked = cap_field(body)
+        if time_limit > RESPONSE_LIMIT_S and asked is not None:
+            raise BadRequest(f"{field} ({asked}) x n could take this model up to {time_limit:.0f} s, longer than "
+                             f"a non-streamed answer may take ({RESPONSE_LIMIT_S:.0f} s). Send stream: true, or "
+                             f"a smaller {field}.", param=field)
 
         async def invoke() -> Completion:
             receipt: Receipt = {}
             endpoint, answer = await forward(endpoints, self.groups.policy, "/chat/completions", body,
-                                             work_tokens=plan.estimate.max_completion_tokens, receipt=receipt)
+                                             work_tokens=cap, receipt=receipt)
             return completion_of(answer, endpoint.name, request_id=receipt.get("request_id"))
 
-        return await self.gateway.answer(plan, invoke)
+        return Exchange(ctx, "openai.chat", model, key, estimate, whole(invoke),
+                        long_after_s=self.groups.long_after_s(model, cap))
 
-    async def stream(self, ctx: CallContext, requested: str | None,
-                     body: dict[str, Any]) -> AsyncGenerator[Delta, None]:
-        plan, endpoints = self.plan(ctx, requested, body)
-
+    def _streamed(self, endpoints: list[Endpoint], body: dict[str, Any]) -> DeltaSource:
         async def source() -> AsyncIterator[Delta]:
             receipt: Receipt = {}
             async for _, chunk in forward_stream(endpoints, self.groups.policy, body, receipt=receipt):
                 finish = next((c.get("finish_reason") for c in chunk.get("choices") or [] if c.get("finish_reason")),
                               None)
                 yield Delta(content=billed_text(chunk), finish_reason=finish, usage=usage_of(chunk),
-                            request_id=receipt.get("request_id"),
-                            model=chunk.get("model"), raw=chunk)
+                            request_id=receipt.get("request_id"), model=chunk.get("model"), raw=chunk)
 
-        async for delta in self.gateway.streamed(plan, source):
-            yield delta
+        return source
+
+    async def complete(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> Answer:
+        return await self.gateway.answer(self.exchange(ctx, requested, body))
+
+    def stream(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> Streaming:
+        """The answer as deltas, and the headers the exchange sets for the response (filled once the
+        first delta has come)."""
+        ex = self.exchange(ctx, requested, body)
+        return Streaming(ex.headers, self.gateway.streamed(ex))
 
     def models(self, principal: Principal) -> list[str]:
         """The model groups and embedding deployments this tenant may use."""
@@ -150,9 +156,9 @@ class OpenAIPath:
                             if e.config.embedding_deployment and e.config.model in chat})
         return chat + [m for m in embedding if m not in chat]
 
-    async def embeddings(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> dict[str, Any]:
-        """Embeddings through rate limit, budget (charged like a chat: the input is the prompt) and
-        the resilience policy, over the endpoints whose `embedding_deployment` is the one asked for."""
+    async def embeddings(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> Answer:
+        """Embeddings through the pipeline (rate limit, budget: charged like a chat, the input is the
+        prompt; never cached) over the endpoints whose `embedding_deployment` is the one asked for."""
         owners = [e for e in self.groups.endpoints() if requested and e.config.embedding_deployment == requested]
         if not owners:
             raise ModelNotFound(f"The embedding model or deployment {requested!r} is not available here.")
@@ -161,24 +167,17 @@ class OpenAIPath:
             raise Forbidden(f"The embedding model {requested!r} is not enabled for this tenant.")
         model = owners[0].config.model  # priced and counted as its chat model (documented)
         prompt = embedding_tokens(model, body.get("input"))
-        allowance = await self.gateway.rate_limiter.admit(ctx.principal, prompt)
-        ctx.response_headers.update(allowance.headers())
-        reservation = await self.gateway.budget.reserve(ctx.principal, model, Estimate(prompt, 0))
-        # Detached, as the chat call: a client gone never cancels the call it caused or its settlement.
-        receipt: Receipt = {}
-        answer = await asyncio.shield(spawn(self._embed(owners, body, Meter(model, prompt), reservation, receipt)))
-        if "request_id" in receipt:
-            ctx.response_headers[UPSTREAM_REQUEST_ID] = receipt["request_id"]
-        return answer
 
-    async def _embed(self, owners: list[Endpoint], body: dict[str, Any], meter: Meter,
-                     reservation: Reservation, receipt: Receipt) -> dict[str, Any]:
-        async with charged(reservation, meter):
-            _, answer = await forward([embedding_endpoint(e) for e in owners], self.groups.policy, "/embeddings", body,
-                                      receipt=receipt)
-            prompt = meter.prompt_tokens
-            meter.reported(usage_of(answer) or Usage(prompt_tokens=prompt, completion_tokens=0, total_tokens=prompt))
-        return answer
+        async def invoke() -> Completion:
+            receipt: Receipt = {}
+            endpoint, answer = await forward([embedding_endpoint(e) for e in owners], self.groups.policy,
+                                             "/embeddings", body, receipt=receipt)
+            usage = usage_of(answer) or Usage(prompt_tokens=prompt, completion_tokens=0, total_tokens=prompt)
+            return Completion("", "stop", str(answer.get("model") or ""), usage, endpoint.name, raw=answer,
+                              request_id=receipt.get("request_id"))
+
+        return await self.gateway.answer(Exchange(ctx, "openai.embeddings", model, None, Estimate(prompt, 0),
+                                                  whole(invoke)))
 
 
 def embedding_tokens(model: str, value: object) -> int:

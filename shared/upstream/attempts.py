@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from shared.core.errors import ServiceUnavailable
 from shared.core.metering import current_meter
+from shared.core.streams import hold
 from shared.upstream.endpoints import Endpoint
 from shared.upstream.failures import billable_failure, classify
 from shared.upstream.resilience.policy import BeforeRetry, ResiliencePolicy
@@ -34,13 +35,14 @@ async def held_stream(policy: ResiliencePolicy, endpoints: list[Endpoint],
             span.hold()
         parts = open_stream(endpoint)
         held: list[T] = []
+
+        def begun(item: T) -> bool:
+            if span is not None:
+                span.observe(item)
+            return started(item)
+
         try:
-            async for item in parts:
-                held.append(item)
-                if span is not None:
-                    span.observe(item)
-                if started(item):
-                    break
+            await hold(parts, begun, held)
         except BaseException as exc:
             # A 200 that broke before content was billed by the provider: the meter charges it.
             meter_failed_attempt(exc, "".join(text(item) for item in held), answer_started=bool(held))

@@ -1,4 +1,5 @@
-"""Text embeddings for the semantic cache: each endpoint's embedding deployment over its wire."""
+"""Text embeddings for the semantic cache: each endpoint's embedding deployment, over the endpoint's
+own wire (one client per endpoint, whichever door a request came in by)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,13 @@ from shared.core.clock import Clock, SystemClock
 from shared.core.errors import ServiceUnavailable, UpstreamRefused
 from shared.core.metering import current_meter
 from shared.core.models import Usage
-from shared.core.settings import EndpointConfig
+from shared.upstream.endpoints import Endpoint
 from shared.upstream.failures import classify
-from shared.upstream.wire import ModelWire, build_wire
+from shared.upstream.wire import ModelWire
 
 if TYPE_CHECKING:
-    from azure.core.credentials_async import AsyncTokenCredential
 
-    from shared.identity.secrets import SecretProvider
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +39,13 @@ class EmbeddingEndpoint:
     priority: int
     deployment: str
     wire: ModelWire
+    timeout_s: float = 5.0  # a lookup that cannot embed soon is a miss: it never holds the request up
 
 
-async def build_embedding_endpoints(
-    configs: Sequence[EndpointConfig], *, credential: AsyncTokenCredential | None, secrets: SecretProvider,
-    timeout_s: float,
-) -> list[EmbeddingEndpoint]:
-    """A wire for every endpoint that names an `embedding_deployment`, built like the chat
-    endpoints' (no retries of its own)."""
-    return [
-        EmbeddingEndpoint(config.name, config.priority, config.embedding_deployment,
-                          await build_wire(config, credential=credential, secrets=secrets, timeout_s=timeout_s))
-        for config in configs if config.embedding_deployment
-    ]
+def embedding_endpoints(endpoints: Sequence[Endpoint], *, timeout_s: float) -> list[EmbeddingEndpoint]:
+    """Every endpoint that names an `embedding_deployment`, over its own wire."""
+    return [EmbeddingEndpoint(e.name, e.config.priority, e.config.embedding_deployment, e.wire, timeout_s)
+            for e in endpoints if e.config.embedding_deployment]
 
 
 class EndpointEmbedder:
@@ -97,7 +91,8 @@ class EndpointEmbedder:
 async def _embed_on(endpoint: EmbeddingEndpoint, texts: list[str]) -> list[object]:
     """One call; the usage it reports is charged to the request's meter (embeddings are billed
     like chats)."""
-    answer = await endpoint.wire.post("/embeddings", {"input": texts, "model": endpoint.deployment})
+    answer = await endpoint.wire.post("/embeddings", {"input": texts, "model": endpoint.deployment},
+                                      timeout_s=endpoint.timeout_s)
     meter = current_meter()
     usage = answer.get("usage")
     if meter is not None and isinstance(usage, dict):

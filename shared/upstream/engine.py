@@ -66,8 +66,8 @@ class LazyEngine:
     async def chat(self, model: str, messages: list[ChatMessage], params: SamplingParams) -> Completion:
         return await (await self.kernel()).chat(model, messages, params)
 
-    async def prompt(self, model: str, prompt: str, params: SamplingParams) -> Completion:
-        return await (await self.kernel()).prompt(model, prompt, params)
+    async def summarize(self, model: str, text: str, style: str, max_words: int, params: SamplingParams) -> Completion:
+        return await (await self.kernel()).summarize(model, text, style, max_words, params)
 
     async def stream(self, model: str, messages: list[ChatMessage], params: SamplingParams) -> AsyncIterator[Delta]:
         async for delta in (await self.kernel()).stream(model, messages, params):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, cast
 
@@ -15,15 +16,25 @@ from semantic_kernel.connectors.ai.open_ai import (
     OpenAIChatPromptExecutionSettings,
 )
 from semantic_kernel.contents import AuthorRole, ChatHistory, ChatMessageContent, StreamingChatMessageContent
+from semantic_kernel.exceptions import KernelInvokeException
+from semantic_kernel.functions import KernelArguments, kernel_function
 
+from shared.core.errors import AppError
 from shared.core.models import ChatMessage, Usage
 from shared.core.values import Completion, Delta, SamplingParams
 from shared.upstream.clients import build_client
+from shared.upstream.prompts import render_summarize
 from shared.upstream.routing import RoutedChatCompletion
 
 if TYPE_CHECKING:
     from shared.identity.secrets import SecretProvider
     from shared.upstream.groups import ModelGroups
+
+PLUGIN = "gateway"  # the native operations' plugin
+# The kernel logs each invocation (info), its arguments and result (debug: the prompt and the answer)
+# and each failure's text (error), which our own lines already say once: none of it is to be logged.
+for _name in ("semantic_kernel.kernel", "semantic_kernel.functions"):
+    logging.getLogger(_name).setLevel(logging.CRITICAL)
 
 
 async def build_engine(groups: ModelGroups, *, credential: AsyncTokenCredential | None, secrets: SecretProvider,
@@ -72,6 +83,34 @@ def _history(messages: list[ChatMessage]) -> ChatHistory:
     return history
 
 
+class GatewayPlugin:
+    """The native operations as Semantic Kernel functions, invoked through `kernel.invoke` (so the
+    kernel's filters see every call), each over its model group's routed chat service, which sends
+    through the one resilience policy. The summarize prompt is rendered by shared/upstream/prompts.py,
+    the same one pass the budget counted, and sent as one user message."""
+
+    def __init__(self, routers: dict[str, RoutedChatCompletion]) -> None:
+        self._routers = routers
+
+    @kernel_function(name="chat", description="One chat completion on a model group.")
+    async def chat(self, model: str, history: ChatHistory,
+                   execution: OpenAIChatPromptExecutionSettings) -> ChatMessageContent:
+        return await self._complete(model, history, execution)
+
+    @kernel_function(name="summarize", description="A summary of a text, in a style, within a number of words.")
+    async def summarize(self, model: str, text: str, style: str, max_words: int,
+                        execution: OpenAIChatPromptExecutionSettings) -> ChatMessageContent:
+        history = ChatHistory()
+        history.add_message(ChatMessageContent(role=AuthorRole.USER, content=render_summarize(text, style, max_words)))
+        return await self._complete(model, history, execution)
+
+    async def _complete(self, model: str, history: ChatHistory,
+                        execution: OpenAIChatPromptExecutionSettings) -> ChatMessageContent:
+        result = await self._routers[model].get_chat_message_content(history, execution)
+        assert result is not None  # noqa: S101  the routed service always returns one choice
+        return result
+
+
 class KernelEngine:
     """Runs the kernel for the native endpoints and jobs and returns our own types, not Semantic Kernel's."""
 
@@ -84,6 +123,7 @@ class KernelEngine:
                                           policy=groups.policy)
             self.kernel.add_service(router)
             self._routers[model] = router
+        self.kernel.add_plugin(GatewayPlugin(self._routers), plugin_name=PLUGIN)
 
     def router(self, model: str) -> RoutedChatCompletion:
         return self._routers[model]
@@ -95,24 +135,29 @@ class KernelEngine:
             await cast(Any, service).client.close()
 
     async def chat(self, model: str, messages: list[ChatMessage], params: SamplingParams) -> Completion:
-        result = await self.router(model).get_chat_message_content(
-            _history(messages), _settings(params, model)
-        )
-        assert result is not None  # noqa: S101  the routed service always returns one choice
-        return self._completion(result, model)
+        return await self._invoke("chat", model=model, history=_history(messages),
+                                  execution=_settings(params, model))
 
-    async def prompt(self, model: str, prompt: str, params: SamplingParams) -> Completion:
-        """A rendered prompt (the native endpoints' and jobs' prompt functions) as one user message.
+    async def summarize(self, model: str, text: str, style: str, max_words: int, params: SamplingParams) -> Completion:
+        return await self._invoke("summarize", model=model, text=text, style=style, max_words=max_words,
+                                  execution=_settings(params, model))
 
-        Rendered by the caller in one pass and sent as it is: Semantic Kernel's template engine would
-        HTML-encode the inserted text and re-parse the result as chat XML, so what the model received
-        (and billed) would differ from what the budget counted.
-        """
-        history = ChatHistory()
-        history.add_message(ChatMessageContent(role=AuthorRole.USER, content=prompt))
-        result = await self.router(model).get_chat_message_content(history, _settings(params, model))
-        assert result is not None  # noqa: S101  the routed service always returns one choice
-        return self._completion(result, model)
+    async def _invoke(self, function: str, **arguments: Any) -> Completion:
+        try:
+            result = await self.kernel.invoke(plugin_name=PLUGIN, function_name=function,
+                                              arguments=KernelArguments(**arguments))
+        except KernelInvokeException as exc:
+            # The kernel wraps what the function raised: our typed error (a 503, a 429) is the answer.
+            cause = exc.__cause__
+            while cause is not None and not isinstance(cause, AppError):
+                cause = cause.__cause__
+            if cause is None:
+                raise
+            raise cause from None
+        message = result.value if result is not None else None
+        if not isinstance(message, ChatMessageContent):
+            raise TypeError(f"the kernel function {function!r} returned no chat message")
+        return self._completion(message, arguments["model"])
 
     async def stream(self, model: str, messages: list[ChatMessage], params: SamplingParams) -> AsyncIterator[Delta]:
         async for chunks in self.router(model).get_streaming_chat_message_contents(

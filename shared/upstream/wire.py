@@ -208,25 +208,29 @@ class ModelWire:
             path = f"/deployments/{segment}{path}"
         return httpx2.URL(self._base + path + self._query)
 
-    async def _request(self, path: str, body: Mapping[str, Any], *, read_s: float | None = None) -> httpx2.Request:
+    async def _request(self, path: str, body: Mapping[str, Any], *, read_s: float | None = None,
+                       timeout_s: float | None = None) -> httpx2.Request:
         headers = self._headers
         if self._auth is not None:
             headers = {**headers, self._auth_name: await self._auth()}
         content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
         request = self._client.build_request("POST", self.url(path, body.get("model")), content=content,
                                              headers=headers)
-        if read_s is not None:
+        if timeout_s is not None:
+            request.extensions["timeout"] = dict.fromkeys(("connect", "read", "write", "pool"), timeout_s)
+        elif read_s is not None:
             request.extensions["timeout"] = {**request.extensions.get("timeout", {}), "read": read_s}
         return request
 
-    async def post(self, path: str, body: Mapping[str, Any], *, long: bool = False,
+    async def post(self, path: str, body: Mapping[str, Any], *, long: bool = False, timeout_s: float | None = None,
                    receipt: Receipt | None = None) -> dict[str, Any]:
         """One JSON answer. An error status raises UpstreamStatusError; a 2xx whose body is not a
         JSON object raises ValueError. `long`: a generation, which sends no byte until the model
         has finished, so its silence is its length, not an idle endpoint: its caller's time limit
         (the resilience policy's, from what it asks for) bounds it, and the read timeout only backs
-        that up at RESPONSE_LIMIT_S. `receipt` gets the provider's id of the answered request."""
-        request = await self._request(path, body, read_s=RESPONSE_LIMIT_S if long else None)
+        that up at RESPONSE_LIMIT_S. `timeout_s`: a shorter bound than the client's for this call (a
+        cache lookup's embedding). `receipt` gets the provider's id of the answered request."""
+        request = await self._request(path, body, read_s=RESPONSE_LIMIT_S if long else None, timeout_s=timeout_s)
         response = await self._client.send(request)
         if response.status_code >= 400:
             raise _status_error(response)

@@ -53,7 +53,10 @@ def test_spans_metrics_and_audit_logs_reach_an_otlp_collector(otlp_url: str, otl
     assert server["name"] == "POST /api/v1/chat" and server["attributes"][n.TENANT] == "dev"
     attempt = _wait(otlp_sink, "model attempt span", lambda i: i["signal"] == "span" and i["kind"] == "SPAN_KIND_CLIENT"
                     and i["traceId"] == server["traceId"] and n.GEN_AI_OPERATION_NAME in i["attributes"])
-    assert attempt["parentSpanId"] == server["spanId"]
+    # The native operation is a kernel function: Semantic Kernel's span sits between request and attempt.
+    kernel = _wait(otlp_sink, "kernel function span", lambda i: i["signal"] == "span"
+                   and i["traceId"] == server["traceId"] and i["spanId"] == attempt["parentSpanId"])
+    assert kernel["name"] == "execute_tool gateway-chat" and kernel["parentSpanId"] == server["spanId"]
     assert int(attempt["attributes"][n.GEN_AI_USAGE_OUTPUT_TOKENS]) == response.json()["usage"]["completion_tokens"]
     # The HTTP call to the model endpoint is the attempt's child: its instrumentation sent `traceparent`.
     _wait(otlp_sink, "model HTTP call", lambda i: i["signal"] == "span" and i["kind"] == "SPAN_KIND_CLIENT"

@@ -73,7 +73,7 @@ VALUES: dict[str, set[str]] = {
     names.GEN_AI_PROVIDER_NAME: {names.PROVIDER_AZURE_OPENAI, names.PROVIDER_OPENAI},
     names.BUDGET_WINDOW: set(getattr(names, "BUDGET_WINDOWS", ("day", "month"))),
     names.BUDGET_UNIT: set(getattr(names, "BUDGET_UNITS", ("tokens", "usd"))),
-    names.OUTCOME: set(getattr(names, "JOB_OUTCOMES", ("succeeded", "failed", "requeued", "retry", "ignored"))),
+    names.OUTCOME: set(names.JOB_OUTCOMES),
 }
 
 # Dimensions whose values are data (a tenant's name, an id): a query may compare them with anything.

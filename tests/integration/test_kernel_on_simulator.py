@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
+from semantic_kernel.filters import FilterTypes, FunctionInvocationContext
 
 from shared.composition import Container
 from shared.core.errors import ServiceUnavailable
 from shared.core.models import ChatMessage
 from shared.core.tokens import prompt_tokens
 from shared.core.values import SamplingParams
-from shared.pipeline.gateway import render_summarize
+from shared.upstream.prompts import render_summarize
 
 HELLO = [ChatMessage(role="system", content="You are terse."),
          ChatMessage(role="user", content="Tell me about the quiet harbour town at dawn.")]
@@ -43,10 +45,30 @@ async def test_a_summarize_prompt_reaches_the_model_exactly_as_counted(container
     assert prompt.count("{{$max_words}}") == 20 and "Use at most 20 words" in prompt
     model = container.engine.default_model
     await sim.delete("/_sim/stats")
-    completion = await container.engine.prompt(model, prompt, SamplingParams(max_tokens=60))
+    completion = await container.engine.summarize(model, text, "concise", 20, SamplingParams(max_tokens=60))
     stats = (await sim.get("/_sim/stats")).json()
     counted = prompt_tokens(model, [("user", prompt)])
     assert completion.usage.prompt_tokens == stats["prompt_tokens"] == counted
+
+
+async def test_the_native_operations_are_kernel_functions_that_the_kernels_filters_see(
+        container: Container, sim: httpx.AsyncClient) -> None:
+    seen: list[str] = []
+
+    async def watch(context: FunctionInvocationContext,
+                    next: Callable[[FunctionInvocationContext], Awaitable[None]]) -> None:
+        seen.append(context.function.fully_qualified_name)
+        await next(context)
+
+    kernel = (await container.engine.kernel()).kernel
+    kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, watch)
+    try:
+        model = container.engine.default_model
+        await container.engine.chat(model, HELLO, SamplingParams(max_tokens=5))
+        await container.engine.summarize(model, "A text about ferries.", "concise", 10, SamplingParams(max_tokens=20))
+    finally:
+        kernel.function_invocation_filters.clear()
+    assert seen == ["gateway-chat", "gateway-summarize"]
 
 
 async def test_streaming_yields_content_then_usage(container: Container, sim: httpx.AsyncClient) -> None:

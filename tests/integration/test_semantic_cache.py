@@ -13,7 +13,7 @@ from shared.core.models import ChatMessage, Usage
 from shared.core.settings import Settings
 from shared.core.values import Completion
 from shared.state.semantic_cache import SemanticCache, SemanticCacheSettings, cache_key, vector_index
-from shared.upstream.embeddings import EndpointEmbedder, build_embedding_endpoints
+from shared.upstream.embeddings import EndpointEmbedder, embedding_endpoints
 
 MODEL = "gpt-4o-mini"
 ANSWER = Completion("Open Settings, then Security, then Reset password.", "stop", "simulator-chat",
@@ -31,9 +31,7 @@ def tenant() -> str:
 
 async def semantic_cache(container: Container, settings: Settings, **overrides: object) -> SemanticCache:
     """As the composition root would build it for the emulator: scan mode, both simulator regions."""
-    endpoints = await build_embedding_endpoints(settings.ai_endpoints, credential=container.credential,
-                                                secrets=container.secrets, timeout_s=5)
-    container.model_clients.extend(e.wire for e in endpoints)  # closed with the container, as in the app
+    endpoints = embedding_endpoints(container.groups.endpoints(), timeout_s=5)
     config = SemanticCacheSettings(mode="scan", **overrides)  # type: ignore[arg-type]
     return SemanticCache(container.cosmos, EndpointEmbedder(endpoints), vector_index(config), config)
 

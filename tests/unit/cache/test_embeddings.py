@@ -15,7 +15,8 @@ from shared.core.errors import ServiceUnavailable, UpstreamRefused
 from shared.core.metering import Meter, metering
 from shared.core.settings import EndpointConfig
 from shared.identity.secrets import LocalSecrets
-from shared.upstream.embeddings import EmbeddingEndpoint, EndpointEmbedder, build_embedding_endpoints, cosine
+from shared.upstream.embeddings import EmbeddingEndpoint, EndpointEmbedder, cosine, embedding_endpoints
+from shared.upstream.endpoints import Endpoint
 from shared.upstream.wire import build_wire
 from tests.unit.resilience.helpers import FakeClock
 from tests.unit.shared.http_server import RecordingServer
@@ -145,13 +146,15 @@ async def test_wires_are_built_only_for_endpoints_with_an_embedding_deployment()
         EndpointConfig(name="local", kind="openai", endpoint="http://local/v1", model="m", priority=2,
                        embedding_deployment="nomic-embed-text"),
     ]
-    built = await build_embedding_endpoints(configs, credential=None, secrets=SECRETS, timeout_s=4)
-    assert [(e.name, e.priority, e.deployment) for e in built] == [
-        ("east", 0, "text-embedding-3-small"), ("local", 2, "nomic-embed-text")]
+    chat = [Endpoint(c, await build_wire(c, credential=None, secrets=SECRETS, timeout_s=30)) for c in configs]
+    built = embedding_endpoints(chat, timeout_s=4)
+    assert [(e.name, e.priority, e.deployment, e.timeout_s) for e in built] == [
+        ("east", 0, "text-embedding-3-small", 4), ("local", 2, "nomic-embed-text", 4)]
+    assert [e.wire for e in built] == [chat[0].wire, chat[2].wire], "one wire per endpoint, the chat's own"
     assert str(built[0].wire.url("/embeddings", "text-embedding-3-small")).startswith(
         "http://east/openai/deployments/text-embedding-3-small/embeddings?api-version=")
     assert str(built[1].wire.url("/embeddings", "nomic-embed-text")) == "http://local/v1/embeddings"
-    for e in built:
+    for e in chat:
         await e.wire.close()
 
 

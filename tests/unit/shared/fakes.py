@@ -14,6 +14,7 @@ from shared.identity.auth import Principal
 from shared.state.budget import Estimate
 from shared.state.cache import CacheKey
 from shared.state.ratelimit import Allowance
+from shared.upstream.prompts import render_summarize
 
 USAGE = Usage(prompt_tokens=10, completion_tokens=5, total_tokens=15)
 
@@ -46,8 +47,8 @@ class FakeEngine:
     prompts: list[str] = field(default_factory=list)
     gate: asyncio.Event | None = None  # when set, a call waits for it (to cancel a caller mid-call)
 
-    async def prompt(self, model: str, prompt: str, params: SamplingParams) -> Completion:
-        self.prompts.append(prompt)
+    async def summarize(self, model: str, text: str, style: str, max_words: int, params: SamplingParams) -> Completion:
+        self.prompts.append(render_summarize(text, style, max_words))
         return await self.chat(model, [], params)
 
     async def stream(self, model: str, messages: list[ChatMessage], params: SamplingParams) -> AsyncIterator[Delta]:

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from shared.core.errors import BadRequest
 from shared.core.tokens import prompt_tokens, request_prompt_tokens
-from shared.pipeline.gateway import render_summarize
 from shared.pipeline.openai_path import Limits, completion_cap
+from shared.upstream.prompts import render_summarize
 from tools.simulator.prompt import count_prompt_tokens
 from tools.simulator.prompt import prompt_tokens as sim_prompt_tokens
 from tools.simulator.schemas import ChatRequest as SimChatRequest

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from shared.core.background import drain
 from shared.core.errors import NotFound, RateLimited, ServiceUnavailable, UpstreamThrottled
-from shared.core.metering import Meter, completion_tokens
+from shared.core.metering import completion_tokens
 from shared.core.models import ChatMessage, ChatRequest, SummarizeRequest, Usage
 from shared.core.settings import TenantLimits
 from shared.core.tokens import prompt_tokens
 from shared.core.values import Delta, SamplingParams
 from shared.identity.auth import Principal
-from shared.pipeline.gateway import STREAM_QUEUE, CallContext, ChatCall, Gateway, LongCalls, StreamInterrupted
+from shared.pipeline.gateway import (
+    STREAM_QUEUE,
+    CallContext,
+    ChatCall,
+    Exchange,
+    Gateway,
+    LongCalls,
+    StreamInterrupted,
+)
 from tests.unit.shared.fakes import USAGE, CountingLimiter, FakeBudget, FakeCache, FakeEngine
 
 TENANT_A = Principal("tenant-a", "k1")
@@ -43,8 +50,8 @@ async def test_a_call_reserves_the_worst_case_then_settles_to_real_usage() -> No
     assert (kind, settle, used) == ("reserve", "settle", USAGE.total_tokens)
     assert reserved >= 50 + 1, "the reservation covers max_tokens plus the prompt"
     assert limiter.admitted == [reserved]
-    assert ctx.response_headers == {"x-ratelimit-remaining-requests": "99",
-                                    "x-ratelimit-remaining-tokens": str(1000 - reserved)}
+    assert answer.headers == {"x-ratelimit-remaining-requests": "99",
+                              "x-ratelimit-remaining-tokens": str(1000 - reserved)}
 
 
 async def test_a_failed_call_releases_its_reservation_and_stores_nothing() -> None:
@@ -88,11 +95,11 @@ async def test_an_unknown_model_is_a_404_before_anything_is_reserved() -> None:
 
 async def test_native_endpoints_return_the_contract_fields() -> None:
     gateway, *_ = make()
-    chat = await gateway.chat(CallContext(TENANT_A, "cid-1"),
-                              ChatRequest(messages=[ChatMessage(role="user", content="hi")]))
+    chat = (await gateway.chat(CallContext(TENANT_A, "cid-1"),
+                               ChatRequest(messages=[ChatMessage(role="user", content="hi")]))).body
     assert (chat.content, chat.finish_reason, chat.cached, chat.correlation_id) == ("a short answer", "stop",
                                                                                    False, "cid-1")
-    summary = await gateway.summarize(CallContext(TENANT_A, "cid-2"), SummarizeRequest(text="long text"))
+    summary = (await gateway.summarize(CallContext(TENANT_A, "cid-2"), SummarizeRequest(text="long text"))).body
     assert summary.result == "a short answer" and summary.usage == USAGE
 
 
@@ -284,7 +291,7 @@ async def test_a_slow_reader_holds_the_models_stream_back_and_one_who_left_gets_
             yield Delta(content="x")
         yield Delta(finish_reason="stop", usage=usage)
 
-    stream = gateway.streamed(gateway._chat_plan(CallContext(TENANT_A, "c"), chat_call()), source)
+    stream = gateway.streamed(gateway._chat(CallContext(TENANT_A, "c"), chat_call(), "gpt-test", source))
     assert (await stream.__anext__()).content == "x"
     for _ in range(50):
         await asyncio.sleep(0)
@@ -295,23 +302,31 @@ async def test_a_slow_reader_holds_the_models_stream_back_and_one_who_left_gets_
     assert budget.events[-1] == ("settle", usage.total_tokens)
 
 
-def test_only_calls_whose_attempt_ran_past_the_deadline_count_against_a_tenants_long_calls() -> None:
+async def test_only_calls_whose_attempt_ran_past_the_deadline_count_against_a_tenants_long_calls() -> None:
     now = [100.0]
     calls = LongCalls(lambda: now[0])
     gateway, *_ = make()
     tenant = Principal("tenant-a", "k1", limits=TenantLimits(max_long_calls=2))
-    plan = replace(gateway._chat_plan(CallContext(tenant, "c"), chat_call()), long_after_s=30.0)
-    meters = [Meter("m", 1) for _ in range(3)]
-    for meter in meters:
-        calls.check(plan)
-        calls.add(plan, meter)
-    meters[0].attempt_began, meters[1].attempt_began = 60.0, 69.0  # 40 s and 31 s into their attempts
-    meters[2].attempt_began = 95.0  # waited between attempts: its attempt is young
-    calls.check(replace(plan, long_after_s=None))  # a call that cannot be long is never refused
+
+    def exchange(long_after_s: float | None = 30.0) -> Exchange:
+        source = lambda: FakeEngine().stream("m", [], SamplingParams(1))  # noqa: E731  never run here
+        return gateway._chat(CallContext(tenant, "c"), chat_call(), "gpt-test", source, long_after_s=long_after_s)
+
+    async def running(ex: Exchange) -> Any:
+        return None  # the call goes on: nothing ends it here
+
+    exchanges = [exchange() for _ in range(3)]
+    for ex in exchanges:
+        await calls.stage(ex, running)
+    exchanges[0].meter.attempt_began, exchanges[1].meter.attempt_began = 60.0, 69.0  # 40 s and 31 s in
+    exchanges[2].meter.attempt_began = 95.0  # waited between attempts: its attempt is young
+    await calls.stage(exchange(None), running)  # a call that cannot be long is never refused
     with pytest.raises(RateLimited):
-        calls.check(plan)
-    calls.end(plan, meters[0])
-    calls.check(plan)  # one long call left: room for another
-    for meter in meters:
-        calls.end(plan, meter)
+        await calls.stage(exchange(), running)
+    exchanges[0].finish()
+    another = exchange()
+    await calls.stage(another, running)  # one long call left: room for another
+    for ex in [*exchanges, another]:
+        ex.finish()
+    await drain(5)
     assert calls._running == {}, "no entry is kept per tenant ever seen"

@@ -195,6 +195,19 @@ async def test_an_error_status_carries_its_status_headers_and_body(server: Recor
     assert info.value.body == {"error": {"message": "private"}} and "private" not in str(info.value)
 
 
+async def test_a_call_can_be_bounded_below_the_clients_timeout(server: RecordingServer) -> None:
+    # The semantic cache's embedding shares the endpoint's wire but must not wait as long as a chat.
+    async def slow(request: web.Request, body: bytes) -> web.StreamResponse:
+        await asyncio.sleep(2)
+        return web.json_response({"data": []})
+
+    server.handler = slow
+    wire = await keyed_wire(server.url)  # the client's own timeout: 5 s
+    with pytest.raises(httpx2.ReadTimeout):
+        await wire.post("/embeddings", {"model": "emb", "input": ["x"]}, timeout_s=0.2)
+    await wire.close()
+
+
 async def test_an_error_status_with_a_text_body_keeps_the_text(server: RecordingServer) -> None:
     async def bad_gateway(request: web.Request, body: bytes) -> web.StreamResponse:
         return web.Response(status=502, text="<html>bad gateway</html>")

@@ -1,0 +1,134 @@
+"""The exchange: one model-bound operation as it passes through the stages (shared/pipeline/stages.py).
+
+It carries who asks (the call context), what is asked (operation, model group, cache key,
+worst-case estimate, the model call as a source of deltas), what it cost (the meter) and what the
+response must say (allowance and provider headers). A stage may wrap `source` (to watch or replace
+what the model sends) and register work for the end of the call with `after` (settlement, cache
+store): that work runs once, in order of need, however the call ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from shared.core.background import spawn
+from shared.core.metering import Meter, metering
+from shared.core.models import Usage
+from shared.core.values import Completion, Delta
+
+if TYPE_CHECKING:
+    from shared.identity.auth import Principal
+    from shared.state.budget import Estimate, Reservation
+    from shared.state.cache import CacheKey
+
+DeltaSource = Callable[[], AsyncIterator[Delta]]
+Reply = AsyncIterator[Delta]  # the answer as the adapter reads it: a whole answer is one delta
+Next = Callable[["Exchange"], Awaitable[Reply]]
+Stage = Callable[["Exchange", Next], Awaitable[Reply]]
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """Who asks, under which correlation id, and what the client allows the cache to do."""
+
+    principal: Principal
+    correlation_id: str
+    cache_lookup: bool = True  # false on `Cache-Control: no-cache`
+    cache_store: bool = True  # false on `Cache-Control: no-store`
+
+
+@dataclass(eq=False)
+class Exchange:
+    """One operation through the pipeline (compared by identity: kept in sets while it runs)."""
+
+    ctx: CallContext
+    operation: str  # chat, summarize, openai.chat, openai.embeddings: for the reader and the record
+    model: str
+    key: CacheKey | None  # None: never cached (embeddings)
+    estimate: Estimate
+    source: DeltaSource  # the model call; a whole (non-streamed) answer is one delta with `whole` set
+    # A non-streamed call whose time limit is longer than the request deadline: the deadline, past
+    # which it counts as a long call (bounded per tenant, its lease renewed); None for others.
+    long_after_s: float | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # for the response (allowance, provider id)
+    reservation: Reservation | None = None
+    invoked: bool = False  # the model call started: its drain runs the end-of-call work when it ends
+    meter: Meter = field(init=False)
+    _after: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _ended: list[Callable[[], None]] = field(default_factory=list)
+    _finishing: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.meter = Meter(self.model, self.estimate.prompt_tokens, self.estimate.max_completion_tokens)
+
+    @property
+    def principal(self) -> Principal:
+        return self.ctx.principal
+
+    def after(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run `work` once the call has ended, whatever the ending: last registered, first run (as
+        nested `finally` blocks unwind), so the cache store runs before the settlement it charges to."""
+        self._after.append(work)
+
+    def when_ended(self, callback: Callable[[], None]) -> None:
+        """Call `callback` the moment the call ends, before the end-of-call work (stop a timer, stop
+        counting the call as running)."""
+        self._ended.append(callback)
+
+    def finish(self) -> asyncio.Task[None]:
+        """The call has ended: the `when_ended` callbacks now, then the end-of-call work, started once
+        in a task of its own (a client gone never cancels a settlement); the same task to every caller."""
+        if self._finishing is None:
+            for callback in self._ended:
+                callback()
+            self._finishing = spawn(self._run_after())
+        return self._finishing
+
+    async def _run_after(self) -> None:
+        with metering(self.meter):  # the store's embedding, if any, is charged to this call
+            while self._after:
+                await self._after.pop()()
+
+
+def collect_whole(deltas: list[Delta]) -> Completion:
+    """A completion from the deltas of one answer: the whole one when it came whole (a non-streamed
+    call, a cache hit), else their content joined."""
+    whole = next((d.whole for d in deltas if d.whole is not None), None)
+    if whole is not None:
+        return whole
+    finish = next((d.finish_reason for d in reversed(deltas) if d.finish_reason), "stop")
+    usage = next((d.usage for d in reversed(deltas) if d.usage), Usage())
+    model = next((d.model for d in deltas if d.model), "")
+    return Completion("".join(d.content for d in deltas), finish, model, usage, "")
+
+
+class ClientQueue:
+    """Deltas on their way to the client: bounded, so a slow reader holds the model's stream back
+    instead of filling memory; once the client has left, nothing more is kept for it."""
+
+    def __init__(self, size: int) -> None:
+        self._queue: asyncio.Queue[Delta | BaseException | None] = asyncio.Queue(size)
+        self.gone = False
+
+    async def put(self, item: Delta | BaseException | None) -> None:
+        if not self.gone:
+            await self._queue.put(item)
+
+    async def read(self) -> AsyncIterator[Delta]:
+        """The deltas until the end; an error put in the queue is raised here."""
+        try:
+            while (item := await self._queue.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self.leave()  # nothing more is kept for a client that left
+
+    def leave(self) -> None:
+        """The reader is gone: what waits is dropped, which also frees a pump blocked on a full queue."""
+        self.gone = True
+        while not self._queue.empty():
+            self._queue.get_nowait()
