@@ -44,7 +44,8 @@ async def build_engine(groups: ModelGroups, *, credential: AsyncTokenCredential 
     services: dict[str, ChatCompletionClientBase] = {}
     for endpoint in groups.endpoints():
         config = endpoint.config
-        client = await build_client(config, credential=credential, secrets=secrets, timeout_s=timeout_s)
+        client = await build_client(config, transport=endpoint.wire.transport, credential=credential, secrets=secrets,
+                                    timeout_s=timeout_s)
         if isinstance(client, AsyncAzureOpenAI):
             services[config.name] = AzureChatCompletion(service_id=config.name, deployment_name=config.deployment,
                                                         async_client=client)

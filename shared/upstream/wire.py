@@ -168,9 +168,12 @@ class ModelWire:
     """Posts JSON and reads SSE streams for one endpoint: URLs as the openai SDK builds them, the
     endpoint's auth, no retries (the resilience layer is the only retry layer) and no models."""
 
-    def __init__(self, config: EndpointConfig, client: httpx2.AsyncClient, *, auth_name: str,
-                 auth: AuthHeader | None, static_auth: str | None = None) -> None:
+    def __init__(self, config: EndpointConfig, client: httpx2.AsyncClient, *, transport: httpx2.AsyncBaseTransport,
+                 auth_name: str, auth: AuthHeader | None, static_auth: str | None = None) -> None:
         self._client = client
+        # The connection pool (and a key's re-read on 401) under the client: Semantic Kernel's SDK
+        # client for the same endpoint sends through it too (shared/upstream/clients.py).
+        self.transport = transport
         self._azure = config.kind == "azure_openai"
         self._auth_name = auth_name
         self._auth = auth
@@ -319,15 +322,18 @@ async def build_wire(config: EndpointConfig, *, credential: AsyncTokenCredential
     azure = config.kind == "azure_openai"
     name = config.api_key_secret
     if name is not None:
-        client = httpx2.AsyncClient(transport=await key_transport(config, secrets, name), timeout=timeout)
+        keyed = await key_transport(config, secrets, name)
+        client = httpx2.AsyncClient(transport=keyed, timeout=timeout)
         header, prefix = key_header(config)
-        return ModelWire(config, client, auth_name=header, auth=key_reader(secrets, name, prefix))
-    client = httpx2.AsyncClient(verify=tls_context(), limits=LIMITS, timeout=timeout)
+        return ModelWire(config, client, auth_name=header, auth=key_reader(secrets, name, prefix), transport=keyed)
+    transport = httpx2.AsyncHTTPTransport(verify=tls_context(), limits=LIMITS)
+    client = httpx2.AsyncClient(transport=transport, timeout=timeout)
     if azure:
         if credential is None:
             await client.aclose()
             raise ValueError(f"endpoint {config.name!r} has no api_key_secret and no managed identity")
         return ModelWire(config, client, auth_name="authorization",
-                         auth=_BearerToken(credential, COGNITIVE_SERVICES_SCOPE))
+                         auth=_BearerToken(credential, COGNITIVE_SERVICES_SCOPE), transport=transport)
     # OpenAI-compatible servers such as Ollama or vLLM may need no key: what the SDK sent for none.
-    return ModelWire(config, client, auth_name="authorization", auth=None, static_auth="Bearer unused")
+    return ModelWire(config, client, auth_name="authorization", auth=None, static_auth="Bearer unused",
+                     transport=transport)

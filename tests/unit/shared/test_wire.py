@@ -306,8 +306,10 @@ async def test_a_stream_closed_early_closes_its_response(server: RecordingServer
     async def keep(response: httpx2.Response) -> None:
         responses.append(response)
 
-    client = httpx2.AsyncClient(event_hooks={"response": [keep]})
-    wire = ModelWire(config(server.url), client, auth_name="api-key", auth=None, static_auth="k")
+    transport = httpx2.AsyncHTTPTransport()
+    client = httpx2.AsyncClient(transport=transport, event_hooks={"response": [keep]})
+    wire = ModelWire(config(server.url), client, transport=transport, auth_name="api-key", auth=None,
+                     static_auth="k")
     chunks = wire.stream("/chat/completions", BODY)
     assert await anext(chunks) == {"n": 1}
     assert not responses[0].is_closed
