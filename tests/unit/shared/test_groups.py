@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
+import httpx2
 import pytest
 from pydantic import SecretStr
 
@@ -19,7 +21,8 @@ from tests.unit.resilience.helpers import FakeClock, policy
 def _endpoint(name: str, model: str, priority: int, deployment: str = "") -> Endpoint:
     config = EndpointConfig(name=name, kind="azure_openai" if deployment else "openai", endpoint=f"http://{name}",
                             model=model, priority=priority, deployment=deployment, api_key_secret="key")
-    return Endpoint(config=config, wire=None)  # type: ignore[arg-type]  # nothing here sends
+    # Nothing here sends: the wire is only the transport the kernel's SDK client is built over.
+    return Endpoint(config=config, wire=SimpleNamespace(transport=httpx2.AsyncHTTPTransport()))  # type: ignore[arg-type]
 
 
 def _groups() -> ModelGroups:
