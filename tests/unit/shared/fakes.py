@@ -81,8 +81,11 @@ class FakeReservation:
 class FakeBudget:
     events: list[tuple[str, int]] = field(default_factory=list)
     estimates: list[Estimate] = field(default_factory=list)
+    refusal: AppError | None = None  # when set, every reservation is refused with it (nothing held)
 
     async def reserve(self, principal: Principal, model: str, estimate: Estimate) -> FakeReservation:
+        if self.refusal is not None:
+            raise self.refusal
         self.events.append(("reserve", estimate.tokens))
         self.estimates.append(estimate)
         return FakeReservation(self, estimate.tokens)
@@ -128,7 +131,10 @@ class FakeCache:
 @dataclass
 class CountingLimiter:
     admitted: list[int] = field(default_factory=list)
+    refusal: AppError | None = None  # when set, every request is refused with it
 
     async def admit(self, principal: Principal, estimated_tokens: int) -> Allowance:
+        if self.refusal is not None:
+            raise self.refusal
         self.admitted.append(estimated_tokens)
         return Allowance(remaining_requests=99, remaining_tokens=1000 - estimated_tokens)

@@ -1,0 +1,129 @@
+"""The gateway as shared/composition.py wires it, with the provider behind a mock transport.
+
+Real: the Gateway and OpenAIPath, the stages, the resilience policy (pool, breakers, retry
+budget) on a clock that moves instead of sleeping, the pass-through's ModelWire, Semantic Kernel's
+engine over an openai SDK client, the semantic cache's EndpointEmbedder and the job runner.
+In memory: the budget ledger, the cache's store, the rate limiter and the job store (their Cosmos
+implementations are covered by the integration tests).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+
+import httpx2
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+from semantic_kernel.connectors.ai.open_ai import OpenAIChatCompletion
+
+from shared.core.metering import current_meter
+from shared.core.settings import EndpointConfig
+from shared.core.values import Completion
+from shared.identity.auth import Principal
+from shared.jobs.service import JobService
+from shared.pipeline.gateway import Gateway
+from shared.pipeline.openai_path import OpenAIPath
+from shared.state.cache import CacheKey
+from shared.upstream.embeddings import EmbeddingEndpoint, EndpointEmbedder
+from shared.upstream.endpoints import Endpoint, embedding_endpoint_name
+from shared.upstream.engine import LazyEngine
+from shared.upstream.groups import ModelGroups
+from shared.upstream.kernel import KernelEngine
+from shared.upstream.resilience.breaker import BreakerSettings
+from shared.upstream.resilience.policy import ResiliencePolicy, RetrySettings
+from shared.upstream.resilience.pool import EndpointPool
+from shared.upstream.resilience.retry_budget import RetryBudget
+from shared.upstream.spans import ATTEMPT_SPANS
+from shared.upstream.wire import ModelWire
+from tests.unit.pipeline.provider import MODEL, Provider
+from tests.unit.resilience.helpers import FakeClock
+from tests.unit.shared.fakes import CountingLimiter, FakeBudget, FakeCache
+from tests.unit.shared.test_jobs import FakeQueue, MemoryJobStore
+
+EMBEDDING = "text-embedding-3-small"
+ENDPOINT = "primary"
+CONFIG_URL = "http://model.test/v1"
+
+
+class InjectedEngine(LazyEngine):
+    """LazyEngine whose kernel is built here over injected SDK clients instead of loaded: every
+    call still goes through LazyEngine's methods into the real KernelEngine."""
+
+    def __init__(self, groups: ModelGroups, kernel: KernelEngine) -> None:
+        super().__init__(groups, credential=None, secrets=None, timeout_s=20)  # type: ignore[arg-type]
+        self._kernel = kernel
+
+    async def kernel(self) -> KernelEngine:
+        return self._kernel
+
+
+@dataclass
+class SemanticTier(FakeCache):
+    """FakeCache with a semantic tier whose lookups embed through the real EndpointEmbedder (the
+    provider's /embeddings), so the meter is told the embedding's usage as in production. A hit
+    is an answer stored under the same request (the vector search itself is Cosmos's)."""
+
+    embedder: EndpointEmbedder | None = None
+    lookups_embedded: int = 0
+    exact_tier: bool = False
+
+    def may_embed(self, principal: Principal, key: CacheKey) -> bool:
+        return self.reads(principal)
+
+    async def similar(self, principal: Principal, model: str, key: CacheKey) -> Completion | None:
+        assert self.embedder is not None and current_meter() is not None  # noqa: S101
+        await self.embedder.embed([json.dumps(key.request())])
+        self.lookups_embedded += 1
+        return self.similar_entries.get(key.exact_id)
+
+    async def store(self, principal: Principal, model: str, key: CacheKey, completion: Completion) -> None:
+        self.similar_entries[key.exact_id] = completion
+
+
+@dataclass
+class Rig:
+    provider: Provider
+    gateway: Gateway
+    openai: OpenAIPath
+    jobs: JobService
+    budget: FakeBudget
+    cache: FakeCache
+    limiter: CountingLimiter
+    job_store: MemoryJobStore
+    queue: FakeQueue
+    clients: list[httpx2.AsyncClient | AsyncOpenAI] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for client in self.clients:
+            if isinstance(client, AsyncOpenAI):
+                await client.close()
+            else:
+                await client.aclose()
+
+
+def build_rig(provider: Provider, *, semantic: bool = False) -> Rig:
+    config = EndpointConfig(name=ENDPOINT, kind="openai", endpoint=CONFIG_URL, model=MODEL,
+                            embedding_deployment=EMBEDDING)
+    http = httpx2.AsyncClient(transport=provider.transport())
+    wire = ModelWire(config, http, auth_name="authorization", auth=None, static_auth="Bearer k")
+    clock = FakeClock()
+    names = [ENDPOINT, embedding_endpoint_name(ENDPOINT)]
+    pool = EndpointPool(names, BreakerSettings(), clock, random.Random(7), events=ATTEMPT_SPANS)
+    policy = ResiliencePolicy(pool, RetryBudget(clock), RetrySettings(), clock, rng=random.Random(7),
+                              events=ATTEMPT_SPANS)
+    groups = ModelGroups([Endpoint(config, wire)], policy)
+    # What shared/upstream/kernel.build_engine builds per endpoint, with the SDK's transport injected.
+    sdk = AsyncOpenAI(base_url=CONFIG_URL, api_key="k", max_retries=0,
+                      http_client=DefaultAsyncHttpxClient(transport=provider.transport()))
+    kernel = KernelEngine(groups, {ENDPOINT: OpenAIChatCompletion(service_id=ENDPOINT, ai_model_id=MODEL,
+                                                                  async_client=sdk)})
+    budget, limiter = FakeBudget(), CountingLimiter()
+    cache: FakeCache = FakeCache()
+    if semantic:
+        cache = SemanticTier(embedder=EndpointEmbedder([EmbeddingEndpoint(ENDPOINT, 0, EMBEDDING, wire)],
+                                                       clock=clock))
+    gateway = Gateway(InjectedEngine(groups, kernel), limiter, budget, cache)  # type: ignore[arg-type]
+    store, queue = MemoryJobStore(), FakeQueue()
+    jobs = JobService(store, gateway, lease_s=60, queue=queue)
+    return Rig(provider, gateway, OpenAIPath(gateway), jobs, budget, cache, limiter, store, queue, [http, sdk])
