@@ -72,6 +72,7 @@ class FakeReservation:
 
     async def settle(self, usage: Usage) -> None:
         self.ledger.events.append(("settle", usage.total_tokens))
+        self.ledger.settled.append(usage)
 
     async def renew(self) -> None:
         self.renewals += 1
@@ -82,6 +83,7 @@ class FakeBudget:
     events: list[tuple[str, int]] = field(default_factory=list)
     estimates: list[Estimate] = field(default_factory=list)
     refusal: AppError | None = None  # when set, every reservation is refused with it (nothing held)
+    settled: list[Usage] = field(default_factory=list)  # each settlement's usage, in order
 
     async def reserve(self, principal: Principal, model: str, estimate: Estimate) -> FakeReservation:
         if self.refusal is not None:

@@ -1,0 +1,105 @@
+"""The model-bound operations of the matrix, each as the reader its adapter is: what the user sees
+(the text, whether it was a cache hit), read piece by piece so a test can leave or cancel mid-way."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shared.core.models import ChatMessage, ChatRequest, SummarizeRequest
+from shared.core.values import Delta, SamplingParams
+from shared.pipeline.exchange import CallContext
+from shared.pipeline.gateway import Answer, ChatCall
+from tests.unit.pipeline.provider import ANSWER, EMBEDDING_TOKENS, USAGE
+from tests.unit.pipeline.rig import EMBEDDING, Rig
+
+Piece = tuple[str, bool]  # content, and whether it came from the cache
+MAX_TOKENS = 50
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What the user got: the text and whether it was served from the cache."""
+
+    text: str
+    cached: bool
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    read: Callable[[Rig, CallContext], AsyncIterator[Piece]]
+    path: str = "/chat/completions"  # where its model call goes at the provider
+    streamed: bool = False
+    cached: bool = True  # its answers are stored and served from the cache
+    answer: str = ANSWER
+    billed: int = USAGE.total_tokens  # what the provider reports for one call
+
+    def __str__(self) -> str:
+        return self.name
+
+
+async def collect(op: Operation, rig: Rig, ctx: CallContext) -> Seen:
+    pieces = [piece async for piece in op.read(rig, ctx)]
+    return Seen("".join(text for text, _ in pieces), any(cached for _, cached in pieces))
+
+
+def chat_body(*, stream: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {"messages": [{"role": "user", "content": "hello there"}], "max_tokens": MAX_TOKENS}
+    return {**body, "stream": True} if stream else body
+
+
+def whole(answer: Answer) -> Piece:
+    return answer.completion.content, answer.cached
+
+
+async def deltas(stream: AsyncIterator[Delta]) -> AsyncIterator[Piece]:
+    """The stream's pieces; closed with the reader (an adapter closes its generator when it leaves)."""
+    async with contextlib.aclosing(stream) as opened:  # type: ignore[type-var]
+        async for delta in opened:
+            yield delta.content, delta.cached
+
+
+async def openai_chat(rig: Rig, ctx: CallContext) -> AsyncIterator[Piece]:
+    yield whole(await rig.openai.complete(ctx, None, chat_body()))
+
+
+async def openai_chat_stream(rig: Rig, ctx: CallContext) -> AsyncIterator[Piece]:
+    async for piece in deltas(rig.openai.stream(ctx, None, chat_body(stream=True)).deltas):
+        yield piece
+
+
+async def openai_embeddings(rig: Rig, ctx: CallContext) -> AsyncIterator[Piece]:
+    answer = await rig.openai.embeddings(ctx, EMBEDDING, {"input": "hello there"})
+    raw = answer.completion.raw or {}
+    yield f"{len(raw.get('data') or [])} vector(s)", answer.cached
+
+
+async def native_chat(rig: Rig, ctx: CallContext) -> AsyncIterator[Piece]:
+    served = await rig.gateway.chat(ctx, ChatRequest(messages=[ChatMessage(role="user", content="hello there")],
+                                                     max_tokens=MAX_TOKENS))
+    yield served.body.content, served.body.cached
+
+
+async def native_chat_stream(rig: Rig, ctx: CallContext) -> AsyncIterator[Piece]:
+    call = ChatCall(None, (ChatMessage(role="user", content="hello there"),), SamplingParams(max_tokens=MAX_TOKENS))
+    async for piece in deltas(rig.gateway.stream(ctx, call)):
+        yield piece
+
+
+async def summarize(rig: Rig, ctx: CallContext) -> AsyncIterator[Piece]:
+    served = await rig.gateway.summarize(ctx, SummarizeRequest(text="The harbour board met at noon.", max_words=20))
+    yield served.body.result, served.body.cached
+
+
+OPERATIONS = [
+    Operation("openai.chat", openai_chat),
+    Operation("openai.chat.stream", openai_chat_stream, streamed=True),
+    Operation("openai.embeddings", openai_embeddings, path="/embeddings", cached=False, answer="1 vector(s)",
+              billed=EMBEDDING_TOKENS),
+    Operation("native.chat", native_chat),
+    Operation("native.chat.stream", native_chat_stream, streamed=True),
+    Operation("native.summarize", summarize),
+]
