@@ -1,0 +1,1 @@
+"""The request pipeline: every operation x every ending, over a mock provider."""

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,7 @@ class Seen:
 @dataclass(frozen=True)
 class Operation:
     name: str
-    read: Callable[[Rig, CallContext], AsyncIterator[Piece]]
+    read: Callable[[Rig, CallContext], AsyncGenerator[Piece, None]]
     path: str = "/chat/completions"  # where its model call goes at the provider
     streamed: bool = False
     cached: bool = True  # its answers are stored and served from the cache
@@ -62,34 +62,34 @@ async def deltas(stream: AsyncIterator[Delta]) -> AsyncIterator[Piece]:
             yield delta.content, delta.cached
 
 
-async def openai_chat(rig: Rig, ctx: CallContext) -> AsyncIterator[Piece]:
+async def openai_chat(rig: Rig, ctx: CallContext) -> AsyncGenerator[Piece, None]:
     yield whole(await rig.openai.complete(ctx, None, chat_body()))
 
 
-async def openai_chat_stream(rig: Rig, ctx: CallContext) -> AsyncIterator[Piece]:
+async def openai_chat_stream(rig: Rig, ctx: CallContext) -> AsyncGenerator[Piece, None]:
     async for piece in deltas(rig.openai.stream(ctx, None, chat_body(stream=True)).deltas):
         yield piece
 
 
-async def openai_embeddings(rig: Rig, ctx: CallContext) -> AsyncIterator[Piece]:
+async def openai_embeddings(rig: Rig, ctx: CallContext) -> AsyncGenerator[Piece, None]:
     answer = await rig.openai.embeddings(ctx, EMBEDDING, {"input": "hello there"})
     raw = answer.completion.raw or {}
     yield f"{len(raw.get('data') or [])} vector(s)", answer.cached
 
 
-async def native_chat(rig: Rig, ctx: CallContext) -> AsyncIterator[Piece]:
+async def native_chat(rig: Rig, ctx: CallContext) -> AsyncGenerator[Piece, None]:
     served = await rig.gateway.chat(ctx, ChatRequest(messages=[ChatMessage(role="user", content="hello there")],
                                                      max_tokens=MAX_TOKENS))
     yield served.body.content, served.body.cached
 
 
-async def native_chat_stream(rig: Rig, ctx: CallContext) -> AsyncIterator[Piece]:
+async def native_chat_stream(rig: Rig, ctx: CallContext) -> AsyncGenerator[Piece, None]:
     call = ChatCall(None, (ChatMessage(role="user", content="hello there"),), SamplingParams(max_tokens=MAX_TOKENS))
     async for piece in deltas(rig.gateway.stream(ctx, call)):
         yield piece
 
 
-async def summarize(rig: Rig, ctx: CallContext) -> AsyncIterator[Piece]:
+async def summarize(rig: Rig, ctx: CallContext) -> AsyncGenerator[Piece, None]:
     served = await rig.gateway.summarize(ctx, SummarizeRequest(text="The harbour board met at noon.", max_words=20))
     yield served.body.result, served.body.cached
 

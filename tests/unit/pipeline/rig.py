@@ -65,16 +65,15 @@ class SemanticTier(FakeCache):
     is an answer stored under the same request (the vector search itself is Cosmos's)."""
 
     embedder: EndpointEmbedder | None = None
-    lookups_embedded: int = 0
     exact_tier: bool = False
 
     def may_embed(self, principal: Principal, key: CacheKey) -> bool:
         return self.reads(principal)
 
     async def similar(self, principal: Principal, model: str, key: CacheKey) -> Completion | None:
-        assert self.embedder is not None and current_meter() is not None  # noqa: S101
+        # Admission embeds under the request's meter: the embedder tells it the usage it reports.
+        assert self.embedder is not None and current_meter() is not None
         await self.embedder.embed([json.dumps(key.request())])
-        self.lookups_embedded += 1
         return self.similar_entries.get(key.exact_id)
 
     async def store(self, principal: Principal, model: str, key: CacheKey, completion: Completion) -> None:
@@ -123,7 +122,7 @@ def build_rig(provider: Provider, *, semantic: bool = False) -> Rig:
     if semantic:
         cache = SemanticTier(embedder=EndpointEmbedder([EmbeddingEndpoint(ENDPOINT, 0, EMBEDDING, wire)],
                                                        clock=clock))
-    gateway = Gateway(InjectedEngine(groups, kernel), limiter, budget, cache)  # type: ignore[arg-type]
+    gateway = Gateway(InjectedEngine(groups, kernel), limiter, budget, cache)
     store, queue = MemoryJobStore(), FakeQueue()
     jobs = JobService(store, gateway, lease_s=60, queue=queue)
     return Rig(provider, gateway, OpenAIPath(gateway), jobs, budget, cache, limiter, store, queue, [http, sdk])
