@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from shared.core.models import ChatMessage, ChatRequest, SummarizeRequest
 from shared.core.values import Delta, SamplingParams
 from shared.pipeline.exchange import CallContext
 from shared.pipeline.gateway import Answer, ChatCall
-from tests.unit.pipeline.provider import ANSWER, EMBEDDING_TOKENS, USAGE
+from tests.unit.pipeline.provider import ANSWER, EMBEDDING_TOKENS, USAGE, Provider
 from tests.unit.pipeline.rig import EMBEDDING, Rig
 
 Piece = tuple[str, bool]  # content, and whether it came from the cache
@@ -44,6 +45,15 @@ class Operation:
 async def collect(op: Operation, rig: Rig, ctx: CallContext) -> Seen:
     pieces = [piece async for piece in op.read(rig, ctx)]
     return Seen("".join(text for text, _ in pieces), any(cached for _, cached in pieces))
+
+
+async def under_way(provider: Provider, request: asyncio.Future[Any]) -> None:
+    """Until the provider holds the (slow) call; a request that ends without reaching it fails the
+    test here instead of hanging it."""
+    reached = asyncio.ensure_future(provider.reached.wait())
+    await asyncio.wait({reached, request}, return_when=asyncio.FIRST_COMPLETED)
+    reached.cancel()
+    assert provider.reached.is_set(), "the request ended before its model call was under way"
 
 
 def chat_body(*, stream: bool = False) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from shared.core.errors import BudgetExhausted, RateLimited, ServiceUnavailable
 from shared.core.tokens import prompt_tokens
 from shared.identity.auth import Principal
 from shared.jobs.service import parse_job_message
-from tests.unit.pipeline.operations import OPERATIONS, collect
+from tests.unit.pipeline.operations import OPERATIONS, collect, under_way
 from tests.unit.pipeline.provider import ANSWER, EMBEDDING_TOKENS, MODEL, USAGE, Provider
 from tests.unit.pipeline.rig import Rig, build_rig
 from tests.unit.pipeline.test_operations import ctx
@@ -144,7 +144,7 @@ async def test_job_cut_is_retried_by_the_host_and_charged_each_attempts_worst_ca
 async def test_job_cancelled_by_the_host_mid_call_settles_once_when_the_call_ends(rig: Rig) -> None:
     rig.provider.mode("slow")
     run = asyncio.ensure_future(run_job(rig, "chat", "job-1"))
-    await rig.provider.reached.wait()
+    await under_way(rig.provider, run)
     run.cancel()  # the host ends the invocation (its timeout, a shutdown)
     with pytest.raises(asyncio.CancelledError):
         await run
@@ -206,7 +206,7 @@ async def test_semantic_embedding_failure_is_a_miss_and_charges_no_embedding(sem
 async def test_semantic_cancel_during_the_embedding_gives_the_reservation_back(semantic: Rig) -> None:
     semantic.provider.mode("slow", "/embeddings")
     request = asyncio.ensure_future(collect(NATIVE_CHAT, semantic, ctx()))
-    await semantic.provider.reached.wait()
+    await under_way(semantic.provider, request)
     request.cancel()
     with pytest.raises(asyncio.CancelledError):
         await request

@@ -31,7 +31,7 @@ from shared.core.settings import TenantLimits
 from shared.identity.auth import Principal
 from shared.pipeline.exchange import CallContext
 from shared.pipeline.stages import StreamInterrupted
-from tests.unit.pipeline.operations import OPERATIONS, Operation, collect
+from tests.unit.pipeline.operations import OPERATIONS, Operation, collect, under_way
 from tests.unit.pipeline.provider import MODEL, USAGE, Provider
 from tests.unit.pipeline.rig import Rig, build_rig
 
@@ -174,7 +174,7 @@ async def test_client_gone_mid_stream_the_call_drains_and_settles_once_in_full(r
 async def test_cancel_mid_call_the_call_goes_on_detached_and_settles_once(rig: Rig, op: Operation) -> None:
     rig.provider.mode("slow", op.path)
     request = asyncio.ensure_future(collect(op, rig, ctx()))
-    await rig.provider.reached.wait()  # the model call is under way
+    await under_way(rig.provider, request)
     request.cancel()  # what the host does to an invocation whose client disconnected
     with pytest.raises(asyncio.CancelledError):
         await request
