@@ -44,7 +44,8 @@ class Operation:
 
 async def collect(op: Operation, rig: Rig, ctx: CallContext) -> Seen:
     pieces = [piece async for piece in op.read(rig, ctx)]
-    return Seen("".join(text for text, _ in pieces), any(cached for _, cached in pieces))
+    # A hit is a hit in every piece; one piece flagged otherwise would tell the client a mixed story.
+    return Seen("".join(text for text, _ in pieces), bool(pieces) and all(cached for _, cached in pieces))
 
 
 async def under_way(provider: Provider, request: asyncio.Future[Any]) -> None:
