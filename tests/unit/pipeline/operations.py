@@ -11,6 +11,7 @@ from typing import Any
 
 from shared.core.models import ChatMessage, ChatRequest, SummarizeRequest
 from shared.core.values import Delta, SamplingParams
+from shared.identity.auth import Principal
 from shared.pipeline.exchange import CallContext
 from shared.pipeline.gateway import Answer, ChatCall
 from tests.unit.pipeline.provider import ANSWER, EMBEDDING_TOKENS, USAGE, Provider
@@ -18,6 +19,7 @@ from tests.unit.pipeline.rig import EMBEDDING, Rig
 
 Piece = tuple[str, bool]  # content, and whether it came from the cache
 MAX_TOKENS = 50
+TENANT = Principal("tenant-a", "k1")  # a tenant with a cache (the default TTL)
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,10 @@ async def collect(op: Operation, rig: Rig, ctx: CallContext) -> Seen:
     pieces = [piece async for piece in op.read(rig, ctx)]
     # A hit is a hit in every piece; one piece flagged otherwise would tell the client a mixed story.
     return Seen("".join(text for text, _ in pieces), bool(pieces) and all(cached for _, cached in pieces))
+
+
+def ctx(principal: Principal = TENANT) -> CallContext:
+    return CallContext(principal, "cid-1")
 
 
 async def under_way(provider: Provider, request: asyncio.Future[Any]) -> None:

@@ -126,3 +126,8 @@ def build_rig(provider: Provider, *, semantic: bool = False) -> Rig:
     store, queue = MemoryJobStore(), FakeQueue()
     jobs = JobService(store, gateway, lease_s=60, queue=queue)
     return Rig(provider, gateway, OpenAIPath(gateway), jobs, budget, cache, limiter, store, queue, [http, sdk])
+
+
+def reserved(rig: Rig) -> int:
+    """The worst case the request reserved (prompt as counted + completion cap)."""
+    return rig.budget.estimates[0].tokens

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -24,10 +23,9 @@ from shared.core.errors import BudgetExhausted, RateLimited, ServiceUnavailable
 from shared.core.tokens import prompt_tokens
 from shared.identity.auth import Principal
 from shared.jobs.service import parse_job_message
-from tests.unit.pipeline.operations import OPERATIONS, collect, under_way
-from tests.unit.pipeline.provider import ANSWER, EMBEDDING_TOKENS, MODEL, USAGE, Provider
-from tests.unit.pipeline.rig import Rig, build_rig
-from tests.unit.pipeline.test_operations import ctx
+from tests.unit.pipeline.operations import OPERATIONS, collect, ctx, under_way
+from tests.unit.pipeline.provider import ANSWER, EMBEDDING_TOKENS, MODEL, USAGE
+from tests.unit.pipeline.rig import Rig, reserved
 
 TENANT = Principal("tenant-a", "queue")
 JOBS = {
@@ -52,28 +50,6 @@ def answer_of(doc: dict[str, object]) -> object:
     result = doc.get("result")
     assert isinstance(result, dict)
     return result.get("content", result.get("result"))
-
-
-@pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
-    built = build_rig(Provider())
-    yield built
-    built.provider.gate.set()
-    await drain(5)
-    await built.close()
-
-
-@pytest.fixture
-async def semantic() -> AsyncIterator[Rig]:
-    built = build_rig(Provider(), semantic=True)
-    yield built
-    built.provider.gate.set()
-    await drain(5)
-    await built.close()
-
-
-def reserved(rig: Rig) -> int:
-    return rig.budget.estimates[0].tokens
 
 
 # --- Queue jobs: the same Gateway.chat and Gateway.summarize, read by the job runner -----------------

@@ -14,7 +14,6 @@ Queue jobs and the semantic cache's embedding have endings of their own: test_op
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -29,18 +28,12 @@ from shared.core.errors import (
 from shared.core.metering import completion_tokens
 from shared.core.settings import TenantLimits
 from shared.identity.auth import Principal
-from shared.pipeline.exchange import CallContext
 from shared.pipeline.stages import StreamInterrupted
-from tests.unit.pipeline.operations import OPERATIONS, Operation, collect, under_way
-from tests.unit.pipeline.provider import MODEL, USAGE, Provider
-from tests.unit.pipeline.rig import Rig, build_rig
+from tests.unit.pipeline.operations import OPERATIONS, Operation, collect, ctx, under_way
+from tests.unit.pipeline.provider import MODEL, USAGE
+from tests.unit.pipeline.rig import Rig, reserved
 
-TENANT = Principal("tenant-a", "k1")
 UNCACHED = Principal("tenant-b", "k2", limits=TenantLimits(cache_ttl_s=0))  # reserves beside the rate limit
-
-
-def ctx(principal: Principal = TENANT) -> CallContext:
-    return CallContext(principal, "cid-1")
 
 
 def cells(ending: str) -> list[object]:
@@ -52,20 +45,6 @@ def cells(ending: str) -> list[object]:
     }
     return [pytest.param(op, id=op.name, marks=[pytest.mark.skip(reason=skips[(ending, op.name)])]
                          if (ending, op.name) in skips else []) for op in OPERATIONS]
-
-
-@pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
-    built = build_rig(Provider())
-    yield built
-    built.provider.gate.set()  # a test that failed half-way leaves no call hanging in the shared loop
-    await drain(5)
-    await built.close()
-
-
-def reserved(rig: Rig) -> int:
-    """The worst case the request reserved (prompt as counted + completion cap)."""
-    return rig.budget.estimates[0].tokens
 
 
 @pytest.mark.parametrize("op", cells("hit"))
