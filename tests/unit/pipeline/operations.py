@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,9 +72,9 @@ def whole(answer: Answer) -> Piece:
     return answer.completion.content, answer.cached
 
 
-async def deltas(stream: AsyncIterator[Delta]) -> AsyncIterator[Piece]:
+async def deltas(stream: AsyncGenerator[Delta, None]) -> AsyncGenerator[Piece, None]:
     """The stream's pieces; closed with the reader (an adapter closes its generator when it leaves)."""
-    async with contextlib.aclosing(stream) as opened:  # type: ignore[type-var]
+    async with contextlib.aclosing(stream) as opened:
         async for delta in opened:
             yield delta.content, delta.cached
 
@@ -83,9 +83,9 @@ async def openai_chat(rig: Rig, ctx: CallContext) -> AsyncGenerator[Piece, None]
     yield whole(await rig.openai.complete(ctx, None, chat_body()))
 
 
-async def openai_chat_stream(rig: Rig, ctx: CallContext) -> AsyncGenerator[Piece, None]:
-    async for piece in deltas(rig.openai.stream(ctx, None, chat_body(stream=True)).deltas):
-        yield piece
+def openai_chat_stream(rig: Rig, ctx: CallContext) -> AsyncGenerator[Piece, None]:
+    # Returned, not iterated here: closing the reader must close the gateway's stream at once.
+    return deltas(rig.openai.stream(ctx, None, chat_body(stream=True)).deltas)
 
 
 async def openai_embeddings(rig: Rig, ctx: CallContext) -> AsyncGenerator[Piece, None]:
@@ -100,10 +100,9 @@ async def native_chat(rig: Rig, ctx: CallContext) -> AsyncGenerator[Piece, None]
     yield served.body.content, served.body.cached
 
 
-async def native_chat_stream(rig: Rig, ctx: CallContext) -> AsyncGenerator[Piece, None]:
+def native_chat_stream(rig: Rig, ctx: CallContext) -> AsyncGenerator[Piece, None]:
     call = ChatCall(None, (ChatMessage(role="user", content="hello there"),), SamplingParams(max_tokens=MAX_TOKENS))
-    async for piece in deltas(rig.gateway.stream(ctx, call)):
-        yield piece
+    return deltas(rig.gateway.stream(ctx, call))
 
 
 async def summarize(rig: Rig, ctx: CallContext) -> AsyncGenerator[Piece, None]:
