@@ -2,7 +2,8 @@
 
 Real: the Gateway and OpenAIPath, the stages, the resilience policy (pool, breakers, retry
 budget) on a clock that moves instead of sleeping, the pass-through's ModelWire, Semantic Kernel's
-engine over an openai SDK client, the semantic cache's EndpointEmbedder and the job runner.
+engine as LazyEngine builds it (its SDK client over the wire's transport), the semantic cache's
+EndpointEmbedder and the job runner.
 In memory: the budget ledger, the cache's store, the rate limiter and the job store (their Cosmos
 implementations are covered by the integration tests).
 """
@@ -14,13 +15,12 @@ import random
 from dataclasses import dataclass, field
 
 import httpx2
-from openai import AsyncOpenAI, DefaultAsyncHttpxClient
-from semantic_kernel.connectors.ai.open_ai import OpenAIChatCompletion
 
 from shared.core.metering import current_meter
 from shared.core.settings import EndpointConfig
 from shared.core.values import Completion
 from shared.identity.auth import Principal
+from shared.identity.secrets import LocalSecrets
 from shared.jobs.service import JobService
 from shared.pipeline.gateway import Gateway
 from shared.pipeline.openai_path import OpenAIPath
@@ -29,7 +29,6 @@ from shared.upstream.embeddings import EmbeddingEndpoint, EndpointEmbedder
 from shared.upstream.endpoints import Endpoint, embedding_endpoint_name
 from shared.upstream.engine import LazyEngine
 from shared.upstream.groups import ModelGroups
-from shared.upstream.kernel import KernelEngine
 from shared.upstream.resilience.breaker import BreakerSettings
 from shared.upstream.resilience.policy import ResiliencePolicy, RetrySettings
 from shared.upstream.resilience.pool import EndpointPool
@@ -44,18 +43,6 @@ from tests.unit.shared.test_jobs import FakeQueue, MemoryJobStore
 EMBEDDING = "text-embedding-3-small"
 ENDPOINT = "primary"
 CONFIG_URL = "http://model.test/v1"
-
-
-class InjectedEngine(LazyEngine):
-    """LazyEngine whose kernel is built here over injected SDK clients instead of loaded: every
-    call still goes through LazyEngine's methods into the real KernelEngine."""
-
-    def __init__(self, groups: ModelGroups, kernel: KernelEngine) -> None:
-        super().__init__(groups, credential=None, secrets=None, timeout_s=20)  # type: ignore[arg-type]
-        self._kernel = kernel
-
-    async def kernel(self) -> KernelEngine:
-        return self._kernel
 
 
 @dataclass
@@ -91,41 +78,40 @@ class Rig:
     limiter: CountingLimiter
     job_store: MemoryJobStore
     queue: FakeQueue
-    clients: list[httpx2.AsyncClient | AsyncOpenAI] = field(default_factory=list)
+    clients: list[httpx2.AsyncClient] = field(default_factory=list)
+    engine: LazyEngine | None = None
 
     async def close(self) -> None:
+        if self.engine is not None:
+            await self.engine.close()  # the SDK client over the wire's transport
         for client in self.clients:
-            if isinstance(client, AsyncOpenAI):
-                await client.close()
-            else:
-                await client.aclose()
+            await client.aclose()
 
 
 def build_rig(provider: Provider, *, semantic: bool = False) -> Rig:
     config = EndpointConfig(name=ENDPOINT, kind="openai", endpoint=CONFIG_URL, model=MODEL,
                             embedding_deployment=EMBEDDING)
-    http = httpx2.AsyncClient(transport=provider.transport())
-    wire = ModelWire(config, http, auth_name="authorization", auth=None, static_auth="Bearer k")
+    transport = provider.transport()
+    http = httpx2.AsyncClient(transport=transport)
+    wire = ModelWire(config, http, transport=transport, auth_name="authorization", auth=None, static_auth="Bearer k")
     clock = FakeClock()
     names = [ENDPOINT, embedding_endpoint_name(ENDPOINT)]
     pool = EndpointPool(names, BreakerSettings(), clock, random.Random(7), events=ATTEMPT_SPANS)
     policy = ResiliencePolicy(pool, RetryBudget(clock), RetrySettings(), clock, rng=random.Random(7),
                               events=ATTEMPT_SPANS)
     groups = ModelGroups([Endpoint(config, wire)], policy)
-    # What shared/upstream/kernel.build_engine builds per endpoint, with the SDK's transport injected.
-    sdk = AsyncOpenAI(base_url=CONFIG_URL, api_key="k", max_retries=0,
-                      http_client=DefaultAsyncHttpxClient(transport=provider.transport()))
-    kernel = KernelEngine(groups, {ENDPOINT: OpenAIChatCompletion(service_id=ENDPOINT, ai_model_id=MODEL,
-                                                                  async_client=sdk)})
+    # The real lazy engine: shared/upstream/kernel.build_engine builds Semantic Kernel's SDK client
+    # over the endpoint wire's transport, so the native operations reach the same provider.
+    engine = LazyEngine(groups, credential=None, secrets=LocalSecrets({}), timeout_s=20)
     budget, limiter = FakeBudget(), CountingLimiter()
     cache: FakeCache = FakeCache()
     if semantic:
         cache = SemanticTier(embedder=EndpointEmbedder([EmbeddingEndpoint(ENDPOINT, 0, EMBEDDING, wire)],
                                                        clock=clock))
-    gateway = Gateway(InjectedEngine(groups, kernel), limiter, budget, cache)
+    gateway = Gateway(engine, limiter, budget, cache)
     store, queue = MemoryJobStore(), FakeQueue()
     jobs = JobService(store, gateway, lease_s=60, queue=queue)
-    return Rig(provider, gateway, OpenAIPath(gateway), jobs, budget, cache, limiter, store, queue, [http, sdk])
+    return Rig(provider, gateway, OpenAIPath(gateway), jobs, budget, cache, limiter, store, queue, [http], engine)
 
 
 def reserved(rig: Rig) -> int:
