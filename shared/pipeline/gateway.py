@@ -7,6 +7,7 @@ from the pipeline's reply, a streamed one is handed on delta by delta.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
@@ -112,8 +113,10 @@ class Gateway:
     async def stream(self, ctx: CallContext, call: ChatCall) -> AsyncGenerator[Delta, None]:
         model = self.model_for(ctx.principal, call.model)
         ex = self._chat(ctx, call, model, lambda: self.engine.stream(model, list(call.messages), call.params))
-        async for delta in self.streamed(ex):
-            yield delta
+        # Closed with this generator, at once: the pipeline's reply lets the client queue go then.
+        async with contextlib.aclosing(self.streamed(ex)) as deltas:
+            async for delta in deltas:
+                yield delta
 
     async def streamed(self, ex: Exchange) -> AsyncGenerator[Delta, None]:
         """The exchange's answer as deltas. Errors before the first content delta propagate as they

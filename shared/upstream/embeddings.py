@@ -3,7 +3,6 @@ own wire (one client per endpoint, whichever door a request came in by)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from collections.abc import Sequence
@@ -15,7 +14,7 @@ from shared.core.errors import ServiceUnavailable, UpstreamRefused
 from shared.core.metering import current_meter
 from shared.core.models import Usage
 from shared.upstream.endpoints import Endpoint
-from shared.upstream.failures import classify
+from shared.upstream.failures import billable_failure, classify
 from shared.upstream.wire import ModelWire
 
 if TYPE_CHECKING:
@@ -75,9 +74,10 @@ class EndpointEmbedder:
                 continue
             try:
                 return _checked(await _embed_on(endpoint, texts), len(texts))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
+            except BaseException as exc:
+                _charge_worst_case(exc)
+                if not isinstance(exc, Exception):
+                    raise
                 failure = classify(exc)
                 log.warning("embedding failed: endpoint=%s kind=%s status=%s error=%s",
                             endpoint.name, failure.kind, failure.status, type(exc).__name__)
@@ -86,6 +86,15 @@ class EndpointEmbedder:
                     raise UpstreamRefused("The embedding endpoint refused this text.") from exc
                 self._parked_until[endpoint.name] = self._clock.now() + (failure.retry_after_s or self._cooldown_s)
         raise ServiceUnavailable("No embedding endpoint could answer right now.")
+
+
+def _charge_worst_case(exc: BaseException) -> None:
+    """A call cut, timed out or cancelled after it was sent may have been billed, and reported no
+    usage: the request's meter is charged its worst case, the prompt as counted (what admission
+    reserved for the lookup's embedding), as a cut whole chat attempt is (docs/accounting.md)."""
+    meter = current_meter()
+    if meter is not None and billable_failure(exc):
+        meter.embedded(Usage(prompt_tokens=meter.prompt_tokens, completion_tokens=0, total_tokens=meter.prompt_tokens))
 
 
 async def _embed_on(endpoint: EmbeddingEndpoint, texts: list[str]) -> list[object]:
