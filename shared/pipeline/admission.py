@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
+from typing import cast
 
 from shared.core.background import spawn
 from shared.core.metering import metering
@@ -17,7 +19,7 @@ from shared.observability import tracing
 from shared.pipeline.exchange import Exchange
 from shared.state.budget import BudgetLedger, Estimate, Reservation
 from shared.state.cache import ResponseCache
-from shared.state.ratelimit import RateLimiter
+from shared.state.ratelimit import Allowance, RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -52,20 +54,24 @@ class Admission:
         reads = self.reads(ex)
         embeds = reads and ex.key is not None and self.cache.may_embed(principal, ex.key)
         embedding = estimate.prompt_tokens if embeds else 0
-        allowance, hit, early = await asyncio.gather(
-            self.rate_limiter.admit(principal, estimate.tokens + embedding),
-            self.exact(ex) if reads else nothing(),
-            self._reserve(ex, embedding) if embeds or not reads else nothing(),
-            return_exceptions=True)
-        if not isinstance(early, BaseException):
-            ex.reservation = early
+        early_reserve = embeds or not reads
+        steps: list[Awaitable[object]] = [self.rate_limiter.admit(principal, estimate.tokens + embedding)]
+        if reads:
+            steps.append(self.exact(ex))
+        if early_reserve:
+            steps.append(self._reserve(ex, embedding))
+        # Only the steps there are: each one a task of gather's.
+        results = await asyncio.gather(*steps, return_exceptions=True)
+        allowance, hit, early = results[0], results[1] if reads else None, results[-1] if early_reserve else None
+        if early is not None and not isinstance(early, BaseException):
+            ex.reservation = cast(Reservation, early)
         if isinstance(allowance, BaseException):
             raise allowance
         if isinstance(hit, BaseException):
             raise hit
         if hit is not None:
-            return hit
-        ex.headers.update(allowance.headers())
+            return cast(Completion, hit)
+        ex.headers.update(cast(Allowance, allowance).headers())
         if isinstance(early, BaseException):
             raise early
         if ex.reservation is None:
@@ -105,10 +111,6 @@ class Admission:
         except Exception as exc:  # noqa: BLE001  as exact
             log.warning("cache lookup failed: %s", type(exc).__name__)
             return None
-
-
-async def nothing() -> None:
-    """An awaitable of None, for a step that has nothing to do in an asyncio.gather."""
 
 
 def _give_back(task: asyncio.Task[Reservation]) -> None:

@@ -60,6 +60,7 @@ class Exchange:
     _after: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _ended: list[Callable[[], None]] = field(default_factory=list)
     _finishing: asyncio.Task[None] | None = None
+    _finished: bool = False
 
     def __post_init__(self) -> None:
         self.meter = Meter(self.model, self.estimate.prompt_tokens, self.estimate.max_completion_tokens)
@@ -78,13 +79,16 @@ class Exchange:
         counting the call as running)."""
         self._ended.append(callback)
 
-    def finish(self) -> asyncio.Task[None]:
+    def finish(self) -> asyncio.Task[None] | None:
         """The call has ended: the `when_ended` callbacks now, then the end-of-call work, started once
-        in a task of its own (a client gone never cancels a settlement); the same task to every caller."""
-        if self._finishing is None:
+        in a task of its own (a client gone never cancels a settlement); the same task to every
+        caller, and None when there is no work (a hit that reserved nothing)."""
+        if not self._finished:
+            self._finished = True
             for callback in self._ended:
                 callback()
-            self._finishing = spawn(self._run_after())
+            if self._after:
+                self._finishing = spawn(self._run_after())
         return self._finishing
 
     async def _run_after(self) -> None:

@@ -69,8 +69,8 @@ async def run(stages: list[Stage], ex: Exchange) -> Reply:
     try:
         return await at(0, ex)
     finally:
-        if not ex.invoked:
-            tracing.settling(ex.finish())
+        if not ex.invoked and (finishing := ex.finish()) is not None:
+            tracing.settling(finishing)
 
 
 class Budget:
@@ -86,11 +86,17 @@ class Budget:
         extra: list[Reservation] = []
 
         async def settle() -> None:
-            if ex.reservation is not None:
+            assert ex.reservation is not None  # noqa: S101  registered once there is one
+            if extra:
                 await asyncio.gather(ex.reservation.settle(ex.meter.total()), *(r.settle(Usage()) for r in extra))
+            else:
+                await ex.reservation.settle(ex.meter.total())
 
-        ex.after(settle)
-        hit = await self.admission.admit(ex)
+        try:
+            hit = await self.admission.admit(ex)
+        finally:
+            if ex.reservation is not None:  # held, whatever came next: settled at the end
+                ex.after(settle)
         if hit is not None:
             return replay(hit)
 
@@ -230,7 +236,8 @@ async def _drain(ex: Exchange, queue: ClientQueue) -> None:
     except Exception as exc:  # noqa: BLE001  handed to the adapter, which logs it and ends the reply
         await queue.put(exc)
     finally:
-        tracing.settling(ex.finish())
+        if (finishing := ex.finish()) is not None:
+            tracing.settling(finishing)
         await queue.put(None)
 
 
