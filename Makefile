@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: help deps lock sbom audit run stack app tenant test lint typecheck unit integration e2e readme-test infra-check bench clean
+.PHONY: help deps lock sbom audit run stack app tenant test suite lint typecheck unit integration e2e readme-test infra-check bench clean
 
 help:  ## this list
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9-]+):.*## /  make \1\t/' | expand -t 20
@@ -97,8 +97,13 @@ e2e: deps  ## end-to-end tests: the app over HTTP
 readme-test: deps  ## run the README's examples against a fresh stack (part of make test)
 	$(PY) -m pytest tests/e2e/test_readme.py -q
 
-test: AUDIT_UNREACHABLE = warn
-test: deps lint typecheck infra-check audit  ## lint, type-check, infra checks, the audit and the whole test suite (what CI runs)
+# The static checks run beside the suite, not before it: the suite mostly waits on its emulators
+# and apps, which leaves CPU for ruff, mypy and checkov (whose first run installs its own venv).
+# Each target's output is printed whole when it ends; any failure fails `make test`.
+test: deps  ## lint, type-check, infra checks, the audit and the whole test suite, side by side (what CI runs)
+	$(MAKE) --no-print-directory --output-sync=target -j5 suite lint typecheck infra-check audit AUDIT_UNREACHABLE=warn
+
+suite: deps  ## the whole test suite alone, without the static checks
 	$(PYTEST)
 
 bench: deps  ## benchmarks (print figures, assert nothing)
