@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from typing import Annotated, Literal
@@ -42,6 +43,7 @@ SLOWEST_TOKENS_PER_S = 40.0
 BUDGET_SLOTS = 16
 
 
+@functools.cache  # configured model names only: a handful, read on every OpenAI-compatible request
 def model_limits(model: str) -> tuple[int, int]:
     """The (context window, max output tokens) of a model family, or the small unknown default."""
     matches = [prefix for prefix in MODEL_LIMITS if model.lower().startswith(prefix)]

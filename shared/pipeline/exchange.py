@@ -85,8 +85,14 @@ class Exchange:
         caller, and None when there is no work (a hit that reserved nothing)."""
         if not self._finished:
             self._finished = True
-            for callback in self._ended:
+            ended, self._ended = self._ended, []
+            for callback in ended:
                 callback()
+            # The stages' closures (the wrapped source, the meter's hook) refer to this exchange:
+            # dropped now, the exchange is freed by reference counting, never left to the cyclic
+            # collector (which, under load, found each request's objects promoted and walked them).
+            self.source = _spent
+            self.meter.hold_more = None
             if self._after:
                 self._finishing = spawn(self._run_after())
         return self._finishing
@@ -95,6 +101,12 @@ class Exchange:
         with metering(self.meter):  # the store's embedding, if any, is charged to this call
             while self._after:
                 await self._after.pop()()
+
+
+async def _spent() -> AsyncIterator[Delta]:
+    """The source of an exchange that has ended: nothing more comes."""
+    return
+    yield
 
 
 def collect_whole(deltas: list[Delta]) -> Completion:

@@ -121,8 +121,7 @@ class Gateway:
     async def streamed(self, ex: Exchange) -> AsyncGenerator[Delta, None]:
         """The exchange's answer as deltas. Errors before the first content delta propagate as they
         are (the adapter can still answer with a status); after it, they become StreamInterrupted.
-        A refusal or failure after admission still tells the client its allowance (the error's own
-        headers win). The client may stop reading at any point: the call goes on and settles."""
+        The client may stop reading at any point: the call goes on and settles."""
         try:
             reply = await run(self.stages, ex)
             try:
@@ -131,14 +130,21 @@ class Gateway:
             finally:
                 await _close(reply)
         except AppError as err:
-            for name, value in ex.headers.items():
-                err.headers.setdefault(name, value)
+            _with_allowance(err, ex)
             raise
 
     async def answer(self, ex: Exchange) -> Answer:
         """The exchange's answer, whole: a cache hit, or the model's (its call runs detached: a
-        disconnect never cancels it)."""
-        deltas = [delta async for delta in self.streamed(ex)]
+        disconnect never cancels it). Read as streamed reads it, without a generator around it."""
+        try:
+            reply = await run(self.stages, ex)
+            try:
+                deltas = [delta async for delta in reply]
+            finally:
+                await _close(reply)
+        except AppError as err:
+            _with_allowance(err, ex)
+            raise
         first = deltas[0] if deltas else Delta()
         return Answer(collect_whole(deltas), cached=first.cached, stale=first.stale, headers=ex.headers)
 
@@ -160,6 +166,13 @@ def whole(call: Callable[[], Awaitable[Completion]]) -> DeltaSource:
                     request_id=c.request_id, whole=c)
 
     return source
+
+
+def _with_allowance(err: AppError, ex: Exchange) -> None:
+    """A refusal or failure after admission still tells the client its allowance (the error's own
+    headers win)."""
+    for name, value in ex.headers.items():
+        err.headers.setdefault(name, value)
 
 
 async def _close(reply: AsyncIterator[Delta]) -> None:

@@ -15,6 +15,7 @@ cancel) is settled the same way. A non-streamed call is a stream of one delta (`
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -63,14 +64,17 @@ async def run(stages: list[Stage], ex: Exchange) -> Reply:
     """The exchange through `stages`. Ended before the model was called (a refusal, a hit, a
     cancel), its end-of-call work runs here; else the drain runs it when the call ends."""
 
-    async def at(index: int, ex: Exchange) -> Reply:
-        return await stages[index](ex, lambda ex: at(index + 1, ex))
-
     try:
-        return await at(0, ex)
+        return await _at(stages, 0, ex)
     finally:
         if not ex.invoked and (finishing := ex.finish()) is not None:
             tracing.settling(finishing)
+
+
+async def _at(stages: list[Stage], index: int, ex: Exchange) -> Reply:
+    """Stage `index`, handed the rest as its next (a partial, not a closure over itself: no
+    reference cycle for the collector to find per request)."""
+    return await stages[index](ex, functools.partial(_at, stages, index + 1))
 
 
 class Budget:
