@@ -39,7 +39,7 @@ async def jobs_worker(msg: func.QueueMessage) -> None:
         return
     job_id = job_id_for(message, text)
     record = Record(route=f"{n.JOB_SPAN_PREFIX} {queue}", job=True, tenant=message.tenant, key_id="queue")
-    principal = container.auth.principal_for_tenant(message.tenant)
+    principal = await container.auth.principal_for_tenant(message.tenant)
     record.log_content = principal is not None and principal.log_content
     # The job's span continues the trace of the request that submitted it (the message's traceparent).
     trace_id = tracing.server_span(record, record.route, message.traceparent,

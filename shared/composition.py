@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,10 +17,11 @@ import httpx2
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.pipeline.transport import AsyncHttpTransport
 
-from shared.core.clock import Clock, SystemClock
+from shared.core.clock import Clock, SystemClock, utc
 from shared.core.settings import Settings
 from shared.identity.auth import Authenticator
 from shared.identity.secrets import KeyVaultSecrets, LocalSecrets, SecretProvider
+from shared.identity.tenants import SettingsTenants
 from shared.jobs.deadletter import CosmosDeadLetters
 from shared.jobs.queue import JobQueue, storage_job_queue
 from shared.jobs.service import CosmosJobStore, JobService
@@ -106,7 +106,8 @@ def build_policy(settings: Settings, clock: Clock) -> ResiliencePolicy:
     return ResiliencePolicy(pool, budget, retry, clock, events=ATTEMPT_SPANS)
 
 
-def build_semantic_cache(settings: Settings, cosmos: CosmosState, chat: list[Endpoint]) -> SemanticCache | None:
+def build_semantic_cache(settings: Settings, cosmos: CosmosState, chat: list[Endpoint],
+                         clock: Clock) -> SemanticCache | None:
     """None when turned off or when no endpoint has an embedding deployment. The embeddings go over
     the chat endpoints' own wires."""
     if settings.semantic_cache_mode == "off":
@@ -117,7 +118,7 @@ def build_semantic_cache(settings: Settings, cosmos: CosmosState, chat: list[End
         return None
     config = SemanticCacheSettings(threshold=settings.semantic_cache_threshold,
                                    scan_limit=settings.semantic_cache_scan_limit, mode=settings.semantic_cache_mode)
-    return SemanticCache(cosmos, EndpointEmbedder(endpoints), vector_index(config), config)
+    return SemanticCache(cosmos, EndpointEmbedder(endpoints, clock=clock), vector_index(config), config)
 
 
 def _needs_credential(settings: Settings) -> bool:
@@ -140,9 +141,11 @@ def _freeze_sdk_tracing_settings() -> None:
     settings.tracing_enabled = settings.tracing_enabled()
 
 
-async def build_container(settings: Settings,
-                          cosmos_transport: AsyncHttpTransport[Any, Any] | None = None) -> Container:
+async def build_container(settings: Settings, cosmos_transport: AsyncHttpTransport[Any, Any] | None = None,
+                          clock: Clock | None = None) -> Container:
+    """Every client, once; `clock` the one every part reads time from (the system's by default)."""
     _freeze_sdk_tracing_settings()
+    clock = clock or SystemClock()
     credential: AsyncTokenCredential | None = None
     if _needs_credential(settings):
         # In Azure: the user-assigned managed identity (AZURE_CLIENT_ID); on a developer's
@@ -158,7 +161,7 @@ async def build_container(settings: Settings,
         secrets = KeyVaultSecrets(
             SecretClient(settings.key_vault_uri, credential,
                          verify_challenge_resource=settings.key_vault_verify_challenge_resource),
-            ttl_s=settings.secret_ttl_s,
+            ttl_s=settings.secret_ttl_s, clock=clock.now,
         )
     else:
         secrets = LocalSecrets(settings.local_secrets)
@@ -168,29 +171,29 @@ async def build_container(settings: Settings,
         Endpoint(cfg, await build_wire(cfg, credential=credential, secrets=secrets, timeout_s=settings.model_timeout_s))
         for cfg in settings.ai_endpoints
     ]
-    groups = ModelGroups(endpoints, build_policy(settings, SystemClock()))
+    groups = ModelGroups(endpoints, build_policy(settings, clock))
     engine = LazyEngine(groups, credential=credential, secrets=secrets, timeout_s=settings.model_timeout_s)
     budget = CosmosBudgetLedger(cosmos, settings.model_prices, lease_s=settings.budget_lease_s,
-                                slot_s=settings.budget_slot_s)
+                                slot_s=settings.budget_slot_s, now=utc(clock))
     clients: list[Any] = [e.wire for e in endpoints]
-    semantic = build_semantic_cache(settings, cosmos, endpoints)
-    cache = TieredCache(CosmosExactCache(cosmos, time.time), semantic, time.time)
-    rate_limiter = CosmosRateLimiter(cosmos, window_s=settings.rate_window_s)
-    gateway = Gateway(engine, rate_limiter, budget, cache)
+    semantic = build_semantic_cache(settings, cosmos, endpoints, clock)
+    cache = TieredCache(CosmosExactCache(cosmos, clock.wall), semantic, clock.wall)
+    rate_limiter = CosmosRateLimiter(cosmos, now=utc(clock), window_s=settings.rate_window_s)
+    gateway = Gateway(engine, rate_limiter, budget, cache, clock=clock)
     job_queue = storage_job_queue(settings, credential)
-    jobs = JobService(CosmosJobStore(cosmos), gateway, lease_s=settings.model_timeout_s * 2, queue=job_queue,
-                      refusals=(rate_limiter.over, budget.spent))
-    entra, entra_http = build_entra(settings)
-    auth = Authenticator(settings.tenants, entra, settings.entra_required_role)
+    jobs = JobService(CosmosJobStore(cosmos, clock.wall), gateway, lease_s=settings.model_timeout_s * 2,
+                      queue=job_queue, refusals=(rate_limiter.over, budget.spent), wall=clock.wall)
+    entra, entra_http = build_entra(settings, clock)
+    auth = Authenticator(SettingsTenants(settings.tenants), entra, settings.entra_required_role)
     http = httpx2.AsyncClient(timeout=3, verify=tls_context())
     probe = functools.partial(probe_dependencies, cosmos, isinstance(secrets, KeyVaultSecrets),
                               {e.name: e.config.endpoint for e in groups.endpoints()}, http)
     return Container(settings, credential, secrets, cosmos, groups, engine, gateway, jobs, auth, budget, job_queue,
-                     CosmosDeadLetters(cosmos), Readiness(probe, settings.ready_refresh_s), http, entra_http,
+                     CosmosDeadLetters(cosmos), Readiness(probe, settings.ready_refresh_s, clock.now), http, entra_http,
                      clients)
 
 
-def build_entra(settings: Settings) -> tuple[EntraValidator | None, httpx.AsyncClient | None]:
+def build_entra(settings: Settings, clock: Clock) -> tuple[EntraValidator | None, httpx.AsyncClient | None]:
     """The Entra token validator, when ENTRA_AUDIENCES names this API; None: tokens are refused."""
     if not settings.entra_audiences:
         return None, None
@@ -198,7 +201,7 @@ def build_entra(settings: Settings) -> tuple[EntraValidator | None, httpx.AsyncC
 
     from shared.identity.entra import EntraValidator, SigningKeys  # noqa: PLC0415
     http = httpx.AsyncClient(timeout=5.0, verify=tls_context())
-    keys = SigningKeys(settings.entra_authority, http, cooldown_s=settings.entra_jwks_cooldown_s)
+    keys = SigningKeys(settings.entra_authority, http, cooldown_s=settings.entra_jwks_cooldown_s, clock=clock.now)
     tids = {p.tid for t in settings.tenants for p in t.entra}
     validator = EntraValidator(keys, authority=settings.entra_authority, audiences=settings.entra_audiences,
                                tids=tids, leeway_s=settings.entra_leeway_s)

@@ -13,6 +13,7 @@ from shared.identity.claims import EntraCaller, InvalidToken, looks_like_jwt
 
 if TYPE_CHECKING:
     from shared.identity.entra import EntraValidator  # PyJWT and cryptography: built with the container
+    from shared.identity.tenants import TenantDirectory
 
 log = logging.getLogger(__name__)
 REALM = "aigw"
@@ -72,13 +73,12 @@ def challenge(error: str | None = None, description: str | None = None) -> dict[
 
 class Authenticator:
     """API keys by their SHA-256 digest (no plaintext key is held or compared); Entra tokens
-    through `entra` when configured, mapped to a tenant by their `entra` principals."""
+    through `entra` when configured, mapped to a tenant by their `entra` principals. Tenants and
+    keys are looked up in `tenants` (shared/identity/tenants.py)."""
 
-    def __init__(self, tenants: list[TenantConfig], entra: EntraValidator | None = None,
+    def __init__(self, tenants: TenantDirectory, entra: EntraValidator | None = None,
                  required_role: str = "AI.User") -> None:
-        self._tenants = {t.tenant: t for t in tenants}
-        self._by_digest = {key.sha256: (tenant, key.id) for tenant in tenants for key in tenant.keys}
-        self._by_entra = {p.match_key: tenant for tenant in tenants for p in tenant.entra}
+        self._tenants = tenants
         self._entra = entra
         self._required_role = required_role
 
@@ -89,7 +89,7 @@ class Authenticator:
                                headers=challenge())
         if credential.kind == "jwt":
             return await self._entra_principal(credential.value)
-        found = self._by_digest.get(hash_api_key(credential.value))
+        found = await self._tenants.by_key(hash_api_key(credential.value))
         if found is None:
             raise Unauthorized("The API key is not valid.", headers=challenge("invalid_token", "The key is not valid."))
         tenant, key_id = found
@@ -109,8 +109,8 @@ class Authenticator:
                      caller.oid, caller.client_id)
             text = f"The caller does not have the app role {self._required_role!r}."
             raise Forbidden(text, headers=challenge("insufficient_scope", text))
-        tenant = self._by_entra.get((caller.tid, "oid", caller.oid)) or self._by_entra.get(
-            (caller.tid, "client_id", caller.client_id))
+        tenant = await self._tenants.by_entra(caller.tid, "oid", caller.oid) or await self._tenants.by_entra(
+            caller.tid, "client_id", caller.client_id)
         if tenant is None:
             log.info("entra caller in no tenant: tid=%s oid=%s azp=%s", caller.tid, caller.oid, caller.client_id)
             raise Forbidden("This Entra ID caller is not mapped to a tenant.")
@@ -121,9 +121,9 @@ class Authenticator:
         # roles there too, or the same name as a consented scope in `scp` (docs/identity.md).
         return self._required_role in caller.roles or (caller.delegated and self._required_role in caller.scopes)
 
-    def principal_for_tenant(self, tenant: str) -> Principal | None:
+    async def principal_for_tenant(self, tenant: str) -> Principal | None:
         """The principal a queue job runs as: producers with queue access are trusted per tenant."""
-        config = self._tenants.get(tenant)
+        config = await self._tenants.by_name(tenant)
         return None if config is None else _principal(config, "queue")
 
 

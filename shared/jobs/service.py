@@ -70,8 +70,9 @@ class JobStore(Protocol):
 class CosmosJobStore:
     """Jobs partitioned by tenant, so a tenant can only ever read its own."""
 
-    def __init__(self, state: CosmosState) -> None:
+    def __init__(self, state: CosmosState, wall: Callable[[], float] = time.time) -> None:
         self._state = state
+        self._wall = wall
 
     async def create(self, tenant: str, job_id: str, doc: dict[str, Any]) -> None:
         container = await self._state.container("jobs")
@@ -89,7 +90,7 @@ class CosmosJobStore:
         created from `doc` (a producer's whole message), or there is nothing to run (doc None).
         """
         container = await self._state.container("jobs")
-        now = time.time()
+        now = self._wall()
         current = await self.get(tenant, job_id)
         if current is None and doc is None:
             return None
@@ -114,7 +115,7 @@ class CosmosJobStore:
 
     async def update(self, tenant: str, job_id: str, changes: dict[str, Any]) -> None:
         container = await self._state.container("jobs")
-        ops = [{"op": "set", "path": f"/{k}", "value": v} for k, v in {**changes, "updated_at": time.time()}.items()]
+        ops = [{"op": "set", "path": f"/{k}", "value": v} for k, v in {**changes, "updated_at": self._wall()}.items()]
         await container.patch_item(job_id, partition_key=tenant, patch_operations=ops)
 
     async def stale_queued(self, before: float, limit: int) -> list[dict[str, Any]]:
@@ -158,7 +159,8 @@ def job_id_for(message: QueuedJob, raw_text: str) -> str:
 
 class JobService:
     def __init__(self, store: JobStore, gateway: Gateway, lease_s: float, queue: JobQueue | None = None,
-                 refusals: Sequence[Refusal] = ()) -> None:
+                 refusals: Sequence[Refusal] = (), *, wall: Callable[[], float] = time.time) -> None:
+        self._wall = wall  # seconds since the epoch: stored in job records, compared across instances
         self.store = store
         self.gateway = gateway
         self.lease_s = lease_s
@@ -176,7 +178,7 @@ class JobService:
             if refusal is not None:
                 raise refusal
         job_id = uuid.uuid4().hex
-        now = time.time()
+        now = self._wall()
         parent = tracing.traceparent()
         await self.store.create(principal.tenant, job_id, {
             "kind": req.kind, "status": "queued", "correlation_id": correlation_id, "input": req.input,
@@ -197,7 +199,7 @@ class JobService:
         with its Retry-After as delay; a job that can never succeed is marked failed and returns."""
         doc = None if isinstance(message, JobReference) else {
             "kind": message.kind, "correlation_id": safe_correlation_id(message.correlation_id),
-            "created_at": time.time(), "attempts": 0}
+            "created_at": self._wall(), "attempts": 0}
         claimed = await self.store.claim(message.tenant, job_id, doc, self.lease_s)
         if claimed is None:
             log.info("job %s: finished, or no record for its claim check; delivery ignored", job_id)
@@ -248,7 +250,7 @@ class JobService:
         delay = max(1.0, exc.retry_after_s or 1.0)
         # The record first: if the send fails, the host retries this delivery, which finds it queued.
         await self.store.update(message.tenant, job_id, {
-            "status": "queued", "lease_until": 0, "throttled": throttled, "enqueued_at": time.time() + delay})
+            "status": "queued", "lease_until": 0, "throttled": throttled, "enqueued_at": self._wall() + delay})
         # The same text again, so a producer's message without job_id still maps to the same job.
         await self.queue.send(raw_text or _reference(message, job_id), delay_s=delay)
         log.info("job %s: %s; re-queued with a delay of %.0f s", job_id, exc.type_slug, delay)
@@ -257,7 +259,7 @@ class JobService:
     async def sweep(self, stale_after_s: float, max_requeues: int, limit: int = 100) -> tuple[int, int]:
         """Jobs left queued with no message (the send failed after the 202, or anything else): each is
         enqueued again, or failed after `max_requeues`. Returns (re-enqueued, failed)."""
-        now = time.time()
+        now = self._wall()
         requeued = failed = 0
         for doc in await self.store.stale_queued(now - stale_after_s, limit):
             tenant, job_id, sweeps = doc["tenant"], doc["id"], int(doc.get("sweeps", 0))
@@ -284,7 +286,7 @@ class JobService:
         if current is not None and current["status"] == "succeeded":
             return
         if current is None:
-            await self.store.create(message.tenant, job_id, {"kind": message.kind, "created_at": time.time()})
+            await self.store.create(message.tenant, job_id, {"kind": message.kind, "created_at": self._wall()})
         await self.store.update(message.tenant, job_id, {
             "status": "failed", "error": "The job failed after repeated attempts. Submit it again later.",
         })

@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from dataclasses import asdict, dataclass, field
 from typing import Any, Generic, TypeVar
 
+from shared.core.clock import Clock, SystemClock
 from shared.core.errors import AppError, Forbidden, ModelNotFound
 from shared.core.models import ChatMessage, ChatRequest, ChatResponse, SummarizeRequest, SummarizeResponse
 from shared.core.tokens import prompt_tokens
@@ -63,13 +64,13 @@ class Gateway:
     OpenAI-compatible ones): each builds an exchange and runs it through the one pipeline."""
 
     def __init__(self, engine: LazyEngine, rate_limiter: RateLimiter, budget: BudgetLedger,
-                 cache: ResponseCache) -> None:
+                 cache: ResponseCache, *, clock: Clock | None = None) -> None:
         self.engine = engine
         self.rate_limiter = rate_limiter
         self.budget = budget
         self.cache = cache
         self.admission = Admission(rate_limiter, budget, cache)
-        self.stages = build_stages(self.admission, LongCalls())
+        self.stages = build_stages(self.admission, LongCalls((clock or SystemClock()).now))
 
     def model_for(self, principal: Principal, requested: str | None) -> str:
         model = self.engine.resolve_model(requested)

@@ -18,6 +18,7 @@ from shared.core.errors import Forbidden, Unauthorized
 from shared.core.settings import EntraPrincipal, TenantConfig, TenantKey, hash_api_key
 from shared.identity.auth import Authenticator
 from shared.identity.entra import EntraValidator, SigningKeys
+from shared.identity.tenants import SettingsTenants
 from tests.integration.identity.conftest import APP_CLIENT, APP_OID
 from tests.support.identity.issuer import API_AUDIENCE, TENANT_ID, Issuer
 
@@ -48,7 +49,7 @@ def make_auth(issuer: Issuer, http: httpx.AsyncClient, clock: Clock | None = Non
               cooldown_s: float = 30.0) -> tuple[Authenticator, SigningKeys]:
     keys = SigningKeys(issuer.url, http, cooldown_s=cooldown_s, clock=clock or Clock())
     validator = EntraValidator(keys, authority=issuer.url, audiences=[API_AUDIENCE], tids=[TENANT_ID], leeway_s=60)
-    return Authenticator(TENANTS, validator, "AI.User"), keys
+    return Authenticator(SettingsTenants(TENANTS), validator, "AI.User"), keys
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -119,7 +120,7 @@ async def test_a_jwt_is_never_looked_up_as_an_api_key(issuer: Issuer, http: http
     jwt_shaped_key = app_token(issuer, exp=int(time.time()) - 3600)
     tenants = [TenantConfig(tenant="keyed", keys=[TenantKey(id="j", sha256=hash_api_key(jwt_shaped_key))]), *TENANTS]
     keys = SigningKeys(issuer.url, http, clock=Clock())
-    auth = Authenticator(tenants, EntraValidator(keys, authority=issuer.url, audiences=[API_AUDIENCE],
+    auth = Authenticator(SettingsTenants(tenants), EntraValidator(keys, authority=issuer.url, audiences=[API_AUDIENCE],
                                                  tids=[TENANT_ID]), "AI.User")
     assert (await auth.authenticate({"x-api-key": jwt_shaped_key})).tenant == "keyed"
     with pytest.raises(Unauthorized):
@@ -162,7 +163,7 @@ async def test_an_unknown_kid_refetches_once_per_cooldown_then_a_rotated_key_wor
 
 
 async def test_without_entra_configured_a_token_is_401_and_keys_still_work(issuer: Issuer) -> None:
-    auth = Authenticator(TENANTS, None)
+    auth = Authenticator(SettingsTenants(TENANTS), None)
     with pytest.raises(Unauthorized) as err:
         await auth.authenticate(bearer(app_token(issuer)))
     assert "does not accept Entra" in err.value.detail

@@ -26,6 +26,9 @@ class FakeClock:
     def now(self) -> float:
         return self.t
 
+    def wall(self) -> float:
+        return 1_760_000_000.0 + self.t
+
     async def sleep(self, seconds: float) -> None:
         self.waits.append(round(seconds, 6))
         self.t += seconds

@@ -10,11 +10,12 @@ from shared.core.correlation import correlation_id, safe_correlation_id
 from shared.core.errors import Unauthorized
 from shared.core.settings import TenantConfig, TenantKey, hash_api_key
 from shared.identity.auth import Authenticator
+from shared.identity.tenants import SettingsTenants
 
-AUTH = Authenticator([
+AUTH = Authenticator(SettingsTenants([
     TenantConfig(tenant="acme", keys=[TenantKey(id="k1", sha256=hash_api_key("acme-secret"))]),
     TenantConfig(tenant="globex", keys=[TenantKey(id="k2", sha256=hash_api_key("globex-secret"))]),
-])
+]))
 
 
 @pytest.mark.parametrize("headers", [
@@ -46,10 +47,10 @@ async def test_missing_or_wrong_keys_are_401(headers: dict[str, str], detail: st
     assert 'ApiKey realm="aigw", header="x-api-key"' in err.value.headers["WWW-Authenticate"]
 
 
-def test_queue_jobs_run_as_their_tenant_and_unknown_tenants_get_none() -> None:
-    principal = AUTH.principal_for_tenant("globex")
+async def test_queue_jobs_run_as_their_tenant_and_unknown_tenants_get_none() -> None:
+    principal = await AUTH.principal_for_tenant("globex")
     assert principal is not None and principal.tenant == "globex"
-    assert AUTH.principal_for_tenant("nobody") is None
+    assert await AUTH.principal_for_tenant("nobody") is None
 
 
 def test_correlation_id_prefers_the_callers_then_the_trace_id() -> None:
