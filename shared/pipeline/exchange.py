@@ -57,7 +57,7 @@ class Exchange:
     reservation: Reservation | None = None
     invoked: bool = False  # the model call started: its drain runs the end-of-call work when it ends
     meter: Meter = field(init=False)
-    _after: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _after: list[tuple[Callable[[], Awaitable[None]], bool]] = field(default_factory=list)
     _ended: list[Callable[[], None]] = field(default_factory=list)
     _finishing: asyncio.Task[None] | None = None
     _finished: bool = False
@@ -69,10 +69,12 @@ class Exchange:
     def principal(self) -> Principal:
         return self.ctx.principal
 
-    def after(self, work: Callable[[], Awaitable[None]]) -> None:
+    def after(self, work: Callable[[], Awaitable[None]], *, beside_next: bool = False) -> None:
         """Run `work` once the call has ended, whatever the ending: last registered, first run (as
-        nested `finally` blocks unwind), so the cache store runs before the settlement it charges to."""
-        self._after.append(work)
+        nested `finally` blocks unwind), so the cache store runs before the settlement it charges
+        to. `beside_next`: it need not finish first, and runs together with the work registered
+        before it (a store that makes no billed call, beside the settlement)."""
+        self._after.append((work, beside_next))
 
     def when_ended(self, callback: Callable[[], None]) -> None:
         """Call `callback` the moment the call ends, before the end-of-call work (stop a timer, stop
@@ -100,7 +102,11 @@ class Exchange:
     async def _run_after(self) -> None:
         with metering(self.meter):  # the store's embedding, if any, is charged to this call
             while self._after:
-                await self._after.pop()()
+                work, beside_next = self._after.pop()
+                if beside_next and self._after:
+                    await asyncio.gather(work(), self._after.pop()[0]())
+                else:
+                    await work()
 
 
 async def _spent() -> AsyncIterator[Delta]:

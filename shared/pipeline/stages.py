@@ -201,7 +201,8 @@ class Store:
                 log.warning("cache store failed: %s", type(exc).__name__)
 
         ex.source = source
-        ex.after(store)
+        # A store that may embed is billed: it finishes before the settlement charges it; else both at once.
+        ex.after(store, beside_next=not self.cache.may_embed(ex.principal, key))
         return await nxt(ex)
 
 

@@ -61,7 +61,7 @@ def _refusal_types() -> set[str]:
             if isinstance(cls, type) and issubclass(cls, errors.TooManyRequests) and cls is not errors.TooManyRequests}
 
 
-# Values a query may compare a dimension with, from the code that sets them. Where telemetry_names has no
+# Values a query may compare a dimension with, from the code that sets them. Where names.py has no
 # constant yet (windows, units, job outcomes), the values its comments name, until it does.
 VALUES: dict[str, set[str]] = {
     names.ROUTE: _routes(),
