@@ -57,3 +57,8 @@ class Delta:
     # The whole answer, when it came whole (a non-streamed call, a cache hit): then the only delta
     # of its answer that carries content.
     whole: Completion | None = None
+
+    @property
+    def answers(self) -> bool:
+        """Carries some of the answer: once one such delta went out, a failure is a cut, not a refusal."""
+        return bool(self.content) or self.whole is not None

@@ -36,12 +36,13 @@ class Admission:
 
     async def admit(self, ex: Exchange) -> Completion | None:
         """Rate limit, cache lookup, budget reservation: a hit, or None with `ex.reservation` held."""
-        hit = await self._admit(ex)
-        tracing.admitted(ex.model, ex.key.request if ex.key is not None else dict, looked_up=self.reads(ex),
+        reads = self.reads(ex)
+        hit = await self._admit(ex, reads)
+        tracing.admitted(ex.model, ex.key.request if ex.key is not None else dict, looked_up=reads,
                          hit=hit is not None)
         return hit
 
-    async def _admit(self, ex: Exchange) -> Completion | None:
+    async def _admit(self, ex: Exchange, reads: bool) -> Completion | None:
         """First step, concurrently: the rate limit and the exact lookup (one Cosmos round trip). A
         hit is decided there, before anything is reserved. A miss reserves in a second step. Where
         nothing can be decided for free first, the reservation joins the first step: a tenant
@@ -51,7 +52,6 @@ class Admission:
         (the budget stage's), at once and off the critical path.
         """
         estimate, principal = ex.estimate, ex.principal
-        reads = self.reads(ex)
         embeds = reads and ex.key is not None and self.cache.may_embed(principal, ex.key)
         embedding = estimate.prompt_tokens if embeds else 0
         early_reserve = embeds or not reads

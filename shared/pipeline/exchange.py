@@ -10,14 +10,14 @@ store): that work runs once, in order of need, however the call ends.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from shared.core.background import spawn
 from shared.core.metering import Meter, metering
-from shared.core.models import Usage
-from shared.core.values import Completion, Delta
+from shared.core.values import Delta
+from shared.observability import tracing
 
 if TYPE_CHECKING:
     from shared.identity.auth import Principal
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from shared.state.cache import CacheKey
 
 DeltaSource = Callable[[], AsyncIterator[Delta]]
-Reply = AsyncIterator[Delta]  # the answer as the adapter reads it: a whole answer is one delta
+Reply = AsyncGenerator[Delta, None]  # the answer as the adapter reads it: a whole answer is one delta
 Next = Callable[["Exchange"], Awaitable[Reply]]
 Stage = Callable[["Exchange", Next], Awaitable[Reply]]
 
@@ -59,7 +59,6 @@ class Exchange:
     meter: Meter = field(init=False)
     _after: list[tuple[Callable[[], Awaitable[None]], bool]] = field(default_factory=list)
     _ended: list[Callable[[], None]] = field(default_factory=list)
-    _finishing: asyncio.Task[None] | None = None
     _finished: bool = False
 
     def __post_init__(self) -> None:
@@ -81,10 +80,11 @@ class Exchange:
         counting the call as running)."""
         self._ended.append(callback)
 
-    def finish(self) -> asyncio.Task[None] | None:
+    def finish(self) -> None:
         """The call has ended: the `when_ended` callbacks now, then the end-of-call work, started once
-        in a task of its own (a client gone never cancels a settlement); the same task to every
-        caller, and None when there is no work (a hit that reserved nothing)."""
+        in a task of its own (a client gone never cancels a settlement), which the request's
+        telemetry record waits for (its audit line says what was charged). Nothing is started when
+        there is no work (a hit that reserved nothing)."""
         if not self._finished:
             self._finished = True
             ended, self._ended = self._ended, []
@@ -96,8 +96,7 @@ class Exchange:
             self.source = _spent
             self.meter.hold_more = None
             if self._after:
-                self._finishing = spawn(self._run_after())
-        return self._finishing
+                tracing.settling(spawn(self._run_after()))
 
     async def _run_after(self) -> None:
         with metering(self.meter):  # the store's embedding, if any, is charged to this call
@@ -115,18 +114,6 @@ async def _spent() -> AsyncIterator[Delta]:
     yield
 
 
-def collect_whole(deltas: list[Delta]) -> Completion:
-    """A completion from the deltas of one answer: the whole one when it came whole (a non-streamed
-    call, a cache hit), else their content joined."""
-    whole = next((d.whole for d in deltas if d.whole is not None), None)
-    if whole is not None:
-        return whole
-    finish = next((d.finish_reason for d in reversed(deltas) if d.finish_reason), "stop")
-    usage = next((d.usage for d in reversed(deltas) if d.usage), Usage())
-    model = next((d.model for d in deltas if d.model), "")
-    return Completion("".join(d.content for d in deltas), finish, model, usage, "")
-
-
 class ClientQueue:
     """Deltas on their way to the client: bounded, so a slow reader holds the model's stream back
     instead of filling memory; once the client has left, nothing more is kept for it."""
@@ -139,7 +126,7 @@ class ClientQueue:
         if not self.gone:
             await self._queue.put(item)
 
-    async def read(self) -> AsyncIterator[Delta]:
+    async def read(self) -> AsyncGenerator[Delta, None]:
         """The deltas until the end; an error put in the queue is raised here."""
         try:
             while (item := await self._queue.get()) is not None:

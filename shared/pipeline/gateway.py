@@ -21,7 +21,7 @@ from shared.core.tokens import prompt_tokens
 from shared.core.values import Completion, Delta, SamplingParams
 from shared.identity.auth import Principal
 from shared.pipeline.admission import Admission
-from shared.pipeline.exchange import CallContext, DeltaSource, Exchange, collect_whole
+from shared.pipeline.exchange import CallContext, DeltaSource, Exchange, Reply
 from shared.pipeline.long_calls import LongCalls
 from shared.pipeline.stages import STREAM_QUEUE, StreamInterrupted, build_stages, run
 from shared.state.budget import BudgetLedger, Estimate
@@ -123,31 +123,31 @@ class Gateway:
         """The exchange's answer as deltas. Errors before the first content delta propagate as they
         are (the adapter can still answer with a status); after it, they become StreamInterrupted.
         The client may stop reading at any point: the call goes on and settles."""
-        try:
-            reply = await run(self.stages, ex)
-            try:
-                async for delta in reply:
-                    yield delta
-            finally:
-                await _close(reply)
-        except AppError as err:
-            _with_allowance(err, ex)
-            raise
+        async with self._reply(ex) as reply:
+            async for delta in reply:
+                yield delta
 
     async def answer(self, ex: Exchange) -> Answer:
         """The exchange's answer, whole: a cache hit, or the model's (its call runs detached: a
-        disconnect never cancels it). Read as streamed reads it, without a generator around it."""
+        disconnect never cancels it)."""
+        async with self._reply(ex) as reply:
+            deltas = [delta async for delta in reply]
+        first = next((d for d in deltas if d.whole is not None), None)
+        if first is None or first.whole is None:
+            raise RuntimeError(f"the {ex.operation} source ended without its whole answer")
+        return Answer(first.whole, cached=first.cached, stale=first.stale, headers=ex.headers)
+
+    @contextlib.asynccontextmanager
+    async def _reply(self, ex: Exchange) -> AsyncIterator[Reply]:
+        """The pipeline's reply to `ex`, closed when the reader is done with it. A refusal or failure
+        after admission still tells the client its allowance (the error's own headers win)."""
         try:
-            reply = await run(self.stages, ex)
-            try:
-                deltas = [delta async for delta in reply]
-            finally:
-                await _close(reply)
+            async with contextlib.aclosing(await run(self.stages, ex)) as reply:
+                yield reply
         except AppError as err:
-            _with_allowance(err, ex)
+            for name, value in ex.headers.items():
+                err.headers.setdefault(name, value)
             raise
-        first = deltas[0] if deltas else Delta()
-        return Answer(collect_whole(deltas), cached=first.cached, stale=first.stale, headers=ex.headers)
 
     def _chat(self, ctx: CallContext, call: ChatCall, model: str, source: DeltaSource, *,
               long_after_s: float | None = None) -> Exchange:
@@ -167,19 +167,6 @@ def whole(call: Callable[[], Awaitable[Completion]]) -> DeltaSource:
                     request_id=c.request_id, whole=c)
 
     return source
-
-
-def _with_allowance(err: AppError, ex: Exchange) -> None:
-    """A refusal or failure after admission still tells the client its allowance (the error's own
-    headers win)."""
-    for name, value in ex.headers.items():
-        err.headers.setdefault(name, value)
-
-
-async def _close(reply: AsyncIterator[Delta]) -> None:
-    aclose = getattr(reply, "aclose", None)
-    if aclose is not None:
-        await aclose()
 
 
 def _chat_key(call: ChatCall) -> dict[str, Any]:

@@ -67,8 +67,8 @@ async def run(stages: list[Stage], ex: Exchange) -> Reply:
     try:
         return await _at(stages, 0, ex)
     finally:
-        if not ex.invoked and (finishing := ex.finish()) is not None:
-            tracing.settling(finishing)
+        if not ex.invoked:
+            ex.finish()
 
 
 async def _at(stages: list[Stage], index: int, ex: Exchange) -> Reply:
@@ -143,7 +143,7 @@ class Degraded:
             sent = False
             try:
                 async for delta in live():
-                    sent = sent or bool(delta.content) or delta.whole is not None
+                    sent = sent or delta.answers
                     yield delta
             except ServiceUnavailable:
                 stale = None if sent else await self.admission.exact(ex, stale_ok=True)
@@ -229,7 +229,7 @@ async def _drain(ex: Exchange, queue: ClientQueue) -> None:
                         else:
                             meter.received(delta.content, tool_calls_begun(raw) if raw is not None else 0)
                         usage = delta.usage or usage
-                        sent = sent or bool(delta.content) or delta.whole is not None
+                        sent = sent or delta.answers
                     await queue.put(delta)
                     if ex.reservation is not None and ex.long_after_s is None:
                         await ex.reservation.renew()
@@ -241,8 +241,7 @@ async def _drain(ex: Exchange, queue: ClientQueue) -> None:
     except Exception as exc:  # noqa: BLE001  handed to the adapter, which logs it and ends the reply
         await queue.put(exc)
     finally:
-        if (finishing := ex.finish()) is not None:
-            tracing.settling(finishing)
+        ex.finish()
         await queue.put(None)
 
 
@@ -252,7 +251,7 @@ def _interrupted(exc: AppError) -> StreamInterrupted:
     return interrupted
 
 
-async def replay(hit: Completion) -> AsyncIterator[Delta]:
+async def replay(hit: Completion) -> Reply:
     """A cached answer as the deltas of a reply: the whole answer, then its end."""
     yield Delta(content=hit.content, model=hit.model, cached=True, raw=hit.raw, whole=hit)
     yield Delta(finish_reason=hit.finish_reason, usage=hit.usage, model=hit.model, cached=True)

@@ -19,7 +19,7 @@ from semantic_kernel.contents import AuthorRole, ChatHistory, ChatMessageContent
 from semantic_kernel.exceptions import KernelInvokeException
 from semantic_kernel.functions import KernelArguments, kernel_function
 
-from shared.core.errors import AppError
+from shared.core.errors import AppError, exception_chain
 from shared.core.models import ChatMessage, Usage
 from shared.core.values import Completion, Delta, SamplingParams
 from shared.upstream.clients import build_client
@@ -149,9 +149,7 @@ class KernelEngine:
                                               arguments=KernelArguments(**arguments))
         except KernelInvokeException as exc:
             # The kernel wraps what the function raised: our typed error (a 503, a 429) is the answer.
-            cause = exc.__cause__
-            while cause is not None and not isinstance(cause, AppError):
-                cause = cause.__cause__
+            cause = next((e for e in exception_chain(exc) if isinstance(e, AppError)), None)
             if cause is None:
                 raise
             raise cause from None
