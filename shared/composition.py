@@ -168,7 +168,8 @@ async def build_container(settings: Settings, cosmos_transport: AsyncHttpTranspo
     cosmos = CosmosState(cosmos_client(settings, credential, cosmos_transport), settings.cosmos_database,
                          settings.cosmos_create_containers)
     endpoints = [
-        Endpoint(cfg, await build_wire(cfg, credential=credential, secrets=secrets, timeout_s=settings.model_timeout_s))
+        Endpoint(cfg, await build_wire(cfg, credential=credential, secrets=secrets,
+                                       timeout_s=settings.model_timeout_s, clock=clock))
         for cfg in settings.ai_endpoints
     ]
     groups = ModelGroups(endpoints, build_policy(settings, clock))

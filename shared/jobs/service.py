@@ -228,16 +228,20 @@ class JobService:
         except AppError as exc:
             if exc.status >= 500:
                 await self.store.update(message.tenant, job_id, {"lease_until": 0})
-                tracing.job_done("retry", created_at)
+                tracing.job_done("retry", None)
                 raise
             await self._fail(message.tenant, job_id, exc.detail, created_at)
             return
         await self.store.update(message.tenant, job_id, {"status": "succeeded", "result": result, "error": None})
-        tracing.job_done("succeeded", created_at)
+        tracing.job_done("succeeded", self._age(created_at))
+
+    def _age(self, created_at: object) -> float | None:
+        """How long ago the job was accepted, on the service's wall clock (the one it stamped it with)."""
+        return max(0.0, self._wall() - float(created_at)) if isinstance(created_at, int | float) else None
 
     async def _fail(self, tenant: str, job_id: str, error: str, created_at: object = None) -> None:
         await self.store.update(tenant, job_id, {"status": "failed", "error": error})
-        tracing.job_done("failed", created_at)
+        tracing.job_done("failed", self._age(created_at))
 
     async def _requeue(self, message: QueuedJob, job_id: str, claimed: dict[str, Any], raw_text: str,
                        exc: TooManyRequests) -> None:

@@ -153,14 +153,14 @@ def budget_window(tenant: str, window: str, doc: Mapping[str, Any] | None, token
             inst.budget_used_ratio.set(used / limit, {n.TENANT: tenant, n.BUDGET_WINDOW: window, n.BUDGET_UNIT: unit})
 
 
-def job_done(outcome: n.JobOutcome, created_at: object) -> None:
-    """The job service's hook: how a delivery ended, and how old the job was then."""
+def job_done(outcome: n.JobOutcome, age_s: float | None) -> None:
+    """The job service's hook: how a delivery ended, and how old the job was then (its own clock's
+    reading, for a job that ended)."""
     record = _CURRENT.get()
     if record is None:
         return
     record.outcome = outcome
-    if isinstance(created_at, int | float) and outcome in ("succeeded", "failed"):
-        record.job_age_s = max(0.0, time.time() - float(created_at))
+    record.job_age_s = age_s
 
 
 def refused(slug: str) -> None:

@@ -9,13 +9,13 @@ import logging
 import random
 import re
 import ssl
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, urlencode
 
 import httpx2
 
+from shared.core.clock import Clock, SystemClock
 from shared.core.settings import RESPONSE_LIMIT_S, EndpointConfig
 from shared.upstream.sse import sse_data
 
@@ -78,8 +78,10 @@ class KeyRefreshTransport(httpx2.AsyncBaseTransport):
     the resilience layer never retries a 401 on the same endpoint."""
 
     def __init__(self, inner: httpx2.AsyncBaseTransport, secrets: SecretProvider, secret_name: str,
-                 *, endpoint: str, header: str, prefix: str = "") -> None:
+                 *, endpoint: str, header: str, prefix: str = "", now: Callable[[], float] | None = None) -> None:
         self._inner = inner
+        # The secret provider's clock: `read_since` is compared with the time it read the key.
+        self._now = now or SystemClock().now
         self._secrets = secrets
         self._secret_name = secret_name
         self._endpoint = endpoint
@@ -87,7 +89,7 @@ class KeyRefreshTransport(httpx2.AsyncBaseTransport):
         self._prefix = prefix
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        sent_at = time.monotonic()
+        sent_at = self._now()
         response = await self._inner.handle_async_request(request)
         if response.status_code != 401:
             return response
@@ -122,22 +124,24 @@ def key_header(config: EndpointConfig) -> tuple[str, str]:
     return ("api-key", "") if config.kind == "azure_openai" else ("authorization", "Bearer ")
 
 
-async def key_transport(config: EndpointConfig, secrets: SecretProvider, name: str) -> KeyRefreshTransport:
+async def key_transport(config: EndpointConfig, secrets: SecretProvider, name: str,
+                        clock: Clock) -> KeyRefreshTransport:
     """The transport of an endpoint with a key in the secret store (the wire's and the SDK
     client's alike). A missing secret fails here, at start, naming it, not on the first call."""
     await secrets.get(name)
     header, prefix = key_header(config)
     return KeyRefreshTransport(httpx2.AsyncHTTPTransport(verify=tls_context(), limits=LIMITS), secrets, name,
-                               endpoint=config.name, header=header, prefix=prefix)
+                               endpoint=config.name, header=header, prefix=prefix, now=clock.now)
 
 
 class _BearerToken:
     """A managed identity's token for one scope, cached and renewed before it expires the way
     azure-core's BearerTokenCredentialPolicy does (one caller asks the credential, others wait)."""
 
-    def __init__(self, credential: AsyncTokenCredential, scope: str) -> None:
+    def __init__(self, credential: AsyncTokenCredential, scope: str, wall: Callable[[], float]) -> None:
         self._credential = credential
         self._scope = scope
+        self._wall = wall  # expires_on and refresh_on are seconds since the epoch
         self._token: AccessToken | None = None
         self._jitter = 0
         self._lock = asyncio.Lock()
@@ -146,7 +150,7 @@ class _BearerToken:
         token = self._token
         if token is None:
             return True
-        now = time.time()
+        now = self._wall()
         if token.expires_on <= now:
             return True
         refresh_on: int | None = getattr(token, "refresh_on", None)  # AccessTokenInfo has it
@@ -315,14 +319,16 @@ async def _drain(response: httpx2.Response) -> None:
 
 
 async def build_wire(config: EndpointConfig, *, credential: AsyncTokenCredential | None, secrets: SecretProvider,
-                     timeout_s: float) -> ModelWire:
+                     timeout_s: float, clock: Clock | None = None) -> ModelWire:
     """One endpoint's wire with the auth of shared/upstream/clients.build_client: a Key Vault key read per
-    request (re-read once on a 401), else Azure's managed identity, else no key at all."""
+    request (re-read once on a 401), else Azure's managed identity, else no key at all. `clock`: the
+    one the secret provider reads (the system's by default), for a token's expiry and a key's age."""
+    clock = clock or SystemClock()
     timeout = httpx2.Timeout(timeout_s)
     azure = config.kind == "azure_openai"
     name = config.api_key_secret
     if name is not None:
-        keyed = await key_transport(config, secrets, name)
+        keyed = await key_transport(config, secrets, name, clock)
         client = httpx2.AsyncClient(transport=keyed, timeout=timeout)
         header, prefix = key_header(config)
         return ModelWire(config, client, auth_name=header, auth=key_reader(secrets, name, prefix), transport=keyed)
@@ -333,7 +339,8 @@ async def build_wire(config: EndpointConfig, *, credential: AsyncTokenCredential
             await client.aclose()
             raise ValueError(f"endpoint {config.name!r} has no api_key_secret and no managed identity")
         return ModelWire(config, client, auth_name="authorization",
-                         auth=_BearerToken(credential, COGNITIVE_SERVICES_SCOPE), transport=transport)
+                         auth=_BearerToken(credential, COGNITIVE_SERVICES_SCOPE, clock.wall),
+                         transport=transport)
     # OpenAI-compatible servers such as Ollama or vLLM may need no key: what the SDK sent for none.
     return ModelWire(config, client, auth_name="authorization", auth=None, static_auth="Bearer unused",
                      transport=transport)

@@ -20,12 +20,16 @@ import pytest
 
 from shared.core.background import drain
 from shared.core.errors import BudgetExhausted, RateLimited, ServiceUnavailable
+from shared.core.models import JobRequest
 from shared.core.tokens import prompt_tokens
 from shared.identity.auth import Principal
-from shared.jobs.service import parse_job_message
+from shared.jobs.service import JobService, parse_job_message
+from shared.observability import tracing
+from shared.observability.record import Record
 from tests.unit.pipeline.operations import OPERATIONS, collect, ctx, under_way
 from tests.unit.pipeline.provider import ANSWER, EMBEDDING_TOKENS, MODEL, USAGE
 from tests.unit.pipeline.rig import Rig, reserved
+from tests.unit.resilience.helpers import FakeClock
 
 TENANT = Principal("tenant-a", "queue")
 JOBS = {
@@ -199,3 +203,18 @@ async def test_semantic_cancel_during_the_embedding_charges_only_its_worst_case(
     # The embedding was sent and may have been billed: its worst case; the rest of the room is back.
     assert semantic.budget.events == [("reserve", semantic_estimate()), ("settle", semantic_prompt())]
 
+
+
+async def test_a_jobs_age_is_read_on_the_services_clock_from_submission_to_its_end(rig: Rig) -> None:
+    # The age metric (aigw.job.age) is the job service's wall clock minus the created_at it stamped:
+    # moved 42 s between submit and run, the record says 42 s, whatever the system clock says.
+    clock = FakeClock()
+    jobs = JobService(rig.job_store, rig.gateway, lease_s=60, queue=rig.queue, wall=clock.wall)
+    job_id, text = await jobs.submit(TENANT, JobRequest(kind="chat", input=JOBS["chat"]), "corr-1")
+    clock.t += 42
+    record = Record(route="jobs")
+    with tracing.active(record):
+        await jobs.run(parse_job_message(text), job_id, TENANT, text)
+    await drain(5)
+    assert rig.job_store.docs[(TENANT.tenant, job_id)]["status"] == "succeeded"
+    assert (record.outcome, record.job_age_s) == ("succeeded", 42.0)

@@ -30,6 +30,7 @@ from shared.upstream.wire import (
     UpstreamStreamError,
     build_wire,
 )
+from tests.unit.resilience.helpers import FakeClock
 from tests.unit.shared.http_server import RecordingServer, RotatingSecrets, accepting, sse
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -178,6 +179,22 @@ async def test_a_token_close_to_its_expiry_is_renewed_before_the_next_request(se
     await wire.post("/chat/completions", BODY)
     await wire.close()
     assert [s.headers["authorization"] for s in server.seen] == ["Bearer t1", "Bearer t2"]
+
+
+async def test_a_token_is_renewed_when_the_injected_clock_passes_its_refresh_window(server: RecordingServer) -> None:
+    # The token's expiry is wall time: the wire reads the composition root's clock, so moving it
+    # past the refresh window (an hour's token, less 5 minutes) renews the token with no wait.
+    clock = FakeClock(t=time.time() - 1_760_000_000.0)
+    credential = CountingCredential(3600)
+    wire = await build_wire(config(server.url), credential=credential,  # type: ignore[arg-type]
+                            secrets=LocalSecrets({}), timeout_s=5, clock=clock)
+    await wire.post("/chat/completions", BODY)
+    clock.t += 3000  # 50 minutes on: still outside the window (jitter at most 1 minute)
+    await wire.post("/chat/completions", BODY)
+    clock.t += 400  # 56 minutes 40 s on: inside it
+    await wire.post("/chat/completions", BODY)
+    await wire.close()
+    assert [s.headers["authorization"] for s in server.seen] == ["Bearer t1", "Bearer t1", "Bearer t2"]
 
 
 # --- Answers and errors --------------------------------------------------------------------------
