@@ -12,6 +12,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from shared.core.errors import ConfigError, field_errors
+from shared.core.responses_policy import ResponsesPolicy
 
 _GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
@@ -154,6 +155,7 @@ class TenantConfig(BaseModel):
     limits: TenantLimits = Field(default_factory=TenantLimits)
     # Opt-in: the tenant's prompts and answers are written in its audit records (docs/telemetry.md).
     log_content: bool = False
+    responses: ResponsesPolicy = Field(default_factory=ResponsesPolicy)  # the Responses API (docs/responses.md)
 
     @model_validator(mode="after")
     def _some_credential(self) -> TenantConfig:

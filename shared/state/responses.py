@@ -1,0 +1,71 @@
+"""The Responses API's tenant-owned records (Cosmos container `responses`, partition /tenant): every
+response id the gateway returned, whose it is, and the endpoint that holds it (docs/responses.md)."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from azure.cosmos.exceptions import CosmosResourceNotFoundError
+
+from shared.state.cosmos import DEFAULT_TTLS, CosmosState
+
+CONTAINER = "responses"
+# The provider keeps a stored response 30 days; the record that says whose it is lives as long.
+TTL_S = DEFAULT_TTLS[CONTAINER]
+
+
+@dataclass(frozen=True)
+class ResponseRecord:
+    """One response id: its tenant and key, the endpoint that created it (the only one that knows
+    it), its model, status, whether the provider stores it, the response it continued, its usage
+    and the context a follow-up carries (its input plus output, in tokens)."""
+
+    id: str
+    tenant: str
+    key: str
+    endpoint: str
+    model: str
+    status: str
+    store: bool
+    previous_response_id: str | None
+    usage: dict[str, int] | None
+    context_tokens: int
+    ttl: int = TTL_S
+
+
+class ResponseRecords(Protocol):
+    async def get(self, tenant: str, response_id: str) -> ResponseRecord | None: ...
+
+    async def put(self, record: ResponseRecord) -> None: ...
+
+    async def delete(self, tenant: str, response_id: str) -> None: ...
+
+
+class CosmosResponseRecords:
+    """The records in Cosmos: a point read in the caller's own partition, so another tenant's id is
+    simply not there (no query can cross tenants)."""
+
+    def __init__(self, cosmos: CosmosState) -> None:
+        self.cosmos = cosmos
+
+    async def get(self, tenant: str, response_id: str) -> ResponseRecord | None:
+        doc = await self.cosmos.find(CONTAINER, tenant, response_id)
+        if doc is None:
+            return None
+        fields = {k: doc[k] for k in ResponseRecord.__dataclass_fields__ if k in doc}
+        return ResponseRecord(**fields)
+
+    async def put(self, record: ResponseRecord) -> None:
+        container = await self.cosmos.container(CONTAINER)
+        await container.upsert_item(_doc(record), no_response=True)
+
+    async def delete(self, tenant: str, response_id: str) -> None:
+        container = await self.cosmos.container(CONTAINER)
+        with contextlib.suppress(CosmosResourceNotFoundError):  # expired or deleted already: the same end
+            await container.delete_item(response_id, partition_key=tenant)
+
+
+def _doc(record: ResponseRecord) -> dict[str, Any]:
+    return asdict(record)
