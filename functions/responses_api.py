@@ -46,10 +46,6 @@ def _register(family: str, base: str) -> None:
     routed(f"responses_input_items_{family}", f"{base}/{{response_id}}/input_items", ["GET"], _input_items)
 
 
-for _family, _base in FAMILIES.items():
-    _register(_family, _base)
-
-
 def _api(scope: Scope) -> ResponsesApi:
     from shared.pipeline.responses import ResponsesApi  # noqa: PLC0415  loaded with the container
 
@@ -139,3 +135,7 @@ async def _sse(held: list[Delta], rest: AsyncGenerator[Delta, None], cid: str) -
         yield f"event: error\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
     finally:
         await rest.aclose()  # a client gone: the drain goes on reading the model to its end and settles
+
+
+for _family, _base in FAMILIES.items():  # after the handlers they route to
+    _register(_family, _base)

@@ -20,6 +20,7 @@ from shared.core.errors import (
     ContextLengthExceeded,
     ResponseOriginUnavailable,
     ServiceUnavailable,
+    UpstreamThrottled,
 )
 from shared.core.models import Usage
 from shared.core.settings import RESPONSE_LIMIT_S
@@ -113,7 +114,7 @@ class ResponsesApi:
         except ServiceUnavailable as exc:
             if "previous_response_id" not in body:
                 raise
-            raise self._origin_down(endpoints, exc) from exc
+            raise self.origin_down(endpoints, exc) from exc
 
     async def _stored(self, ctx: CallContext, value: str, method: str, path: str) -> dict[str, Any]:
         """A stored response's route: the caller's own record first (else 404, no upstream call),
@@ -122,7 +123,7 @@ class ResponsesApi:
         try:
             answer = await calls.stored(origin, self.groups.policy, method, calls.PATH + path)
         except ServiceUnavailable as exc:
-            raise self._origin_down([origin], exc) from exc
+            raise self.origin_down([origin], exc) from exc
         if answer is None:
             raise not_found(value)
         return answer
@@ -137,10 +138,10 @@ class ResponsesApi:
         """The endpoint that created the response, when it can take a call now."""
         origin = next((e for e in self.groups.endpoints() if e.name == record.endpoint), None)
         if origin is None or not self.groups.policy.pool.usable(origin):
-            raise self._origin_down([origin] if origin is not None else [], None)
+            raise self.origin_down([origin] if origin is not None else [], None)
         return origin
 
-    def _origin_down(self, endpoints: list[Endpoint], cause: AppError | None) -> ResponseOriginUnavailable:
+    def origin_down(self, endpoints: list[Endpoint], cause: AppError | None) -> ResponseOriginUnavailable:
         wait = (self.groups.policy.pool.available_in(endpoints) or 0.0) if endpoints else 0.0
         if cause is not None and cause.retry_after_s:
             wait = max(wait, cause.retry_after_s)
@@ -195,9 +196,11 @@ class _Turn:
                     if terminal:
                         await self._record(endpoint, response)
                         created = None
-            except Exception:
-                if created is not None:  # cut after it was created: no terminal event will come
-                    await self._record(created[0], {**created[1], "status": "failed"})
+            except ServiceUnavailable as exc:
+                if created is None and self._origin_failed(exc):  # a follow-up whose origin could not answer
+                    raise self.api.origin_down(endpoints, exc) from exc
+                if created is not None:
+                    await self._record(created[0], {**created[1], "status": "failed"})  # no terminal event will come
                 raise
             if created is not None:
                 raise ServiceUnavailable("The response ended without its terminal event.")
@@ -207,14 +210,23 @@ class _Turn:
     def whole(self, endpoints: list[Endpoint]) -> DeltaSource:
         async def invoke() -> Completion:
             receipt: Receipt = {}
-            endpoint, answer = await calls.create(endpoints, self.api.groups.policy, self.body,
-                                                  work_tokens=self.estimate.max_completion_tokens, receipt=receipt)
+            try:
+                endpoint, answer = await calls.create(endpoints, self.api.groups.policy, self.body,
+                                                      work_tokens=self.estimate.max_completion_tokens, receipt=receipt)
+            except ServiceUnavailable as exc:
+                if self._origin_failed(exc):
+                    raise self.api.origin_down(endpoints, exc) from exc
+                raise
             await self._record(endpoint, answer)
             return Completion(output_text(answer), str(answer.get("status") or ""), str(answer.get("model") or ""),
                               usage_of(answer) or Usage(), endpoint.name, raw=answer,
                               request_id=receipt.get("request_id"))
 
         return whole(invoke)
+
+    def _origin_failed(self, exc: ServiceUnavailable) -> bool:
+        """A follow-up its origin could not answer (throttled aside): the typed 503, not a plain one."""
+        return isinstance(self.body.get("previous_response_id"), str) and not isinstance(exc, UpstreamThrottled)
 
     async def _record(self, endpoint: Endpoint, response: Mapping[str, Any]) -> None:
         """The response's record in the caller's partition (created, then finalised: one upsert each)."""
