@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -24,26 +24,74 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
-# The three families: OpenAI's, Azure's v1 API, Azure's preview (deployment in `model`).
-FAMILIES = {"openai": "v1/responses", "azure_v1": "openai/v1/responses", "azure": "openai/responses"}
 _QUERY = ("order", "limit", "after", "before", "include", "include[]")
-Work = Callable[[Scope, Request], Awaitable[Response]]
 
 
-def _register(family: str, base: str) -> None:
-    """One family's four functions; the handlers are shared, each function named for its family."""
+@http_function(bp, "responses_create_openai", "v1/responses", ["POST"], errors=openai_problem)
+async def responses_create_openai(req: Request) -> Response:
+    return await respond(req, lambda scope: _create(scope, req))
 
-    def routed(name: str, route: str, methods: list[str], work: Work) -> None:
-        async def handler(req: Request) -> Response:
-            return await respond(req, lambda scope: work(scope, req))
 
-        handler.__name__ = name
-        http_function(bp, name, route, methods, errors=openai_problem)(handler)
+@http_function(bp, "responses_input_tokens_openai", "v1/responses/input_tokens", ["POST"], errors=openai_problem)
+async def responses_input_tokens_openai(req: Request) -> Response:
+    return await respond(req, lambda scope: _input_tokens(scope, req))
 
-    routed(f"responses_create_{family}", base, ["POST"], _create)
-    routed(f"responses_input_tokens_{family}", f"{base}/input_tokens", ["POST"], _input_tokens)
-    routed(f"responses_item_{family}", f"{base}/{{response_id}}", ["GET", "DELETE"], _item)
-    routed(f"responses_input_items_{family}", f"{base}/{{response_id}}/input_items", ["GET"], _input_items)
+
+@http_function(bp, "responses_item_openai", "v1/responses/{response_id}", ["GET", "DELETE"], errors=openai_problem)
+async def responses_item_openai(req: Request) -> Response:
+    return await respond(req, lambda scope: _item(scope, req))
+
+
+@http_function(bp, "responses_input_items_openai", "v1/responses/{response_id}/input_items", ["GET"],
+               errors=openai_problem)
+async def responses_input_items_openai(req: Request) -> Response:
+    return await respond(req, lambda scope: _input_items(scope, req))
+
+
+@http_function(bp, "responses_create_azure", "openai/v1/responses", ["POST"], errors=openai_problem)
+async def responses_create_azure(req: Request) -> Response:
+    return await respond(req, lambda scope: _create(scope, req))
+
+
+@http_function(bp, "responses_input_tokens_azure", "openai/v1/responses/input_tokens", ["POST"],
+               errors=openai_problem)
+async def responses_input_tokens_azure(req: Request) -> Response:
+    return await respond(req, lambda scope: _input_tokens(scope, req))
+
+
+@http_function(bp, "responses_item_azure", "openai/v1/responses/{response_id}", ["GET", "DELETE"],
+               errors=openai_problem)
+async def responses_item_azure(req: Request) -> Response:
+    return await respond(req, lambda scope: _item(scope, req))
+
+
+@http_function(bp, "responses_input_items_azure", "openai/v1/responses/{response_id}/input_items", ["GET"],
+               errors=openai_problem)
+async def responses_input_items_azure(req: Request) -> Response:
+    return await respond(req, lambda scope: _input_items(scope, req))
+
+
+@http_function(bp, "responses_create_azure_preview", "openai/responses", ["POST"], errors=openai_problem)
+async def responses_create_azure_preview(req: Request) -> Response:
+    return await respond(req, lambda scope: _create(scope, req))
+
+
+@http_function(bp, "responses_input_tokens_azure_preview", "openai/responses/input_tokens", ["POST"],
+               errors=openai_problem)
+async def responses_input_tokens_azure_preview(req: Request) -> Response:
+    return await respond(req, lambda scope: _input_tokens(scope, req))
+
+
+@http_function(bp, "responses_item_azure_preview", "openai/responses/{response_id}", ["GET", "DELETE"],
+               errors=openai_problem)
+async def responses_item_azure_preview(req: Request) -> Response:
+    return await respond(req, lambda scope: _item(scope, req))
+
+
+@http_function(bp, "responses_input_items_azure_preview", "openai/responses/{response_id}/input_items", ["GET"],
+               errors=openai_problem)
+async def responses_input_items_azure_preview(req: Request) -> Response:
+    return await respond(req, lambda scope: _input_items(scope, req))
 
 
 def _api(scope: Scope) -> ResponsesApi:
@@ -135,7 +183,3 @@ async def _sse(held: list[Delta], rest: AsyncGenerator[Delta, None], cid: str) -
         yield f"event: error\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
     finally:
         await rest.aclose()  # a client gone: the drain goes on reading the model to its end and settles
-
-
-for _family, _base in FAMILIES.items():  # after the handlers they route to
-    _register(_family, _base)

@@ -67,6 +67,7 @@ class EndpointConfig(BaseModel):
     api_version: str = "2024-10-21"
     # The same account's embedding deployment (Azure) or model (OpenAI), for the semantic cache.
     embedding_deployment: str | None = None
+    embedding_model: str | None = None  # the embedding model's name, as OpenAI clients ask for it (docs/settings.md)
     # The model's limits, in tokens; absent: the model family's (MODEL_LIMITS).
     context_window: int | None = Field(default=None, ge=1)
     max_output_tokens: int | None = Field(default=None, ge=1)
