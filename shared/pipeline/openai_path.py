@@ -152,8 +152,10 @@ class OpenAIPath:
         allowed = principal.limits.allowed_models
         chat = sorted({e.config.model for e in self.groups.endpoints()})
         chat = [m for m in chat if allowed is None or m in allowed]
-        embedding = sorted({e.config.embedding_model or e.config.embedding_deployment for e in self.groups.endpoints()
-                            if e.config.embedding_deployment and e.config.model in chat})
+        # An embedding deployment is listed under its deployment name and its model's (both address it).
+        embedding = sorted({name for e in self.groups.endpoints() if e.config.embedding_deployment
+                            and e.config.model in chat
+                            for name in (e.config.embedding_deployment, e.config.embedding_model) if name})
         return chat + [m for m in embedding if m not in chat]
 
     async def embeddings(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> Answer:

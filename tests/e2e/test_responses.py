@@ -57,7 +57,8 @@ def regions() -> Iterator[dict[str, SimulatorProcess]]:
 def apps(stack: LocalStack, regions: dict[str, SimulatorProcess]) -> Iterator[list[str]]:
     """Four app processes on one Cosmos, both regions behind each (primary first)."""
     endpoints = [{"name": r, "kind": "azure_openai", "endpoint": sim.url, "deployment": "chat", "model": "gpt-4o-mini",
-                  "priority": i, "api_key_secret": "sim-api-key", "embedding_deployment": "embeddings"}
+                  "priority": i, "api_key_secret": "sim-api-key", "embedding_deployment": "embeddings",
+                  "embedding_model": "text-embedding-3-small"}
                  for i, (r, sim) in enumerate(regions.items())]
     env = {"TENANTS": TENANTS, "AI_ENDPOINTS": json.dumps(endpoints), **NO_JOBS}
     names = [f"responses-{i}" for i in range(4)]
@@ -182,6 +183,12 @@ async def test_the_agents_sdk_runs_a_function_tool_on_its_responses_model(apps: 
     assert len(asked) == 2 and f"It is sunny in {asked[1]}, 21 C" in str(streamed.final_output)
     assert "raw_response_event" in kinds
     await client.close()
+
+
+def test_embeddings_are_addressed_by_the_model_name_clients_send(client: openai.OpenAI, ledger: Ledger) -> None:
+    assert "text-embedding-3-small" in [m.id for m in client.models.list()]
+    vectors = client.embeddings.create(model="text-embedding-3-small", input=["the north pier", "tide tables"])
+    assert len(vectors.data) == 2 and vectors.usage.prompt_tokens > 0
 
 
 def test_another_tenants_id_is_404_on_every_route_and_never_reaches_the_provider(
