@@ -126,8 +126,27 @@ def test_create_plain_and_streamed(client: openai.OpenAI, ledger: Ledger) -> Non
     assert numbers == list(range(len(numbers))), "every event carries its sequence_number, in order"
     assert events[0].type == "response.created" and events[-1].type == "response.completed"
     assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == events[-1].response.output_text
+    assert client.responses.retrieve(events[-1].response.id).status == "completed", "the streamed one is recorded"
     short = client.responses.create(model="gpt-4o-mini", input="Tell me a long tale of tides.", max_output_tokens=16)
     assert short.status == "incomplete" and short.incomplete_details is not None
+
+
+def test_a_streamed_response_is_the_tenants_from_its_first_event(apps: list[str], client: openai.OpenAI,
+                                                                 regions: dict[str, SimulatorProcess],
+                                                                 ledger: Ledger) -> None:
+    for sim in regions.values():  # a slow model: the answer is still being written while the client asks
+        httpx.post(f"{sim.url}/_sim/pace", json={"ms_per_token": 100})
+    try:
+        with client.responses.create(model="gpt-4o-mini", input="Stream me the harbour log.", stream=True) as stream:
+            events = iter(stream)
+            created = next(e for e in events if e.type == "response.created")
+            assert client.responses.retrieve(created.response.id).status == "in_progress"
+            other = httpx.get(f"{apps[2]}/api/v1/responses/{created.response.id}", headers={"x-api-key": OTHER_KEY})
+            assert other.status_code == 404
+            assert list(events)[-1].type == "response.completed"
+    finally:
+        for sim in regions.values():
+            httpx.delete(f"{sim.url}/_sim/pace")
 
 
 def test_a_function_tool_round_trip_chained_then_retrieved_listed_deleted(client: openai.OpenAI,

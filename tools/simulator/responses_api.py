@@ -85,6 +85,7 @@ class ResponsesService:
         await sim._sleep(sim.config.base_latency_ms / 1000)
         if not turn.stream:
             final = self._finish(turn)
+            self._store(turn, final)
             if drop_after is not None:
                 record("dropped")
                 return DroppedResponse(final)
@@ -148,16 +149,18 @@ class ResponsesService:
                      body.get("stream") is True)
 
     def _finish(self, turn: _Turn) -> dict[str, Any]:
-        """The response in its final state (stored when asked to): completed, or incomplete when
-        max_output_tokens cut it."""
+        """The response in its final state: completed, or incomplete when max_output_tokens cut it."""
         output = output_items(turn.reply)
         cut = turn.reply.finish_reason == "length"
-        final = {**turn.response, "output": output, "status": "incomplete" if cut else "completed",
-                 "incomplete_details": {"reason": "max_output_tokens"} if cut else None,
-                 "usage": response_usage(turn.prompt, turn.reply.completion_tokens, turn.cached)}
+        return {**turn.response, "output": output, "status": "incomplete" if cut else "completed",
+                "incomplete_details": {"reason": "max_output_tokens"} if cut else None,
+                "usage": response_usage(turn.prompt, turn.reply.completion_tokens, turn.cached)}
+
+    def _store(self, turn: _Turn, response: dict[str, Any]) -> None:
+        """Kept (unless store: false) from its creation; a follow-up continues its whole context."""
         if turn.store:
-            self.stored[final["id"]] = Stored(final, turn.items, [*turn.history, *output_messages(output)])
-        return final
+            self.stored[response["id"]] = Stored(response, turn.items,
+                                                 [*turn.history, *output_messages(response["output"])])
 
     async def _stream(self, turn: _Turn, drop_after: int | None, record: Record, write: Write) -> None:
         """The service's events, each with its sequence_number; the terminal one ends the stream."""
@@ -172,6 +175,7 @@ class ResponsesService:
             sequence += 1
 
         try:
+            self._store(turn, turn.response)  # retrievable while in progress, as the service's
             await emit({"type": "response.created", "response": turn.response})
             await emit({"type": "response.in_progress", "response": turn.response})
             for event, tokens in _item_events(output, turn.reply):
@@ -186,6 +190,7 @@ class ResponsesService:
                 record("dropped", turn.prompt, sent)
                 raise DroppedConnection(f"dropped after {sent} tokens")
             record("200", turn.prompt, sent)
+            self._store(turn, final)
             await emit({"type": f"response.{final['status']}", "response": final})
         except asyncio.CancelledError:
             record("client_disconnected", turn.prompt, sent)
