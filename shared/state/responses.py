@@ -42,6 +42,10 @@ class ResponseRecords(Protocol):
 
     async def delete(self, tenant: str, response_id: str) -> None: ...
 
+    async def put_origin(self, tenant: str, item_id: str, endpoint: str) -> None: ...
+
+    async def origin_of(self, tenant: str, item_id: str) -> str | None: ...
+
 
 class CosmosResponseRecords:
     """The records in Cosmos: a point read in the caller's own partition, so another tenant's id is
@@ -65,6 +69,22 @@ class CosmosResponseRecords:
         container = await self.cosmos.container(CONTAINER)
         with contextlib.suppress(CosmosResourceNotFoundError):  # expired or deleted already: the same end
             await container.delete_item(response_id, partition_key=tenant)
+
+
+    async def put_origin(self, tenant: str, item_id: str, endpoint: str) -> None:
+        """The endpoint that sealed a reasoning item's encrypted_content (only it can read it)."""
+        container = await self.cosmos.container(CONTAINER)
+        doc = {"id": _item(item_id), "tenant": tenant, "endpoint": endpoint, "ttl": TTL_S}
+        await container.upsert_item(doc, no_response=True)
+
+    async def origin_of(self, tenant: str, item_id: str) -> str | None:
+        doc = await self.cosmos.find(CONTAINER, tenant, _item(item_id))
+        return str(doc["endpoint"]) if doc is not None else None
+
+
+def _item(item_id: str) -> str:
+    # Apart from the response ids in the same partition (resp_...): an output item's own key.
+    return f"item.{item_id}"
 
 
 def _doc(record: ResponseRecord) -> dict[str, Any]:

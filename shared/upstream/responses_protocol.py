@@ -66,6 +66,14 @@ def output_text(response: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
+def sealed_items(items: object) -> list[tuple[int, object]]:
+    """The reasoning items that carry `encrypted_content` (only the deployment that sealed them can
+    read them), by index, with their ids (None when missing)."""
+    found = items if isinstance(items, list) else []
+    return [(index, item.get("id")) for index, item in enumerate(found)
+            if isinstance(item, dict) and item.get("type") == "reasoning" and item.get("encrypted_content")]
+
+
 def prompt_estimate(model: str, body: Mapping[str, Any]) -> int:
     """The input as the model reads it, never below the bill: the instructions, the input items
     and the function tools by the chat recipe (shared/core/tokens.py); every member without a

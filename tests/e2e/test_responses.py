@@ -249,13 +249,24 @@ def test_refused_with_a_400_naming_the_field(apps: list[str]) -> None:
 def test_a_follow_up_waits_for_its_origin_while_a_first_turn_fails_over(
         apps: list[str], regions: dict[str, SimulatorProcess], client: openai.OpenAI) -> None:
     first = client.responses.create(model="gpt-4o-mini", input="Where is the harbour?")
+    # A stateless follow-up: the reasoning item's encrypted_content is readable only where it was sealed.
+    sealed = client.responses.create(model="gpt-4o-mini", input="Where is the quay?", store=False,
+                                     include=["reasoning.encrypted_content"])
+    replay = [item.model_dump(exclude_none=True) for item in sealed.output if item.type == "reasoning"]
+    assert replay and replay[0]["encrypted_content"]
+    again: dict[str, Any] = {"model": "gpt-4o-mini", "store": False, "include": ["reasoning.encrypted_content"],
+                             "input": [*replay, {"role": "user", "content": "And the slipway?"}]}
+    assert client.responses.create(**again).output_text, "it went to the endpoint that sealed it"
+    foreign = httpx.post(f"{apps[1]}/api/v1/responses", headers={"x-api-key": OTHER_KEY}, json=again)
+    assert foreign.status_code == 404 and foreign.json()["error"]["code"] == "response_not_found"
     regions["primary"].stop()
     try:
-        with pytest.raises(openai.APIStatusError) as refused:
-            client.responses.create(model="gpt-4o-mini", previous_response_id=first.id, input="And the pier?")
-        assert refused.value.status_code == 503
-        assert refused.value.response.json()["error"]["code"] == "response_origin_unavailable"
-        assert int(refused.value.response.headers["retry-after"]) >= 1
+        for follow_up in ({"previous_response_id": first.id, "input": "And the pier?"}, again):
+            with pytest.raises(openai.APIStatusError) as refused:
+                client.responses.create(**{"model": "gpt-4o-mini", **follow_up})
+            assert refused.value.status_code == 503
+            assert refused.value.response.json()["error"]["code"] == "response_origin_unavailable"
+            assert int(refused.value.response.headers["retry-after"]) >= 1
         fresh = client.responses.create(model="gpt-4o-mini", input="Where is the lighthouse?")
         assert fresh.output_text, "a first turn fails over to the secondary"
         stored = httpx.get(f"{regions['secondary'].url}/v1/responses/{fresh.id}", headers={"api-key": "x"})

@@ -106,10 +106,21 @@ def output_items(reply: Reply) -> list[dict[str, Any]]:
              "name": call.name, "arguments": call.arguments.content} for call in reply.tool_calls]
 
 
+def sealed_contents(body: Mapping[str, Any]) -> list[tuple[int, str]]:
+    """The input's reasoning items that carry encrypted_content, by index: only the deployment that
+    sealed one can read it."""
+    value = body.get("input")
+    items = value if isinstance(value, list) else []
+    return [(index, str(item["encrypted_content"])) for index, item in enumerate(items)
+            if isinstance(item, dict) and item.get("type") == "reasoning" and item.get("encrypted_content")]
+
+
 def output_messages(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Output items as the chat messages a follow-up's context replays."""
+    """Output items as the chat messages a follow-up's context replays (reasoning bills nothing here)."""
     messages: list[dict[str, Any]] = []
     for item in items:
+        if item["type"] == "reasoning":
+            continue
         if item["type"] == "message":
             messages.append({"role": "assistant", "content": "".join(p["text"] for p in item["content"])})
         else:

@@ -31,6 +31,7 @@ from tools.simulator.response_items import (
     output_items,
     output_messages,
     response_usage,
+    sealed_contents,
 )
 from tools.simulator.responses import DroppedConnection, DroppedResponse, EventStream, Write, sse
 from tools.simulator.schemas import ChatRequest, InvalidRequest
@@ -59,6 +60,7 @@ class _Turn:
     cached: int
     store: bool
     stream: bool
+    reasoning: dict[str, Any] | None  # the reasoning item, when `include` asks for its encrypted_content
 
 
 class ResponsesService:
@@ -67,6 +69,7 @@ class ResponsesService:
     def __init__(self, sim: Simulator) -> None:
         self.sim = sim
         self.stored: dict[str, Stored] = {}
+        self.sealed: set[str] = set()  # the encrypted_content this region issued
 
     async def create(self, request: Request) -> Response:
         sim = self.sim
@@ -116,6 +119,10 @@ class ResponsesService:
             if stored is None:
                 raise LookupError(str(previous))
             history = list(stored.history)
+        for index, content in sealed_contents(body):
+            if content not in self.sealed:
+                raise InvalidRequest(f"input.{index}.encrypted_content: the encrypted content could not be "
+                                     "verified (it was issued by another deployment)")
         messages, items = input_messages(body)
         instructions = body.get("instructions")
         system = [{"role": "developer", "content": instructions}] if isinstance(instructions, str) else []
@@ -145,12 +152,18 @@ class ResponsesService:
             "user": body.get("user"), "metadata": body.get("metadata") or {},
         }
         cached = self.sim.prefix_cache.cached_tokens(model, prompt)
+        include = body.get("include")
+        reasoning = None
+        if isinstance(include, list) and "reasoning.encrypted_content" in include:
+            sealed = f"sim-{self.sim.config.region}-{new_id('enc')}"
+            self.sealed.add(sealed)
+            reasoning = {"id": new_id("rs"), "type": "reasoning", "summary": [], "encrypted_content": sealed}
         return _Turn(response, reply, items, [*history, *messages], len(prompt), cached, response["store"],
-                     body.get("stream") is True)
+                     body.get("stream") is True, reasoning)
 
     def _finish(self, turn: _Turn) -> dict[str, Any]:
         """The response in its final state: completed, or incomplete when max_output_tokens cut it."""
-        output = output_items(turn.reply)
+        output = [*([turn.reasoning] if turn.reasoning else []), *output_items(turn.reply)]
         cut = turn.reply.finish_reason == "length"
         return {**turn.response, "output": output, "status": "incomplete" if cut else "completed",
                 "incomplete_details": {"reason": "max_output_tokens"} if cut else None,
@@ -166,7 +179,7 @@ class ResponsesService:
         """The service's events, each with its sequence_number; the terminal one ends the stream."""
         sim, sent, decoded = self.sim, 0, 0
         final = self._finish(turn) if drop_after is None else None
-        output = final["output"] if final is not None else output_items(turn.reply)
+        output = (final or self._finish(turn))["output"]
         sequence = 0
 
         async def emit(event: dict[str, Any]) -> None:
@@ -244,9 +257,12 @@ class ResponsesService:
 def _item_events(output: list[dict[str, Any]], reply: Reply) -> list[tuple[dict[str, Any], int]]:
     """The events that stream each output item, with the generated tokens each carries."""
     events: list[tuple[dict[str, Any], int]] = []
+    calls = iter(reply.tool_calls)
     for index, item in enumerate(output):
         where = {"item_id": item["id"], "output_index": index}
-        if item["type"] == "message":
+        if item["type"] == "reasoning":
+            events.append(({"type": "response.output_item.added", "output_index": index, "item": item}, 0))
+        elif item["type"] == "message":
             assert reply.text is not None  # noqa: S101  a message item comes from a text reply
             opened = {**item, "status": "in_progress", "content": []}
             part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
@@ -260,7 +276,7 @@ def _item_events(output: list[dict[str, Any]], reply: Reply) -> list[tuple[dict[
             events.append(({"type": "response.content_part.done", **where, "content_index": 0,
                             "part": item["content"][0]}, 0))
         else:
-            call = reply.tool_calls[index]
+            call = next(calls)
             opened = {**item, "status": "in_progress", "arguments": ""}
             events.append(({"type": "response.output_item.added", "output_index": index, "item": opened},
                            call.header_tokens))
