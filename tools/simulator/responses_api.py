@@ -232,7 +232,7 @@ class ResponsesService:
         if (rejected := self.sim._admit(request, record)) is not None:
             return rejected
         body = _body_or_none(await request.body())
-        turn = self._accepted(body and {**body, "tools": None}, record)
+        turn = self._accepted(body, record)
         if not isinstance(turn, _Turn):
             return turn
         record("200")
