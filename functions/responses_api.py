@@ -97,7 +97,7 @@ async def responses_input_items_azure_preview(req: Request) -> Response:
 def _api(scope: Scope) -> ResponsesApi:
     from shared.pipeline.responses import ResponsesApi  # noqa: PLC0415  loaded with the container
 
-    return ResponsesApi(scope.container.gateway, scope.container.cosmos)
+    return ResponsesApi.over(scope.container.gateway, scope.container.cosmos)
 
 
 async def _body(scope: Scope) -> tuple[dict[str, Any], str | None]:

@@ -40,6 +40,7 @@ from shared.upstream.responses_protocol import (
     generated_text,
     output_text,
     prompt_estimate,
+    sealed_items,
     usage_of,
 )
 from shared.upstream.wire import Receipt
@@ -52,10 +53,15 @@ CONTEXT_SLACK = 16
 class ResponsesApi:
     """Create (whole or streamed), retrieve, delete, input items and input token counts."""
 
-    def __init__(self, gateway: Gateway, cosmos: CosmosState, records: ResponseRecords | None = None) -> None:
+    def __init__(self, gateway: Gateway, records: ResponseRecords) -> None:
         self.gateway = gateway
         self.groups = gateway.engine.groups
-        self.records = records or CosmosResponseRecords(cosmos)
+        self.records = records
+
+    @classmethod
+    def over(cls, gateway: Gateway, cosmos: CosmosState) -> ResponsesApi:
+        """The operation over the container's gateway, its records in Cosmos."""
+        return cls(gateway, CosmosResponseRecords(cosmos))
 
     async def create(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> Answer:
         return await self.gateway.answer(await self.exchange(ctx, requested, body))
@@ -69,17 +75,19 @@ class ResponsesApi:
         check_request(body, ctx.principal.responses)
         model = self.gateway.model_for(ctx.principal, requested)
         endpoints, context = self.groups.group(model), 0
-        previous = body.get("previous_response_id")
+        previous, pinned = body.get("previous_response_id"), False
         if isinstance(previous, str):
             record = await self._owned(ctx, previous)
             if record.model != model:
                 raise BadRequest(f"previous_response_id continues a response of model {record.model!r}: ask that "
                                  "model, or start a new response.", param="previous_response_id")
-            endpoints, context = [self._usable(record)], record.context_tokens + CONTEXT_SLACK
+            endpoints, context, pinned = [self._usable(record.endpoint)], record.context_tokens + CONTEXT_SLACK, True
+        elif sealed := sealed_items(body.get("input")):
+            endpoints, pinned = [self._usable(await self._sealed_by(ctx, sealed))], True
         prompt = prompt_estimate(model, body) + context
         cap = self._cap(body, prompt, endpoints, ctx)
         estimate = Estimate(prompt, cap)
-        turn = _Turn(self, ctx, model, body, estimate)
+        turn = _Turn(self, ctx, model, body, estimate, pinned=pinned)
         if body.get("stream"):
             return Exchange(ctx, "openai.responses", model, None, estimate, turn.streamed(endpoints))
         time_limit = self.groups.policy.call_limit_s(endpoints, cap) or 0.0
@@ -108,7 +116,7 @@ class ResponsesApi:
         model = self.gateway.model_for(ctx.principal, requested)
         endpoints = self.groups.group(model)
         if isinstance(previous := body.get("previous_response_id"), str):
-            endpoints = [self._usable(await self._owned(ctx, previous))]
+            endpoints = [self._usable((await self._owned(ctx, previous)).endpoint)]
         try:
             return await calls.count_input(endpoints, self.groups.policy, body)
         except ServiceUnavailable as exc:
@@ -119,7 +127,7 @@ class ResponsesApi:
     async def _stored(self, ctx: CallContext, value: str, method: str, path: str) -> dict[str, Any]:
         """A stored response's route: the caller's own record first (else 404, no upstream call),
         then its origin endpoint."""
-        origin = self._usable(await self._owned(ctx, response_id(value)))
+        origin = self._usable((await self._owned(ctx, response_id(value))).endpoint)
         try:
             answer = await calls.stored(origin, self.groups.policy, method, calls.PATH + path)
         except ServiceUnavailable as exc:
@@ -134,9 +142,25 @@ class ResponsesApi:
             raise not_found(value)
         return record
 
-    def _usable(self, record: ResponseRecord) -> Endpoint:
+    async def _sealed_by(self, ctx: CallContext, sealed: list[tuple[int, object]]) -> str:
+        """The one endpoint that sealed the input's encrypted reasoning items: each must come from a
+        response of the caller's tenant (else the same 404 as a foreign response id)."""
+        origins: set[str] = set()
+        for index, item_id in sealed:
+            if not isinstance(item_id, str) or not item_id:
+                raise BadRequest("A reasoning item with encrypted_content needs its id.", param=f"input[{index}].id")
+            origin = await self.records.origin_of(ctx.principal.tenant, response_id(item_id))
+            if origin is None:
+                raise not_found(item_id)
+            origins.add(origin)
+        if len(origins) > 1:
+            raise BadRequest("The input's encrypted reasoning items come from responses of different endpoints; "
+                             "one request can continue only one.", param="input")
+        return origins.pop()
+
+    def _usable(self, name: str) -> Endpoint:
         """The endpoint that created the response, when it can take a call now."""
-        origin = next((e for e in self.groups.endpoints() if e.name == record.endpoint), None)
+        origin = next((e for e in self.groups.endpoints() if e.name == name), None)
         if origin is None or not self.groups.policy.pool.usable(origin):
             raise self.origin_down([origin] if origin is not None else [], None)
         return origin
@@ -175,8 +199,9 @@ class _Turn:
     is created (its id known), finalised at its terminal event."""
 
     def __init__(self, api: ResponsesApi, ctx: CallContext, model: str, body: dict[str, Any],
-                 estimate: Estimate) -> None:
+                 estimate: Estimate, *, pinned: bool) -> None:
         self.api, self.ctx, self.model, self.body, self.estimate = api, ctx, model, body, estimate
+        self.pinned = pinned  # a follow-up: only its origin endpoint can answer
 
     def streamed(self, endpoints: list[Endpoint]) -> DeltaSource:
         async def source() -> AsyncIterator[Delta]:
@@ -226,7 +251,7 @@ class _Turn:
 
     def _origin_failed(self, exc: ServiceUnavailable) -> bool:
         """A follow-up its origin could not answer (throttled aside): the typed 503, not a plain one."""
-        return isinstance(self.body.get("previous_response_id"), str) and not isinstance(exc, UpstreamThrottled)
+        return self.pinned and not isinstance(exc, UpstreamThrottled)
 
     async def _record(self, endpoint: Endpoint, response: Mapping[str, Any]) -> None:
         """The response's record in the caller's partition (created, then finalised: one upsert each)."""
@@ -237,6 +262,10 @@ class _Turn:
             self.estimate.max_completion_tokens
         raw = response.get("usage")
         principal = self.ctx.principal
+        output = response.get("output")
+        for item in output if isinstance(output, list) else []:
+            if isinstance(item, dict) and item.get("encrypted_content") and isinstance(item.get("id"), str):
+                await self.api.records.put_origin(principal.tenant, item["id"], endpoint.name)
         previous = self.body.get("previous_response_id")
         await self.api.records.put(ResponseRecord(
             id=response["id"], tenant=principal.tenant, key=principal.key_id, endpoint=endpoint.name,
