@@ -79,34 +79,32 @@ class Provider:
 
         return httpx2.Response(200, headers={**headers, "content-type": "application/json"}, content=body())
 
-    async def _events(self, mode: Mode) -> AsyncIterator[bytes]:
-        words = ANSWER.split(" ")
-        for i, word in enumerate(words):
+    async def _pieces(self, mode: Mode) -> AsyncIterator[str]:
+        """The answer's pieces as a stream sends them: cut before the third, held before the second."""
+        for i, word in enumerate(ANSWER.split(" ")):
             if i == 2 and mode == "cut":
                 raise httpx2.RemoteProtocolError(CUT)
             if i == 1 and mode == "slow":
                 self.reached.set()
                 await self.gate.wait()
-            yield _event(_chunk({"content": word if i == 0 else " " + word}))
+            yield word if i == 0 else " " + word
+
+    async def _events(self, mode: Mode) -> AsyncIterator[bytes]:
+        async for piece in self._pieces(mode):
+            yield _event(_chunk({"content": piece}))
         yield _event(_chunk({}, finish="stop"))
         yield _event({**_chunk(None), "usage": _usage(USAGE)})
         yield b"data: [DONE]\n\n"
 
-
     async def _response_events(self, mode: Mode) -> AsyncIterator[bytes]:
-        """The Responses API's stream: created, a text delta per word, completed with its usage."""
-        words = ANSWER.split(" ")
+        """The Responses API's stream: created, a text delta per piece, completed with its usage."""
         yield _event({"type": "response.created", "sequence_number": 0, "response": _response("in_progress")})
-        for i, word in enumerate(words):
-            if i == 2 and mode == "cut":
-                raise httpx2.RemoteProtocolError(CUT)
-            if i == 1 and mode == "slow":
-                self.reached.set()
-                await self.gate.wait()
-            yield _event({"type": "response.output_text.delta", "sequence_number": i + 1, "item_id": "msg_1",
-                          "output_index": 0, "content_index": 0, "delta": word if i == 0 else " " + word})
-        yield _event({"type": "response.completed", "sequence_number": len(words) + 1,
-                      "response": _response("completed")})
+        number = 1
+        async for piece in self._pieces(mode):
+            yield _event({"type": "response.output_text.delta", "sequence_number": number, "item_id": "msg_1",
+                          "output_index": 0, "content_index": 0, "delta": piece})
+            number += 1
+        yield _event({"type": "response.completed", "sequence_number": number, "response": _response("completed")})
 
 
 def _response(status: str) -> dict[str, Any]:
