@@ -15,7 +15,7 @@ from azurefunctions.extensions.http.fastapi import Request, Response, StreamingR
 
 from functions.http_common import Scope, http_function, log_unexpected, ok, openai_problem, read_json, respond
 from shared.api.openai_errors import openai_error
-from shared.core.errors import AppError, BadRequest
+from shared.core.errors import AppError, BadRequest, MethodNotAllowed
 from shared.core.streams import hold
 from shared.core.values import UPSTREAM_REQUEST_ID, Delta
 
@@ -131,6 +131,8 @@ async def _input_tokens(scope: Scope, req: Request) -> Response:
 
 async def _item(scope: Scope, req: Request) -> Response:
     value = str(req.path_params["response_id"])
+    if value == "input_tokens":  # the route of its own that the host hands here for GET and DELETE
+        raise MethodNotAllowed("Use POST for this path.", headers={"Allow": "POST"})
     if req.method == "DELETE":
         return ok(await _api(scope).delete(scope.context, value))
     if req.query_params.get("stream") in ("true", "1"):

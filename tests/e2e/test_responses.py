@@ -246,6 +246,14 @@ def test_refused_with_a_400_naming_the_field(apps: list[str]) -> None:
     assert httpx.post(url, headers={"x-api-key": DENY_KEY}, json={**base, "store": False}).status_code == 200
 
 
+def test_the_input_tokens_path_is_not_a_response_id(apps: list[str], client: openai.OpenAI) -> None:
+    counted = client.responses.input_tokens.count(model="gpt-4o-mini", input="Tell me of tides.")
+    assert counted.input_tokens > 0
+    for method in ("GET", "DELETE", "OPTIONS"):
+        answer = httpx.request(method, f"{apps[0]}/api/v1/responses/input_tokens", headers={"x-api-key": KEY})
+        assert answer.status_code == 405 and answer.headers["allow"] == "POST", (method, answer.text)
+
+
 def test_a_follow_up_waits_for_its_origin_while_a_first_turn_fails_over(
         apps: list[str], regions: dict[str, SimulatorProcess], client: openai.OpenAI) -> None:
     first = client.responses.create(model="gpt-4o-mini", input="Where is the harbour?")
