@@ -18,6 +18,7 @@ from shared.core.errors import (
     AppError,
     BadRequest,
     ContextLengthExceeded,
+    ResponseNotFound,
     ResponseOriginUnavailable,
     ServiceUnavailable,
     UpstreamThrottled,
@@ -105,10 +106,15 @@ class ResponsesApi:
         return await self._stored(ctx, value, "GET", f"/{response_id(value)}/input_items{query}")
 
     async def delete(self, ctx: CallContext, value: str) -> dict[str, Any]:
+        """Deleted at its origin, then its record here; an origin that cannot be reached keeps the
+        record, so the tenant can still delete the response later."""
         try:
-            return await self._stored(ctx, value, "DELETE", f"/{response_id(value)}")
-        finally:
-            await self.records.delete(ctx.principal.tenant, value)
+            answer = await self._stored(ctx, value, "DELETE", f"/{response_id(value)}")
+        except ResponseNotFound:
+            await self.records.delete(ctx.principal.tenant, value)  # gone at the origin too (or never ours)
+            raise
+        await self.records.delete(ctx.principal.tenant, value)
+        return answer
 
     async def input_tokens(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> dict[str, Any]:
         """The provider's count of the input (nothing generated, nothing charged), on the origin
@@ -227,7 +233,8 @@ class _Turn:
                 if created is not None:
                     await self._record(created[0], {**created[1], "status": "failed"})  # no terminal event will come
                 raise
-            if created is not None:
+            if created is not None:  # the provider's stream ended without its terminal event
+                await self._record(created[0], {**created[1], "status": "failed"})
                 raise ServiceUnavailable("The response ended without its terminal event.")
 
         return source
