@@ -17,6 +17,13 @@ OTHER = Principal("tenant-z", "kz")
 STREAMED = next(op for op in OPERATIONS if op.name == "openai.responses.stream")
 
 
+def open_breaker(rig: Rig) -> None:
+    pool = rig.gateway.engine.groups.policy.pool
+    origin = rig.gateway.engine.groups.group("gpt-4o-mini")[0]
+    while pool.usable(origin):
+        pool.breakers[ENDPOINT].record_failure()
+
+
 async def test_a_streamed_response_is_recorded_as_the_tenants_with_its_usage_and_origin(rig: Rig) -> None:
     await collect(STREAMED, rig, ctx())
     await drain(5)
@@ -53,16 +60,20 @@ async def test_a_follow_up_reserves_the_context_it_carries_and_goes_to_its_origi
 async def test_a_follow_up_whose_origin_is_open_is_the_typed_503_with_no_call(rig: Rig) -> None:
     await rig.records.put(ResponseRecord("resp_0", "tenant-a", "k1", ENDPOINT, "gpt-4o-mini", "completed", True,
                                          None, None, context_tokens=10))
-    pool = rig.gateway.engine.groups.policy.pool
-    breaker = pool.breakers[ENDPOINT]
-    for _ in range(100):  # open it: the origin is down
-        if not pool.usable(rig.gateway.engine.groups.group("gpt-4o-mini")[0]):
-            break
-        breaker.record_failure()
+    open_breaker(rig)  # the origin is down
     with pytest.raises(ResponseOriginUnavailable) as refused:
         await rig.responses.create(ctx(), None, {**response_body(), "previous_response_id": "resp_0"})
     assert refused.value.status == 503 and refused.value.retry_after_s
     assert rig.provider.calls == [] and rig.budget.events == []
+
+
+async def test_a_delete_its_origin_cannot_take_keeps_the_record(rig: Rig) -> None:
+    await collect(STREAMED, rig, ctx())
+    await drain(5)
+    open_breaker(rig)
+    with pytest.raises(ResponseOriginUnavailable):
+        await rig.responses.delete(ctx(), "resp_1")
+    assert ("tenant-a", "resp_1") in rig.records.records, "still the tenant's, to delete once the origin is back"
 
 
 async def test_a_follow_up_must_ask_the_model_it_continues(rig: Rig) -> None:
