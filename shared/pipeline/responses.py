@@ -11,6 +11,7 @@ is not cached either (its events are not replayable from a chat answer).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -32,7 +33,7 @@ from shared.pipeline.openai_path import Streaming, group_limits
 from shared.pipeline.responses_checks import check_request, not_found, response_id
 from shared.state.budget import Estimate
 from shared.state.cosmos import CosmosState
-from shared.state.responses import CosmosResponseRecords, ResponseRecord, ResponseRecords
+from shared.state.responses import CosmosResponseRecords, ResponseRecord, ResponseRecords, usage_record
 from shared.upstream import responses_calls as calls
 from shared.upstream.endpoints import Endpoint
 from shared.upstream.responses_protocol import (
@@ -46,6 +47,7 @@ from shared.upstream.responses_protocol import (
 )
 from shared.upstream.wire import Receipt
 
+log = logging.getLogger(__name__)
 # What replaying a previous response costs beyond its recorded input + output: the framing of its
 # output items as input (a message's role and 3 tokens, a call's 3 more), a few per chained turn.
 CONTEXT_SLACK = 16
@@ -225,16 +227,16 @@ class _Turn:
                                 finish_reason=str(response.get("status")) if terminal else None,
                                 model=response.get("model"), request_id=receipt.get("request_id"), raw=event)
                     if terminal:
-                        await self._record(endpoint, response)
+                        await self._settled(endpoint, response)
                         created = None
             except ServiceUnavailable as exc:
                 if created is None and self._origin_failed(exc):  # a follow-up whose origin could not answer
                     raise self.api.origin_down(endpoints, exc) from exc
                 if created is not None:
-                    await self._record(created[0], {**created[1], "status": "failed"})  # no terminal event will come
+                    await self._settled(created[0], {**created[1], "status": "failed"})  # no terminal event will come
                 raise
             if created is not None:  # the provider's stream ended without its terminal event
-                await self._record(created[0], {**created[1], "status": "failed"})
+                await self._settled(created[0], {**created[1], "status": "failed"})
                 raise ServiceUnavailable("The response ended without its terminal event.")
 
         return source
@@ -249,7 +251,7 @@ class _Turn:
                 if self._origin_failed(exc):
                     raise self.api.origin_down(endpoints, exc) from exc
                 raise
-            await self._record(endpoint, answer)
+            await self._settled(endpoint, answer)
             return Completion(output_text(answer), str(answer.get("status") or ""), str(answer.get("model") or ""),
                               usage_of(answer) or Usage(), endpoint.name, raw=answer,
                               request_id=receipt.get("request_id"))
@@ -259,6 +261,14 @@ class _Turn:
     def _origin_failed(self, exc: ServiceUnavailable) -> bool:
         """A follow-up its origin could not answer (throttled aside): the typed 503, not a plain one."""
         return self.pinned and not isinstance(exc, UpstreamThrottled)
+
+    async def _settled(self, endpoint: Endpoint, response: Mapping[str, Any]) -> None:
+        """The record once the response has ended: a write that fails is logged, never the answer's
+        failure (the provider has billed it, and the meter charges it only if the answer goes on)."""
+        try:
+            await self._record(endpoint, response)
+        except Exception as exc:  # noqa: BLE001  a record not finalised must not lose a billed answer
+            log.warning("response record not written: %s", type(exc).__name__)
 
     async def _record(self, endpoint: Endpoint, response: Mapping[str, Any]) -> None:
         """The response's record in the caller's partition (created, then finalised: one upsert each)."""
@@ -279,15 +289,5 @@ class _Turn:
             model=self.model, status=str(response.get("status") or "in_progress"),
             store=self.body.get("store") is not False,
             previous_response_id=previous if isinstance(previous, str) else None,
-            usage=_usage_record(raw) if isinstance(raw, dict) else None, context_tokens=context))
+            usage=usage_record(raw) if isinstance(raw, dict) else None, context_tokens=context))
 
-
-def _usage_record(raw: Mapping[str, Any]) -> dict[str, int]:
-    """The usage as recorded: input, cached input, output, reasoning."""
-    def detail(name: str, key: str) -> int:
-        part = raw.get(name)
-        return int(part.get(key) or 0) if isinstance(part, dict) else 0
-
-    return {"input_tokens": int(raw.get("input_tokens") or 0), "cached_tokens": detail("input_tokens_details",
-            "cached_tokens"), "output_tokens": int(raw.get("output_tokens") or 0),
-            "reasoning_tokens": detail("output_tokens_details", "reasoning_tokens")}

@@ -4,6 +4,7 @@ response id the gateway returned, whose it is, and the endpoint that holds it (d
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -89,3 +90,14 @@ def _item(item_id: str) -> str:
 
 def _doc(record: ResponseRecord) -> dict[str, Any]:
     return asdict(record)
+
+
+def usage_record(raw: Mapping[str, Any]) -> dict[str, int]:
+    """The usage as recorded: input, cached input, output, reasoning."""
+    def detail(name: str, key: str) -> int:
+        part = raw.get(name)
+        return int(part.get(key) or 0) if isinstance(part, dict) else 0
+
+    return {"input_tokens": int(raw.get("input_tokens") or 0), "cached_tokens": detail("input_tokens_details",
+            "cached_tokens"), "output_tokens": int(raw.get("output_tokens") or 0),
+            "reasoning_tokens": detail("output_tokens_details", "reasoning_tokens")}
