@@ -10,7 +10,7 @@ gc.disable()
 
 import azure.functions as func
 
-from functions import fallback, http_api, openai_api, queue_jobs
+from functions import fallback, http_api, openai_api, queue_jobs, responses_api
 from shared.container import start_loading
 from shared.observability.telemetry import setup_telemetry
 
@@ -19,6 +19,7 @@ setup_telemetry()
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(http_api.bp)
 app.register_functions(openai_api.bp)
+app.register_functions(responses_api.bp)
 app.register_functions(queue_jobs.bp)
 app.register_functions(fallback.bp)
 # The SDKs and the tokenizers load in the background from here on, so the index is built without

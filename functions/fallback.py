@@ -14,8 +14,11 @@ _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
 def _allowed_methods(path: str) -> list[str]:
-    """Methods of every registered route whose template matches `path`."""
-    return sorted({method for route in matching_routes(path) for method in ROUTES[route]})
+    """Methods of the most literal registered routes whose template matches `path` (a literal
+    segment names the path: `v1/responses/input_tokens` is not a response id)."""
+    routes = matching_routes(path)
+    fewest = min((route.count("{") for route in routes), default=0)
+    return sorted({method for route in routes if route.count("{") == fewest for method in ROUTES[route]})
 
 
 # The host tries HTTP functions in name order and the first match wins (not ASP.NET precedence:

@@ -150,6 +150,13 @@ var cosmosContainers = [
     defaultTtl: -1
     vectorSearch: false
   }
+  {
+    // The Responses API's records (docs/responses.md): kept as long as the provider keeps a stored response.
+    name: 'responses'
+    partitionKey: '/tenant'
+    defaultTtl: 2592000 // 30 days
+    vectorSearch: false
+  }
 ]
 
 var chatDeployment = {
@@ -321,6 +328,7 @@ var aiEndpoints = [
     model: chatModelName
     priority: 0
     embedding_deployment: openAiPrimary.outputs.embeddingDeploymentName
+    embedding_model: embeddingModelName
   }
   {
     name: 'secondary'
@@ -330,6 +338,7 @@ var aiEndpoints = [
     model: chatModelName
     priority: 1
     embedding_deployment: openAiSecondary.outputs.embeddingDeploymentName
+    embedding_model: embeddingModelName
   }
 ]
 

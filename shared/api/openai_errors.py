@@ -26,6 +26,7 @@ OPENAI_ERRORS: dict[str, OpenAIKind] = {
     "forbidden": OpenAIKind("permission_error", "permission_denied"),
     "not-found": OpenAIKind("invalid_request_error", "not_found"),
     "model-not-found": OpenAIKind("invalid_request_error", "model_not_found"),
+    "response-not-found": OpenAIKind("invalid_request_error", "response_not_found"),
     "method-not-allowed": OpenAIKind("invalid_request_error", "method_not_allowed"),
     "payload-too-large": OpenAIKind("invalid_request_error", "request_too_large"),
     "unsupported-media-type": OpenAIKind("invalid_request_error", "unsupported_media_type"),
@@ -38,6 +39,7 @@ OPENAI_ERRORS: dict[str, OpenAIKind] = {
     "stream-interrupted": OpenAIKind("server_error", "stream_interrupted"),
     "unavailable": OpenAIKind("server_error", "service_unavailable"),
     "dependency-unavailable": OpenAIKind("server_error", "service_unavailable"),
+    "response-origin-unavailable": OpenAIKind("server_error", "response_origin_unavailable"),
 }
 _FALLBACK = {False: OpenAIKind("invalid_request_error", None), True: OpenAIKind("server_error", None)}
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import models_json_schema
 
+from shared.api.openapi_responses import responses_components, responses_paths
 from shared.api.problems import PROBLEM_MEDIA_TYPE
 from shared.core.models import ChatRequest, ChatResponse, JobView, SummarizeRequest, SummarizeResponse
 
@@ -162,17 +163,18 @@ def openapi_document() -> dict[str, Any]:
                                      ref_template="#/components/schemas/{model}")
     _, responses = models_json_schema([(m, "serialization") for m in _RESPONSES],
                                       ref_template="#/components/schemas/{model}")
-    schemas = {**requests.get("$defs", {}), **responses.get("$defs", {})}
+    extra = responses_components()  # the Responses API's OpenAI-shaped routes (docs/responses.md)
+    schemas = {**requests.get("$defs", {}), **responses.get("$defs", {}), **extra["schemas"]}
     return {
         "openapi": "3.1.0",
         "info": {"title": "AI gateway native API", "version": "1.0.0",
                  "description": "The native JSON API. Limits: docs/api-limits.md. Every error is "
                                 "application/problem+json; every answer carries x-correlation-id."},
         "servers": [{"url": "/api"}],
-        "paths": _paths(),
+        "paths": {**_paths(), **responses_paths()},
         "components": {
             "schemas": schemas,
-            "responses": _error_responses(),
+            "responses": {**_error_responses(), **extra["responses"]},
             "securitySchemes": {
                 "x-api-key": {"type": "apiKey", "in": "header", "name": "x-api-key"},
                 "api-key": {"type": "apiKey", "in": "header", "name": "api-key"},

@@ -211,3 +211,16 @@ def exception_chain(exc: BaseException) -> list[BaseException]:
         chain.append(current)
         current = current.__cause__ or current.__context__
     return chain
+
+
+class ResponseNotFound(NotFound):
+    """A stored response id that is not the caller's tenant's (or no longer exists): the same 404
+    either way, so an id that leaked says nothing of who owns it."""
+
+    type_slug = "response-not-found"
+
+
+class ResponseOriginUnavailable(ServiceUnavailable):
+    """A follow-up's origin endpoint (the only one that knows the response) cannot be reached now."""
+
+    type_slug = "response-origin-unavailable"

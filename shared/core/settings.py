@@ -12,6 +12,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from shared.core.errors import ConfigError, field_errors
+from shared.core.responses_policy import ResponsesPolicy
 
 _GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
@@ -66,6 +67,7 @@ class EndpointConfig(BaseModel):
     api_version: str = "2024-10-21"
     # The same account's embedding deployment (Azure) or model (OpenAI), for the semantic cache.
     embedding_deployment: str | None = None
+    embedding_model: str | None = None  # the embedding model's name, as OpenAI clients ask for it (docs/settings.md)
     # The model's limits, in tokens; absent: the model family's (MODEL_LIMITS).
     context_window: int | None = Field(default=None, ge=1)
     max_output_tokens: int | None = Field(default=None, ge=1)
@@ -154,6 +156,7 @@ class TenantConfig(BaseModel):
     limits: TenantLimits = Field(default_factory=TenantLimits)
     # Opt-in: the tenant's prompts and answers are written in its audit records (docs/telemetry.md).
     log_content: bool = False
+    responses: ResponsesPolicy = Field(default_factory=ResponsesPolicy)  # the Responses API (docs/responses.md)
 
     @model_validator(mode="after")
     def _some_credential(self) -> TenantConfig:

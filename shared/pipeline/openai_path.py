@@ -152,14 +152,18 @@ class OpenAIPath:
         allowed = principal.limits.allowed_models
         chat = sorted({e.config.model for e in self.groups.endpoints()})
         chat = [m for m in chat if allowed is None or m in allowed]
-        embedding = sorted({e.config.embedding_deployment for e in self.groups.endpoints()
-                            if e.config.embedding_deployment and e.config.model in chat})
+        # An embedding deployment is listed under its deployment name and its model's (both address it).
+        embedding = sorted({name for e in self.groups.endpoints() if e.config.embedding_deployment
+                            and e.config.model in chat
+                            for name in (e.config.embedding_deployment, e.config.embedding_model) if name})
         return chat + [m for m in embedding if m not in chat]
 
     async def embeddings(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> Answer:
         """Embeddings through the pipeline (rate limit, budget: charged like a chat, the input is the
-        prompt; never cached) over the endpoints whose `embedding_deployment` is the one asked for."""
-        owners = [e for e in self.groups.endpoints() if requested and e.config.embedding_deployment == requested]
+        prompt; never cached) over the endpoints whose `embedding_deployment` (or `embedding_model`, the
+        name OpenAI clients send) is the one asked for."""
+        owners = [e for e in self.groups.endpoints() if requested and e.config.embedding_deployment
+                  and requested in (e.config.embedding_deployment, e.config.embedding_model)]
         if not owners:
             raise ModelNotFound(f"The embedding model or deployment {requested!r} is not available here.")
         allowed = ctx.principal.limits.allowed_models

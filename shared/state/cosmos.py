@@ -21,7 +21,11 @@ CONTAINERS: dict[str, str] = {
     "budgets": "/tenant",
     "ratelimits": "/key",
     "jobs": "/tenant",
+    "responses": "/tenant",
 }
+# Containers whose documents expire (their `ttl`, else this default, in seconds): the Responses
+# API's records live as long as the provider keeps a stored response (30 days).
+DEFAULT_TTLS: dict[str, int] = {"responses": 30 * 86_400}
 
 # The SDK's HTTP logging policy writes two INFO records per call (URL and headers, then the
 # response). The Functions worker sets the root logger to INFO and ships every record to the host
@@ -89,7 +93,8 @@ class CosmosState:
         db = self.client.get_database_client(self._database_name)
         for name, pk in CONTAINERS.items():
             with contextlib.suppress(CosmosResourceExistsError):
-                await db.create_container_if_not_exists(name, partition_key=PartitionKey(path=pk))
+                await db.create_container_if_not_exists(name, partition_key=PartitionKey(path=pk),
+                                                        default_ttl=DEFAULT_TTLS.get(name))
         return db
 
     async def find(self, name: str, tenant: str, item_id: str) -> dict[str, Any] | None:

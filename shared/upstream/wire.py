@@ -33,6 +33,8 @@ LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
 # The paths the Azure OpenAI SDK sends to a deployment, named by the body's model (openai/lib/azure.py).
 _DEPLOYMENT_PATHS = frozenset({"/completions", "/chat/completions", "/embeddings", "/audio/transcriptions",
                                "/audio/translations", "/audio/speech", "/images/generations", "/images/edits"})
+# The paths sent to Azure's v1 API (`/openai/v1/...`), which the Responses API needs.
+_V1_PATHS = ("/responses",)
 _DOT_SEGMENT = re.compile(r"^(?:\.|%2[eE]){1,2}$")
 # azure-core's BearerTokenCredentialPolicy: a token is renewed 5 minutes (less up to 1 minute of
 # jitter, so instances do not all ask at once) before it expires, or at its refresh_on.
@@ -207,6 +209,8 @@ class ModelWire:
     def _build_url(self, path: str, model: object) -> httpx2.URL:
         if not self._azure:
             return self._root.copy_with(raw_path=self._root.raw_path + path.lstrip("/").encode())
+        if path.startswith(_V1_PATHS):
+            return httpx2.URL(f"{self._base}/v1{path}")  # Azure's v1 API: no api-version, model in the body
         if path in _DEPLOYMENT_PATHS and model is not None:
             # openai's path_template: the segment quoted as RFC 3986 pchar, dot-segments refused.
             segment = quote(str(model), safe="!$&'()*+,;=:@")
@@ -215,14 +219,15 @@ class ModelWire:
             path = f"/deployments/{segment}{path}"
         return httpx2.URL(self._base + path + self._query)
 
-    async def _request(self, path: str, body: Mapping[str, Any], *, read_s: float | None = None,
-                       timeout_s: float | None = None) -> httpx2.Request:
+    async def _request(self, path: str, body: Mapping[str, Any] | None, *, read_s: float | None = None,
+                       timeout_s: float | None = None, method: str = "POST") -> httpx2.Request:
         headers = self._headers
         if self._auth is not None:
             headers = {**headers, self._auth_name: await self._auth()}
-        content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-        request = self._client.build_request("POST", self.url(path, body.get("model")), content=content,
-                                             headers=headers)
+        content = None if body is None else json.dumps(body, ensure_ascii=False, separators=(",", ":"),
+                                                        allow_nan=False).encode()
+        model = None if body is None else body.get("model")
+        request = self._client.build_request(method, self.url(path, model), content=content, headers=headers)
         if timeout_s is not None:
             request.extensions["timeout"] = dict.fromkeys(("connect", "read", "write", "pool"), timeout_s)
         elif read_s is not None:
@@ -242,6 +247,17 @@ class ModelWire:
         if response.status_code >= 400:
             raise _status_error(response)
         _sign(receipt, response)
+        answer = json.loads(response.content)
+        if not isinstance(answer, dict):
+            raise ValueError("the endpoint's answer is not a JSON object")
+        return answer
+
+    async def fetch(self, method: str, path: str) -> dict[str, Any]:
+        """A JSON answer to a request without a body (GET or DELETE of a stored object). An error
+        status raises UpstreamStatusError."""
+        response = await self._client.send(await self._request(path, None, method=method))
+        if response.status_code >= 400:
+            raise _status_error(response)
         answer = json.loads(response.content)
         if not isinstance(answer, dict):
             raise ValueError("the endpoint's answer is not a JSON object")

@@ -20,6 +20,7 @@ from tools.simulator.azure import refusal
 from tools.simulator.config import SimulatorConfig
 from tools.simulator.faults import Fault
 from tools.simulator.responses import openai_error
+from tools.simulator.responses_api import ResponsesService
 from tools.simulator.schemas import InvalidRequest, parse
 from tools.simulator.service import Simulator
 
@@ -35,6 +36,7 @@ def create_app(config: SimulatorConfig | None = None, *, simulator: Simulator | 
         Route("/v1/chat/completions", sim.chat, methods=["POST"]),
         Route("/openai/deployments/{deployment}/embeddings", sim.embeddings, methods=["POST"]),
         Route("/v1/embeddings", sim.embeddings, methods=["POST"]),
+        *_responses_routes(ResponsesService(sim)),
         Route("/v1/models", sim.models, methods=["GET"]),
         Route("/openai/models", sim.models, methods=["GET"]),
         Route("/_sim/prompt_cache", control.prompt_cache, methods=["DELETE"]),
@@ -49,6 +51,21 @@ def create_app(config: SimulatorConfig | None = None, *, simulator: Simulator | 
     )
     app.state.simulator = sim
     return app
+
+
+def _responses_routes(service: ResponsesService) -> list[Route]:
+    """The Responses API under OpenAI's /v1, Azure's v1 API (/openai/v1) and Azure's preview
+    (/openai, with api-version): one region's responses behind all three."""
+    routes = []
+    for base in ("/v1/responses", "/openai/v1/responses", "/openai/responses"):
+        routes += [
+            Route(base, service.create, methods=["POST"]),
+            Route(f"{base}/input_tokens", service.input_tokens, methods=["POST"]),
+            Route(f"{base}/{{response_id}}", service.retrieve, methods=["GET"]),
+            Route(f"{base}/{{response_id}}", service.delete, methods=["DELETE"]),
+            Route(f"{base}/{{response_id}}/input_items", service.input_items, methods=["GET"]),
+        ]
+    return routes
 
 
 class Pace(BaseModel):

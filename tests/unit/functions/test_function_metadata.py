@@ -44,6 +44,13 @@ EXPECTED_HTTP = {
     "azure_embeddings": ("openai/deployments/{deployment}/embeddings", ["POST"]),
     "openai_models": ("v1/models", ["GET"]),
     "azure_models": ("openai/models", ["GET"]),
+    **{name: (route, methods) for family, base in (("openai", "v1/responses"), ("azure", "openai/v1/responses"),
+                                                  ("azure_preview", "openai/responses"))
+       for name, route, methods in ((f"responses_create_{family}", base, ["POST"]),
+                                    (f"responses_input_tokens_{family}", f"{base}/input_tokens", ["POST"]),
+                                    (f"responses_item_{family}", f"{base}/{{response_id}}", ["GET", "DELETE"]),
+                                    (f"responses_input_items_{family}", f"{base}/{{response_id}}/input_items",
+                                     ["GET"]))},
 }
 
 
@@ -77,5 +84,5 @@ def test_queue_bindings_use_app_setting_expressions(functions: dict[str, dict[st
 
 
 def test_function_names_are_explicit_and_valid(functions: dict[str, dict[str, Any]]) -> None:
-    assert len(functions) == 18
+    assert len(functions) == 30
     assert all(re.fullmatch(r"[a-z][a-z_]*", name) for name in functions)

@@ -94,6 +94,23 @@ async def openai_embeddings(rig: Rig, ctx: CallContext) -> AsyncGenerator[Piece,
     yield f"{len(raw.get('data') or [])} vector(s)", answer.cached
 
 
+def response_body(*, stream: bool = False) -> dict[str, Any]:
+    return {"model": "gpt-4o-mini", "input": "hello there", "max_output_tokens": MAX_TOKENS,
+            **({"stream": True} if stream else {})}
+
+
+async def openai_responses(rig: Rig, ctx: CallContext) -> AsyncGenerator[Piece, None]:
+    yield whole(await rig.responses.create(ctx, None, response_body()))
+
+
+async def openai_responses_stream(rig: Rig, ctx: CallContext) -> AsyncGenerator[Piece, None]:
+    streaming = await rig.responses.stream(ctx, None, response_body(stream=True))
+    async with contextlib.aclosing(deltas(streaming.deltas)) as pieces:
+        async for piece in pieces:
+            if piece[0]:  # the events that carry no text (created, completed) show the user nothing
+                yield piece
+
+
 async def native_chat(rig: Rig, ctx: CallContext) -> AsyncGenerator[Piece, None]:
     served = await rig.gateway.chat(ctx, ChatRequest(messages=[ChatMessage(role="user", content="hello there")],
                                                      max_tokens=MAX_TOKENS))
@@ -115,6 +132,8 @@ OPERATIONS = [
     Operation("openai.chat.stream", openai_chat_stream, streamed=True),
     Operation("openai.embeddings", openai_embeddings, path="/embeddings", cached=False, answer="1 vector(s)",
               billed=EMBEDDING_TOKENS),
+    Operation("openai.responses", openai_responses, path="/responses", cached=False),
+    Operation("openai.responses.stream", openai_responses_stream, path="/responses", streamed=True, cached=False),
     Operation("native.chat", native_chat),
     Operation("native.chat.stream", native_chat_stream, streamed=True),
     Operation("native.summarize", summarize),

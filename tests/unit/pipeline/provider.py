@@ -49,7 +49,7 @@ class Provider:
         return sum(1 for p, _ in self.calls if p == path)
 
     async def handle(self, request: httpx2.Request) -> httpx2.Response:
-        path = "/embeddings" if request.url.path.endswith("/embeddings") else "/chat/completions"
+        path = next((p for p in ("/embeddings", "/responses") if request.url.path.endswith(p)), "/chat/completions")
         body: dict[str, Any] = json.loads(request.content)
         self.calls.append((path, body))
         mode = self.modes.get(path, "ok")
@@ -59,10 +59,11 @@ class Provider:
             return httpx2.Response(int(mode), json=error, headers={**headers, "retry-after": "1"})
         if path == "/embeddings":
             return self._whole(_embeddings(body), mode, headers)
+        responses = path == "/responses"
         if body.get("stream"):
             return httpx2.Response(200, headers={**headers, "content-type": "text/event-stream"},
-                                   content=self._events(mode))
-        return self._whole(_completion(), mode, headers)
+                                   content=self._response_events(mode) if responses else self._events(mode))
+        return self._whole(_response("completed") if responses else _completion(), mode, headers)
 
     def _whole(self, answer: dict[str, Any], mode: Mode, headers: dict[str, str]) -> httpx2.Response:
         payload = json.dumps(answer).encode()
@@ -78,18 +79,43 @@ class Provider:
 
         return httpx2.Response(200, headers={**headers, "content-type": "application/json"}, content=body())
 
-    async def _events(self, mode: Mode) -> AsyncIterator[bytes]:
-        words = ANSWER.split(" ")
-        for i, word in enumerate(words):
+    async def _pieces(self, mode: Mode) -> AsyncIterator[str]:
+        """The answer's pieces as a stream sends them: cut before the third, held before the second."""
+        for i, word in enumerate(ANSWER.split(" ")):
             if i == 2 and mode == "cut":
                 raise httpx2.RemoteProtocolError(CUT)
             if i == 1 and mode == "slow":
                 self.reached.set()
                 await self.gate.wait()
-            yield _event(_chunk({"content": word if i == 0 else " " + word}))
+            yield word if i == 0 else " " + word
+
+    async def _events(self, mode: Mode) -> AsyncIterator[bytes]:
+        async for piece in self._pieces(mode):
+            yield _event(_chunk({"content": piece}))
         yield _event(_chunk({}, finish="stop"))
         yield _event({**_chunk(None), "usage": _usage(USAGE)})
         yield b"data: [DONE]\n\n"
+
+    async def _response_events(self, mode: Mode) -> AsyncIterator[bytes]:
+        """The Responses API's stream: created, a text delta per piece, completed with its usage."""
+        yield _event({"type": "response.created", "sequence_number": 0, "response": _response("in_progress")})
+        number = 1
+        async for piece in self._pieces(mode):
+            yield _event({"type": "response.output_text.delta", "sequence_number": number, "item_id": "msg_1",
+                          "output_index": 0, "content_index": 0, "delta": piece})
+            number += 1
+        yield _event({"type": "response.completed", "sequence_number": number, "response": _response("completed")})
+
+
+def _response(status: str) -> dict[str, Any]:
+    done = status == "completed"
+    output = [{"id": "msg_1", "type": "message", "role": "assistant", "status": status,
+               "content": [{"type": "output_text", "text": ANSWER, "annotations": []}]}] if done else []
+    usage = {"input_tokens": USAGE.prompt_tokens, "input_tokens_details": {"cached_tokens": 0},
+             "output_tokens": USAGE.completion_tokens, "output_tokens_details": {"reasoning_tokens": 0},
+             "total_tokens": USAGE.total_tokens}
+    return {"id": "resp_1", "object": "response", "created_at": 1, "status": status, "model": MODEL,
+            "output": output, "usage": usage if done else None}
 
 
 def _event(data: dict[str, Any]) -> bytes:

@@ -24,7 +24,9 @@ from shared.identity.secrets import LocalSecrets
 from shared.jobs.service import JobService
 from shared.pipeline.gateway import Gateway
 from shared.pipeline.openai_path import OpenAIPath
+from shared.pipeline.responses import ResponsesApi
 from shared.state.cache import CacheKey
+from shared.state.responses import ResponseRecord
 from shared.upstream.embeddings import EmbeddingEndpoint, EndpointEmbedder
 from shared.upstream.endpoints import Endpoint, embedding_endpoint_name
 from shared.upstream.engine import LazyEngine
@@ -68,6 +70,29 @@ class SemanticTier(FakeCache):
 
 
 @dataclass
+class MemoryRecords:
+    """The Responses API's records, in memory (CosmosResponseRecords is the e2e tests')."""
+
+    records: dict[tuple[str, str], ResponseRecord] = field(default_factory=dict)
+    origins: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    async def get(self, tenant: str, response_id: str) -> ResponseRecord | None:
+        return self.records.get((tenant, response_id))
+
+    async def put(self, record: ResponseRecord) -> None:
+        self.records[(record.tenant, record.id)] = record
+
+    async def delete(self, tenant: str, response_id: str) -> None:
+        self.records.pop((tenant, response_id), None)
+
+    async def put_origin(self, tenant: str, item_id: str, endpoint: str) -> None:
+        self.origins[(tenant, item_id)] = endpoint
+
+    async def origin_of(self, tenant: str, item_id: str) -> str | None:
+        return self.origins.get((tenant, item_id))
+
+
+@dataclass
 class Rig:
     provider: Provider
     gateway: Gateway
@@ -80,6 +105,11 @@ class Rig:
     queue: FakeQueue
     clients: list[httpx2.AsyncClient] = field(default_factory=list)
     engine: LazyEngine | None = None
+    records: MemoryRecords = field(default_factory=MemoryRecords)
+
+    @property
+    def responses(self) -> ResponsesApi:
+        return ResponsesApi(self.gateway, self.records)
 
     async def close(self) -> None:
         if self.engine is not None:
