@@ -38,8 +38,8 @@ _REASONING_WORDS = _words(
 )
 _REASONING_PHRASES = ("step by step", "step-by-step", "pros and cons", "root cause", "what would happen",
                       "explain how", "how does", "edge case", "walk me through", "think through", "second-order",
-                      # The same asks in the languages the gateway serves most after English; CJK has no
-                      # spaces between words, so these are counted as substrings.
+                      # The same asks in a few other languages; CJK has no spaces between words, so
+                      # these are counted as substrings.
                       "analysier", "vergleich", "begründ", "bewert", "analiz", "compara", "por qué", "pourquoi",
                       "analyse", "justifie", "分析", "比较", "比較", "设计", "設計", "为什么", "なぜ", "評価", "评估",
                       "建议", "長所と短所", "优点", "анализ", "сравни", "почему", "обоснуй")
@@ -52,7 +52,8 @@ _MATH_WORDS = _words(
     "polynomial modulo prime primes converge convergence linear calculate calculation compute formula",
     "percent percentage interest rate rates expected sum average median statistics statistical",
 )
-_MATH_MARKS = ("\\frac", "\\sum", "\\int", "^2", "O(n", "%", "∑", "∫", "√", "≤", "≥", "≠", "∞")
+_MATH_MARKS = (  # matched in lower-cased text
+    "\\frac", "\\sum", "\\int", "^2", "o(n", "%", "∑", "∫", "√", "≤", "≥", "≠", "∞")
 _LIST_ITEM = re.compile(r"\s*(?:[-*•]|\d{1,2}[.)])\s")
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 _DIGIT_OPERATOR = re.compile(r"\d\s*[-+*/^=<>\u00d7]\s*\d")
@@ -62,9 +63,9 @@ _CONSTRAINT_WORDS = _words("must should without exactly only never always ensure
 _CONSTRAINT_PHRASES = ("at most", "at least", "no more than", "do not", "while keeping", "must not")
 # Asks a small model does as well as a large one: greetings, lookups, rewording, pulling fields out.
 _SIMPLE_WORDS = _words("hi hello hey thanks thank translate typo typos extract list summarize summarise",
-                       "briefly rephrase shorter classify convert tl;dr tldr rename spell reword caption")
+                       "briefly rephrase shorter classify convert tldr rename spell reword caption")
 _SIMPLE_PHRASES = ("what is the", "in one sentence", "one word", "yes or no", "how do i", "what's the",
-                   "as json", "who is", "who was", "how many")
+                   "as json", "who is", "who was", "how many", "tl;dr")
 _CODE_MARKS = ("```", "();", "{", "}", ";\n", "=>", "->", "==", "!=", "::", "_", "</", "/>", "self.",
                "def ", "return ", "import ", "const ", "function ", "class ", "SELECT ", "    ")
 _TRACE_MARKS = ("Traceback (most recent call last)", '\n  File "', "Exception", "Error:", "\n    at ",
