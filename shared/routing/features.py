@@ -6,14 +6,15 @@ import math
 import re
 import string
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shared.core.tokens import counter_for
 
 # Exact gpt-4o-family counts cost about 70 us per 4,000 characters (bpe-openai's Rust tokenizer),
 # inside the scorer's 1 ms; the count is a feature, not a bill, so one tokenizer serves every model.
-_COUNT: Callable[[str], int] = counter_for("gpt-4o")
+# Looked up per call (counter_for caches it): loading it at import would add 0.1 s to a cold start.
+_TOKENIZER_MODEL = "gpt-4o"
 
 # Lengths scale logarithmically: 10 tokens and 100 differ more, for routing, than 3,000 and 3,100.
 _LOG_TOKENS_CAP = math.log1p(8000)
@@ -87,7 +88,8 @@ def text_of(content: Any) -> str:
 def features(messages: Sequence[Mapping[str, Any]], *, tools: int, response_format: bool) -> dict[str, float]:
     """The request's features by name; weights.json names the same keys."""
     texts = [(str(m.get("role", "")), text_of(m.get("content"))) for m in messages]
-    counts = [_COUNT(text) for _, text in texts]
+    count = counter_for(_TOKENIZER_MODEL)
+    counts = [count(text) for _, text in texts]
     user = [i for i, (role, _) in enumerate(texts) if role == "user"]
     last = texts[user[-1]][1] if user else ""
     # What the user asks is the task: system prompts and earlier replies are context, not the ask.
@@ -103,7 +105,7 @@ def features(messages: Sequence[Mapping[str, Any]], *, tools: int, response_form
         "last_tokens": _log_tokens(last_count),
         # The ask before the first blank line: a long instruction is a demanding one, while a long
         # document pasted below a short instruction ("extract the dates:") is not.
-        "ask_tokens": _log_tokens(last_count if ask == last else _COUNT(ask)),
+        "ask_tokens": _log_tokens(last_count if ask == last else count(ask)),
         "longform": _saturate(_hits(words, _LONGFORM_WORDS) + _phrases(asked, _LONGFORM_MARKS), 2),
         "code": _saturate(sum(everything.count(mark) for mark in _CODE_MARKS), 24),
         "trace": _saturate(sum(everything.count(mark) for mark in _TRACE_MARKS), 2),
