@@ -85,7 +85,7 @@ METRIC_FAILOVERS: Final = "aigw.failovers"  # counter, by the endpoint failed aw
 METRIC_JOBS: Final = "aigw.jobs"  # counter, by OUTCOME
 METRIC_JOB_AGE: Final = "aigw.job.age"  # histogram, s from submission to the end of processing
 # Counter, USD, by tenant, route and model: the route's complex model's cost for the same usage
-# minus what was charged (negative only when a fallback ran on a dearer model).
+# minus what was charged (zero on the complex model itself).
 METRIC_ROUTING_SAVINGS: Final = "aigw.routing.savings_usd"
 # Gauge per tenant and window (day | month) and unit (tokens | usd), set at each settlement: used / limit.
 METRIC_BUDGET_USED_RATIO: Final = "aigw.budget.used_ratio"

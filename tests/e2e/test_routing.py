@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletionUserMessageParam
 
 from shared.core.settings import hash_api_key
 from shared.observability import names as n
@@ -78,12 +80,12 @@ def native(routing_url: str) -> Iterator[httpx.Client]:
         yield c
 
 
-def ask(kind: str) -> list[dict[str, str]]:
+def ask(kind: str) -> list[ChatCompletionUserMessageParam]:
     """A request of this kind, never asked before (so never in the cache)."""
     return [{"role": "user", "content": f"{ASKS[kind]} (ref {uuid.uuid4().hex[:8]})"}]
 
 
-def charge(model: str, usage: Any) -> float:
+def charge(model: str, usage: CompletionUsage) -> float:
     """What the budget charges for this usage at `model`'s price (docs/accounting.md): micro-USD, rounded up."""
     per_in, per_out = PRICES[model]
     return round(math.ceil(usage.prompt_tokens * per_in + usage.completion_tokens * per_out) / 1_000_000, 6)
@@ -150,7 +152,7 @@ def test_a_cache_entry_of_one_tier_never_answers_the_other(routing_url: str) -> 
     assert again.headers["x-aigw-route"] == routed.headers["x-aigw-route"]
 
 
-def stored(client: openai.OpenAI, model: str, messages: list[dict[str, str]]) -> Any:
+def stored(client: openai.OpenAI, model: str, messages: list[ChatCompletionUserMessageParam]) -> Any:
     """The answer once the cache has it (the store runs after the response: polled, not timed)."""
     deadline = time.monotonic() + 30
     while True:
@@ -184,7 +186,7 @@ def test_native_chat_and_summarize_with_model_auto(native: httpx.Client, sink: S
     assert chat.status_code == 200, chat.text
     agrees(sink, chat.headers["x-correlation-id"], chat.headers["x-aigw-route"], chat.json()["model"], kind)
 
-    text = ask(kind)[0]["content"]
+    text = str(ask(kind)[0]["content"])
     summary = native.post("/v1/summarize", json={"model": "auto", "text": text, "max_words": 20})
     assert summary.status_code == 200, summary.text
     agrees(sink, summary.headers["x-correlation-id"], summary.headers["x-aigw-route"], summary.json()["model"], kind)
