@@ -21,12 +21,14 @@ from shared.core.settings import hash_api_key
 from shared.observability import names as n
 from shared.routing.scorer import score_chat
 from tests.conftest import DEV_KEY, LIMITED_KEY, TEST_ROUTES, TEST_TENANTS
+from tests.e2e import test_telemetry
 from tests.e2e.test_jobs import wait_for as wait_for_job
 from tests.e2e.test_telemetry import _audit, _props, _type, wait_for, wait_for_metrics
 from tools.localenv import LocalStack
 from tools.telemetry_sink import Sink, appinsights
 
 pytestmark = pytest.mark.e2e
+sink = test_telemetry.sink  # the ingestion server the app's telemetry goes to, one for this module
 OWN_KEY, STRICT_KEY = "routing-own-key", "routing-strict-key"
 PRICES = {"gpt-4o-mini": (0.15, 0.6), "gpt-4o": (2.5, 10.0)}  # local.settings.example.json MODEL_PRICES
 DEPLOYMENT = {"gpt-4o-mini": "chat", "gpt-4o": "chat-large"}  # its AI_ENDPOINTS: each tier's deployment
@@ -53,12 +55,6 @@ def _tenants() -> str:
                         "routes": everything_simple},
                        {"tenant": "routing-strict", "keys": [{"id": "strict-1", "sha256": hash_api_key(STRICT_KEY)}],
                         "routes": no_fallback}])
-
-
-@pytest.fixture(scope="module")
-def sink() -> Iterator[Sink]:
-    with Sink(appinsights.handle) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
