@@ -21,8 +21,9 @@ MODEL = "gpt-4o-mini"
 
 
 def test_models_list_on_both_clients(fid_oai: openai.OpenAI, fid_azure: openai.AzureOpenAI, app_url: str) -> None:
-    assert [m.id for m in fid_oai.models.list()] == ["gpt-4o-mini", "embeddings"]
-    assert [m.id for m in fid_azure.models.list()] == ["gpt-4o-mini", "embeddings"]
+    # The two chat tiers of the local settings (docs/routing.md), then the embedding deployment.
+    assert [m.id for m in fid_oai.models.list()] == ["gpt-4o", "gpt-4o-mini", "embeddings"]
+    assert [m.id for m in fid_azure.models.list()] == ["gpt-4o", "gpt-4o-mini", "embeddings"]
     limited = openai.OpenAI(base_url=f"{app_url}/api/v1", api_key=LIMITED_KEY, max_retries=0)
     assert all(m.object == "model" for m in limited.models.list())
 
