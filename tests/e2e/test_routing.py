@@ -22,6 +22,7 @@ from shared.observability import names as n
 from shared.routing.scorer import score_chat
 from tests.conftest import DEV_KEY, LIMITED_KEY, TEST_ROUTES, TEST_TENANTS
 from tests.e2e import test_telemetry
+from tests.e2e.conftest import assert_problem
 from tests.e2e.test_jobs import wait_for as wait_for_job
 from tests.e2e.test_telemetry import _audit, _props, _type, wait_for, wait_for_metrics
 from tools.localenv import LocalStack
@@ -196,6 +197,17 @@ def test_a_job_with_model_auto_runs_on_the_routed_tier(native: httpx.Client) -> 
         done = wait_for_job(native, f"/v1/jobs/{job.json()['job_id']}")
         assert done["status"] == "succeeded", done
         assert done["result"]["model"] == f"simulator-{DEPLOYMENT[model]}"
+    unknown = {"kind": "chat", "input": {"model": "no-such-route", "messages": ask("simple")}}
+    failed = wait_for_job(native, f"/v1/jobs/{native.post('/v1/jobs', json=unknown).json()['job_id']}")
+    assert failed["status"] == "failed"
+    assert failed["error"] == "The model or deployment 'no-such-route' is not available here."
+
+
+def test_a_native_request_for_an_unknown_or_barred_route_is_refused(native: httpx.Client) -> None:
+    body = {"model": "no-such-route", "messages": ask("simple")}
+    assert "no-such-route" in assert_problem(native.post("/v1/chat", json=body), 404)["detail"]
+    barred = native.post("/v1/summarize", json={"model": "auto", "text": SIMPLE}, headers={"x-api-key": LIMITED_KEY})
+    assert "allowed_models" in assert_problem(barred, 403)["detail"]
 
 
 def test_the_savings_metric_is_exported(routing_url: str, sink: Sink) -> None:
