@@ -221,8 +221,14 @@ def test_the_small_tier_down_goes_to_the_large_and_says_so(routing_url: str, sin
     for region in faults.values():
         region.post("/_sim/faults", json={"status": 503, "deployment": "chat"})
     client = sdk(routing_url)
-    # The first requests find the small tier failing (and fall back after its attempts), the later
-    # ones find its breakers open (and go straight to the large tier).
+    # First a stream, while the small tier's breakers are still closed: its attempts fail before any
+    # content, and the stream is the large tier's, with the fallback in the header it was held for.
+    streamed = client.chat.completions.with_raw_response.create(model="auto", messages=ask("simple"), max_tokens=20,
+                                                                stream=True)
+    assert "fallback: simple tier unavailable" in streamed.headers["x-aigw-route"]
+    assert {c.model for c in streamed.parse() if c.model} == {"simulator-chat-large"}
+    # Then whole answers: the first find the small tier failing (and fall back after its attempts),
+    # the later ones find its breakers open (and go straight to the large tier).
     for _ in range(6):
         raw = client.chat.completions.with_raw_response.create(model="auto", messages=ask("simple"), max_tokens=20,
                                                                extra_headers=UNCACHED)
@@ -231,11 +237,6 @@ def test_the_small_tier_down_goes_to_the_large_and_says_so(routing_url: str, sin
         audit = agrees(sink, raw.headers["x-correlation-id"], raw.headers["x-aigw-route"], result.model, "complex",
                        fallback=True)
         assert float(audit[n.COST_USD]) == charge("gpt-4o", result.usage), "charged at the model that answered"
-
-    streamed = client.chat.completions.with_raw_response.create(model="auto", messages=ask("simple"), max_tokens=20,
-                                                                stream=True)
-    assert "fallback: simple tier unavailable" in streamed.headers["x-aigw-route"]
-    assert {c.model for c in streamed.parse() if c.model} == {"simulator-chat-large"}
 
     strict = sdk(routing_url, STRICT_KEY)  # its route sets fallback_across_tiers: false
     with pytest.raises(openai.InternalServerError) as down:
