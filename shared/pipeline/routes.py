@@ -72,9 +72,10 @@ class Router:
         return replace(decision, model=route.model(_other(decision.tier)), fallback=True)
 
     def _up(self, model: str) -> bool:
-        """Some endpoint of the model's group could take a call now (no open breaker, not parked)."""
+        """Some endpoint of the model's group could take a call now (no open breaker, not parked). A
+        model that is not configured is not down: resolving it says so (404), never a silent fallback."""
         if self.groups is None or model not in self.groups.models():
-            return False
+            return True
         return any(self.groups.policy.pool.usable(e) for e in self.groups.group(model))
 
     async def stage(self, ex: Exchange, nxt: Next) -> Reply:

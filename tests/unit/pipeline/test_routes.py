@@ -178,3 +178,11 @@ async def test_the_routing_stage_says_where_it_went_and_counts_the_savings(
 async def _nothing() -> AsyncGenerator[Delta, None]:
     return
     yield
+
+
+def test_a_route_to_a_model_not_configured_is_not_a_tier_down() -> None:
+    """A tenant's route changed at run time to a model this app does not serve: resolving the model
+    names it (404), the request never slips silently to the other tier."""
+    router = Router({}, groups(), PRICES)
+    decision = router.decide(principal({"auto": Route(simple="gone", complex="large")}), "auto", EASY)
+    assert decision is not None and (decision.model, decision.fallback) == ("gone", False)
