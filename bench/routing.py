@@ -11,6 +11,7 @@ import argparse
 import gc
 import hashlib
 import json
+import math
 import statistics
 import sys
 import time
@@ -123,6 +124,17 @@ def evaluate(requests: Sequence[Request], scores: Sequence[float], threshold: fl
     )
 
 
+def upper_bound(misses: int, n: int, confidence: float = 0.95) -> float:
+    """Clopper-Pearson: the highest miss rate under which seeing `misses` or fewer in `n` still has
+    probability at least 1 - confidence."""
+    low, high = misses / n, 1.0
+    for _ in range(60):  # bisection: P(X <= misses) falls as the rate rises
+        rate = (low + high) / 2
+        at_most = sum(math.comb(n, k) * rate**k * (1 - rate) ** (n - k) for k in range(misses + 1))
+        low, high = (rate, high) if at_most > 1 - confidence else (low, rate)
+    return high
+
+
 def scores_of(requests: Iterable[Request], weights: Weights | None = None) -> list[float]:
     """The scorer's score of each request."""
     return [score_chat(r.messages, tools=r.tools, response_format=r.response_format, weights=weights).value
@@ -212,8 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     at = evaluate(requests, scores, threshold, price)
     print(f"at the configured threshold {threshold}:")
     print(f"  accuracy                        {at.accuracy:.1%}")
+    missed = round(at.complex_to_small * complex_count)
     print(f"  complex requests -> small model {at.complex_to_small:.1%}  (target <= {TARGET_COMPLEX_TO_SMALL:.0%}: "
-          f"{mark(at.complex_to_small <= TARGET_COMPLEX_TO_SMALL)})")
+          f"{mark(at.complex_to_small <= TARGET_COMPLEX_TO_SMALL)}; {missed} of {complex_count}, "
+          f"95% upper bound {upper_bound(missed, complex_count):.1%})")
     print(f"  simple requests -> large model  {at.simple_to_large:.1%}")
     print(f"  requests to the small model     {at.to_small:.1%}")
     print(f"  cost saved vs always {LARGE}    {at.saved:.1%}  (target >= {TARGET_SAVED:.0%}: "
@@ -225,8 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {category:<11} n={part.n:<3} accuracy {part.accuracy:>6.1%}  complex->small "
               f"{part.complex_to_small:>6.1%}  to small {part.to_small:>6.1%}  saved {part.saved:>6.1%}")
     explain(requests, scores, threshold, price)
-    missed = [(r, s) for r, s in zip(requests, scores, strict=True) if r.complex and s < threshold]
-    for r, s in missed:
+    for r, s in [(r, s) for r, s in zip(requests, scores, strict=True) if r.complex and s < threshold]:
         print(f"  complex sent to small: {r.id} ({s:.2f}): {r.reason}")
     print("\nsweep:")
     print("  " + HEADER)

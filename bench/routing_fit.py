@@ -2,9 +2,9 @@
 
 `python -m bench.routing_fit [--data FILE] [--out FILE]`: plain L2-regularised logistic regression
 (Newton's method, numpy), fitted on the train split. The threshold is then chosen on 5-fold
-out-of-fold scores of the train split, as the highest that sends at most 2.5% of complex requests
-to the small model (half the 5% target: a margin for a small set), and folded into the bias so that
-a route's threshold of 0.5 is that operating point.
+out-of-fold scores of the train split, as the highest at which the share of complex requests sent
+to the small model is at most 5% at 95% confidence (Clopper-Pearson), and folded into the bias so
+that a route's threshold of 0.5 is that operating point.
 Prints train and test figures; deterministic, so a re-run on the same set writes the same weights.
 """
 
@@ -21,16 +21,16 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.routing import DATA, TARGET_COMPLEX_TO_SMALL, Request, digest, load
+from bench.routing import DATA, TARGET_COMPLEX_TO_SMALL, Request, digest, load, upper_bound
 from shared.routing.features import features
 from shared.routing.scorer import WEIGHTS_PATH, Weights
 
 L2 = 1.0  # on the weights, not the bias: with 13 features and ~240 rows, keeps any one from running off
 FOLDS = 5
 ROUTE_THRESHOLD = 0.5  # the threshold routes are configured with by default
-# Half the target, chosen on out-of-fold scores: with ~80 complex training rows one miss is 1.3%,
-# and the test set shows out-of-fold figures run optimistic; the margin keeps the bound on new data.
-THRESHOLD_BOUND = TARGET_COMPLEX_TO_SMALL / 2
+# The threshold lets through only as many out-of-fold misses as keep the miss rate's one-sided
+# upper confidence bound within the target: ~100 complex training rows cannot show 5% more closely.
+CONFIDENCE = 0.95
 
 
 def matrix(requests: Sequence[Request]) -> tuple[list[str], NDArray[np.float64], NDArray[np.float64]]:
@@ -67,10 +67,14 @@ def out_of_fold(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.fl
     return scores
 
 
-def threshold_for(scores: NDArray[np.float64], y: NDArray[np.float64], bound: float) -> float:
-    """The highest threshold at which at most `bound` of the complex rows score below it."""
+def threshold_for(scores: NDArray[np.float64], y: NDArray[np.float64], bound: float,
+                  confidence: float = CONFIDENCE) -> float:
+    """The highest threshold at which so few complex rows score below it that the rate of such
+    misses is at most `bound` with this confidence (one-sided, exact binomial)."""
     complex_scores = np.sort(scores[y == 1])
-    allowed = math.floor(bound * len(complex_scores))  # complex rows that may fall below
+    allowed = 0  # complex rows that may fall below
+    while allowed + 1 < len(complex_scores) and upper_bound(allowed + 1, len(complex_scores), confidence) <= bound:
+        allowed += 1
     return float(complex_scores[allowed])  # at this threshold exactly `allowed` rows fall below
 
 
@@ -94,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     names, x_train, y_train = matrix(train)
     _, x_test, y_test = matrix(test)
     w, b = fit(x_train, y_train)
-    raw = threshold_for(out_of_fold(x_train, y_train), y_train, THRESHOLD_BOUND)
+    raw = threshold_for(out_of_fold(x_train, y_train), y_train, TARGET_COMPLEX_TO_SMALL)
     # Moving the bias by -logit(raw) makes a score of 0.5 mean what `raw` meant.
     bias = b - math.log(raw / (1 - raw))
     weights = Weights({n: round(float(v), 4) for n, v in zip(names, w, strict=True)}, round(bias, 4))
@@ -106,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         "fitted_on": f"{args.data.name} ({digest(args.data)}): {len(train)} train, {len(test)} test",
         "date": datetime.datetime.now(datetime.UTC).date().isoformat(),
         "method": f"logistic regression, L2 {L2} on weights, Newton; threshold from {FOLDS}-fold out-of-fold "
-                  f"train scores (complex->small <= {THRESHOLD_BOUND:.1%}), folded into the bias",
+                  f"train scores (complex->small <= {TARGET_COMPLEX_TO_SMALL:.0%} at {CONFIDENCE:.0%} confidence), "
+                  "folded into the bias",
         "threshold": ROUTE_THRESHOLD,
         "raw_threshold": round(raw, 4),
         "train": train_line,

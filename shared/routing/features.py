@@ -36,6 +36,7 @@ _REASONING_WORDS = _words(
     "assessment critique plan strategy strategies debug debugging refactor implement implementation",
     "optimize optimise optimizing scale scaling scalable migrate migration diagnose investigate reconcile",
     "recommend recommendation consider weigh scenarios sensitivity estimate synthesize interpret",
+    "infer inferring deduce cause causes causal",
 )
 _REASONING_PHRASES = ("step by step", "step-by-step", "pros and cons", "root cause", "what would happen",
                       "explain how", "how does", "edge case", "walk me through", "think through", "second-order",
@@ -45,6 +46,8 @@ _REASONING_PHRASES = ("step by step", "step-by-step", "pros and cons", "root cau
                       "analyse", "justifie", "分析", "比较", "比較", "设计", "設計", "为什么", "なぜ", "評価", "评估",
                       "建议", "長所と短所", "优点", "анализ", "сравни", "почему", "обоснуй")
 # Asks for a long piece of writing: the longer the answer, the more a small model drifts from the brief.
+# One ask made of several ("extract the fields, then infer ..."): an easy first part must not hide the rest.
+_SUBTASK_MARKS = (" then ", "and then", " also ", "as well as", "after that", "; ", " plus ", "finally")
 _LONGFORM_WORDS = _words("essay story speech report article proposal syllabus policy post-mortem chapter",
                          "screenplay newsletter abstract rebuttal blog whitepaper scene")
 _LONGFORM_MARKS = ("-word", " words", "字", "pages", "sections", "paragraphs")
@@ -114,6 +117,7 @@ def features(messages: Sequence[Mapping[str, Any]], *, tools: int, response_form
         # Quantities to combine: one number is a lookup, eight are a calculation.
         "numbers": _saturate(len(_NUMBER.findall(ask)), 8),
         "reasoning": _saturate(_hits(words, _REASONING_WORDS) + _phrases(asked, _REASONING_PHRASES), 3),
+        "subtasks": _saturate(_phrases(last_lower, _SUBTASK_MARKS), 3),
         "constraints": _saturate(_hits(words, _CONSTRAINT_WORDS) + _phrases(asked, _CONSTRAINT_PHRASES)
                                  + _list_items(last), 6),
         "simple_ask": _saturate(_hits(last_words, _SIMPLE_WORDS)

@@ -84,11 +84,19 @@ def test_the_fit_separates_a_separable_set() -> None:
     assert ((x @ w + b > 0) == (y == 1)).mean() > 0.95
 
 
-def test_the_threshold_lets_at_most_the_bound_of_complex_rows_below_it() -> None:
+def test_the_upper_bound_is_clopper_pearsons() -> None:
+    assert routing.upper_bound(0, 101) == pytest.approx(1 - 0.05 ** (1 / 101), abs=1e-9)  # closed form at 0
+    assert routing.upper_bound(3, 10) == pytest.approx(0.6066, abs=1e-4)  # the published table's value
+    assert routing.upper_bound(1, 31) > routing.upper_bound(0, 31) > 0.0
+
+
+def test_the_threshold_lets_through_only_misses_the_bound_allows_with_confidence() -> None:
     scores = np.array([0.1, 0.2, 0.3, 0.4, 0.9, 0.05])
     y = np.array([1, 1, 1, 1, 1, 0], dtype=np.float64)
-    assert routing_fit.threshold_for(scores, y, 0.0) == 0.1  # none below
-    assert routing_fit.threshold_for(scores, y, 0.2) == 0.2  # one of five below
+    assert routing_fit.threshold_for(scores, y, 0.05) == 0.1  # five rows cannot show 5%: none may fall below
+    # One miss in five: at 95% the rate may be up to 65.7%; allowed only under a bound that high.
+    assert routing_fit.threshold_for(scores, y, 0.66) == 0.2
+    assert routing_fit.threshold_for(scores, y, 0.65) == 0.1
 
 
 def test_the_fit_script_writes_weights_that_meet_its_own_threshold_rule(tmp_path: Path) -> None:

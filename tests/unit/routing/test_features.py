@@ -100,3 +100,11 @@ def test_content_without_text_reads_as_empty(content: object) -> None:
 
 def test_no_messages_at_all_gives_zero_features() -> None:
     assert set(features([], tools=0, response_format=False).values()) == {0.0}
+
+
+def test_parts_of_an_ask_after_an_easy_first_one_count() -> None:
+    values = one("Extract the dates, then infer which deadline was missed; also say who missed it.")
+    assert values["simple_ask"] == 1.0
+    assert values["subtasks"] == 1.0  # " then ", "; " and " also "
+    assert values["reasoning"] > 0.0  # "infer"
+    assert one("Extract the dates.")["subtasks"] == 0.0
