@@ -4,6 +4,7 @@ what the tenant may ask for, a tier down, the settings the app refuses, and the 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from shared.core.errors import ConfigError, Forbidden
+from shared.core.errors import ConfigError, Forbidden, ServiceUnavailable
 from shared.core.models import Usage
 from shared.core.routes import ROUTE_HEADER, Route, RouteDecision
 from shared.core.settings import EndpointConfig, ModelPrice, TenantLimits, load_settings
@@ -21,7 +22,7 @@ from shared.observability import names as n
 from shared.observability import tracing
 from shared.observability.record import Record
 from shared.pipeline.exchange import CallContext, Exchange
-from shared.pipeline.routes import Router
+from shared.pipeline.routes import Router, stream_or_fallback, whole_or_fallback
 from shared.state.budget import Estimate
 from shared.upstream.endpoints import Endpoint
 from shared.upstream.failures import UpstreamFailure
@@ -186,3 +187,49 @@ def test_a_route_to_a_model_not_configured_is_not_a_tier_down() -> None:
     router = Router({}, groups(), PRICES)
     decision = router.decide(principal({"auto": Route(simple="gone", complex="large")}), "auto", EASY)
     assert decision is not None and (decision.model, decision.fallback) == ("gone", False)
+
+
+async def _deltas(*items: Delta | Exception) -> AsyncGenerator[Delta, None]:
+    for item in items:
+        if isinstance(item, Exception):
+            raise item
+        yield item
+
+
+async def _read(deltas: AsyncGenerator[Delta, None]) -> list[str]:
+    return [d.content async for d in deltas]
+
+
+async def test_a_stream_falls_back_only_before_its_answer_began() -> None:
+    down = ServiceUnavailable("No model endpoint could answer right now.")
+    other = _deltas(Delta(content="from the other tier"))
+
+    assert await _read(stream_or_fallback(_deltas(Delta(), down), lambda: other)) == ["", "from the other tier"]
+    with pytest.raises(ServiceUnavailable):  # content went out: a cut, never a second answer
+        await _read(stream_or_fallback(_deltas(Delta(content="half"), down), lambda: _deltas(Delta(content="x"))))
+    with pytest.raises(ServiceUnavailable):  # no other tier to go to
+        await _read(stream_or_fallback(_deltas(down), lambda: None))
+
+
+async def test_a_whole_answer_falls_back_once_on_a_503_only() -> None:
+    router = Router({"auto": AUTO}, groups(), PRICES)
+    first = router.decide(principal(), "auto", EASY)
+    ran: list[str] = []
+
+    async def run(decision: RouteDecision | None) -> str:
+        assert decision is not None
+        ran.append(decision.model)
+        if decision.model == "small":
+            raise ServiceUnavailable("down")
+        return decision.model
+
+    assert await whole_or_fallback(run, first, functools.partial(router.fallback, principal())) == "large"
+    assert ran == ["small", "large"]
+
+    async def refused(decision: RouteDecision | None) -> str:
+        if decision is not None and decision.model == "small":
+            raise Forbidden("no")
+        return "large"
+
+    with pytest.raises(Forbidden):  # only "could not answer" moves to the other tier
+        await whole_or_fallback(refused, first, functools.partial(router.fallback, principal()))
