@@ -252,7 +252,7 @@ class Settings(BaseSettings):
         dict[str, ModelPrice], Field(alias="MODEL_PRICES", default_factory=dict, json_schema_extra=AZURE)
     ]
     # Model routes every tenant may ask for by name (docs/routing.md); a tenant's own routes win.
-    routes: Annotated[Routes, Field(alias="ROUTES", default_factory=dict, json_schema_extra=TUNING)]
+    routes: Annotated[Routes, Field(alias="ROUTES", default_factory=dict, json_schema_extra=AZURE)]
     max_request_bytes: Annotated[int, Field(alias="MAX_REQUEST_BYTES", ge=1024, json_schema_extra=TUNING)] = 1_048_576
     # Below REQUEST_DEADLINE_S, so a hanging endpoint times out (and feeds its breaker, then fails
     # over) before the caller's deadline cuts it: the deadline is never held against an endpoint.
