@@ -1,4 +1,4 @@
-"""`python -m bench [resilience|cache|semantic_cache|overhead|hostile|soak]`: the local stack on free ports,
+"""`python -m bench [resilience|cache|semantic_cache|overhead|hostile|soak|routing]`: the local stack on free ports,
 and figures."""
 
 from __future__ import annotations
@@ -17,12 +17,16 @@ from tools.localenv import LocalStack, Ports
 BENCH_KEY = "bench-key"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911  one return per suite
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("suite", nargs="?", default="resilience",
-                        choices=["resilience", "cache", "semantic_cache", "overhead", "hostile", "soak"])
+                        choices=["resilience", "cache", "semantic_cache", "overhead", "hostile", "soak", "routing"])
     parser.add_argument("--requests", type=int, default=None, help="requests per scenario (default: each scenario's)")
     args, rest = parser.parse_known_args(argv)
+    if args.suite == "routing":  # offline: the labelled set and the scorer, no stack
+        from bench import routing
+
+        return routing.main(rest)
     if args.suite == "cache":
         from bench import cache
 

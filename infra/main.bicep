@@ -60,6 +60,19 @@ param modelPrices object = {
     input_per_1m: json('0.15')
     output_per_1m: json('0.6')
   }
+  'gpt-4o': {
+    input_per_1m: json('2.5')
+    output_per_1m: json('10.0')
+  }
+}
+
+@description('ROUTES app setting: model routes clients ask for as the model (docs/routing.md); both models of each must be deployed and priced.')
+param routes object = {
+  auto: {
+    simple: chatModelName
+    complex: complexChatModelName
+    threshold: json('0.5')
+  }
 }
 
 @description('Private endpoints and VNet integration for Storage, Cosmos DB, Key Vault and Azure OpenAI, with their public access off.')
@@ -74,6 +87,13 @@ param chatModelVersion string = '2024-07-18'
 param chatDeploymentSku string = 'GlobalStandard'
 @description('Chat deployment capacity in thousands of tokens per minute, per account.')
 param chatCapacity int = 30
+
+@description('The complex tier of the model routes (docs/routing.md): a second chat deployment per account.')
+param complexChatModelName string = 'gpt-4o'
+param complexChatModelVersion string = '2024-11-20'
+param complexChatDeploymentSku string = 'GlobalStandard'
+@description('Complex-tier chat deployment capacity in thousands of tokens per minute, per account.')
+param complexChatCapacity int = 10
 
 param embeddingModelName string = 'text-embedding-3-small'
 param embeddingModelVersion string = '1'
@@ -165,6 +185,13 @@ var chatDeployment = {
   version: chatModelVersion
   sku: chatDeploymentSku
   capacity: chatCapacity
+}
+var complexChatDeployment = {
+  name: complexChatModelName
+  model: complexChatModelName
+  version: complexChatModelVersion
+  sku: complexChatDeploymentSku
+  capacity: complexChatCapacity
 }
 var embeddingDeployment = {
   name: embeddingModelName
@@ -300,6 +327,7 @@ module openAiPrimary './core/ai/openai-account.bicep' = {
     location: openAiPrimaryLocation
     tags: tags
     chatDeployment: chatDeployment
+    complexChatDeployment: complexChatDeployment
     embeddingDeployment: embeddingDeployment
     publicNetworkAccess: publicNetworkAccess
   }
@@ -313,6 +341,7 @@ module openAiSecondary './core/ai/openai-account.bicep' = {
     location: openAiSecondaryLocation
     tags: tags
     chatDeployment: chatDeployment
+    complexChatDeployment: complexChatDeployment
     embeddingDeployment: embeddingDeployment
     publicNetworkAccess: publicNetworkAccess
   }
@@ -339,6 +368,24 @@ var aiEndpoints = [
     priority: 1
     embedding_deployment: openAiSecondary.outputs.embeddingDeploymentName
     embedding_model: embeddingModelName
+  }
+  {
+    name: 'primary-complex'
+    kind: 'azure_openai'
+    endpoint: openAiPrimary.outputs.endpoint
+    deployment: openAiPrimary.outputs.complexChatDeploymentName
+    model: complexChatModelName
+    priority: 0
+    embedding_deployment: openAiPrimary.outputs.embeddingDeploymentName
+  }
+  {
+    name: 'secondary-complex'
+    kind: 'azure_openai'
+    endpoint: openAiSecondary.outputs.endpoint
+    deployment: openAiSecondary.outputs.complexChatDeploymentName
+    model: complexChatModelName
+    priority: 1
+    embedding_deployment: openAiSecondary.outputs.embeddingDeploymentName
   }
 ]
 
@@ -372,6 +419,7 @@ module api './app/api.bicep' = {
     entraAuthority: entraAuthority
     entraRequiredRole: entraRequiredRole
     modelPrices: string(modelPrices)
+    routes: string(routes)
     cosmosEndpoint: cosmos.outputs.COSMOS_ENDPOINT
     cosmosDatabase: cosmos.outputs.COSMOS_DATABASE
     jobsQueue: jobsQueueName
@@ -558,6 +606,7 @@ output ENTRA_AUDIENCES string = string(entraAudiences)
 output ENTRA_AUTHORITY string = entraAuthority
 output ENTRA_REQUIRED_ROLE string = entraRequiredRole
 output MODEL_PRICES string = string(modelPrices)
+output ROUTES string = string(routes)
 output COSMOS_ENDPOINT string = cosmos.outputs.COSMOS_ENDPOINT
 output COSMOS_DATABASE string = cosmos.outputs.COSMOS_DATABASE
 output JOBS_QUEUE string = jobsQueueName

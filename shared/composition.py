@@ -26,6 +26,7 @@ from shared.jobs.deadletter import CosmosDeadLetters
 from shared.jobs.queue import JobQueue, storage_job_queue
 from shared.jobs.service import CosmosJobStore, JobService
 from shared.pipeline.gateway import Gateway
+from shared.pipeline.routes import Router
 from shared.readiness import Readiness, probe_dependencies
 from shared.state.budget import CosmosBudgetLedger
 from shared.state.cache import CosmosExactCache, TieredCache
@@ -180,7 +181,8 @@ async def build_container(settings: Settings, cosmos_transport: AsyncHttpTranspo
     semantic = build_semantic_cache(settings, cosmos, endpoints, clock)
     cache = TieredCache(CosmosExactCache(cosmos, clock.wall), semantic, clock.wall)
     rate_limiter = CosmosRateLimiter(cosmos, now=utc(clock), window_s=settings.rate_window_s)
-    gateway = Gateway(engine, rate_limiter, budget, cache, clock=clock)
+    gateway = Gateway(engine, rate_limiter, budget, cache, clock=clock,
+                      router=Router(settings.routes, groups, settings.model_prices))
     job_queue = storage_job_queue(settings, credential)
     jobs = JobService(CosmosJobStore(cosmos, clock.wall), gateway, lease_s=settings.model_timeout_s * 2,
                       queue=job_queue, refusals=(rate_limiter.over, budget.spent), wall=clock.wall)

@@ -29,6 +29,8 @@ TEST_TENANTS = json.dumps([
                 "allowed_models": ["gpt-4o-mini"]}},
     {"tenant": "ops", "keys": [{"id": "ops-1", "sha256": hash_api_key(ADMIN_KEY)}], "roles": ["admin"]},
 ])
+# The model route of docs/routing.md over the example settings' two chat models (tests/e2e/test_routing.py).
+TEST_ROUTES = json.dumps({"auto": {"simple": "gpt-4o-mini", "complex": "gpt-4o", "threshold": 0.5}})
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -55,7 +57,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 @pytest.fixture(scope="session")
 def app_url(stack: LocalStack) -> str:
     """The app itself, served by tools/devhost from function_app.py (as `make run` does)."""
-    stack.start_app(extra_env={"TENANTS": TEST_TENANTS})
+    stack.start_app(extra_env={"TENANTS": TEST_TENANTS, "ROUTES": TEST_ROUTES})
     return stack.app_url
 
 

@@ -44,6 +44,8 @@ param entraRequiredRole string
 
 @description('USD per 1M tokens per model (MODEL_PRICES).')
 param modelPrices string
+@description('Model routes (ROUTES, docs/routing.md).')
+param routes string = '{}'
 param cosmosEndpoint string
 param cosmosDatabase string
 param jobsQueue string
@@ -74,6 +76,7 @@ var appSettings = {
   ENTRA_AUTHORITY: entraAuthority
   ENTRA_REQUIRED_ROLE: entraRequiredRole
   MODEL_PRICES: modelPrices
+  ROUTES: routes
   COSMOS_ENDPOINT: cosmosEndpoint
   COSMOS_DATABASE: cosmosDatabase
   JOBS_QUEUE: jobsQueue

@@ -81,7 +81,8 @@ _RESPONSES: list[type[BaseModel]] = [SummarizeResponse, ChatResponse, JobAccepte
 _ERRORS = {
     400: "The body is not JSON within the limits, or a field is invalid (`errors` names each).",
     401: "No credential, or one that is not valid.",
-    404: "Nothing at this path, or no such job for the caller's tenant.",
+    403: "The model or model route named (or the default model) is not enabled for the caller's tenant.",
+    404: "Nothing at this path, no such job for the caller's tenant, or no such model or model route.",
     405: "The path exists; the `Allow` header lists its methods.",
     413: "The body is over MAX_REQUEST_BYTES.",
     415: "The body is not sent as application/json.",
@@ -116,6 +117,7 @@ def _operation(op_id: str, summary: str, ok: tuple[int, type[BaseModel]], errors
 
 
 _BODY_ERRORS = [400, 401, 405, 413, 415, 429, 503]
+_MODEL_ERRORS = sorted([*_BODY_ERRORS, 403, 404])  # a body that names a model (docs/routing.md)
 
 
 def _paths() -> dict[str, Any]:
@@ -128,8 +130,8 @@ def _paths() -> dict[str, Any]:
                                   "responses": {"200": {"description": "OK", **_json({"type": "object"})},
                                                 "405": {"$ref": "#/components/responses/405"}}}},
         "/v1/summarize": {"post": _operation("summarize", "Summarize a text.", (200, SummarizeResponse),
-                                             _BODY_ERRORS, body=_ref(SummarizeRequest))},
-        "/v1/chat": {"post": _operation("chat", "One chat completion.", (200, ChatResponse), _BODY_ERRORS,
+                                             _MODEL_ERRORS, body=_ref(SummarizeRequest))},
+        "/v1/chat": {"post": _operation("chat", "One chat completion.", (200, ChatResponse), _MODEL_ERRORS,
                                         body=_ref(ChatRequest))},
         "/v1/usage": {"get": _operation("usage", "The caller's tenant: today's and this month's use.",
                                         (200, UsageReport), [401, 405, 503])},

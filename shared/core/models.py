@@ -20,13 +20,19 @@ class ChatMessage(_Strict):
     content: Annotated[str, Field(min_length=1, max_length=32_000)]
 
 
+# A model or a model route (docs/routing.md); absent: the best-priority endpoint's model.
+ModelName = Annotated[str | None, Field(min_length=1, max_length=256)]
+
+
 class SummarizeRequest(_Strict):
+    model: ModelName = None
     text: Annotated[str, Field(min_length=1, max_length=100_000)]
     style: Literal["concise", "detailed", "bullets"] = "concise"
     max_words: Annotated[int, Field(ge=1, le=2000, strict=True)] = 150
 
 
 class ChatRequest(_Strict):
+    model: ModelName = None
     messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=50)]
     temperature: Annotated[float, Field(ge=0, le=2, strict=True)] = 0.7  # strict: JSON true is not 1.0
     max_tokens: Annotated[int, Field(ge=1, le=4096, strict=True)] = 1000

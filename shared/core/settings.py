@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from shared.core.errors import ConfigError, field_errors
 from shared.core.responses_policy import ResponsesPolicy
+from shared.core.routes import Routes, route_problems
 
 _GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
@@ -157,6 +158,7 @@ class TenantConfig(BaseModel):
     # Opt-in: the tenant's prompts and answers are written in its audit records (docs/telemetry.md).
     log_content: bool = False
     responses: ResponsesPolicy = Field(default_factory=ResponsesPolicy)  # the Responses API (docs/responses.md)
+    routes: Routes = Field(default_factory=dict)  # model routes of this tenant's own (docs/routing.md)
 
     @model_validator(mode="after")
     def _some_credential(self) -> TenantConfig:
@@ -252,6 +254,8 @@ class Settings(BaseSettings):
     model_prices: Annotated[
         dict[str, ModelPrice], Field(alias="MODEL_PRICES", default_factory=dict, json_schema_extra=AZURE)
     ]
+    # Model routes every tenant may ask for by name (docs/routing.md); a tenant's own routes win.
+    routes: Annotated[Routes, Field(alias="ROUTES", default_factory=dict, json_schema_extra=AZURE)]
     max_request_bytes: Annotated[int, Field(alias="MAX_REQUEST_BYTES", ge=1024, json_schema_extra=TUNING)] = 1_048_576
     # Below REQUEST_DEADLINE_S, so a hanging endpoint times out (and feeds its breaker, then fails
     # over) before the caller's deadline cuts it: the deadline is never held against an endpoint.
@@ -346,6 +350,17 @@ class Settings(BaseSettings):
                 "add the price to MODEL_PRICES, or remove daily_usd and monthly_usd from the tenant",
                 {"models": ", ".join(missing), "tenants": ", ".join(repr(t) for t in usd)},
             )
+        return self
+
+    @model_validator(mode="after")
+    def _routes_serve(self) -> Settings:
+        models = {e.model for e in self.ai_endpoints}
+        names = models | {n for e in self.ai_endpoints for n in (e.name, e.deployment, e.embedding_deployment) if n}
+        problems = route_problems(self.routes, "ROUTES", models, names, self.model_prices)
+        for t in self.tenants:
+            problems += route_problems(t.routes, f"TENANTS: tenant {t.tenant!r}", models, names, self.model_prices)
+        if problems:
+            raise PydanticCustomError("route", "{problems}", {"problems": "; ".join(problems)})
         return self
 
     @model_validator(mode="after")

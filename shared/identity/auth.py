@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from shared.core.errors import Forbidden, Unauthorized
 from shared.core.responses_policy import ResponsesPolicy
+from shared.core.routes import Route
 from shared.core.settings import TenantConfig, TenantLimits, hash_api_key
 from shared.identity.claims import EntraCaller, InvalidToken, looks_like_jwt
 
@@ -31,6 +32,7 @@ class Principal:
     client_id: str | None = None  # an Entra caller's client application (azp/appid), for audit records
     log_content: bool = False  # the tenant's opt-in: its prompts and answers go in its audit records
     responses: ResponsesPolicy = field(default_factory=ResponsesPolicy)  # the tenant's Responses API policy
+    routes: Mapping[str, Route] = field(default_factory=dict, hash=False, compare=False)  # the tenant's own
 
     @property
     def rate_key(self) -> str:
@@ -131,4 +133,4 @@ class Authenticator:
 
 def _principal(tenant: TenantConfig, key_id: str, client_id: str | None = None) -> Principal:
     return Principal(tenant.tenant, key_id, tuple(tenant.roles), tenant.limits, client_id, tenant.log_content,
-                     tenant.responses)
+                     tenant.responses, tenant.routes)

@@ -48,6 +48,7 @@ def fields(record: Record) -> dict[str, Any]:
         out[n.REFUSAL_TYPE] = record.refusal
     if record.outcome:
         out[n.OUTCOME] = record.outcome
+    out.update(record.routing)
     return out
 
 

@@ -27,6 +27,7 @@ class Instruments:
     jobs: Any
     job_age: Any
     budget_used_ratio: Any
+    routing_savings: Any
 
 
 def create() -> Instruments:
@@ -59,4 +60,6 @@ def create() -> Instruments:
                                        description="From a job's submission to the end of its processing"),
         budget_used_ratio=meter.create_gauge(n.METRIC_BUDGET_USED_RATIO,
                                              description="A tenant's budget window: used / limit"),
+        routing_savings=meter.create_counter(n.METRIC_ROUTING_SAVINGS, unit="USD",
+                                             description="The route's complex model's cost minus what was charged"),
     )

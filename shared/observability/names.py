@@ -52,6 +52,11 @@ COST_USD: Final = "aigw.cost_usd"
 DURATION_MS: Final = "aigw.duration_ms"  # the same name as in AUDIT_FIELDS
 STATUS: Final = "aigw.status"  # the HTTP status (a job: the status its outcome maps to)
 QUEUE: Final = "aigw.queue"
+# Model routing (docs/routing.md), on the server span and in the audit record of a routed request.
+ROUTING_ROUTE: Final = "aigw.routing.route"  # the route asked for as the model
+ROUTING_TIER: Final = "aigw.routing.tier"  # simple | complex: the tier of the model that ran
+ROUTING_SCORE: Final = "aigw.routing.score"  # the complexity score, 0..1
+ROUTING_FALLBACK: Final = "aigw.routing.fallback"  # true: the scored tier was down, the other ran
 
 # Standard HTTP attributes on the server span (App Insights fills `requests` url/resultCode from them).
 HTTP_REQUEST_METHOD: Final = "http.request.method"
@@ -79,6 +84,9 @@ METRIC_RETRIES: Final = "aigw.retries"  # counter, by endpoint
 METRIC_FAILOVERS: Final = "aigw.failovers"  # counter, by the endpoint failed away from
 METRIC_JOBS: Final = "aigw.jobs"  # counter, by OUTCOME
 METRIC_JOB_AGE: Final = "aigw.job.age"  # histogram, s from submission to the end of processing
+# Counter, USD, by tenant, route and model: the route's complex model's cost for the same usage
+# minus what was charged (zero on the complex model itself).
+METRIC_ROUTING_SAVINGS: Final = "aigw.routing.savings_usd"
 # Gauge per tenant and window (day | month) and unit (tokens | usd), set at each settlement: used / limit.
 METRIC_BUDGET_USED_RATIO: Final = "aigw.budget.used_ratio"
 BUDGET_WINDOW: Final = "aigw.budget.window"
@@ -90,6 +98,8 @@ AUDIT_EVENT: Final = "aigw.request"
 AUDIT_FIELDS: Final = (TENANT, KEY_ID, GEN_AI_REQUEST_MODEL, ENDPOINT, GEN_AI_USAGE_INPUT_TOKENS,
                        GEN_AI_USAGE_OUTPUT_TOKENS, COST_USD, "aigw.duration_ms", "aigw.status", CACHE_RESULT,
                        CORRELATION_ID, ROUTE)
+# In the audit record of a routed request only.
+AUDIT_ROUTING_FIELDS: Final = (ROUTING_ROUTE, ROUTING_TIER, ROUTING_SCORE, ROUTING_FALLBACK)
 # Only for a tenant with `log_content: true` (TENANTS): the prompt and the answer, in the audit record.
 AUDIT_PROMPT: Final = "aigw.content.prompt"
 AUDIT_ANSWER: Final = "aigw.content.answer"

@@ -31,6 +31,7 @@ class Record:
     refusal: str = ""
     outcome: JobOutcome | Literal[""] = ""  # a job's (empty for a request)
     job_age_s: float | None = None
+    routing: dict[str, Any] = field(default_factory=dict)  # a routed request's AUDIT_ROUTING_FIELDS
     prompt: str = ""
     answer: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)

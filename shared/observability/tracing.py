@@ -153,6 +153,21 @@ def budget_window(tenant: str, window: str, doc: Mapping[str, Any] | None, token
             inst.budget_used_ratio.set(used / limit, {n.TENANT: tenant, n.BUDGET_WINDOW: window, n.BUDGET_UNIT: unit})
 
 
+def routed(route: str, tier: str, score: float, *, fallback: bool) -> None:
+    """The routing stage's hook: which route, the tier that ran and the score (docs/routing.md)."""
+    record = _CURRENT.get()
+    if record is not None:
+        record.routing = {n.ROUTING_ROUTE: route, n.ROUTING_TIER: tier,
+                          n.ROUTING_SCORE: round(score, 4), n.ROUTING_FALLBACK: fallback}
+
+
+def routing_savings(tenant: str, route: str, model: str, usd: float) -> None:
+    """The routing stage's hook at the end of a routed call: the complex model's cost minus the charge."""
+    inst = instruments()
+    if inst is not None:
+        inst.routing_savings.add(usd, {n.TENANT: tenant, n.ROUTING_ROUTE: route, n.GEN_AI_REQUEST_MODEL: model})
+
+
 def job_done(outcome: n.JobOutcome, age_s: float | None) -> None:
     """The job service's hook: how a delivery ended, and how old the job was then (its own clock's
     reading, for a job that ended)."""

@@ -17,12 +17,14 @@ from typing import Any, Generic, TypeVar
 from shared.core.clock import Clock, SystemClock
 from shared.core.errors import AppError, Forbidden, ModelNotFound
 from shared.core.models import ChatMessage, ChatRequest, ChatResponse, SummarizeRequest, SummarizeResponse
+from shared.core.routes import RouteDecision
 from shared.core.tokens import prompt_tokens
 from shared.core.values import Completion, Delta, SamplingParams
 from shared.identity.auth import Principal
 from shared.pipeline.admission import Admission
 from shared.pipeline.exchange import CallContext, DeltaSource, Exchange, Reply
 from shared.pipeline.long_calls import LongCalls
+from shared.pipeline.routes import Messages, Router, stream_or_fallback, whole_or_fallback
 from shared.pipeline.stages import STREAM_QUEUE, StreamInterrupted, build_stages, run
 from shared.state.budget import BudgetLedger, Estimate
 from shared.state.cache import CacheKey, ResponseCache, chat_view
@@ -64,13 +66,14 @@ class Gateway:
     OpenAI-compatible ones): each builds an exchange and runs it through the one pipeline."""
 
     def __init__(self, engine: LazyEngine, rate_limiter: RateLimiter, budget: BudgetLedger,
-                 cache: ResponseCache, *, clock: Clock | None = None) -> None:
+                 cache: ResponseCache, *, clock: Clock | None = None, router: Router | None = None) -> None:
         self.engine = engine
+        self.router = router or Router({}, None, {})  # no routes
         self.rate_limiter = rate_limiter
         self.budget = budget
         self.cache = cache
         self.admission = Admission(rate_limiter, budget, cache)
-        self.stages = build_stages(self.admission, LongCalls((clock or SystemClock()).now))
+        self.stages = build_stages(self.admission, LongCalls((clock or SystemClock()).now), self.router.stage)
 
     def model_for(self, principal: Principal, requested: str | None) -> str:
         model = self.engine.resolve_model(requested)
@@ -81,23 +84,39 @@ class Gateway:
             raise Forbidden(f"The model {model!r} is not enabled for this tenant.")
         return model
 
+    def route(self, principal: Principal, requested: str | None, messages: Messages, *, tools: int = 0,
+              response_format: bool = False) -> tuple[str, RouteDecision | None]:
+        """The model a request for `requested` runs on, and the route decision that chose it (None:
+        no route was asked for). Every operation that takes a model calls this before it builds its
+        exchange, and hands the decision to the exchange (`Exchange.route`)."""
+        decision = self.router.decide(principal, requested, messages, tools=tools, response_format=response_format)
+        return self.model_for(principal, decision.model if decision is not None else requested), decision
+
+    def routed_model(self, principal: Principal, decision: RouteDecision | None, requested: str | None) -> str:
+        """The model of a decision (a fallback's), or the one asked for."""
+        return self.model_for(principal, decision.model if decision is not None else requested)
+
     async def summarize(self, ctx: CallContext, req: SummarizeRequest) -> Served[SummarizeResponse]:
-        model = self.model_for(ctx.principal, None)
         params = SamplingParams(max_tokens=summary_token_cap(req.max_words), temperature=0.3)
         prompt = render_summarize(req.text, req.style, req.max_words)
-        key = CacheKey(ctx.principal.tenant, model,
-                       lambda: {"op": "summarize", **req.model_dump(), "params": asdict(params)})
-        ex = Exchange(ctx, "summarize", model, key,
-                      Estimate(prompt_tokens(model, (("user", prompt),)), params.max_tokens),
-                      whole(lambda: self.engine.summarize(model, req.text, req.style, req.max_words, params)),
-                      long_after_s=self.engine.long_after_s(model, params.max_tokens))
-        answer = await self.answer(ex)
+        _, first = self.route(ctx.principal, req.model, ({"role": "user", "content": req.text},))
+
+        async def run(decision: RouteDecision | None) -> Answer:
+            model = self.routed_model(ctx.principal, decision, req.model)
+            key = CacheKey(ctx.principal.tenant, model,
+                           lambda: {"op": "summarize", **req.model_dump(exclude={"model"}), "params": asdict(params)})
+            return await self.answer(Exchange(
+                ctx, "summarize", model, key, Estimate(prompt_tokens(model, (("user", prompt),)), params.max_tokens),
+                whole(lambda: self.engine.summarize(model, req.text, req.style, req.max_words, params)),
+                long_after_s=self.engine.long_after_s(model, params.max_tokens), route=decision))
+
+        answer = await whole_or_fallback(run, first, functools.partial(self.router.fallback, ctx.principal))
         c = answer.completion
         return Served(SummarizeResponse(result=c.content, model=c.model, usage=c.usage, cached=answer.cached,
                                         stale=answer.stale, correlation_id=ctx.correlation_id), answer.headers)
 
     async def chat(self, ctx: CallContext, req: ChatRequest) -> Served[ChatResponse]:
-        call = ChatCall(None, tuple(req.messages),
+        call = ChatCall(req.model, tuple(req.messages),
                         SamplingParams(max_tokens=req.max_tokens, temperature=req.temperature))
         answer = await self.complete(ctx, call)
         c = answer.completion
@@ -106,16 +125,30 @@ class Gateway:
                       answer.headers)
 
     async def complete(self, ctx: CallContext, call: ChatCall) -> Answer:
-        model = self.model_for(ctx.principal, call.model)
-        ex = self._chat(ctx, call, model, whole(lambda: self.engine.chat(model, list(call.messages), call.params)),
-                        long_after_s=self.engine.long_after_s(model, call.params.max_tokens))
-        return await self.answer(ex)
+        _, first = self.route(ctx.principal, call.model, _openai_messages(call))
+
+        async def run(decision: RouteDecision | None) -> Answer:
+            model = self.routed_model(ctx.principal, decision, call.model)
+            return await self.answer(self._chat(
+                ctx, call, model, whole(lambda: self.engine.chat(model, list(call.messages), call.params)),
+                long_after_s=self.engine.long_after_s(model, call.params.max_tokens), route=decision))
+
+        return await whole_or_fallback(run, first, functools.partial(self.router.fallback, ctx.principal))
 
     async def stream(self, ctx: CallContext, call: ChatCall) -> AsyncGenerator[Delta, None]:
-        model = self.model_for(ctx.principal, call.model)
-        ex = self._chat(ctx, call, model, lambda: self.engine.stream(model, list(call.messages), call.params))
+        _, first = self.route(ctx.principal, call.model, _openai_messages(call))
+
+        def open_(decision: RouteDecision | None) -> AsyncGenerator[Delta, None]:
+            model = self.routed_model(ctx.principal, decision, call.model)
+            return self.streamed(self._chat(ctx, call, model, lambda: self.engine.stream(model, list(call.messages),
+                                                                                         call.params), route=decision))
+
+        def again() -> AsyncGenerator[Delta, None] | None:
+            other = self.router.fallback(ctx.principal, first)
+            return None if other is None else open_(other)
+
         # Closed with this generator, at once: the pipeline's reply lets the client queue go then.
-        async with contextlib.aclosing(self.streamed(ex)) as deltas:
+        async with contextlib.aclosing(stream_or_fallback(open_(first), again)) as deltas:
             async for delta in deltas:
                 yield delta
 
@@ -150,12 +183,12 @@ class Gateway:
             raise
 
     def _chat(self, ctx: CallContext, call: ChatCall, model: str, source: DeltaSource, *,
-              long_after_s: float | None = None) -> Exchange:
+              long_after_s: float | None = None, route: RouteDecision | None = None) -> Exchange:
         request = functools.cache(lambda: _chat_key(call))
         key = CacheKey(ctx.principal.tenant, model, request, lambda: chat_view(request()))
         messages = tuple((m.role, m.content) for m in call.messages)
         return Exchange(ctx, "chat", model, key, Estimate(prompt_tokens(model, messages), call.params.max_tokens),
-                        source, long_after_s=long_after_s)
+                        source, long_after_s=long_after_s, route=route)
 
 
 def whole(call: Callable[[], Awaitable[Completion]]) -> DeltaSource:
@@ -167,6 +200,11 @@ def whole(call: Callable[[], Awaitable[Completion]]) -> DeltaSource:
                     request_id=c.request_id, whole=c)
 
     return source
+
+
+def _openai_messages(call: ChatCall) -> Messages:
+    """The conversation as the scorer reads it."""
+    return [{"role": m.role, "content": m.content} for m in call.messages]
 
 
 def _chat_key(call: ChatCall) -> dict[str, Any]:

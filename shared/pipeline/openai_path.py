@@ -7,18 +7,21 @@ group's endpoints (`context_window`, `max_output_tokens`) and the tenant (`max_r
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from shared.core.errors import BadRequest, ContextLengthExceeded, Forbidden, ModelNotFound
 from shared.core.models import Usage
+from shared.core.routes import RouteDecision
 from shared.core.settings import RESPONSE_LIMIT_S
 from shared.core.tokens import counter_for, request_prompt_tokens
 from shared.core.values import Completion, Delta
 from shared.identity.auth import Principal
 from shared.pipeline.exchange import CallContext, DeltaSource, Exchange
 from shared.pipeline.gateway import Answer, Gateway, whole
+from shared.pipeline.routes import stream_or_fallback, whole_or_fallback
 from shared.state.budget import Estimate
 from shared.state.cache import CacheKey, openai_view
 from shared.upstream.endpoints import Endpoint, embedding_endpoint
@@ -97,10 +100,18 @@ class OpenAIPath:
         self.gateway = gateway
         self.groups = gateway.engine.groups  # the pass-through needs no Semantic Kernel
 
-    def exchange(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> Exchange:
-        """A chat body as an exchange: its limits checked, its estimate, its pass-through call
-        (streamed or whole, as the body asks)."""
-        model = self.gateway.model_for(ctx.principal, requested)
+    def decide(self, ctx: CallContext, requested: str | None, body: Mapping[str, Any]) -> RouteDecision | None:
+        """Where a route asked for as the model sends this body (None: no route was asked for)."""
+        format_ = body.get("response_format")
+        structured = isinstance(format_, dict) and format_.get("type") != "text"
+        return self.gateway.route(ctx.principal, requested, body.get("messages") or [],
+                                  tools=len(body.get("tools") or []), response_format=structured)[1]
+
+    def exchange(self, ctx: CallContext, requested: str | None, body: dict[str, Any],
+                 route: RouteDecision | None = None) -> Exchange:
+        """A chat body as an exchange on the model asked for, or on the route decision's: its
+        limits checked, its estimate, its pass-through call (streamed or whole, as the body asks)."""
+        model = self.gateway.routed_model(ctx.principal, route, requested)
         endpoints = self.groups.group(model)
         prompt = request_prompt_tokens(model, body)
         limits = group_limits(endpoints)
@@ -109,7 +120,7 @@ class OpenAIPath:
         key = CacheKey(ctx.principal.tenant, model, lambda: cache_key(body), lambda: openai_view(body))
         estimate = Estimate(prompt, cap)
         if body.get("stream"):
-            return Exchange(ctx, "openai.chat", model, key, estimate, self._streamed(endpoints, body))
+            return Exchange(ctx, "openai.chat", model, key, estimate, self._streamed(endpoints, body), route=route)
         # A whole answer sends nothing until it is done; the HTTP front end waits at most 230 s.
         time_limit = self.groups.time_limit_s(model, cap)
         field, asked = cap_field(body)
@@ -125,7 +136,7 @@ class OpenAIPath:
             return completion_of(answer, endpoint.name, request_id=receipt.get("request_id"))
 
         return Exchange(ctx, "openai.chat", model, key, estimate, whole(invoke),
-                        long_after_s=self.groups.long_after_s(model, cap))
+                        long_after_s=self.groups.long_after_s(model, cap), route=route)
 
     def _streamed(self, endpoints: list[Endpoint], body: dict[str, Any]) -> DeltaSource:
         async def source() -> AsyncIterator[Delta]:
@@ -139,24 +150,40 @@ class OpenAIPath:
         return source
 
     async def complete(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> Answer:
-        return await self.gateway.answer(self.exchange(ctx, requested, body))
+        async def run(route: RouteDecision | None) -> Answer:
+            return await self.gateway.answer(self.exchange(ctx, requested, body, route))
+
+        return await whole_or_fallback(run, self.decide(ctx, requested, body),
+                                       functools.partial(self.gateway.router.fallback, ctx.principal))
 
     def stream(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> Streaming:
         """The answer as deltas, and the headers the exchange sets for the response (filled once the
-        first delta has come)."""
-        ex = self.exchange(ctx, requested, body)
-        return Streaming(ex.headers, self.gateway.streamed(ex))
+        first delta has come; by the other tier's exchange when the route fell back to it)."""
+        first = self.decide(ctx, requested, body)
+        ex = self.exchange(ctx, requested, body, first)
+
+        def again() -> AsyncGenerator[Delta, None] | None:
+            other = self.gateway.router.fallback(ctx.principal, first)
+            if other is None:
+                return None
+            fallback = self.exchange(ctx, requested, body, other)
+            ex.headers.clear()  # the first exchange's allowance: the fallback's own comes in its place
+            fallback.headers = ex.headers
+            return self.gateway.streamed(fallback)
+
+        return Streaming(ex.headers, stream_or_fallback(self.gateway.streamed(ex), again))
 
     def models(self, principal: Principal) -> list[str]:
-        """The model groups and embedding deployments this tenant may use."""
+        """The model groups, model routes and embedding deployments this tenant may use."""
         allowed = principal.limits.allowed_models
         chat = sorted({e.config.model for e in self.groups.endpoints()})
         chat = [m for m in chat if allowed is None or m in allowed]
+        routes = sorted(self.gateway.router.routes(principal))
         # An embedding deployment is listed under its deployment name and its model's (both address it).
         embedding = sorted({name for e in self.groups.endpoints() if e.config.embedding_deployment
                             and e.config.model in chat
                             for name in (e.config.embedding_deployment, e.config.embedding_model) if name})
-        return chat + [m for m in embedding if m not in chat]
+        return chat + routes + [m for m in embedding if m not in chat]
 
     async def embeddings(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> Answer:
         """Embeddings through the pipeline (rate limit, budget: charged like a chat, the input is the

@@ -48,9 +48,10 @@ class StreamInterrupted(AppError):
     status, title, type_slug = 502, "Bad Gateway", "stream-interrupted"
 
 
-def build_stages(admission: Admission, long_calls: LongCalls) -> list[Stage]:
+def build_stages(admission: Admission, long_calls: LongCalls, routing: Stage) -> list[Stage]:
     """The pipeline, in order."""
     return [
+        routing,  # a routed request says where it went (x-aigw-route, the record), and what that saved
         long_calls.stage,  # a tenant's long non-streamed calls at once are bounded (429)
         Budget(admission).stage,  # rate limit, cache lookup and reservation; the settlement at the end
         guard,  # content safety screens the request here (the content-safety issue); nothing yet

@@ -21,7 +21,9 @@ MODEL = "gpt-4o-mini"
 
 
 def test_models_list_on_both_clients(fid_oai: openai.OpenAI, fid_azure: openai.AzureOpenAI, app_url: str) -> None:
-    listed = ["gpt-4o-mini", "embeddings", "text-embedding-3-small"]  # the deployment and its model's name
+    # The two chat tiers of the local settings (docs/routing.md), then the embedding deployment and
+    # its model's name (both address it).
+    listed = ["gpt-4o", "gpt-4o-mini", "embeddings", "text-embedding-3-small"]
     assert [m.id for m in fid_oai.models.list()] == listed
     assert [m.id for m in fid_azure.models.list()] == listed
     limited = openai.OpenAI(base_url=f"{app_url}/api/v1", api_key=LIMITED_KEY, max_retries=0)

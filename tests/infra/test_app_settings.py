@@ -262,13 +262,14 @@ def test_function_app_runs_python_311_on_flex_for_azd(function_app: FunctionApp)
 
 
 def test_ai_endpoints_match_the_config_model(infra_dir: Path, parse_bicep: ParseBicep) -> None:
-    """AI_ENDPOINTS built in main.bicep validates as EndpointConfig (extra keys forbidden), two regions, no key."""
+    """AI_ENDPOINTS built in main.bicep validates as EndpointConfig (extra keys forbidden), two regions for each
+    of the two chat tiers (docs/routing.md), no key."""
     endpoints = parse_bicep(infra_dir / "main.bicep")["variables"]["aiEndpoints"]["value"]
     # Expressions (module outputs) become placeholders; literals such as kind and priority stay as written.
     as_config = [
         EndpointConfig.model_validate({k: v if isinstance(v, (str, int)) else "placeholder" for k, v in e.items()})
         for e in endpoints
     ]
-    assert [(e.kind, e.priority) for e in as_config] == [("azure_openai", 0), ("azure_openai", 1)]
+    assert [(e.kind, e.priority) for e in as_config] == [("azure_openai", 0), ("azure_openai", 1)] * 2
     assert all(e.api_key_secret is None and e.embedding_deployment for e in as_config)
     assert len({e.name for e in as_config}) == len(as_config)

@@ -26,6 +26,8 @@ class Fault(BaseModel):
     after_tokens: int | None = Field(default=None, ge=0)
     # The fault hits this many requests, then clears itself (a test's fault can never outlive it).
     count: int | None = Field(default=None, ge=1)
+    # Only requests to this Azure deployment (a region serving two model tiers, one of them down).
+    deployment: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -67,10 +69,12 @@ class FaultInjector:
         # Restarting the dice makes "set fault, send N requests" give the same hits every run.
         self._rng = random.Random(self._seed)
 
-    def draw(self) -> Fault | None:
-        """The fault for this request, or None when it is spared."""
+    def draw(self, deployment: str | None = None) -> Fault | None:
+        """The fault for this request (to `deployment`, on an Azure route), or None when it is spared."""
         fault = self.active
-        if fault is None or self._rng.random() >= fault.rate:
+        if fault is None or (fault.deployment is not None and fault.deployment != deployment):
+            return None
+        if self._rng.random() >= fault.rate:
             return None
         if self._left is not None:
             self._left -= 1

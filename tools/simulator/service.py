@@ -114,7 +114,7 @@ class Simulator:
         streams = [steps(reply, groups) for reply, groups in zip(replies, logprobs, strict=True)]
         completion = Completion(model, self.config.region, filters=AZURE_FILTERS if azure.is_azure(request) else None)
 
-        fault = self.faults.draw()
+        fault = self.faults.draw(request.path_params.get("deployment"))
         if (failed := await self._fail(fault, request, record)) is not None:
             return failed
         drop_after = fault.drop_after if fault is not None and fault.status == "drop_stream" else None
@@ -190,7 +190,7 @@ class Simulator:
             record("400")
             return azure.bad_request(exc)
 
-        fault = self.faults.draw()
+        fault = self.faults.draw(request.path_params.get("deployment"))
         if (failed := await self._fail(fault, request, record)) is not None:
             return failed
         await self._sleep(self.config.base_latency_ms / 1000)

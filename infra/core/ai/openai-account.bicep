@@ -1,4 +1,5 @@
-// One Azure OpenAI account (Entra ID only, custom subdomain) with a chat and an embedding deployment.
+// One Azure OpenAI account (Entra ID only, custom subdomain) with two chat deployments (the small and the
+// complex tier of the model routes, docs/routing.md) and an embedding deployment.
 
 param name string
 param location string = resourceGroup().location
@@ -6,6 +7,9 @@ param tags object = {}
 
 @description('Chat model deployment: {name, model, version, sku, capacity}; capacity is in thousands of tokens per minute.')
 param chatDeployment object
+
+@description('The complex tier\'s chat deployment (docs/routing.md): {name, model, version, sku, capacity}.')
+param complexChatDeployment object
 
 @description('Embedding model deployment: {name, model, version, sku, capacity}.')
 param embeddingDeployment object
@@ -55,7 +59,27 @@ resource chat 'Microsoft.CognitiveServices/accounts/deployments@2024-10-01' = {
   }
 }
 
-// Deployments on one account must be created one at a time, hence the dependency.
+// Deployments on one account must be created one at a time, hence the dependencies.
+resource complexChat 'Microsoft.CognitiveServices/accounts/deployments@2024-10-01' = {
+  parent: account
+  name: complexChatDeployment.name
+  sku: {
+    name: complexChatDeployment.sku
+    capacity: complexChatDeployment.capacity
+  }
+  properties: {
+    model: {
+      format: 'OpenAI'
+      name: complexChatDeployment.model
+      version: complexChatDeployment.version
+    }
+    versionUpgradeOption: 'OnceNewDefaultVersionAvailable'
+  }
+  dependsOn: [
+    chat
+  ]
+}
+
 resource embedding 'Microsoft.CognitiveServices/accounts/deployments@2024-10-01' = {
   parent: account
   name: embeddingDeployment.name
@@ -72,7 +96,7 @@ resource embedding 'Microsoft.CognitiveServices/accounts/deployments@2024-10-01'
     versionUpgradeOption: 'OnceNewDefaultVersionAvailable'
   }
   dependsOn: [
-    chat
+    complexChat
   ]
 }
 
@@ -80,4 +104,5 @@ output id string = account.id
 output name string = account.name
 output endpoint string = account.properties.endpoint
 output chatDeploymentName string = chat.name
+output complexChatDeploymentName string = complexChat.name
 output embeddingDeploymentName string = embedding.name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tools.simulator.faults import Fault, FaultInjector
@@ -67,3 +68,16 @@ def test_a_partial_rate_is_reproducible_each_time_the_fault_is_set() -> None:
 
     assert first == second
     assert 250 < sum(first) < 350
+
+
+async def test_a_fault_for_one_deployment_spares_the_others_in_the_region(client: httpx.AsyncClient) -> None:
+    """Two model tiers served by one region: the small one down, the large one still answers."""
+    await client.post("/_sim/faults", json={"status": 503, "deployment": "chat"})
+    body = {"messages": [{"role": "user", "content": "hi"}]}
+    url = "/openai/deployments/{}/chat/completions?api-version=2024-10-21"
+
+    down = await client.post(url.format("chat"), json=body, headers={"api-key": "any"})
+    up = await client.post(url.format("chat-large"), json=body, headers={"api-key": "any"})
+
+    assert down.status_code == 503
+    assert up.status_code == 200 and up.json()["model"] == "simulator-chat-large"

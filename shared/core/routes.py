@@ -1,0 +1,82 @@
+"""Model routes (`ROUTES`, a tenant's `routes`): a name clients ask for as the model, and the two
+tiers a request's complexity chooses between (docs/routing.md). Also what a decision says."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, StringConstraints, model_validator
+
+Tier = Literal["simple", "complex"]
+RouteName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+ROUTE_HEADER = "x-aigw-route"
+
+
+class Route(BaseModel):
+    """`{"simple": "gpt-4o-mini", "complex": "gpt-4o", "threshold": 0.5}`: a request scored at or
+    above `threshold` goes to `complex`, any other to `simple`."""
+
+    model_config = {"extra": "forbid", "frozen": True}
+
+    simple: str = Field(min_length=1)
+    complex: str = Field(min_length=1)
+    threshold: float = Field(default=0.5, ge=0, le=1)
+    # When every endpoint of the chosen tier is down, the other tier answers (and the header says so).
+    fallback_across_tiers: bool = True
+
+    @model_validator(mode="after")
+    def _two_tiers(self) -> Route:
+        if self.simple == self.complex:
+            raise ValueError("simple and complex name the same model: a route needs two")
+        return self
+
+    def model(self, tier: Tier) -> str:
+        return self.simple if tier == "simple" else self.complex
+
+
+Routes = dict[RouteName, Route]
+
+
+def route_problems(routes: Mapping[str, Route], owner: str, models: Iterable[str], names: Iterable[str],
+                   priced: Iterable[str]) -> list[str]:
+    """Why these routes cannot serve: a target that is no configured model or has no price, or a
+    route named like a model, deployment or endpoint (a client could not tell which it meant)."""
+    known, taken, prices = set(models), set(names), set(priced)
+    problems = []
+    for name, route in routes.items():
+        if name in taken:
+            problems.append(f"{owner} route {name!r} has the name of a configured model, deployment or endpoint")
+        for tier in ("simple", "complex"):
+            target = route.model(tier)
+            if target not in known:
+                problems.append(f"{owner} route {name!r}: its {tier} model {target!r} is not a model of AI_ENDPOINTS")
+            elif target not in prices:
+                problems.append(f"{owner} route {name!r}: its {tier} model {target!r} has no price in MODEL_PRICES")
+    return problems
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    """Where a route sent one request: the tier its score chose, and the model that runs it
+    (the other tier's, when `fallback` says the chosen one was down)."""
+
+    route: str
+    tier: Tier  # the tier the score chose
+    score: float
+    model: str  # the model the request runs on
+    complex_model: str  # what the savings are measured against
+    fallback: bool = False  # the chosen tier was down: the other tier's model runs it
+
+    @property
+    def served_tier(self) -> Tier:
+        if not self.fallback:
+            return self.tier
+        return "complex" if self.tier == "simple" else "simple"
+
+    def header(self) -> str:
+        """`auto -> gpt-4o (complex, 0.82)`; after a fallback, `auto -> gpt-4o (complex, 0.31;
+        fallback: simple tier unavailable)`."""
+        why = f"; fallback: {self.tier} tier unavailable" if self.fallback else ""
+        return f"{self.route} -> {self.model} ({self.served_tier}, {self.score:.2f}{why})"
