@@ -57,13 +57,14 @@ class Request:
     tools: int
     response_format: bool
     messages: Sequence[Mapping[str, Any]]
+    batch: str = "original"  # "fresh": written after the weights were fitted, to test them once
 
 
 def load(path: Path = DATA) -> list[Request]:
     """The labelled set, in file order."""
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [Request(r["id"], r["category"], r["split"], r["label"] == "complex", r["reason"], r["output_tokens"],
-                    r["tools"], r["response_format"], r["messages"]) for r in rows]
+                    r["tools"], r["response_format"], r["messages"], r.get("batch", "original")) for r in rows]
 
 
 def digest(path: Path = DATA) -> str:
@@ -237,6 +238,11 @@ def report(name: str, requests: Sequence[Request], weights: Weights, threshold: 
     print(f"  requests to the small model     {at.to_small:.1%}")
     print(f"  cost saved vs always {LARGE}    {at.saved:.1%}  (target >= {TARGET_SAVED:.0%}: "
           f"{mark(at.saved >= TARGET_SAVED)})")
+    for batch in sorted({r.batch for r in requests}) if len({r.batch for r in requests}) > 1 else []:
+        pairs = [(r, s) for r, s in zip(requests, scores, strict=True) if r.batch == batch]
+        part = evaluate([r for r, _ in pairs], [s for _, s in pairs], threshold, price)
+        print(f"  of which {batch:<9} n={part.n:<3} accuracy {part.accuracy:>6.1%}  complex->small "
+              f"{part.complex_to_small:>6.1%}  simple->large {part.simple_to_large:>6.1%}  saved {part.saved:>6.1%}")
     print("\nby category:")
     for category in sorted({r.category for r in requests}):
         pairs = [(r, s) for r, s in zip(requests, scores, strict=True) if r.category == category]
