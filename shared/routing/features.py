@@ -46,6 +46,13 @@ _REASONING_PHRASES = ("step by step", "step-by-step", "pros and cons", "root cau
                       "analysier", "vergleich", "begründ", "bewert", "analiz", "compara", "por qué", "pourquoi",
                       "analyse", "justifie", "分析", "比较", "比較", "设计", "設計", "为什么", "なぜ", "評価", "评估",
                       "建议", "長所と短所", "优点", "анализ", "сравни", "почему", "обоснуй")
+# Asks for a judgement, a decision or advice: short to write, as hard as the situation behind them
+# ("should we ...?", "is it wrong to ...?"), where a small model's answer is generic first.
+_JUDGEMENT_WORDS = _words("should advice advise risk risks risky safe unsafe wrong worth cause caused argue argument",
+                          "dilemma ethical moral enforceable compliant compliance legal contradict contradicts",
+                          "scam fair justified handle tradeoff decide decision")
+_JUDGEMENT_PHRASES = ("what now", "what do i do", "what should", "is it wrong", "is it ok", "is it worth",
+                      "should i", "should we", "how do i handle", "how should")
 # Asks for a long piece of writing: the longer the answer, the more a small model drifts from the brief.
 # One ask made of several ("extract the fields, then infer ..."): an easy first part must not hide the rest.
 _SUBTASK_MARKS = (" then ", "and then", " also ", "as well as", "after that", "; ", " plus ", "finally")
@@ -126,6 +133,7 @@ def features(messages: Sequence[Mapping[str, Any]], *, tools: int, response_form
         # Quantities to combine: one number is a lookup, eight are a calculation.
         "numbers": _saturate(len(_NUMBER.findall(ask)), 8),
         "reasoning": _saturate(_hits(words, _REASONING_WORDS) + _phrases(asked, _REASONING_PHRASES), 3),
+        "judgement": _saturate(_hits(last_words, _JUDGEMENT_WORDS) + _phrases(last_lower, _JUDGEMENT_PHRASES), 2),
         "subtasks": _saturate(_phrases(last_lower, _SUBTASK_MARKS), 3),
         "constraints": _saturate(_hits(words, _CONSTRAINT_WORDS) + _phrases(asked, _CONSTRAINT_PHRASES)
                                  + _list_items(last), 6),
