@@ -44,3 +44,10 @@ def test_langchain_rag_prompt_keeps_only_the_question_even_when_documents_hold_q
 def test_markup_that_is_not_a_document_stays_in_the_ask() -> None:
     html = "Why is this <b>bold</b> text not centered? <div class='x'>hi</div>"
     assert split_ask(html)[0] == html
+
+
+def test_documents_between_dashed_lines_are_set_apart_without_a_label() -> None:
+    sent = "Use these notes:\n--------------------\n" + "\n".join(DOCS) + "\n--------------------\n" + QUESTION
+    ask, context = split_ask(sent)
+    assert DOCS[0] not in ask and DOCS[0] in context
+    assert ask.endswith(QUESTION)
