@@ -1,8 +1,10 @@
-"""Model routing on the labelled set: the scorer's accuracy, complex requests sent to the small model,
-cost saved against always using the complex model, by threshold, and the scorer's own latency.
+"""Model routing on the labelled set, bare and with its applications' context: the scorer's accuracy,
+complex requests sent to the small model, cost saved against always using the complex model, by
+threshold, and the scorer's own latency.
 
 `python -m bench routing` (or `python -m bench.routing`): offline, no app stack, a few seconds.
-Figures are on the fixed test split of bench/data/routing/requests.jsonl unless `--split all`.
+Figures are on the fixed test split of bench/data/routing/requests.jsonl unless `--split all`, for the
+bare requests and the realistic ones (bench/routing_context.py) unless `--set bare|realistic`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bench.routing_context import CONTEXT, realistic_messages
 from shared.core.settings import ModelPrice, Settings
 from shared.core.tokens import prompt_tokens
 from shared.routing.features import text_of
@@ -54,13 +57,14 @@ class Request:
     tools: int
     response_format: bool
     messages: Sequence[Mapping[str, Any]]
+    batch: str = "original"  # "fresh": written after the weights were fitted, to test them once
 
 
 def load(path: Path = DATA) -> list[Request]:
     """The labelled set, in file order."""
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [Request(r["id"], r["category"], r["split"], r["label"] == "complex", r["reason"], r["output_tokens"],
-                    r["tools"], r["response_format"], r["messages"]) for r in rows]
+                    r["tools"], r["response_format"], r["messages"], r.get("batch", "original")) for r in rows]
 
 
 def digest(path: Path = DATA) -> str:
@@ -77,11 +81,15 @@ def prices() -> tuple[dict[str, ModelPrice], str]:
     return chosen, source
 
 
+def prompt_size(request: Request) -> int:
+    """The request's prompt tokens as gpt-4o bills them, its tools' definitions included."""
+    prompt = prompt_tokens(LARGE, [(str(m.get("role", "")), text_of(m.get("content"))) for m in request.messages])
+    return prompt + TOKENS_PER_TOOL_DEFINITION * request.tools
+
+
 def cost(request: Request, price: ModelPrice) -> float:
     """USD for this request's prompt (counted as gpt-4o bills it) and its recorded output length."""
-    prompt = prompt_tokens(LARGE, [(str(m.get("role", "")), text_of(m.get("content"))) for m in request.messages])
-    prompt += TOKENS_PER_TOOL_DEFINITION * request.tools
-    return (prompt * price.input_per_1m + request.output_tokens * price.output_per_1m) / 1e6
+    return (prompt_size(request) * price.input_per_1m + request.output_tokens * price.output_per_1m) / 1e6
 
 
 @dataclass(frozen=True)
@@ -160,11 +168,10 @@ def conversations(requests: Sequence[Request], chars: int = CONVERSATION_CHARS) 
     return built
 
 
-def latency_us(requests: Sequence[Request], rounds: int = 5) -> tuple[float, float, float]:
-    """One score_chat call over 4,000-character conversations, in microseconds: p50 and p99 of every
-    call, and p99 of each conversation's median call. On a shared machine a call preempted by
-    another process lands in the first p99; the median per conversation leaves that out."""
-    samples = conversations(requests)
+def latency_us(samples: Sequence[Sequence[Mapping[str, Any]]], rounds: int = 5) -> tuple[float, float, float]:
+    """One score_chat call per conversation, in microseconds: p50 and p99 of every call, and p99 of
+    each conversation's median call. On a shared machine a call preempted by another process lands
+    in the first p99; the median per conversation leaves that out."""
     score_chat(samples[0])  # the first call loads the weights and the tokenizer
     per_conversation: list[list[float]] = [[] for _ in samples]
     gc.disable()  # as timeit does: a collection triggered by the bench itself is not the scorer's
@@ -202,23 +209,22 @@ def mark(met: bool) -> str:
     return "MET" if met else "NOT MET"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Print the routing report."""
-    parser = argparse.ArgumentParser(prog="python -m bench routing", description=__doc__)
-    parser.add_argument("--split", choices=["test", "train", "all"], default="test")
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="the route's threshold (default: the one weights.json was tuned for)")
-    args = parser.parse_args(argv)
-    weights = default_weights()
-    threshold = args.threshold if args.threshold is not None else float(weights.meta.get("threshold", 0.5))
-    everything = load()
-    requests = [r for r in everything if args.split in ("all", r.split)]
+def load_set(name: str, path: Path = DATA) -> list[Request]:
+    """The bare set as written, or the realistic one: each request with its application's context."""
+    bare = load(path)
+    if name == "bare":
+        return bare
+    return [replace(r, messages=realistic_messages(r.id, r.category, r.messages)) for r in bare]
+
+
+def report(name: str, requests: Sequence[Request], weights: Weights, threshold: float, split: str) -> None:
+    """The figures of one set: headline with the targets marked, by category, what bounds the saving, a sweep."""
     price, source = prices()
-    scores = scores_of(requests)
+    scores = scores_of(requests, weights)
     complex_count = sum(r.complex for r in requests)
-    print(f"set: {DATA.relative_to(DATA.parents[2])} ({digest()}), {len(everything)} requests; "
-          f"split {args.split}: {len(requests)} ({complex_count} complex, {len(requests) - complex_count} simple)")
-    print(f"weights: fitted on {weights.meta.get('fitted_on')}, {weights.meta.get('date')}")
+    prompt = statistics.median(prompt_size(r) for r in requests)
+    print(f"\n=== set {name}: split {split}, {len(requests)} requests ({complex_count} complex, "
+          f"{len(requests) - complex_count} simple); median prompt {prompt:,.0f} tokens ===")
     print(f"prices: {source}")
     print(f"tiers: simple -> {SMALL}, complex -> {LARGE}; usage: prompt tokens counted, output tokens as recorded\n")
     at = evaluate(requests, scores, threshold, price)
@@ -232,6 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  requests to the small model     {at.to_small:.1%}")
     print(f"  cost saved vs always {LARGE}    {at.saved:.1%}  (target >= {TARGET_SAVED:.0%}: "
           f"{mark(at.saved >= TARGET_SAVED)})")
+    for batch in sorted({r.batch for r in requests}) if len({r.batch for r in requests}) > 1 else []:
+        pairs = [(r, s) for r, s in zip(requests, scores, strict=True) if r.batch == batch]
+        part = evaluate([r for r, _ in pairs], [s for _, s in pairs], threshold, price)
+        print(f"  of which {batch:<9} n={part.n:<3} accuracy {part.accuracy:>6.1%}  complex->small "
+              f"{part.complex_to_small:>6.1%}  simple->large {part.simple_to_large:>6.1%}  saved {part.saved:>6.1%}")
     print("\nby category:")
     for category in sorted({r.category for r in requests}):
         pairs = [(r, s) for r, s in zip(requests, scores, strict=True) if r.category == category]
@@ -245,10 +256,34 @@ def main(argv: list[str] | None = None) -> int:
     print("  " + HEADER)
     for t in sorted({*SWEEP, threshold}):
         print("  " + evaluate(requests, scores, t, price).row())
-    p50, p99, p99_median = latency_us(everything)
-    print(f"\nscorer latency per {CONVERSATION_CHARS:,}-character conversation ({len(everything)} conversations x 5 "
-          f"calls): p50 {p50:.0f} us, p99 {p99:.0f} us; p99 of the per-conversation median {p99_median:.0f} us "
-          f"(target < 1000 us: {mark(p99_median < 1000)})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the routing report: the bare set and the realistic one, each with its targets marked."""
+    parser = argparse.ArgumentParser(prog="python -m bench routing", description=__doc__)
+    parser.add_argument("--split", choices=["test", "train", "all"], default="test")
+    parser.add_argument("--set", choices=["bare", "realistic", "both"], default="both", dest="which",
+                        help="the requests as written, with their applications' context, or both (default)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="the route's threshold (default: the one weights.json was tuned for)")
+    args = parser.parse_args(argv)
+    weights = default_weights()
+    threshold = args.threshold if args.threshold is not None else float(weights.meta.get("threshold", 0.5))
+    print(f"set: {DATA.relative_to(DATA.parents[2])} ({digest()}), {len(load())} requests, and the same "
+          f"with their applications' context ({CONTEXT.relative_to(DATA.parents[2])}/)")
+    print(f"weights: fitted on {weights.meta.get('fitted_on')}, {weights.meta.get('date')}")
+    for name in (["bare", "realistic"] if args.which == "both" else [args.which]):
+        requests = [r for r in load_set(name) if args.split in ("all", r.split)]
+        report(name, requests, weights, threshold, args.split)
+    bare, real = load(), load_set("realistic")
+    p50, p99, p99_median = latency_us(conversations(bare))
+    print(f"\nscorer latency per {CONVERSATION_CHARS:,}-character conversation ({len(bare)} bare conversations "
+          f"grown to size x 5 calls): p50 {p50:.0f} us, p99 {p99:.0f} us; p99 of the per-conversation median "
+          f"{p99_median:.0f} us (target < 1000 us: {mark(p99_median < 1000)})")
+    p50, p99, p99_median = latency_us([r.messages for r in real])
+    longest = max(sum(len(text_of(m.get("content"))) for m in r.messages) for r in real)
+    print(f"  the realistic requests as they are (up to {longest:,} characters): p50 {p50:.0f} us, "
+          f"p99 {p99:.0f} us; p99 of the per-conversation median {p99_median:.0f} us")
     return 0
 
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shared.core.tokens import counter_for
+from shared.routing.ask import split_ask
 
 # Exact gpt-4o-family counts cost about 70 us per 4,000 characters (bpe-openai's Rust tokenizer),
 # inside the scorer's 1 ms; the count is a feature, not a bill, so one tokenizer serves every model.
@@ -45,6 +46,13 @@ _REASONING_PHRASES = ("step by step", "step-by-step", "pros and cons", "root cau
                       "analysier", "vergleich", "begründ", "bewert", "analiz", "compara", "por qué", "pourquoi",
                       "analyse", "justifie", "分析", "比较", "比較", "设计", "設計", "为什么", "なぜ", "評価", "评估",
                       "建议", "長所と短所", "优点", "анализ", "сравни", "почему", "обоснуй")
+# Asks for a judgement, a decision or advice: short to write, as hard as the situation behind them
+# ("should we ...?", "is it wrong to ...?"), where a small model's answer is generic first.
+_JUDGEMENT_WORDS = _words("should advice advise risk risks risky safe unsafe wrong worth cause caused argue argument",
+                          "dilemma ethical moral enforceable compliant compliance legal contradict contradicts",
+                          "scam fair justified handle tradeoff decide decision")
+_JUDGEMENT_PHRASES = ("what now", "what do i do", "what should", "is it wrong", "is it ok", "is it worth",
+                      "should i", "should we", "how do i handle", "how should")
 # Asks for a long piece of writing: the longer the answer, the more a small model drifts from the brief.
 # One ask made of several ("extract the fields, then infer ..."): an easy first part must not hide the rest.
 _SUBTASK_MARKS = (" then ", "and then", " also ", "as well as", "after that", "; ", " plus ", "finally")
@@ -93,30 +101,39 @@ def features(messages: Sequence[Mapping[str, Any]], *, tools: int, response_form
     texts = [(str(m.get("role", "")), text_of(m.get("content"))) for m in messages]
     count = counter_for(_TOKENIZER_MODEL)
     counts = [count(text) for _, text in texts]
-    user = [i for i, (role, _) in enumerate(texts) if role == "user"]
-    last = texts[user[-1]][1] if user else ""
-    # What the user asks is the task: system prompts and earlier replies are context, not the ask.
-    asked = "\n".join(texts[i][1] for i in user).lower()
-    everything = "\n".join(text for _, text in texts)
+    # What the user asks is the task. The system prompt, and documents an application retrieved into
+    # a user message, are context: their length and their words say what the app is, not how hard
+    # this ask is (a support bot's 2,000-token policy precedes "hello?" as it precedes a refund dispute).
+    turns: list[tuple[str, str, int]] = []  # role, text without the app's context, its tokens
+    for (role, text), n in zip(texts, counts, strict=True):
+        if role != "system":
+            own = split_ask(text)[0] if role == "user" else text
+            turns.append((role, own, n if own == text else count(own)))
+    asks = [(text, n) for role, text, n in turns if role == "user"]
+    last, last_count = asks[-1] if asks else ("", 0)
+    asked = "\n".join(text for text, _ in asks).lower()
+    conversation = "\n".join(text for _, text, _ in turns)
     last_lower = last.lower()
     words = _word_counts(asked)
-    last_words = words if len(user) == 1 else _word_counts(last_lower)
-    last_count = counts[user[-1]] if user else 0
+    last_words = words if len(asks) == 1 else _word_counts(last_lower)
     ask = last.split("\n\n", 1)[0]
     return {
+        # The whole prompt, the application's context included: reported with the score, weighed zero.
         "tokens": _log_tokens(sum(counts)),
+        "conversation_tokens": _log_tokens(sum(n for _, _, n in turns)),
         "last_tokens": _log_tokens(last_count),
         # The ask before the first blank line: a long instruction is a demanding one, while a long
         # document pasted below a short instruction ("extract the dates:") is not.
         "ask_tokens": _log_tokens(last_count if ask == last else count(ask)),
         "longform": _saturate(_hits(words, _LONGFORM_WORDS) + _phrases(asked, _LONGFORM_MARKS), 2),
-        "code": _saturate(sum(everything.count(mark) for mark in _CODE_MARKS), 24),
-        "trace": _saturate(sum(everything.count(mark) for mark in _TRACE_MARKS), 2),
+        "code": _saturate(sum(conversation.count(mark) for mark in _CODE_MARKS), 24),
+        "trace": _saturate(sum(conversation.count(mark) for mark in _TRACE_MARKS), 2),
         "math": _saturate(_hits(words, _MATH_WORDS) + sum(asked.count(m) for m in _MATH_MARKS)
                           + len(_DIGIT_OPERATOR.findall(asked)), 4),
         # Quantities to combine: one number is a lookup, eight are a calculation.
         "numbers": _saturate(len(_NUMBER.findall(ask)), 8),
         "reasoning": _saturate(_hits(words, _REASONING_WORDS) + _phrases(asked, _REASONING_PHRASES), 3),
+        "judgement": _saturate(_hits(last_words, _JUDGEMENT_WORDS) + _phrases(last_lower, _JUDGEMENT_PHRASES), 2),
         "subtasks": _saturate(_phrases(last_lower, _SUBTASK_MARKS), 3),
         "constraints": _saturate(_hits(words, _CONSTRAINT_WORDS) + _phrases(asked, _CONSTRAINT_PHRASES)
                                  + _list_items(last), 6),
@@ -125,7 +142,7 @@ def features(messages: Sequence[Mapping[str, Any]], *, tools: int, response_form
         "questions": _saturate(last.count("?") + last.count("\uff1f"), 3),  # and CJK's full-width mark
         "tools": _saturate(tools, 3),
         "response_format": 1.0 if response_format else 0.0,
-        "depth": _saturate(max(0, len(user) - 1), 4),
+        "depth": _saturate(max(0, len(asks) - 1), 4),
         # Latin-script languages keep non-ASCII characters to a few percent; CJK, Cyrillic, Arabic,
         # Devanagari and Greek text is almost all non-ASCII.
         "non_latin": _saturate(len(last) - len(last.encode("ascii", "ignore")), max(1, len(last) - last.count(" "))),

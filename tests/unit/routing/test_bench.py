@@ -115,3 +115,29 @@ def test_the_report_runs_and_marks_both_targets(capsys: pytest.CaptureFixture[st
     printed = capsys.readouterr().out
     assert "target <= 5%" in printed and "target >= 50%" in printed
     assert "perfect routing" in printed
+
+
+def test_the_whole_prompts_length_is_read_but_never_weighed() -> None:
+    names, x, y = routing_fit.matrix(SET[:60])
+    column = names.index("tokens")
+    assert not x[:, column].any()
+    w, _ = routing_fit.fit(x, y, l2=0.01)
+    assert w[column] == 0.0
+
+
+def test_out_of_fold_scores_a_row_with_a_model_that_never_saw_its_fold() -> None:
+    # Each pair of rows (a request's two forms) has a feature of its own that gives its label away:
+    # with the pair in one fold, no model fitted on the other folds can see it.
+    pairs = 20
+    x = np.vstack([np.eye(pairs), np.eye(pairs)])
+    y = np.tile(np.arange(pairs) % 2, 2).astype(np.float64)
+    shared = np.tile(np.arange(pairs) % 5, 2)
+    assert np.allclose(routing_fit.out_of_fold(x, y, shared, 0.01), 0.5, atol=0.1)  # nothing learnt
+    split = np.concatenate([np.arange(pairs) % 5, (np.arange(pairs) + 1) % 5])
+    leaked = routing_fit.out_of_fold(x, y, split, 0.01)
+    assert ((leaked >= 0.5) == (y == 1)).all()  # the twin in another fold gave every label away
+
+
+def test_log_loss_is_the_mean_negative_log_likelihood() -> None:
+    assert routing_fit.log_loss(np.array([0.5, 0.5]), np.array([1.0, 0.0])) == pytest.approx(np.log(2))
+    assert routing_fit.log_loss(np.array([1.0]), np.array([0.0])) < 30  # clipped, not infinite

@@ -108,3 +108,37 @@ def test_parts_of_an_ask_after_an_easy_first_one_count() -> None:
     assert values["subtasks"] == 1.0  # " then ", "; " and " also "
     assert values["reasoning"] > 0.0  # "infer"
     assert one("Extract the dates.")["subtasks"] == 0.0
+
+
+APP_PROMPT = ("You are Forge Assistant. Always analyze, compare and justify step by step; you must never guess.\n"
+              "```python\ndef example(x: int) -> int:\n    return x * 2\n```\n"
+              "If the traceback points to library code, find the first frame in the user's code.\n" * 30)
+
+
+def test_a_long_system_prompt_moves_no_weighed_feature() -> None:
+    ask = [{"role": "user", "content": "How do I reverse a list in Python?"}]
+    bare = features(ask, tools=0, response_format=False)
+    sent = features([{"role": "system", "content": APP_PROMPT}, *ask], tools=0, response_format=False)
+    assert sent["tokens"] > bare["tokens"] + 0.3  # the whole prompt is still reported
+    assert {k: v for k, v in sent.items() if k != "tokens"} == {k: v for k, v in bare.items() if k != "tokens"}
+
+
+@pytest.mark.parametrize("layout", [
+    "<documents>\n<document index=\"1\">{docs}</document>\n</documents>\n\n{ask}",
+    "Context information is below.\n---------------------\n{docs}\n---------------------\n"
+    "Given the context information and not prior knowledge, answer the query.\nQuery: {ask}\nAnswer: ",
+])
+def test_documents_retrieved_into_the_ask_move_no_weighed_feature(layout: str) -> None:
+    ask = "Which region grew fastest?"
+    docs = ("Regional sales FY2026 (USD thousands): NA 61,220; EMEA 34,870 (+27%); APAC 12,430; LATAM 4,910. "
+            "Analyze the trade-offs and compare scenarios step by step; you must consider the root cause. ") * 10
+    bare = one(ask)
+    sent = one(layout.format(docs=docs, ask=ask))
+    assert sent["tokens"] > bare["tokens"] + 0.3
+    assert {k: v for k, v in sent.items() if k != "tokens"} == {k: v for k, v in bare.items() if k != "tokens"}
+
+
+def test_an_ask_for_a_judgement_counts_however_short() -> None:
+    assert one("Should we exit crypto custody now?")["judgement"] > 0.0
+    assert one("Is it wrong to lie to a friend?")["judgement"] > 0.0
+    assert one("How tall is Mount Everest?")["judgement"] == 0.0
