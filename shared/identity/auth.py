@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from shared.core.errors import Forbidden, Unauthorized
+from shared.core.safety_policy import SafetyPolicy
 from shared.core.settings import TenantConfig, TenantLimits, hash_api_key
 from shared.identity.claims import EntraCaller, InvalidToken, looks_like_jwt
 
@@ -29,6 +30,7 @@ class Principal:
     limits: TenantLimits = field(default_factory=TenantLimits)
     client_id: str | None = None  # an Entra caller's client application (azp/appid), for audit records
     log_content: bool = False  # the tenant's opt-in: its prompts and answers go in its audit records
+    safety: SafetyPolicy = field(default_factory=SafetyPolicy)  # what the guard stage screens and redacts
 
     @property
     def rate_key(self) -> str:
@@ -128,4 +130,5 @@ class Authenticator:
 
 
 def _principal(tenant: TenantConfig, key_id: str, client_id: str | None = None) -> Principal:
-    return Principal(tenant.tenant, key_id, tuple(tenant.roles), tenant.limits, client_id, tenant.log_content)
+    return Principal(tenant.tenant, key_id, tuple(tenant.roles), tenant.limits, client_id, tenant.log_content,
+                     tenant.safety)

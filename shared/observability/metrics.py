@@ -27,6 +27,9 @@ class Instruments:
     jobs: Any
     job_age: Any
     budget_used_ratio: Any
+    safety_blocks: Any
+    safety_redactions: Any
+    safety_unchecked: Any
 
 
 def create() -> Instruments:
@@ -59,4 +62,8 @@ def create() -> Instruments:
                                        description="From a job's submission to the end of its processing"),
         budget_used_ratio=meter.create_gauge(n.METRIC_BUDGET_USED_RATIO,
                                              description="A tenant's budget window: used / limit"),
+        safety_blocks=meter.create_counter(n.METRIC_SAFETY_BLOCKS, description="Requests blocked by content safety"),
+        safety_redactions=meter.create_counter(n.METRIC_SAFETY_REDACTIONS, description="Texts redacted, by kind"),
+        safety_unchecked=meter.create_counter(n.METRIC_SAFETY_UNCHECKED,
+                                              description="Requests served unchecked: a safety service failed"),
     )

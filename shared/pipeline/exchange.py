@@ -21,6 +21,7 @@ from shared.observability import tracing
 
 if TYPE_CHECKING:
     from shared.identity.auth import Principal
+    from shared.pipeline.prompt import Prompt
     from shared.state.budget import Estimate, Reservation
     from shared.state.cache import CacheKey
 
@@ -53,6 +54,7 @@ class Exchange:
     # A non-streamed call whose time limit is longer than the request deadline: the deadline, past
     # which it counts as a long call (bounded per tenant, its lease renewed); None for others.
     long_after_s: float | None = None
+    prompt: Prompt | None = None  # the request's texts, for the guard stage to screen and mask; None: not screened
     headers: dict[str, str] = field(default_factory=dict)  # for the response (allowance, provider id)
     reservation: Reservation | None = None
     invoked: bool = False  # the model call started: its drain runs the end-of-call work when it ends

@@ -22,8 +22,11 @@ from shared.core.values import Completion, Delta, SamplingParams
 from shared.identity.auth import Principal
 from shared.pipeline.admission import Admission
 from shared.pipeline.exchange import CallContext, DeltaSource, Exchange, Reply
+from shared.pipeline.guard import Guard
 from shared.pipeline.long_calls import LongCalls
+from shared.pipeline.prompt import MessagesPrompt, TextPrompt
 from shared.pipeline.stages import STREAM_QUEUE, StreamInterrupted, build_stages, run
+from shared.moderation.screening import Screening
 from shared.state.budget import BudgetLedger, Estimate
 from shared.state.cache import CacheKey, ResponseCache, chat_view
 from shared.state.ratelimit import RateLimiter
@@ -64,13 +67,15 @@ class Gateway:
     OpenAI-compatible ones): each builds an exchange and runs it through the one pipeline."""
 
     def __init__(self, engine: LazyEngine, rate_limiter: RateLimiter, budget: BudgetLedger,
-                 cache: ResponseCache, *, clock: Clock | None = None) -> None:
+                 cache: ResponseCache, *, clock: Clock | None = None, guard: Guard | None = None) -> None:
         self.engine = engine
         self.rate_limiter = rate_limiter
         self.budget = budget
         self.cache = cache
         self.admission = Admission(rate_limiter, budget, cache)
-        self.stages = build_stages(self.admission, LongCalls((clock or SystemClock()).now))
+        # Without Azure's services the guard still runs its built-in layers (docs/safety.md).
+        self.stages = build_stages(self.admission, LongCalls((clock or SystemClock()).now),
+                                   guard or Guard(Screening(None), None))
 
     def model_for(self, principal: Principal, requested: str | None) -> str:
         model = self.engine.resolve_model(requested)
@@ -85,12 +90,13 @@ class Gateway:
         model = self.model_for(ctx.principal, None)
         params = SamplingParams(max_tokens=summary_token_cap(req.max_words), temperature=0.3)
         prompt = render_summarize(req.text, req.style, req.max_words)
+        text = TextPrompt(req.text)  # what the model is sent: masked by the guard under redact_input
         key = CacheKey(ctx.principal.tenant, model,
                        lambda: {"op": "summarize", **req.model_dump(), "params": asdict(params)})
         ex = Exchange(ctx, "summarize", model, key,
                       Estimate(prompt_tokens(model, (("user", prompt),)), params.max_tokens),
-                      whole(lambda: self.engine.summarize(model, req.text, req.style, req.max_words, params)),
-                      long_after_s=self.engine.long_after_s(model, params.max_tokens))
+                      whole(lambda: self.engine.summarize(model, text.text, req.style, req.max_words, params)),
+                      long_after_s=self.engine.long_after_s(model, params.max_tokens), prompt=text)
         answer = await self.answer(ex)
         c = answer.completion
         return Served(SummarizeResponse(result=c.content, model=c.model, usage=c.usage, cached=answer.cached,
@@ -107,13 +113,15 @@ class Gateway:
 
     async def complete(self, ctx: CallContext, call: ChatCall) -> Answer:
         model = self.model_for(ctx.principal, call.model)
-        ex = self._chat(ctx, call, model, whole(lambda: self.engine.chat(model, list(call.messages), call.params)),
+        prompt = MessagesPrompt(list(call.messages))
+        ex = self._chat(ctx, call, model, prompt, whole(lambda: self.engine.chat(model, prompt.messages, call.params)),
                         long_after_s=self.engine.long_after_s(model, call.params.max_tokens))
         return await self.answer(ex)
 
     async def stream(self, ctx: CallContext, call: ChatCall) -> AsyncGenerator[Delta, None]:
         model = self.model_for(ctx.principal, call.model)
-        ex = self._chat(ctx, call, model, lambda: self.engine.stream(model, list(call.messages), call.params))
+        prompt = MessagesPrompt(list(call.messages))
+        ex = self._chat(ctx, call, model, prompt, lambda: self.engine.stream(model, prompt.messages, call.params))
         # Closed with this generator, at once: the pipeline's reply lets the client queue go then.
         async with contextlib.aclosing(self.streamed(ex)) as deltas:
             async for delta in deltas:
@@ -149,13 +157,14 @@ class Gateway:
                 err.headers.setdefault(name, value)
             raise
 
-    def _chat(self, ctx: CallContext, call: ChatCall, model: str, source: DeltaSource, *,
+    def _chat(self, ctx: CallContext, call: ChatCall, model: str, prompt: MessagesPrompt, source: DeltaSource, *,
               long_after_s: float | None = None) -> Exchange:
-        request = functools.cache(lambda: _chat_key(call))
+        # Read after the guard stage: under redact_input the key and its embedding see the masked messages.
+        request = functools.cache(lambda: _chat_key(prompt.messages, call.params))
         key = CacheKey(ctx.principal.tenant, model, request, lambda: chat_view(request()))
         messages = tuple((m.role, m.content) for m in call.messages)
         return Exchange(ctx, "chat", model, key, Estimate(prompt_tokens(model, messages), call.params.max_tokens),
-                        source, long_after_s=long_after_s)
+                        source, long_after_s=long_after_s, prompt=prompt)
 
 
 def whole(call: Callable[[], Awaitable[Completion]]) -> DeltaSource:
@@ -169,6 +178,6 @@ def whole(call: Callable[[], Awaitable[Completion]]) -> DeltaSource:
     return source
 
 
-def _chat_key(call: ChatCall) -> dict[str, Any]:
-    messages = [{"role": m.role, "content": m.content.strip()} for m in call.messages]
-    return {"op": "chat", "messages": messages, "params": asdict(call.params)}
+def _chat_key(messages: list[ChatMessage], params: SamplingParams) -> dict[str, Any]:
+    return {"op": "chat", "messages": [{"role": m.role, "content": m.content.strip()} for m in messages],
+            "params": asdict(params)}

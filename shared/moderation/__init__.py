@@ -1,0 +1,1 @@
+"""Content safety's services and input screening: Azure AI Content Safety and Language clients (each with its breaker and timeout) and the screening verdict; imports shared.safety (the offline detector and redactor), upstream's breaker, observability and core."""

@@ -1,0 +1,146 @@
+"""Output redaction: the answer's text and tool-call arguments, whole or streamed, before the client
+(and the cache, which stores what the client received) sees them (docs/safety.md).
+
+A whole answer is redacted at once (the offline kinds, then Azure AI Language's where the tenant
+asks for them). A stream keeps its framing: each chunk goes on, carrying what a per-field
+StreamRedactor lets out of its bounded hold-back window (so a secret split across chunks is still
+caught), and a choice's finish chunk carries what was held; usage and finish reasons are untouched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from shared.core.errors import SafetyUnavailable
+from shared.core.values import Completion, Delta
+from shared.observability import safety as telemetry
+from shared.safety.redact import DEFAULT_HOLD, StreamRedactor, redact
+from shared.moderation.service import SafetyServiceError
+from shared.upstream.protocol import billed_text
+
+if TYPE_CHECKING:
+    from shared.core.safety_policy import SafetyPolicy
+    from shared.pipeline.exchange import DeltaSource
+    from shared.moderation.language import Language
+
+class Redactor:
+    """One exchange's redaction: its kinds, Azure AI Language where asked for, the counts it made."""
+
+    def __init__(self, tenant: str, policy: SafetyPolicy, language: Language | None) -> None:
+        self.tenant, self.policy = tenant, policy
+        self.kinds = policy.builtin_kinds
+        self.language = language if policy.language_kinds else None
+        self.counts: Counter[str] = Counter()
+
+    async def text(self, text: str) -> str:
+        """One whole text: the offline kinds, then the named entities."""
+        text, counts = redact(text, self.kinds) if self.kinds else (text, {})
+        self.counts.update(counts)
+        if self.language is not None and text:
+            try:
+                text, named = await self.language.redact(text, self.policy.language_kinds)
+            except SafetyServiceError:
+                if self.policy.on_error == "closed":
+                    raise SafetyUnavailable("The PII service is unavailable and this tenant's policy refuses "
+                                            "answers it could not redact. Retry shortly.") from None
+                telemetry.unchecked(self.tenant, "language")
+            else:
+                self.counts.update(named)
+        return text
+
+    def report(self) -> None:
+        telemetry.redacted(self.tenant, self.counts)
+
+    def source(self, live: DeltaSource) -> DeltaSource:
+        """`live` with every answer redacted: whole deltas at once, streamed ones through hold-back windows."""
+
+        async def source() -> AsyncIterator[Delta]:
+            fields: dict[tuple[int, int], StreamRedactor] = {}  # (choice, -1 content | tool call index)
+            try:
+                async for delta in live():
+                    if delta.whole is not None and not delta.cached:
+                        yield await self._whole(delta)
+                    elif delta.cached:
+                        yield delta  # stored redacted
+                    elif delta.raw is not None:
+                        yield dataclasses.replace(delta, content=billed_text(self._chunk(delta.raw, fields)))
+                    else:
+                        yield self._native(delta, fields)
+                rest = {key: r.flush() for key, r in fields.items()}
+                if any(rest.values()):  # ended without a finish: what was held still goes out
+                    yield Delta(content="".join(rest.values()))
+            finally:
+                for r in fields.values():
+                    self.counts.update(r.counts)
+                self.report()
+
+        return source
+
+    async def _whole(self, delta: Delta) -> Delta:
+        whole = delta.whole
+        assert whole is not None  # noqa: S101  the caller checked
+        raw = whole.raw
+        for choice in (raw or {}).get("choices") or []:
+            message = choice.get("message") or {}
+            if isinstance(message.get("content"), str):
+                message["content"] = await self.text(message["content"])
+            for call in message.get("tool_calls") or []:
+                function = call.get("function") or {}
+                if isinstance(function.get("arguments"), str):
+                    function["arguments"] = await self.text(function["arguments"])
+        content = whole.content
+        if raw is None:
+            content = await self.text(content)
+        elif raw.get("choices"):
+            first = (raw["choices"][0].get("message") or {}).get("content")
+            content = first if isinstance(first, str) else content
+        redacted: Completion = dataclasses.replace(whole, content=content, raw=raw)
+        return dataclasses.replace(delta, content=content, whole=redacted)
+
+    def _chunk(self, chunk: dict[str, Any], fields: dict[tuple[int, int], StreamRedactor]) -> dict[str, Any]:
+        """An OpenAI stream chunk, its content and tool-call arguments let out of their windows (in place)."""
+        for choice in chunk.get("choices") or []:
+            index = int(choice.get("index") or 0)
+            body = choice.get("delta") or {}
+            if isinstance(body.get("content"), str):
+                body["content"] = self._field(fields, (index, -1)).feed(body["content"])
+            for call in body.get("tool_calls") or []:
+                function = call.get("function") or {}
+                if isinstance(function.get("arguments"), str):
+                    function["arguments"] = self._field(fields, (index, int(call.get("index") or 0))).feed(
+                        function["arguments"])
+            if choice.get("finish_reason"):
+                _flush_into(body, index, fields)
+                choice["delta"] = body
+        return chunk
+
+    def _native(self, delta: Delta, fields: dict[tuple[int, int], StreamRedactor]) -> Delta:
+        window = self._field(fields, (0, -1))
+        content = window.feed(delta.content) if delta.content else ""
+        if delta.finish_reason is not None:
+            content += window.flush()
+        return dataclasses.replace(delta, content=content)
+
+    def _field(self, fields: dict[tuple[int, int], StreamRedactor], key: tuple[int, int]) -> StreamRedactor:
+        found = fields.get(key)
+        if found is None:
+            found = fields[key] = StreamRedactor(self.kinds, DEFAULT_HOLD)
+        return found
+
+
+def _flush_into(body: dict[str, Any], index: int, fields: dict[tuple[int, int], StreamRedactor]) -> None:
+    """A finishing choice's held text, into its finish chunk: content, then each tool call's arguments."""
+    for (choice, slot), window in sorted(fields.items()):
+        if choice != index:
+            continue
+        rest = window.flush()
+        if not rest:
+            continue
+        if slot < 0:
+            body["content"] = (body.get("content") or "") + rest
+        else:
+            calls: list[dict[str, Any]] = body.setdefault("tool_calls", [])
+            calls.append({"index": slot, "function": {"arguments": rest}})
