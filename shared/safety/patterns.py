@@ -1,0 +1,143 @@
+"""The redaction kinds as data: each a bounded head pattern, an optional check and an optional tail."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# Every head is at most this many characters long (tests/unit/safety checks each pattern's width), so a head that
+# starts more than HEAD_MAX + 1 characters before the end of what a stream has seen is decided: no later text can
+# change it. The stream's hold-back window must be longer than this.
+HEAD_MAX = 240
+# Lookbehinds reach at most this far back; the stream keeps that much of the text it has already passed on.
+CONTEXT = 16
+
+
+class Run:
+    """A tail that goes on while characters of one class follow, optionally after one literal character."""
+
+    def __init__(self, chars: str, lead: str | None = None) -> None:
+        self._run = re.compile(f"{chars}*")
+        self._lead = lead
+
+    def advance(self, text: str, final: bool, started: bool) -> tuple[int, bool, bool]:
+        """(characters consumed, finished, lead seen): finished once a character outside the class is in sight."""
+        consumed = 0
+        if self._lead is not None and not started:
+            if not text:
+                return 0, final, False
+            if text[0] != self._lead:
+                return 0, True, False
+            consumed = 1
+        end = self._run.match(text, consumed).end()  # type: ignore[union-attr]
+        return end, end < len(text) or final, True
+
+
+class Until:
+    """A tail that swallows everything up to and including a closing marker, or to the end of the text."""
+
+    def __init__(self, marker: str, longest: int) -> None:
+        self._marker = re.compile(marker)
+        self._keep = longest  # a marker may be cut in two by a chunk boundary: keep its possible start back
+
+    def advance(self, text: str, final: bool, started: bool) -> tuple[int, bool, bool]:
+        found = self._marker.search(text)
+        if found:
+            return found.end(), True, True
+        if final:
+            return len(text), True, True
+        return max(0, len(text) - self._keep), False, True
+
+
+Tail = tuple[Run | Until, ...]
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def card(found: str) -> bool:
+    digits = re.sub(r"\D", "", found)
+    return 13 <= len(digits) <= 19 and _luhn(digits)
+
+
+def iban(found: str) -> bool:
+    compact = found.replace(" ", "")
+    if not 15 <= len(compact) <= 34:
+        return False
+    moved = compact[4:] + compact[:4]
+    return int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1
+
+
+def ipv6(found: str) -> bool:
+    try:
+        ipaddress.IPv6Address(found)
+    except ValueError:
+        return False
+    # "dead::beef" parses; an address written in prose nearly always carries a digit and three groups.
+    return any(ch.isdigit() for ch in found) and found.count(":") >= 2
+
+
+def token(found: str) -> bool:
+    """A key's random part mixes digits and letters; 'sk-learn-compatible-api' does not."""
+    body = found.split("-", 1)[-1]
+    return any(ch.isdigit() for ch in body) and any(ch.isalpha() for ch in body)
+
+
+@dataclass(frozen=True)
+class Pattern:
+    kind: str
+    name: str
+    head: str
+    check: Callable[[str], bool] | None = None
+    tail: Tail = ()
+
+
+_B64URL = "[A-Za-z0-9_-]"
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_PEM = r"-----(?:BEGIN|END) (?:[A-Z0-9]+ ){0,3}PRIVATE KEY-----"
+
+# In priority order: where two patterns match at the same place, the first wins.
+PATTERNS: tuple[Pattern, ...] = (
+    Pattern("secrets", "private_key_block", _PEM.replace("(?:BEGIN|END)", "BEGIN"),
+            tail=(Until(_PEM.replace("(?:BEGIN|END)", "END"), longest=60),)),
+    # The value after the key word, so the reader still sees which setting was there.
+    Pattern("secrets", "connection_string_secret",
+            r"(?i:(?<=AccountKey=)|(?<=SharedAccessKey=)|(?<=Password=)|(?<=Pwd=))[^;\s\"'<>]",
+            tail=(Run(r"[^;\s\"'<>]"),)),
+    # The payload, then the signature after its dot.
+    Pattern("secrets", "jwt", rf"(?<![\w-])eyJ{_B64URL}{{8,200}}\.eyJ", tail=(Run(_B64URL), Run(_B64URL, lead="."))),
+    Pattern("secrets", "openai_key", rf"(?<![\w-])sk-(?:proj-|svcacct-|admin-)?{_B64URL}{{20}}", check=token,
+            tail=(Run(_B64URL),)),
+    Pattern("secrets", "github_token", r"(?<!\w)(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9]{22})",
+            tail=(Run("[A-Za-z0-9_]"),)),
+    Pattern("secrets", "slack_token", r"(?<![\w-])xox[baprs]-[A-Za-z0-9]{8}", tail=(Run("[A-Za-z0-9-]"),)),
+    Pattern("secrets", "aws_access_key_id", r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
+    # Azure keys: the 84-character format (signature 'JQQJ99' at 52), storage's 88-character base64, the 32-hex.
+    Pattern("secrets", "azure_key", r"(?<![A-Za-z0-9])[A-Za-z0-9]{52}JQQJ99[A-Za-z0-9]{26}(?![A-Za-z0-9])"),
+    Pattern("secrets", "azure_storage_key", r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{86}==(?![A-Za-z0-9+/=])"),
+    Pattern("secrets", "azure_hex_key", r"(?<![0-9A-Za-z])[0-9a-f]{32}(?![0-9A-Za-z])"),
+    Pattern("email", "email",
+            r"(?<![\w.%+-])[A-Za-z0-9._%+-]{1,48}@(?:[A-Za-z0-9-]{1,40}\.){1,4}[A-Za-z]{2,20}(?![\w-])"),
+    Pattern("iban", "iban", r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])",
+            check=iban),
+    Pattern("credit_card", "card",
+            r"(?<![\d.-])(?:\d{4}(?:-\d{4}-\d{4}-\d{1,7}| \d{4} \d{4} \d{1,7}|\d{9,15})|\d{4}[ -]\d{6}[ -]\d{5})"
+            r"(?![\d-]|\.\d)", check=card),
+    Pattern("us_ssn", "ssn", r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])"),
+    Pattern("ip", "ipv4", rf"(?<![\w.])(?:{_OCTET}\.){{3}}{_OCTET}(?![\w]|\.\d)"),
+    Pattern("ip", "ipv6", r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])", check=ipv6),
+    Pattern("phone", "phone",
+            r"(?<![\w+./-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}(?![\w-]|\.\d)"
+            r"|(?<![\w+])\+\d{9,14}(?!\w)"),
+)
+
+KINDS = ("secrets", "email", "phone", "credit_card", "iban", "ip", "us_ssn")
