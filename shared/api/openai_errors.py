@@ -21,8 +21,9 @@ OPENAI_ERRORS: dict[str, OpenAIKind] = {
     "bad-request": OpenAIKind("invalid_request_error", None),
     "validation": OpenAIKind("invalid_request_error", "invalid_value"),
     "context-length-exceeded": OpenAIKind("invalid_request_error", "context_length_exceeded"),
-    "model-refused": OpenAIKind("invalid_request_error", None),
-    "content-filtered": OpenAIKind("invalid_request_error", "content_filter"),  # Azure OpenAI's, with innererror  # the provider's own code when it sent one
+    "model-refused": OpenAIKind("invalid_request_error", None),  # the provider's own code when it sent one
+    # Azure OpenAI's content filter (innererror added by openai_error): the SDK raises BadRequestError.
+    "content-filtered": OpenAIKind("invalid_request_error", "content_filter"),
     "unauthorized": OpenAIKind("invalid_request_error", "invalid_api_key"),
     "forbidden": OpenAIKind("permission_error", "permission_denied"),
     "not-found": OpenAIKind("invalid_request_error", "not_found"),

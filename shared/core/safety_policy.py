@@ -38,7 +38,7 @@ class HarmThresholds(BaseModel):
 
 
 class SafetyPolicy(BaseModel):
-    """Defaults: injection blocked, harm off, secrets redacted, input sent as it came, serve when the service is down."""
+    """Defaults: injection blocked, harm off, secrets redacted, input as it came, served when a service is down."""
 
     model_config = {"extra": "forbid", "frozen": True}
 
@@ -67,7 +67,7 @@ class SafetyPolicy(BaseModel):
 
 
 def language_kinds_without_endpoint(tenants: dict[str, SafetyPolicy], language_endpoint: str | None) -> str | None:
-    """The refusal, naming the tenants and kinds, when a policy asks for Language kinds and LANGUAGE_ENDPOINT is unset."""
+    """The refusal naming the tenants and kinds, when a policy asks for Language kinds without LANGUAGE_ENDPOINT."""
     if language_endpoint:
         return None
     asking = {t: p.language_kinds for t, p in tenants.items() if p.language_kinds}

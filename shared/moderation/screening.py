@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shared.core.errors import ContentFiltered, SafetyUnavailable
+from shared.moderation.service import SafetyServiceError
 from shared.observability import safety as telemetry
 from shared.safety.detector import detect_injection
-from shared.moderation.service import SafetyServiceError
 
 if TYPE_CHECKING:
     from shared.core.safety_policy import SafetyPolicy

@@ -48,7 +48,8 @@ def fields(record: Record) -> dict[str, Any]:
         out[n.REFUSAL_TYPE] = record.refusal
     if record.outcome:
         out[n.OUTCOME] = record.outcome
-    for name, value in ((n.AUDIT_SAFETY_BLOCKED, record.safety_blocked), (n.AUDIT_SAFETY_FLAGGED, record.safety_flagged),
+    for name, value in ((n.AUDIT_SAFETY_BLOCKED, record.safety_blocked),
+                        (n.AUDIT_SAFETY_FLAGGED, record.safety_flagged),
                         (n.AUDIT_SAFETY_UNCHECKED, record.safety_unchecked)):
         if value:
             out[name] = sanitise(",".join(value))

@@ -20,13 +20,13 @@ from shared.core.models import ChatMessage, ChatRequest, ChatResponse, Summarize
 from shared.core.tokens import prompt_tokens
 from shared.core.values import Completion, Delta, SamplingParams
 from shared.identity.auth import Principal
+from shared.moderation.screening import Screening
 from shared.pipeline.admission import Admission
 from shared.pipeline.exchange import CallContext, DeltaSource, Exchange, Reply
 from shared.pipeline.guard import Guard
 from shared.pipeline.long_calls import LongCalls
 from shared.pipeline.prompt import MessagesPrompt, TextPrompt
 from shared.pipeline.stages import STREAM_QUEUE, StreamInterrupted, build_stages, run
-from shared.moderation.screening import Screening
 from shared.state.budget import BudgetLedger, Estimate
 from shared.state.cache import CacheKey, ResponseCache, chat_view
 from shared.state.ratelimit import RateLimiter
@@ -114,14 +114,15 @@ class Gateway:
     async def complete(self, ctx: CallContext, call: ChatCall) -> Answer:
         model = self.model_for(ctx.principal, call.model)
         prompt = MessagesPrompt(list(call.messages))
-        ex = self._chat(ctx, call, model, prompt, whole(lambda: self.engine.chat(model, prompt.messages, call.params)),
-                        long_after_s=self.engine.long_after_s(model, call.params.max_tokens))
+        ex = self._chat(ctx, call, model, whole(lambda: self.engine.chat(model, prompt.messages, call.params)),
+                        long_after_s=self.engine.long_after_s(model, call.params.max_tokens), prompt=prompt)
         return await self.answer(ex)
 
     async def stream(self, ctx: CallContext, call: ChatCall) -> AsyncGenerator[Delta, None]:
         model = self.model_for(ctx.principal, call.model)
         prompt = MessagesPrompt(list(call.messages))
-        ex = self._chat(ctx, call, model, prompt, lambda: self.engine.stream(model, prompt.messages, call.params))
+        ex = self._chat(ctx, call, model, lambda: self.engine.stream(model, prompt.messages, call.params),
+                        prompt=prompt)
         # Closed with this generator, at once: the pipeline's reply lets the client queue go then.
         async with contextlib.aclosing(self.streamed(ex)) as deltas:
             async for delta in deltas:
@@ -157,14 +158,15 @@ class Gateway:
                 err.headers.setdefault(name, value)
             raise
 
-    def _chat(self, ctx: CallContext, call: ChatCall, model: str, prompt: MessagesPrompt, source: DeltaSource, *,
-              long_after_s: float | None = None) -> Exchange:
+    def _chat(self, ctx: CallContext, call: ChatCall, model: str, source: DeltaSource, *,
+              long_after_s: float | None = None, prompt: MessagesPrompt | None = None) -> Exchange:
+        texts = prompt or MessagesPrompt(list(call.messages))
         # Read after the guard stage: under redact_input the key and its embedding see the masked messages.
-        request = functools.cache(lambda: _chat_key(prompt.messages, call.params))
+        request = functools.cache(lambda: _chat_key(ChatCall(call.model, tuple(texts.messages), call.params)))
         key = CacheKey(ctx.principal.tenant, model, request, lambda: chat_view(request()))
         messages = tuple((m.role, m.content) for m in call.messages)
         return Exchange(ctx, "chat", model, key, Estimate(prompt_tokens(model, messages), call.params.max_tokens),
-                        source, long_after_s=long_after_s, prompt=prompt)
+                        source, long_after_s=long_after_s, prompt=texts)
 
 
 def whole(call: Callable[[], Awaitable[Completion]]) -> DeltaSource:
@@ -178,6 +180,6 @@ def whole(call: Callable[[], Awaitable[Completion]]) -> DeltaSource:
     return source
 
 
-def _chat_key(messages: list[ChatMessage], params: SamplingParams) -> dict[str, Any]:
-    return {"op": "chat", "messages": [{"role": m.role, "content": m.content.strip()} for m in messages],
-            "params": asdict(params)}
+def _chat_key(call: ChatCall) -> dict[str, Any]:
+    messages = [{"role": m.role, "content": m.content.strip()} for m in call.messages]
+    return {"op": "chat", "messages": messages, "params": asdict(call.params)}

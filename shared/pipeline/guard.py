@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 from shared.pipeline.redaction import Redactor
 
 if TYPE_CHECKING:
-    from shared.pipeline.exchange import Exchange, Next, Reply
-    from shared.pipeline.prompt import Prompt
     from shared.moderation.language import Language
     from shared.moderation.screening import Screening
+    from shared.pipeline.exchange import Exchange, Next, Reply
+    from shared.pipeline.prompt import Prompt
 
 SAFETY_HEADER = "x-aigw-safety"  # what was detected and let through (`annotate`), or left unchecked
 

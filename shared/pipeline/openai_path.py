@@ -109,9 +109,9 @@ class OpenAIPath:
         check_answer_size(body, cap, limits)
         key = CacheKey(ctx.principal.tenant, model, lambda: cache_key(body), lambda: openai_view(body))
         estimate = Estimate(prompt, cap)
-        prompt = BodyPrompt(body)  # masked in place under redact_input: the call and the key read `body`
+        texts = BodyPrompt(body)  # masked in place under redact_input: the call and the key read `body`
         if body.get("stream"):
-            return Exchange(ctx, "openai.chat", model, key, estimate, self._streamed(endpoints, body), prompt=prompt)
+            return Exchange(ctx, "openai.chat", model, key, estimate, self._streamed(endpoints, body), prompt=texts)
         # A whole answer sends nothing until it is done; the HTTP front end waits at most 230 s.
         time_limit = self.groups.time_limit_s(model, cap)
         field, asked = cap_field(body)
@@ -127,7 +127,7 @@ class OpenAIPath:
             return completion_of(answer, endpoint.name, request_id=receipt.get("request_id"))
 
         return Exchange(ctx, "openai.chat", model, key, estimate, whole(invoke),
-                        long_after_s=self.groups.long_after_s(model, cap), prompt=prompt)
+                        long_after_s=self.groups.long_after_s(model, cap), prompt=texts)
 
     def _streamed(self, endpoints: list[Endpoint], body: dict[str, Any]) -> DeltaSource:
         async def source() -> AsyncIterator[Delta]:

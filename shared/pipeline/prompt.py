@@ -95,8 +95,8 @@ class BodyPrompt:
             if isinstance(content, str):
                 slots.append((role, message, "content"))
             elif isinstance(content, list):
-                slots += [(role, part, "text") for part in content
-                          if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)]
+                slots += [(role, part, "text") for part in content if isinstance(part, dict)
+                          and part.get("type") == "text" and isinstance(part.get("text"), str)]
         return slots
 
 

@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from shared.core.errors import SafetyUnavailable
 from shared.core.values import Completion, Delta
+from shared.moderation.service import SafetyServiceError
 from shared.observability import safety as telemetry
 from shared.safety.redact import DEFAULT_HOLD, StreamRedactor, redact
-from shared.moderation.service import SafetyServiceError
 from shared.upstream.protocol import billed_text
 
 if TYPE_CHECKING:
     from shared.core.safety_policy import SafetyPolicy
-    from shared.pipeline.exchange import DeltaSource
     from shared.moderation.language import Language
+    from shared.pipeline.exchange import DeltaSource
 
 class Redactor:
     """One exchange's redaction: its kinds, Azure AI Language where asked for, the counts it made."""
@@ -59,19 +59,26 @@ class Redactor:
 
         async def source() -> AsyncIterator[Delta]:
             fields: dict[tuple[int, int], StreamRedactor] = {}  # (choice, -1 content | tool call index)
+            last: list[dict[str, Any]] = []  # the latest provider chunk: a held tail goes out in its framing
             try:
-                async for delta in live():
-                    if delta.whole is not None and not delta.cached:
-                        yield await self._whole(delta)
-                    elif delta.cached:
-                        yield delta  # stored redacted
-                    elif delta.raw is not None:
-                        yield dataclasses.replace(delta, content=billed_text(self._chunk(delta.raw, fields)))
-                    else:
-                        yield self._native(delta, fields)
-                rest = {key: r.flush() for key, r in fields.items()}
-                if any(rest.values()):  # ended without a finish: what was held still goes out
-                    yield Delta(content="".join(rest.values()))
+                try:
+                    async for delta in live():
+                        if delta.whole is not None and not delta.cached:
+                            yield await self._whole(delta)
+                        elif delta.cached:
+                            yield delta  # stored redacted
+                        elif delta.raw is not None:
+                            last[:] = [delta.raw]
+                            yield dataclasses.replace(delta, content=billed_text(self._chunk(delta.raw, fields)))
+                        else:
+                            yield self._native(delta, fields)
+                except Exception:
+                    # Cut: what the model sent before the cut still reaches the client, redacted, then the error.
+                    if held := _held(fields, last):
+                        yield held
+                    raise
+                if held := _held(fields, last):  # ended without a finish: what was held still goes out
+                    yield held
             finally:
                 for r in fields.values():
                     self.counts.update(r.counts)
@@ -129,6 +136,22 @@ class Redactor:
         if found is None:
             found = fields[key] = StreamRedactor(self.kinds, DEFAULT_HOLD)
         return found
+
+
+def _held(fields: dict[tuple[int, int], StreamRedactor], last: list[dict[str, Any]]) -> Delta | None:
+    """What the windows still hold, as one last delta (a stream that ended without its finish): a
+    provider chunk like the last one when the stream was the provider's, else plain content."""
+    if not last:
+        rest = "".join(window.flush() for window in fields.values())
+        return Delta(content=rest) if rest else None
+    choices = []
+    for index in sorted({choice for choice, _ in fields}):
+        body: dict[str, Any] = {}
+        _flush_into(body, index, fields)
+        if body:
+            choices.append({"index": index, "delta": body, "finish_reason": None})
+    chunk = {**{k: v for k, v in last[0].items() if k != "usage"}, "choices": choices}
+    return Delta(content=billed_text(chunk), raw=chunk) if chunk["choices"] else None
 
 
 def _flush_into(body: dict[str, Any], index: int, fields: dict[tuple[int, int], StreamRedactor]) -> None:

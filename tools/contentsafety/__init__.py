@@ -1,1 +1,1 @@
-"""A local Azure AI Content Safety and Azure AI Language server: the REST protocol of both, with documented deterministic rules (README.md)."""
+"""A local Azure AI Content Safety and Language server: their REST protocol, deterministic rules (README.md)."""

@@ -38,12 +38,15 @@ class State:
     fault: dict[str, Any] | None = None  # {"mode": "error"} (500s) or {"mode": "slow", "seconds": s}
 
 
-def create_app(key: str) -> Starlette:
-    state = State(key)
+class Service:
+    """The three operations and the control surface, over one State."""
 
-    async def guarded(request: Request, operation: str, versions: tuple[str, ...]) -> Response | dict[str, Any]:
+    def __init__(self, key: str) -> None:
+        self.state = State(key)
+
+    async def guarded(self, request: Request, operation: str, versions: tuple[str, ...]) -> Response | dict[str, Any]:
         """The checks every call passes, in the service's order: auth, api-version, a JSON body; then a fault."""
-        if not _authorized(request, state.key):
+        if not _authorized(request, self.state.key):
             return _error(401, "401", DENIED)
         if request.query_params.get("api-version") not in versions:
             return _error(404, "404", "Resource not found")
@@ -53,16 +56,16 @@ def create_app(key: str) -> Starlette:
             return _error(400, "InvalidRequestBody", "The request body is not valid JSON.")
         if not isinstance(body, dict):
             return _error(400, "InvalidRequestBody", "The request body must be a JSON object.")
-        state.calls[operation] += 1
-        if state.fault is not None:
-            if state.fault.get("mode") == "slow":
-                await asyncio.sleep(float(state.fault.get("seconds", 30)))
+        self.state.calls[operation] += 1
+        if self.state.fault is not None:
+            if self.state.fault.get("mode") == "slow":
+                await asyncio.sleep(float(self.state.fault.get("seconds", 30)))
             else:
                 return _error(500, "InternalServerError", "The service encountered an internal error.")
         return body
 
-    async def shield(request: Request) -> Response:
-        body = await guarded(request, "shieldPrompt", SHIELD_VERSIONS)
+    async def shield(self, request: Request) -> Response:
+        body = await self.guarded(request, "shieldPrompt", SHIELD_VERSIONS)
         if isinstance(body, Response):
             return body
         prompt, documents = body.get("userPrompt", ""), body.get("documents") or []
@@ -75,8 +78,8 @@ def create_app(key: str) -> Starlette:
         return JSONResponse({"userPromptAnalysis": {"attackDetected": rules.attack(prompt)},
                              "documentsAnalysis": [{"attackDetected": rules.attack(d)} for d in documents]})
 
-    async def analyze(request: Request) -> Response:
-        body = await guarded(request, "analyzeText", ANALYZE_VERSIONS)
+    async def analyze(self, request: Request) -> Response:
+        body = await self.guarded(request, "analyzeText", ANALYZE_VERSIONS)
         if isinstance(body, Response):
             return body
         text, categories = body.get("text"), body.get("categories") or list(rules.CATEGORIES)
@@ -91,8 +94,8 @@ def create_app(key: str) -> Starlette:
         return JSONResponse({"blocklistsMatch": [],
                              "categoriesAnalysis": [{"category": c, "severity": found[c]} for c in categories]})
 
-    async def language(request: Request) -> Response:
-        body = await guarded(request, "analyzeText.language", LANGUAGE_VERSIONS)
+    async def language(self, request: Request) -> Response:
+        body = await self.guarded(request, "analyzeText.language", LANGUAGE_VERSIONS)
         if isinstance(body, Response):
             return body
         if body.get("kind") != "PiiEntityRecognition":
@@ -115,24 +118,26 @@ def create_app(key: str) -> Starlette:
         return JSONResponse({"kind": "PiiEntityRecognitionResults",
                              "results": {"documents": results, "errors": errors, "modelVersion": "2023-09-01"}})
 
-    async def faults(request: Request) -> Response:
+    async def faults(self, request: Request) -> Response:
         if request.method == "POST":
-            state.fault = json.loads(await request.body())
+            self.state.fault = json.loads(await request.body())
         elif request.method == "DELETE":
-            state.fault = None
-        return JSONResponse({"fault": state.fault})
+            self.state.fault = None
+        return JSONResponse({"fault": self.state.fault})
 
-    async def stats(request: Request) -> Response:
+    async def stats(self, request: Request) -> Response:
         if request.method == "DELETE":
-            state.calls.clear()
-        return JSONResponse(dict(state.calls))
+            self.state.calls.clear()
+        return JSONResponse(dict(self.state.calls))
 
+def create_app(key: str) -> Starlette:
+    service = Service(key)
     return Starlette(routes=[
-        Route("/contentsafety/text:shieldPrompt", shield, methods=["POST"]),
-        Route("/contentsafety/text:analyze", analyze, methods=["POST"]),
-        Route("/language/:analyze-text", language, methods=["POST"]),
-        Route("/_cs/faults", faults, methods=["GET", "POST", "DELETE"]),
-        Route("/_cs/stats", stats, methods=["GET", "DELETE"]),
+        Route("/contentsafety/text:shieldPrompt", service.shield, methods=["POST"]),
+        Route("/contentsafety/text:analyze", service.analyze, methods=["POST"]),
+        Route("/language/:analyze-text", service.language, methods=["POST"]),
+        Route("/_cs/faults", service.faults, methods=["GET", "POST", "DELETE"]),
+        Route("/_cs/stats", service.stats, methods=["GET", "DELETE"]),
     ])
 
 
