@@ -10,7 +10,7 @@ from dataclasses import dataclass
 # Every head is at most this many characters long (tests/unit/safety checks each pattern's width), so a head that
 # starts more than HEAD_MAX + 1 characters before the end of what a stream has seen is decided: no later text can
 # change it. The stream's hold-back window must be longer than this.
-HEAD_MAX = 240
+HEAD_MAX = 160
 # Lookbehinds reach at most this far back; the stream keeps that much of the text it has already passed on.
 CONTEXT = 16
 
@@ -86,6 +86,10 @@ def ipv6(found: str) -> bool:
     return any(ch.isdigit() for ch in found) and found.count(":") >= 2
 
 
+def phone(found: str) -> bool:
+    return 9 <= sum(ch.isdigit() for ch in found) <= 15
+
+
 def token(found: str) -> bool:
     """A key's random part mixes digits and letters; 'sk-learn-compatible-api' does not."""
     body = found.split("-", 1)[-1]
@@ -103,7 +107,7 @@ class Pattern:
 
 _B64URL = "[A-Za-z0-9_-]"
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_PEM = r"-----(?:BEGIN|END) (?:[A-Z0-9]+ ){0,3}PRIVATE KEY-----"
+_PEM = r"-----(?:BEGIN|END) (?:[A-Z0-9]{1,12} ){0,3}PRIVATE KEY-----"
 
 # In priority order: where two patterns match at the same place, the first wins.
 PATTERNS: tuple[Pattern, ...] = (
@@ -114,7 +118,7 @@ PATTERNS: tuple[Pattern, ...] = (
             r"(?i:(?<=AccountKey=)|(?<=SharedAccessKey=)|(?<=Password=)|(?<=Pwd=))[^;\s\"'<>]",
             tail=(Run(r"[^;\s\"'<>]"),)),
     # The payload, then the signature after its dot.
-    Pattern("secrets", "jwt", rf"(?<![\w-])eyJ{_B64URL}{{8,200}}\.eyJ", tail=(Run(_B64URL), Run(_B64URL, lead="."))),
+    Pattern("secrets", "jwt", rf"(?<![\w-])eyJ{_B64URL}{{8,150}}\.eyJ", tail=(Run(_B64URL), Run(_B64URL, lead="."))),
     Pattern("secrets", "openai_key", rf"(?<![\w-])sk-(?:proj-|svcacct-|admin-)?{_B64URL}{{20}}", check=token,
             tail=(Run(_B64URL),)),
     Pattern("secrets", "github_token", r"(?<!\w)(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9]{22})",
@@ -126,7 +130,7 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("secrets", "azure_storage_key", r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{86}==(?![A-Za-z0-9+/=])"),
     Pattern("secrets", "azure_hex_key", r"(?<![0-9A-Za-z])[0-9a-f]{32}(?![0-9A-Za-z])"),
     Pattern("email", "email",
-            r"(?<![\w.%+-])[A-Za-z0-9._%+-]{1,48}@(?:[A-Za-z0-9-]{1,40}\.){1,4}[A-Za-z]{2,20}(?![\w-])"),
+            r"(?<![\w.%+-])[A-Za-z0-9._%+-]{1,48}@(?:[A-Za-z0-9-]{1,30}\.){1,3}[A-Za-z]{2,12}(?![\w-])"),
     Pattern("iban", "iban", r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])",
             check=iban),
     Pattern("credit_card", "card",
@@ -135,9 +139,11 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern("us_ssn", "ssn", r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])"),
     Pattern("ip", "ipv4", rf"(?<![\w.])(?:{_OCTET}\.){{3}}{_OCTET}(?![\w]|\.\d)"),
     Pattern("ip", "ipv6", r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])", check=ipv6),
+    # Grouped with spaces or dashes ('+1 415-555-0132', '(020) 7946 0958'), or E.164; 9 to 15 digits in all, so
+    # '12 345 678' and '2024-01-15' are left alone.
     Pattern("phone", "phone",
-            r"(?<![\w+./-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}(?![\w-]|\.\d)"
-            r"|(?<![\w+])\+\d{9,14}(?!\w)"),
+            r"(?<![\w+./-])(?:\+\d{1,3}[ -]?)?(?:\(\d{2,4}\)[ -]?|\d{2,4}[ -])\d{3,4}[ -]\d{3,4}(?![\w-]|\.\d)"
+            r"|(?<![\w+])\+\d{9,14}(?!\w)", check=phone),
 )
 
 KINDS = ("secrets", "email", "phone", "credit_card", "iban", "ip", "us_ssn")

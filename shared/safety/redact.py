@@ -28,8 +28,10 @@ def _compiled(kinds: frozenset[str]) -> tuple[re.Pattern[str] | None, tuple[Patt
 class StreamRedactor:
     """Feed text as it arrives; what comes out, concatenated, is exactly `redact` of the whole text.
 
-    It holds back at most `hold` characters that could still begin a match. A match already found swallows its
-    continuation (a long key, a private-key block) as it arrives, so that hold never grows with a secret's length.
+    It holds back at most `hold` characters that could still begin a match, and scans only when that window is
+    full, then releases all but the last HEAD_MAX + 1, so a stream of small chunks is scanned about once per
+    `hold - HEAD_MAX` characters. A match already found swallows its continuation (a long key, a private-key block)
+    as it arrives, so the window never grows with a secret's length.
     """
 
     def __init__(self, kinds: Collection[str], hold: int = DEFAULT_HOLD) -> None:
@@ -56,9 +58,11 @@ class StreamRedactor:
         while True:
             if self._tail and not self._swallow(final):
                 break
+            if not final and len(self._buf) <= self._hold:
+                break  # within the window: scanning now would only decide text there is no need to release yet
             found = self._next_match(final)
             if found is None:
-                decided = len(self._buf) if final or self._regex is None else len(self._buf) - self._hold
+                decided = len(self._buf) if final or self._regex is None else len(self._buf) - HEAD_MAX - 1
                 cut = min(len(self._buf), max(self._pos, decided))
                 out.append(self._buf[:cut])
                 self._pass(cut)

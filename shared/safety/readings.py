@@ -1,0 +1,118 @@
+"""The ways a text is read before the injection rules see it: folded, tokenized, de-obfuscated and decoded."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+import re
+import unicodedata
+import urllib.parse
+from collections.abc import Callable
+
+# Decoding is bounded: a prompt stuffed with encoded-looking runs costs no more than this many decodes.
+MAX_CANDIDATES = 6
+MAX_CANDIDATE_CHARS = 4096
+
+_INVISIBLE = "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff"
+_TYPOGRAPHIC = ("\u2018\u2019\u201c\u201d\u201e\u00ab\u00bb\u2013\u2014", "''\"\"\"\"\"--")
+# Cyrillic a c e o p x y i j s, Komi de, script g, palochka: letters that look Latin.
+_LOOKALIKE = ("\u0430\u0441\u0435\u043e\u0440\u0445\u0443\u0456\u0458\u0455\u0501\u0261\u04cf", "aceopxyijsdgl")
+# Invisible characters dropped, typographic punctuation read as its ASCII twin ("don\u2019t" is "don't"),
+# look-alike letters read as the Latin ones they imitate.
+_FOLD = str.maketrans(_TYPOGRAPHIC[0] + _LOOKALIKE[0], _TYPOGRAPHIC[1] + _LOOKALIKE[1], _INVISIBLE)
+LEET = str.maketrans("013457@$|", "oieastasi")
+ROT13 = str.maketrans("abcdefghijklmnopqrstuvwxyz", "nopqrstuvwxyzabcdefghijklm")
+_SPACE = re.compile(r"[^\S\n]{2,}|[\t\r\f\v]")
+# Word bytes for the trigger index: ASCII letters and digits, '_', the leet symbols '@' and '$', and every byte of
+# 128 and up, so a UTF-8 word ('anweisungen', 'précédentes') stays one token.
+_TOKEN = bytes(c if chr(c).isalnum() or c in b"_@$" or c >= 128 else 32 for c in range(256))
+_SPACED = re.compile(r"\b(\w)[ .*_\-](?=\w\b)")
+_HAS_SPACED = re.compile(r"(?:\b\w[ .*_\-]){4}\w\b")
+
+
+def normalize(text: str) -> str:
+    """What the folded rules read: compatibility forms, casefolded, look-alikes folded, runs of spaces made one."""
+    if not text.isascii():  # ASCII is its own NFKC form and has nothing to fold
+        text = unicodedata.normalize("NFKC", text).casefold().translate(_FOLD)
+    return _SPACE.sub(" ", text.lower())
+
+
+def tokens(folded: str) -> frozenset[bytes]:
+    return frozenset(folded.encode().translate(_TOKEN).split())
+
+
+def is_word(trigger: str) -> bool:
+    """Whether a trigger is one token (looked up in the token set) rather than text to look for ('<|')."""
+    return trigger.encode().translate(_TOKEN).split() == [trigger.encode()]
+
+
+def despaced(folded: str, words: frozenset[bytes]) -> str | None:
+    """'i g n o r e  a l l' read as 'ignore all', when the text has such runs of single letters."""
+    if sum(len(w) == 1 for w in words) >= 4 and _HAS_SPACED.search(folded):
+        return _SPACED.sub(r"\1", folded)
+    return None
+
+
+def _from_base64(candidate: str) -> str | None:
+    padded = candidate + "=" * (-len(candidate) % 4)
+    try:
+        return base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _from_hex(candidate: str) -> str | None:
+    try:
+        return bytes.fromhex(re.sub(r"0x|\\x|[\s:,]", "", candidate)).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _from_binary(candidate: str) -> str | None:
+    try:
+        return bytes(int(b, 2) for b in re.findall("[01]{8}", candidate)).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+_RUNS: tuple[tuple[str, re.Pattern[str], Callable[[str], str | None]], ...] = (
+    ("binary", re.compile(r"(?:[01]{8}\s?){6,}"), _from_binary),
+    ("hex", re.compile(r"(?:(?:0x|\\x)?[0-9a-fA-F]{2}[\s:,]?){12,}"), _from_hex),
+    ("base64", re.compile(r"[A-Za-z0-9+/_-]{20,}={0,2}"), _from_base64),
+)
+
+
+def _readable(decoded: str) -> bool:
+    printable = sum(ch.isprintable() or ch in "\n\t" for ch in decoded)
+    return len(decoded) >= 8 and printable >= 0.9 * len(decoded)
+
+
+def decoded_runs(raw: str, words: frozenset[bytes]) -> list[tuple[str, str]]:
+    """At most MAX_CANDIDATES runs that look binary, hex or base64, each decoded once where it decodes to text."""
+    out: list[tuple[str, str]] = []
+    tried = 0
+    # Runs show up as long tokens, or as many two-character or eight-bit tokens: without them, no regex runs.
+    long_words = any(len(w) >= 16 for w in words)
+    pairs = sum(len(w) == 2 for w in words) >= 8
+    bits = any(len(w) >= 8 and not w.strip(b"01") for w in words)
+    for codec, regex, decode in _RUNS:
+        if not (long_words or pairs or (codec == "binary" and bits)):
+            continue
+        for m in regex.finditer(raw):
+            if tried >= MAX_CANDIDATES:
+                return out
+            tried += 1
+            decoded = decode(m.group()[:MAX_CANDIDATE_CHARS])
+            if decoded is not None and _readable(decoded):
+                out.append((codec, decoded))
+    return out
+
+
+def unescaped(raw: str) -> str | None:
+    """Unicode and hex escapes, HTML entities and percent-encoding resolved; None when there were none."""
+    if "\\" not in raw and "&" not in raw and "%" not in raw:
+        return None
+    text = re.sub(r"\\u([0-9a-fA-F]{4})|\\x([0-9a-fA-F]{2})", lambda m: chr(int(m.group(1) or m.group(2), 16)), raw)
+    text = urllib.parse.unquote(html.unescape(text))
+    return text if text != raw else None
