@@ -7,7 +7,7 @@ import argparse
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from bench.safety_corpus import SEED, Item, labelled, ordinary_sentence, planted_documents
 from shared.safety.detector import FAMILIES, detect_injection
@@ -20,7 +20,7 @@ def mark(ok: bool) -> str:
     return "MET" if ok else "NOT MET"
 
 
-def percentile(values: list[float], p: float) -> float:
+def percentile(values: Sequence[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
@@ -91,12 +91,12 @@ def redaction(docs: int, ways: int) -> bool:
     print(f"redaction: {docs} documents, each also streamed {ways + 1} ways (1-char chunks and random 1-64); "
           f"streamed output differing from whole-text redaction: {mismatches}")
     for key in sorted(whole):
-        w, s = whole[key], split[key]
+        w, c = whole[key], split[key]
         must = key.startswith("secrets/") or key == "credit_card"
-        ok = w[0] == w[1] and s[0] == s[1]
+        ok = w[0] == w[1] and c[0] == c[1]
         met = met and (ok or not must)
         target = f" [target 100%: {mark(ok)}]" if must else ""
-        print(f"    {key:36s} whole {w[0]:4d}/{w[1]:4d}   split {s[0]:5d}/{s[1]:5d}{target}")
+        print(f"    {key:36s} whole {w[0]:4d}/{w[1]:4d}   split {c[0]:5d}/{c[1]:5d}{target}")
     return met
 
 

@@ -1,4 +1,4 @@
-"""The safety bench's inputs: the labelled injection set with its variants and splits, planted secrets, ordinary text."""
+"""The safety bench's inputs: the labelled injection set with variants and splits, planted secrets, ordinary text."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import hashlib
 import json
 import random
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,29 +47,18 @@ _CYRILLIC = str.maketrans("aeocp", "\u0430\u0435\u043e\u0441\u0440")
 _LEET = str.maketrans("aeios", "43105")
 
 
-def variant(text: str, how: str, n: int) -> str:
-    """The text obfuscated, encoded or embedded, one way per name (documented in bench/data/safety/README.md)."""
-    if how == "base64":
-        return base64.b64encode(text.encode()).decode()
-    if how == "rot13":
-        return codecs.encode(text, "rot13")
-    if how == "hex":
-        return text.encode().hex(" ") if n % 2 else text.encode().hex()
-    if how == "escaped":
-        return "".join(f"\\u{ord(ch):04x}" for ch in text)
-    if how == "spaced":
-        return "  ".join(" ".join(word) for word in text.split())
-    if how == "leet":
-        return text.translate(_LEET)
-    if how == "homoglyph":
-        return text.translate(_CYRILLIC)
-    if how == "zerowidth":
-        return "\u200b".join(text)
-    if how == "upper":
-        return text.upper()
-    if how == "embed":
-        return CARRIERS[n % len(CARRIERS)].format(text)
-    raise ValueError(f"unknown variant {how!r}")
+VARIANTS: dict[str, Callable[[str, int], str]] = {
+    "base64": lambda t, n: base64.b64encode(t.encode()).decode(),
+    "rot13": lambda t, n: codecs.encode(t, "rot13"),
+    "hex": lambda t, n: t.encode().hex(" ") if n % 2 else t.encode().hex(),
+    "escaped": lambda t, n: "".join(f"\\u{ord(ch):04x}" for ch in t),
+    "spaced": lambda t, n: "  ".join(" ".join(word) for word in t.split()),
+    "leet": lambda t, n: t.translate(_LEET),
+    "homoglyph": lambda t, n: t.translate(_CYRILLIC),
+    "zerowidth": lambda t, n: "\u200b".join(t),
+    "upper": lambda t, n: t.upper(),
+    "embed": lambda t, n: CARRIERS[n % len(CARRIERS)].format(t),
+}
 
 
 def labelled() -> list[Item]:
@@ -81,7 +71,8 @@ def labelled() -> list[Item]:
             items.append(Item(raw["text"], raw["label"], raw["family"], raw["note"], split))
             for how in raw.get("variants", []):
                 family = "encoded_payload" if how in ENCODINGS else raw["family"]
-                items.append(Item(variant(raw["text"], how, n), raw["label"], family, f"{raw['note']} ({how})", split))
+                text = VARIANTS[how](raw["text"], n)
+                items.append(Item(text, raw["label"], family, f"{raw['note']} ({how})", split))
     return items
 
 
@@ -135,80 +126,84 @@ def _pem(rng: random.Random) -> Planted:
     return Planted("secrets", "private_key_block", text, lines)
 
 
+def _card(rng: random.Random) -> Planted:
+    digits = rng.choice([luhn_complete(rng, "4", 16), luhn_complete(rng, str(rng.randint(51, 55)), 16),
+                         luhn_complete(rng, rng.choice(["34", "37"]), 15), luhn_complete(rng, "6011", 16)])
+    amex = [digits[:4], digits[4:10], digits[10:]]
+    groups = amex if len(digits) == 15 else [digits[i:i + 4] for i in range(0, 16, 4)]
+    text = rng.choice(["", " ", "-"]).join(groups)
+    return Planted("credit_card", "card", text, (text,))
+
+
+def _iban(rng: random.Random) -> Planted:
+    country, bban = rng.choice([("DE", _pick(rng, string.digits, 18)),
+                                ("GB", _pick(rng, string.ascii_uppercase, 4) + _pick(rng, string.digits, 14)),
+                                ("FR", _pick(rng, string.digits, 23)),
+                                ("NL", _pick(rng, string.ascii_uppercase, 4) + _pick(rng, string.digits, 10)),
+                                ("ES", _pick(rng, string.digits, 20))])
+    compact = iban_for(rng, country, bban)
+    text = rng.choice([compact, " ".join(compact[i:i + 4] for i in range(0, len(compact), 4))])
+    return Planted("iban", "iban", text, (text,))
+
+
+def _storage(rng: random.Random) -> Planted:
+    key = base64.b64encode(rng.randbytes(64)).decode()
+    return Planted("secrets", "storage_connection_string", f"DefaultEndpointsProtocol=https;AccountName=acct"
+                   f"{rng.randint(1, 999)};AccountKey={key};EndpointSuffix=core.windows.net", (key,))
+
+
+def _sql(rng: random.Random) -> Planted:
+    pw = _pick(rng, ALNUM + "!#%", 16)
+    return Planted("secrets", "sql_connection_string", f"Server=tcp:db{rng.randint(1, 99)}.database.windows.net,1433;"
+                   f"Database=orders;User ID=app;Password={pw};Encrypt=true;", (pw,))
+
+
+def _phone(rng: random.Random) -> str:
+    return rng.choice([f"+1 {rng.randint(201, 989)}-555-{rng.randint(100, 9999):04d}",
+                       f"({rng.randint(201, 989)}) 555-{rng.randint(100, 9999):04d}",
+                       f"+44 20 {rng.randint(7000, 8999)} {rng.randint(1000, 9999)}",
+                       f"+49 30 {rng.randint(100, 999)} {rng.randint(1000, 9999)}"])
+
+
+def _ipv6(rng: random.Random) -> str:
+    return rng.choice([":".join(f"{rng.randint(0, 65535):x}" for _ in range(8)),
+                       f"2001:db8::{rng.randint(1, 65535):x}:{rng.randint(1, 65535):x}"])
+
+
+# One fake value of each sort, as (kind, generator); a whole Planted where the secret is only part of the text.
+_VALUES: dict[str, tuple[str, Callable[[random.Random], str]]] = {
+    "openai_key": ("secrets", lambda r: "sk-" + _pick(r, ALNUM, 48)),
+    "openai_project_key": ("secrets", lambda r: "sk-proj-" + _pick(r, URLSAFE, r.choice([56, 132]))),
+    "azure_hex_key": ("secrets", lambda r: _pick(r, "0123456789abcdef", 32)),
+    "azure_key_84": ("secrets", lambda r: _pick(r, ALNUM, 52) + "JQQJ99" + _pick(r, ALNUM, 26)),
+    "azure_storage_key": ("secrets", lambda r: base64.b64encode(r.randbytes(64)).decode()),
+    "aws_access_key_id": ("secrets", lambda r: r.choice(["AKIA", "ASIA"]) + _pick(r, string.ascii_uppercase
+                                                                                   + string.digits, 16)),
+    "github_token": ("secrets", lambda r: r.choice(["ghp_", "gho_", "ghs_"]) + _pick(r, ALNUM, 36)),
+    "github_pat": ("secrets", lambda r: "github_pat_" + _pick(r, ALNUM, 22) + "_" + _pick(r, ALNUM, 59)),
+    "slack_token": ("secrets", lambda r: f"xox{r.choice('bpas')}-{_pick(r, string.digits, 12)}-"
+                                         f"{_pick(r, string.digits, 13)}-{_pick(r, ALNUM, 24)}"),
+    "jwt": ("secrets", _jwt),
+    "email": ("email", lambda r: f"{r.choice(['ana', 'j.smith', 'li.wei', 'o.brien+news'])}{r.randint(1, 99)}@"
+                                 f"{r.choice(['example.com', 'contoso.co.uk', 'mail.fabrikam.de'])}"),
+    "phone": ("phone", _phone),
+    "ipv4": ("ip", lambda r: ".".join(str(r.randint(1, 254)) for _ in range(4))),
+    "ipv6": ("ip", _ipv6),
+    "us_ssn": ("us_ssn", lambda r: f"{r.randint(100, 665):03d}-{r.randint(10, 99):02d}-{r.randint(1000, 9999):04d}"),
+}
+_WHOLE: dict[str, Callable[[random.Random], Planted]] = {
+    "private_key_block": _pem, "storage_connection_string": _storage, "sql_connection_string": _sql, "card": _card,
+    "iban": _iban,
+}
+
+
 def plant(rng: random.Random, name: str) -> Planted:
     """One fake secret or PII value of the named sort, valid where the kind has a checksum."""
-    s = "secrets"
-    if name == "openai_key":
-        v = "sk-" + _pick(rng, ALNUM, 48)
-    elif name == "openai_project_key":
-        v = "sk-proj-" + _pick(rng, URLSAFE, rng.choice([56, 132]))
-    elif name == "azure_hex_key":
-        v = _pick(rng, "0123456789abcdef", 32)
-    elif name == "azure_key_84":
-        v = _pick(rng, ALNUM, 52) + "JQQJ99" + _pick(rng, ALNUM, 26)
-    elif name == "azure_storage_key":
-        v = base64.b64encode(rng.randbytes(64)).decode()
-    elif name == "aws_access_key_id":
-        v = rng.choice(["AKIA", "ASIA"]) + _pick(rng, string.ascii_uppercase + string.digits, 16)
-    elif name == "github_token":
-        v = rng.choice(["ghp_", "gho_", "ghs_"]) + _pick(rng, ALNUM, 36)
-    elif name == "github_pat":
-        v = "github_pat_" + _pick(rng, ALNUM, 22) + "_" + _pick(rng, ALNUM, 59)
-    elif name == "slack_token":
-        v = f"xox{rng.choice('bpas')}-{_pick(rng, string.digits, 12)}-{_pick(rng, string.digits, 13)}-" + _pick(
-            rng, ALNUM, 24)
-    elif name == "jwt":
-        v = _jwt(rng)
-    elif name == "private_key_block":
-        return _pem(rng)
-    elif name == "storage_connection_string":
-        key = base64.b64encode(rng.randbytes(64)).decode()
-        return Planted(s, name, f"DefaultEndpointsProtocol=https;AccountName=acct{rng.randint(1, 999)};"
-                                f"AccountKey={key};EndpointSuffix=core.windows.net", (key,))
-    elif name == "sql_connection_string":
-        pw = _pick(rng, ALNUM + "!#%", 16)
-        return Planted(s, name, f"Server=tcp:db{rng.randint(1, 99)}.database.windows.net,1433;Database=orders;"
-                                f"User ID=app;Password={pw};Encrypt=true;", (pw,))
-    elif name == "card":
-        digits = rng.choice([luhn_complete(rng, "4", 16), luhn_complete(rng, str(rng.randint(51, 55)), 16),
-                             luhn_complete(rng, rng.choice(["34", "37"]), 15), luhn_complete(rng, "6011", 16)])
-        style = rng.choice(["", " ", "-"])
-        groups = [digits[:4], digits[4:10], digits[10:]] if len(digits) == 15 else [digits[i:i + 4] for i in
-                                                                                    range(0, 16, 4)]
-        return Planted("credit_card", name, style.join(groups), (digits,) if not style else (style.join(groups),))
-    elif name == "iban":
-        country, bban = rng.choice([("DE", _pick(rng, string.digits, 18)),
-                                    ("GB", _pick(rng, string.ascii_uppercase, 4) + _pick(rng, string.digits, 14)),
-                                    ("FR", _pick(rng, string.digits, 23)),
-                                    ("NL", _pick(rng, string.ascii_uppercase, 4) + _pick(rng, string.digits, 10)),
-                                    ("ES", _pick(rng, string.digits, 20))])
-        v = iban_for(rng, country, bban)
-        spaced = " ".join(v[i:i + 4] for i in range(0, len(v), 4))
-        text = rng.choice([v, spaced])
-        return Planted("iban", name, text, (text,))
-    elif name == "email":
-        v = f"{rng.choice(['ana', 'j.smith', 'li.wei', 'o.brien+news'])}{rng.randint(1, 99)}@" \
-            f"{rng.choice(['example.com', 'contoso.co.uk', 'mail.fabrikam.de'])}"
-        return Planted("email", name, v, (v,))
-    elif name == "phone":
-        v = rng.choice([f"+1 {rng.randint(201, 989)}-555-{rng.randint(100, 9999):04d}",
-                        f"({rng.randint(201, 989)}) 555-{rng.randint(100, 9999):04d}",
-                        f"+44 20 {rng.randint(7000, 8999)} {rng.randint(1000, 9999)}",
-                        f"+49 30 {rng.randint(100, 999)} {rng.randint(1000, 9999)}"])
-        return Planted("phone", name, v, (v,))
-    elif name == "ipv4":
-        v = ".".join(str(rng.randint(1, 254)) for _ in range(4))
-        return Planted("ip", name, v, (v,))
-    elif name == "ipv6":
-        v = rng.choice([":".join(f"{rng.randint(0, 65535):x}" for _ in range(8)),
-                        f"2001:db8::{rng.randint(1, 65535):x}:{rng.randint(1, 65535):x}"])
-        return Planted("ip", name, v, (v,))
-    elif name == "us_ssn":
-        v = f"{rng.randint(100, 665):03d}-{rng.randint(10, 99):02d}-{rng.randint(1000, 9999):04d}"
-        return Planted("us_ssn", name, v, (v,))
-    else:
-        raise ValueError(name)
-    return Planted(s, name, v, (v,))
+    if name in _WHOLE:
+        return _WHOLE[name](rng)
+    kind, make = _VALUES[name]
+    value = make(rng)
+    return Planted(kind, name, value, (value,))
 
 
 PLANTED_NAMES = ("openai_key", "openai_project_key", "azure_hex_key", "azure_key_84", "azure_storage_key",

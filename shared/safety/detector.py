@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from shared.safety.readings import LEET, ROT13, decoded_runs, despaced, is_word, normalize, tokens, unescaped
+from shared.safety.readings import LEET, ROT13, decoded_runs, despaced, discussed, is_word, normalize, tokens, unescaped
 
 __all__ = ["FAMILIES", "RULES_FILE", "Detector", "Finding", "Rule", "detect_injection", "load_rules"]
 
@@ -61,23 +61,26 @@ def load_rules(path: Path = RULES_FILE) -> tuple[Rule, ...]:
 
 
 class Detector:
-    """Rules indexed by their triggers: a text runs only the rules whose triggers it holds, in file order."""
+    """Rules indexed by their triggers: a text tries only the rules whose triggers it holds, in file order, and
+    each only where a trigger stands, so a clean 4,000-character prompt costs a few hundred regex attempts."""
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self._rules = tuple(rules)
         self._regexes = tuple(re.compile("|".join(f"(?:{p})" for p in r.patterns), re.MULTILINE) for r in self._rules)
-        self._by_word: dict[bytes, list[int]] = {}
+        self._by_word: dict[bytes, list[tuple[int, str]]] = {}
         self._by_text: list[tuple[str, int]] = []
         for i, rule in enumerate(self._rules):
             for trigger in rule.triggers:
                 if is_word(trigger):
-                    self._by_word.setdefault(trigger.encode(), []).append(i)
+                    self._by_word.setdefault(trigger.encode(), []).append((i, trigger))
                 else:
                     self._by_text.append((trigger, i))
         self._words = frozenset(self._by_word)
-        # The trigger words as rot13 and reversed text would show them: the evidence that decoding is worth it.
-        self._rot13 = frozenset(w.decode().translate(ROT13).encode() for w in self._words)
-        self._reversed = frozenset(w[::-1] for w in self._words)
+        # Trigger words as leetspeak, rot13 and reversed text would show them: the evidence that a reading is worth
+        # a pass. Short words ('no', 'ai') turn up by chance, so only words of four letters or more count.
+        self._long = frozenset(w for w in self._words if len(w) >= 4)
+        self._rot13 = frozenset(w.decode().translate(ROT13).encode() for w in self._long)
+        self._reversed = frozenset(w[::-1] for w in self._long)
 
     def detect(self, text: str) -> Finding | None:
         """The first finding in the text as written, then in its obfuscated and encoded readings; None if clean."""
@@ -86,7 +89,7 @@ class Detector:
         found = self._match(text, folded, words)
         if found is not None:
             return found
-        for reading in self._deobfuscated(folded, words):
+        for reading in self._deobfuscated(text, folded, words):
             found = self._match(reading, reading, tokens(reading))
             if found is not None:
                 return Finding(found.family, f"obfuscated:{found.rule}")
@@ -98,21 +101,41 @@ class Detector:
         return None
 
     def _match(self, raw: str, folded: str, words: frozenset[bytes]) -> Finding | None:
-        chosen = {i for w in words & self._words for i in self._by_word[w]}
-        chosen.update(i for trigger, i in self._by_text if trigger in folded)
-        for i in sorted(chosen):
-            rule = self._rules[i]
-            if self._regexes[i].search(raw if rule.case_sensitive else folded):
-                return Finding(rule.family, rule.name)
+        present: dict[int, list[tuple[str, bool]]] = {}
+        for w in words & self._words:
+            for i, trigger in self._by_word[w]:
+                present.setdefault(i, []).append((trigger, True))
+        if "<" in folded or "[" in folded:  # every text trigger is markup
+            for trigger, i in self._by_text:
+                if trigger in folded:
+                    present.setdefault(i, []).append((trigger, False))
+        found: dict[tuple[str, bool], list[int]] = {}  # a trigger's places, looked up once for every rule using it
+        lowered = ""
+        for i in sorted(present):
+            rule, regex = self._rules[i], self._regexes[i]
+            if rule.case_sensitive and not lowered:
+                lowered = raw.lower()
+            text, hay = (raw, lowered) if rule.case_sensitive else (folded, folded)
+            for key in present[i]:
+                places = found.get(key) if not rule.case_sensitive else None
+                if places is None:
+                    places = _occurrences(hay, *key)
+                    if not rule.case_sensitive:
+                        found[key] = places
+                for at in places:
+                    m = regex.match(text, at)
+                    if m is not None and not discussed(text, m.start(), m.end()):
+                        return Finding(rule.family, rule.name)
         return None
 
-    def _deobfuscated(self, folded: str, words: frozenset[bytes]) -> Iterator[str]:
+    def _deobfuscated(self, raw: str, folded: str, words: frozenset[bytes]) -> Iterator[str]:
         """Spaced-out letters joined up; digits and symbols standing in for letters read as letters."""
-        joined = despaced(folded, words)
+        joined = despaced(raw, words)
         if joined is not None:
-            yield joined
-        leet = {w.decode().translate(LEET).encode() for w in words if not w.isalpha() and not w.isdigit()}
-        if leet & self._words:
+            yield normalize(joined)
+        leet = {w.decode().translate(LEET).encode() for w in words if not w.isalpha() and not w.isdigit()
+                and not w.strip(_LEET_SYMBOLS)}  # left: words with a leet symbol among letters, '1gn0re', 'h4ck'
+        if leet & self._long:
             yield folded.translate(LEET)
 
     def _decodings(self, raw: str, folded: str, words: frozenset[bytes]) -> Iterator[tuple[str, str]]:
@@ -120,10 +143,26 @@ class Detector:
         plain = unescaped(raw)
         if plain is not None:
             yield "escaped", plain
-        if words & self._rot13:
+        if len(words & self._rot13) >= 2:
             yield "rot13", folded.translate(ROT13)
-        if words & self._reversed:
+        if len(words & self._reversed) >= 2:
             yield "reversed", folded[::-1]
+
+
+def _occurrences(hay: str, trigger: str, word: bool) -> list[int]:
+    """Where the trigger stands in the text; a word trigger only as a whole word ('do', not the 'do' of 'done')."""
+    places = []
+    size, end = len(trigger), len(hay)
+    at = hay.find(trigger)
+    while at >= 0:
+        after = at + size
+        if not word or ((at == 0 or not hay[at - 1].isalnum()) and (after == end or not hay[after].isalnum())):
+            places.append(at)
+        at = hay.find(trigger, after)
+    return places
+
+
+_LEET_SYMBOLS = b"abcdefghijklmnopqrstuvwxyz013457@$"
 
 
 @lru_cache(maxsize=1)
