@@ -44,6 +44,11 @@ class StreamRedactor:
         self._started = False
         self.counts: dict[str, int] = {}
 
+    @property
+    def pending(self) -> int:
+        """Characters received and not yet let out (nor swallowed as part of a secret)."""
+        return len(self._buf)
+
     def feed(self, chunk: str) -> str:
         self._buf += chunk
         return self._drain(final=False)
