@@ -11,8 +11,9 @@ from dataclasses import dataclass
 # starts more than HEAD_MAX + 1 characters before the end of what a stream has seen is decided: no later text can
 # change it. The stream's hold-back window must be longer than this.
 HEAD_MAX = 160
-# Lookbehinds reach at most this far back; the stream keeps that much of the text it has already passed on.
-CONTEXT = 16
+# Lookbehinds reach at most this far before a match (one character: see opening()); the stream keeps that much
+# of the text it has already passed on.
+CONTEXT = 1
 
 
 class Run:

@@ -13,7 +13,9 @@ PII = ["ana.lopez@contoso.co.uk", "+1 415-555-0132", "4111 1111 1111 1111", "378
        "AccountKey=Zm9vYmFyYmF6cXV4+/Zm9vYmFy==;", "Password=hunter2!;"]
 ORDINARY = ["Order ORD-2024-558812 ", "v3.11.4 ", "on 2024-01-15 ", "ticket 555-0199 ", " ", "\n", "sk-learn ",
             "4111 1111 1111 1112 ", "==", "eyJ", "xox", "-----BEGIN ", "ghp_", "AKIA", "@", "."]
-FRAGMENTS = st.lists(st.sampled_from(SECRETS + PII + ORDINARY) | st.text(max_size=12), max_size=14)
+# Long fillers push texts past the window, so the stream must decide while text is still arriving.
+FILLERS = ["The quick brown fox jumps over the lazy dog. " * n for n in (2, 5, 9)] + ["x" * 250]
+FRAGMENTS = st.lists(st.sampled_from(SECRETS + PII + ORDINARY + FILLERS) | st.text(max_size=12), max_size=30)
 
 
 def stream(text: str, cuts: list[int], kinds: tuple[str, ...] = KINDS) -> tuple[str, StreamRedactor, int]:
@@ -64,3 +66,15 @@ def test_clean_text_comes_out_once_the_window_fills() -> None:
     assert released and "a" * 100 in released
     assert redactor.pending <= DEFAULT_HOLD
     assert released + redactor.flush() == "a" * 100 + "b" * 400
+
+
+def test_every_cut_around_each_value_in_a_long_text() -> None:
+    """Exhaustive where random cuts are thin: the window's edge at every place in and around each value, with the
+    value glued to a word (its lookbehind must still see the character let out before it) or standing alone."""
+    for value in SECRETS + PII:
+        for glue in ("abc", " "):
+            text = "y" * 300 + glue + value + " z" * 120  # long enough for the window to release past the value
+            whole = redact(text, KINDS)[0]
+            for cut in range(250, len(text)):
+                redactor = StreamRedactor(KINDS)
+                assert redactor.feed(text[:cut]) + redactor.feed(text[cut:]) + redactor.flush() == whole, (value, cut)
