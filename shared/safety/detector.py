@@ -9,7 +9,18 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from shared.safety.readings import LEET, ROT13, decoded_runs, despaced, discussed, is_word, normalize, tokens, unescaped
+from shared.safety.readings import (
+    LEET,
+    ROT13,
+    decoded_runs,
+    despaced,
+    discussed,
+    is_word,
+    normalize,
+    quoted_spans,
+    tokens,
+    unescaped,
+)
 
 __all__ = ["FAMILIES", "RULES_FILE", "Detector", "Finding", "Rule", "detect_injection", "load_rules"]
 
@@ -101,6 +112,30 @@ class Detector:
         return None
 
     def _match(self, raw: str, folded: str, words: frozenset[bytes]) -> Finding | None:
+        present = self._present(folded, words)
+        lowered = raw.lower() if any(self._rules[i].case_sensitive for i in present) else ""
+        places: dict[tuple[str, bool, bool], list[int]] = {}  # a trigger's places, found once for all its rules
+        quoted: dict[bool, list[tuple[int, int]]] = {}
+        for i in sorted(present):
+            rule, regex = self._rules[i], self._regexes[i]
+            cased = rule.case_sensitive
+            text, hay = (raw, lowered) if cased else (folded, folded)
+            for trigger, word in present[i]:
+                key = (trigger, word, cased)
+                if key not in places:
+                    places[key] = _occurrences(hay, trigger, word)
+                for at in places[key]:
+                    m = regex.match(text, at)
+                    if m is None:
+                        continue
+                    if cased not in quoted:
+                        quoted[cased] = quoted_spans(text)
+                    if not discussed(text, m.start(), m.end(), quoted[cased]):  # a quoted attack under discussion
+                        return Finding(rule.family, rule.name)
+        return None
+
+    def _present(self, folded: str, words: frozenset[bytes]) -> dict[int, list[tuple[str, bool]]]:
+        """The rules whose triggers the text holds, each with those triggers (and whether each is a word)."""
         present: dict[int, list[tuple[str, bool]]] = {}
         for w in words & self._words:
             for i, trigger in self._by_word[w]:
@@ -109,24 +144,7 @@ class Detector:
             for trigger, i in self._by_text:
                 if trigger in folded:
                     present.setdefault(i, []).append((trigger, False))
-        found: dict[tuple[str, bool], list[int]] = {}  # a trigger's places, looked up once for every rule using it
-        lowered = ""
-        for i in sorted(present):
-            rule, regex = self._rules[i], self._regexes[i]
-            if rule.case_sensitive and not lowered:
-                lowered = raw.lower()
-            text, hay = (raw, lowered) if rule.case_sensitive else (folded, folded)
-            for key in present[i]:
-                places = found.get(key) if not rule.case_sensitive else None
-                if places is None:
-                    places = _occurrences(hay, *key)
-                    if not rule.case_sensitive:
-                        found[key] = places
-                for at in places:
-                    m = regex.match(text, at)
-                    if m is not None and not discussed(text, m.start(), m.end()):
-                        return Finding(rule.family, rule.name)
-        return None
+        return present
 
     def _deobfuscated(self, raw: str, folded: str, words: frozenset[bytes]) -> Iterator[str]:
         """Spaced-out letters joined up; digits and symbols standing in for letters read as letters."""

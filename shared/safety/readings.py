@@ -158,9 +158,13 @@ _DISCUSSED = re.compile(r"\b(?:prompt injections?|injections?|jailbreaks?|attack
                         r"example|phrase|pattern|glossary)\b")
 
 
-def discussed(folded: str, start: int, end: int) -> bool:
-    """Whether text[start:end] sits inside a quoted phrase of a text that talks about attacks: the quoted
-    attack of a security question, not an attack. (An attacker can dress an attack so; Prompt Shields is the
-    layer that reads intent.)"""
-    inside = any(q.start() <= start and end <= q.end() for q in _QUOTED.finditer(folded))
+def quoted_spans(folded: str) -> list[tuple[int, int]]:
+    return [q.span() for q in _QUOTED.finditer(folded)]
+
+
+def discussed(folded: str, start: int, end: int, spans: list[tuple[int, int]]) -> bool:
+    """Whether text[start:end] sits inside a quoted phrase (`spans`, from quoted_spans) of a text that talks about
+    attacks: the quoted attack of a security question, not an attack. (An attacker can dress an attack so; Prompt
+    Shields is the layer that reads intent.)"""
+    inside = any(q_start <= start and end <= q_end for q_start, q_end in spans)
     return inside and _DISCUSSED.search(folded) is not None
