@@ -4,6 +4,7 @@ text, whole and split across chunk boundaries, and what both cost per 4,000-char
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import time
 from collections import defaultdict
@@ -148,6 +149,9 @@ def costs(items: list[Item], count: int) -> bool:
     dp50, dp99 = timed(detect_injection, texts)
     rp50, rp99 = timed(lambda t: redact(t, KINDS), texts)
     sp50, sp99 = timed(lambda t: redact(t, ("secrets",)), texts)
+    print(f"timings: {count} prompts of {PROMPT_CHARS} characters (benign look-alikes and ordinary sentences: dense in "
+          f"trigger words, a harder case than prose), one thread, load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} CPUs")
     print(f"detector per {PROMPT_CHARS}-char clean prompt: p50 {dp50:.3f} ms, p99 {dp99:.3f} ms "
           f"[target < 1 ms: {mark(dp50 < 1)}]")
     print(f"redact per {PROMPT_CHARS}-char text: every kind p50 {rp50:.3f} ms, p99 {rp99:.3f} ms; "
