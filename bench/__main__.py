@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.suite in ("soak", "safety"):
         from bench import safety, soak
 
-        return (soak if args.suite == "soak" else safety).main(rest)
+        return soak.main(rest) if args.suite == "soak" else safety.main(rest)
     if args.suite == "semantic_cache":
         from bench import semantic_cache
 
