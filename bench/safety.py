@@ -49,7 +49,7 @@ def detection(items: list[Item], show: str | None) -> bool:
             c, b = caught[family], blocked[family]
             print(f"    {family:21s} caught {c[0]:3d}/{c[1]:3d} = {100 * c[0] / max(c[1], 1):5.1f}%   "
                   f"benign look-alikes blocked {b[0]:2d}/{b[1]:3d} = {100 * b[0] / max(b[1], 1):4.1f}%")
-        if split == "all":
+        if split == "test":  # the verdict is the held-out split's: dev was tuned against
             met = rate >= 0.9 and fpr <= 0.02
     return met
 
