@@ -1,4 +1,4 @@
-"""`python -m bench [resilience|cache|semantic_cache|overhead|hostile|soak]`: the local stack on free ports,
+"""`python -m bench [resilience|cache|semantic_cache|overhead|hostile|soak|safety]`: the local stack on free ports,
 and figures."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ BENCH_KEY = "bench-key"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("suite", nargs="?", default="resilience",
-                        choices=["resilience", "cache", "semantic_cache", "overhead", "hostile", "soak"])
+                        choices=["resilience", "cache", "semantic_cache", "overhead", "hostile", "soak", "safety"])
     parser.add_argument("--requests", type=int, default=None, help="requests per scenario (default: each scenario's)")
     args, rest = parser.parse_known_args(argv)
     if args.suite == "cache":
@@ -35,10 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import hostile
 
         return hostile.main(rest + (["--requests", str(args.requests)] if args.requests else []))
-    if args.suite == "soak":
-        from bench import soak
+    if args.suite in ("soak", "safety"):
+        from bench import safety, soak
 
-        return soak.main(rest)
+        return soak.main(rest) if args.suite == "soak" else safety.main(rest)
     if args.suite == "semantic_cache":
         from bench import semantic_cache
 
