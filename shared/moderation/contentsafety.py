@@ -7,7 +7,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shared.moderation.service import Guarded, KeyOrIdentity, SafetyServiceError, client_options
+from shared.moderation.service import Guarded, KeyOrIdentity, SafetyServiceError, client_options, pieces
 
 if TYPE_CHECKING:
     from azure.ai.contentsafety.aio import ContentSafetyClient
@@ -68,8 +68,6 @@ class ContentSafety:
         """The highest severity (0-7) of each category over the texts, each call at most ANALYZE_MAX_CHARS."""
         from azure.ai.contentsafety.models import AnalyzeTextOptions, AnalyzeTextOutputType  # noqa: PLC0415
 
-        joined = "\n".join(texts)
-        pieces = [joined[i:i + ANALYZE_MAX_CHARS] for i in range(0, len(joined), ANALYZE_MAX_CHARS)] or [""]
         wanted = [CATEGORIES[c] for c in categories]
         ours = {v: k for k, v in CATEGORIES.items()}
 
@@ -84,7 +82,7 @@ class ContentSafety:
             return await self.guarded.call("analyzeText", run)
 
         severities: dict[str, int] = {}
-        for found in await asyncio.gather(*(one(p) for p in pieces if p.strip())):
+        for found in await asyncio.gather(*(one(p) for p in pieces("\n".join(texts), ANALYZE_MAX_CHARS) if p.strip())):
             for category, severity in found.items():
                 severities[category] = max(severity, severities.get(category, 0))
         return severities

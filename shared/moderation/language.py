@@ -8,7 +8,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from shared.core.safety_policy import LANGUAGE_KINDS
-from shared.moderation.service import Guarded, KeyOrIdentity, SafetyServiceError, client_options
+from shared.moderation.service import Guarded, KeyOrIdentity, SafetyServiceError, client_options, pieces
 
 if TYPE_CHECKING:
     from azure.ai.textanalytics.aio import TextAnalyticsClient
@@ -33,20 +33,20 @@ class Language:
         """`text` with every entity of `kinds` replaced, and the count of each kind replaced."""
         if not text.strip() or not kinds:
             return text, Counter()
-        pieces = [text[i:i + MAX_CHARS] for i in range(0, len(text), MAX_CHARS)]
-        batches = [pieces[i:i + MAX_DOCUMENTS] for i in range(0, len(pieces), MAX_DOCUMENTS)]
+        docs = pieces(text, MAX_CHARS)
+        batches = [docs[i:i + MAX_DOCUMENTS] for i in range(0, len(docs), MAX_DOCUMENTS)]
         categories = [LANGUAGE_KINDS[k] for k in kinds]
         ours = {v: k for k, v in LANGUAGE_KINDS.items()}
 
-        async def batch(docs: list[str]) -> list[tuple[str, Counter[str]]]:
+        async def batch(sent: list[str]) -> list[tuple[str, Counter[str]]]:
             async def run() -> list[Any]:
                 await self.credentials.refresh()
-                return await self.client.recognize_pii_entities(docs, categories_filter=categories,
+                return await self.client.recognize_pii_entities(sent, categories_filter=categories,
                                                                 string_index_type="UnicodeCodePoint",
                                                                 disable_service_logs=True)
             results = await self.guarded.call("recognizePii", run)
             out = []
-            for doc, result in zip(docs, results, strict=True):
+            for doc, result in zip(sent, results, strict=True):
                 if getattr(result, "is_error", False):
                     raise SafetyServiceError("recognizePii: a document failed")
                 spans = [(e.offset, e.length, ours[e.category]) for e in result.entities if e.category in ours]

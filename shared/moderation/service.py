@@ -54,6 +54,19 @@ def client_options(timeout_s: float) -> dict[str, Any]:
             "connection_timeout": timeout_s, "read_timeout": timeout_s}
 
 
+def pieces(text: str, limit: int) -> list[str]:
+    """`text` in pieces of at most `limit` characters, each cut after a line or a sentence where one
+    falls in its second half, else at a space: a name or a phrase is seldom split between two calls."""
+    out: list[str] = []
+    while len(text) > limit:
+        cut = max(text.rfind("\n", 0, limit), text.rfind(". ", 0, limit - 1)) + 1
+        if cut <= limit // 2:
+            cut = text.rfind(" ", 0, limit) + 1 or limit
+        out.append(text[:cut])
+        text = text[cut:]
+    return [*out, text] if text else out
+
+
 class Guarded:
     """One service's calls: its breaker (open: fail at once, no call), a timeout, a span each."""
 
