@@ -63,25 +63,29 @@ async def test_prompt_shields_and_harm_analysis_speak_the_services_protocol(serv
 
 async def test_a_wrong_key_fails_and_the_breaker_then_spares_the_service(server: str) -> None:
     service = ContentSafety(server, credentials("wrong"), SystemClock(), timeout_s=5)
-    httpx.delete(f"{server}/_cs/stats")
+    control = httpx.AsyncClient(base_url=server)
+    await control.delete("/_cs/stats")
     try:
         for _ in range(6):
             with pytest.raises(SafetyServiceError):
                 await service.shield(["hello"], [])
     finally:
         await service.close()
-    assert httpx.get(f"{server}/_cs/stats").json() == {}, "a refused key never reaches the operation"
+    assert (await control.get("/_cs/stats")).json() == {}, "a refused key never reaches the operation"
+    await control.aclose()
     assert service.guarded.breaker.state == "open", "five failures in a row open the breaker; the sixth never left"
 
 
 async def test_a_slow_service_is_a_timeout(server: str) -> None:
-    httpx.post(f"{server}/_cs/faults", json={"mode": "slow", "seconds": 3})
+    control = httpx.AsyncClient(base_url=server)
+    await control.post("/_cs/faults", json={"mode": "slow", "seconds": 3})
     service = ContentSafety(server, credentials(), SystemClock(), timeout_s=0.5)
     try:
         with pytest.raises(SafetyServiceError, match="TimeoutError"):
             await service.harm(["hello"], ["hate"])
     finally:
-        httpx.delete(f"{server}/_cs/faults")
+        await control.delete("/_cs/faults")
+        await control.aclose()
         await service.close()
 
 

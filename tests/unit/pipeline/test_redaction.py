@@ -98,7 +98,8 @@ async def test_a_whole_answer_is_redacted_in_its_text_its_raw_body_and_its_tool_
 
 
 async def test_a_native_stream_flushes_what_it_held_at_its_finish() -> None:
-    items = [Delta(content="mail me at a"), Delta(content="@b.example please"), Delta(finish_reason="stop", usage=USAGE)]
+    items = [Delta(content="mail me at a"), Delta(content="@b.example please"),
+             Delta(finish_reason="stop", usage=USAGE)]
     out = await read(redactor(redact=("email",)), items)
     assert "".join(d.content for d in out) == "mail me at [REDACTED:email] please"
     assert out[-1].usage == USAGE
