@@ -13,6 +13,9 @@ from shared.core.models import ChatMessage, ChatRequest, SummarizeRequest
 from shared.core.safety_policy import SafetyPolicy
 from shared.core.values import SamplingParams
 from shared.identity.auth import Principal
+from shared.observability import audit, tracing
+from shared.observability import names as n
+from shared.observability.record import Record
 from shared.pipeline.exchange import CallContext
 from shared.pipeline.gateway import ChatCall
 from shared.pipeline.guard import SAFETY_HEADER
@@ -105,3 +108,14 @@ async def test_a_tool_result_is_screened_as_a_document_and_the_system_message_is
 async def test_embeddings_are_not_screened_for_injection(rig: Rig) -> None:
     answer = await rig.openai.embeddings(ctx(), EMBEDDING, {"input": ATTACK})
     assert answer.completion.raw is not None and rig.provider.seen("/embeddings") == 1
+
+
+async def test_the_audit_record_says_what_was_blocked_or_flagged_never_the_text(rig: Rig) -> None:
+    with tracing.active(Record("POST /api/v1/chat")) as record, pytest.raises(ContentFiltered):
+        await native_chat(rig, ctx(), ATTACK)
+    with tracing.active(Record("POST /api/v1/chat")) as flagged:
+        await native_chat(rig, ctx(prompt_shield="annotate"), ATTACK)
+    blocked_fields, flagged_fields = audit.fields(record), audit.fields(flagged)
+    assert blocked_fields[n.AUDIT_SAFETY_BLOCKED] == "jailbreak" and n.AUDIT_SAFETY_FLAGGED not in blocked_fields
+    assert flagged_fields[n.AUDIT_SAFETY_FLAGGED] == "jailbreak" and n.AUDIT_SAFETY_BLOCKED not in flagged_fields
+    assert "Ignore" not in str(blocked_fields) + str(flagged_fields)

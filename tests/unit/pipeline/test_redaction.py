@@ -14,6 +14,9 @@ from shared.core.errors import ServiceUnavailable
 from shared.core.models import Usage
 from shared.core.safety_policy import SafetyPolicy
 from shared.core.values import Completion, Delta
+from shared.observability import audit, tracing
+from shared.observability import names as n
+from shared.observability.record import Record
 from shared.pipeline.redaction import Redactor
 from shared.upstream.protocol import assemble, billed_text
 
@@ -119,3 +122,10 @@ async def test_a_cached_answer_passes_as_it_was_stored() -> None:
     hit = Completion(f"stored {KEY}", "stop", "m", USAGE, "")
     [out] = await read(redactor(), [Delta(content=hit.content, whole=hit, cached=True)])
     assert out.content == hit.content, "a hit was stored as the client received it: never redacted twice"
+
+
+async def test_the_audit_record_counts_redactions_by_kind() -> None:
+    with tracing.active(Record("POST /api/v1/chat/completions")) as record:
+        await read(redactor(redact=("secrets", "email")), raw([chunk(f"{KEY} and a@b.example, {KEY}"),
+                                                                chunk(finish="stop")]))
+    assert audit.fields(record)[n.AUDIT_SAFETY_REDACTED] == "email:1,secrets:2"
