@@ -1,5 +1,5 @@
-"""`python -m bench [resilience|cache|semantic_cache|overhead|hostile|soak|safety]`: the local stack on free ports,
-and figures."""
+"""`python -m bench [resilience|cache|semantic_cache|overhead|hostile|soak|safety|safety_stage]`: the local stack
+on free ports, and figures."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ BENCH_KEY = "bench-key"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("suite", nargs="?", default="resilience",
-                        choices=["resilience", "cache", "semantic_cache", "overhead", "hostile", "soak", "safety"])
+                        choices=["resilience", "cache", "semantic_cache", "overhead", "hostile", "soak", "safety",
+                                 "safety_stage"])
     parser.add_argument("--requests", type=int, default=None, help="requests per scenario (default: each scenario's)")
     args, rest = parser.parse_known_args(argv)
     if args.suite == "cache":
@@ -35,10 +36,12 @@ def main(argv: list[str] | None = None) -> int:
         from bench import hostile
 
         return hostile.main(rest + (["--requests", str(args.requests)] if args.requests else []))
-    if args.suite in ("soak", "safety"):
-        from bench import safety, soak
+    if args.suite in ("soak", "safety", "safety_stage"):
+        from bench import safety, safety_stage, soak
 
-        return soak.main(rest) if args.suite == "soak" else safety.main(rest)
+        suites = {"soak": soak.main, "safety": safety.main, "safety_stage": safety_stage.main}
+        timed = args.requests and args.suite == "safety_stage"  # the others take no --requests
+        return suites[args.suite](rest + (["--requests", str(args.requests)] if timed else []))
     if args.suite == "semantic_cache":
         from bench import semantic_cache
 
