@@ -2,14 +2,16 @@
 (and the cache, which stores what the client received) sees them (docs/safety.md).
 
 A whole answer is redacted at once (the offline kinds, then Azure AI Language's where the tenant
-asks for them). A stream keeps its framing: each chunk goes on, carrying what a per-field
-StreamRedactor lets out of its bounded hold-back window (so a secret split across chunks is still
-caught), and a choice's finish chunk carries what was held; usage and finish reasons are untouched.
+asks for them). A stream keeps its framing: each chunk goes on, carrying what its field's Window
+lets out (a StreamRedactor's bounded hold-back window, so a secret split across chunks is still
+caught; then, for named entities, whole sentences sent to Language), and a choice's finish chunk
+carries what was held; usage and finish reasons are untouched.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -26,6 +28,16 @@ if TYPE_CHECKING:
     from shared.moderation.language import Language
     from shared.pipeline.exchange import DeltaSource
 
+# Named entities in a stream: text is sent to Language a group of sentences at a time, once this
+# much has gathered and a sentence ends (or, with no sentence end, at the most), so a name is seldom
+# cut and a stream makes a call per few hundred characters, not per chunk.
+NAMED_MIN_CHARS = 200
+NAMED_MAX_CHARS = 1000
+_SENTENCE_END = re.compile(r"[.!?\n]\s")
+
+Fields = dict[tuple[int, int], "Window"]  # (choice, -1 for content | tool call index) -> its window
+
+
 class Redactor:
     """One exchange's redaction: its kinds, Azure AI Language where asked for, the counts it made."""
 
@@ -39,7 +51,11 @@ class Redactor:
         """One whole text: the offline kinds, then the named entities."""
         text, counts = redact(text, self.kinds) if self.kinds else (text, {})
         self.counts.update(counts)
-        if self.language is not None and text:
+        return await self.named(text)
+
+    async def named(self, text: str) -> str:
+        """The named entities of `text` replaced, where the tenant asks for them; `on_error` decides a failure."""
+        if self.language is not None and text.strip():
             try:
                 text, named = await self.language.redact(text, self.policy.language_kinds)
             except SafetyServiceError:
@@ -58,7 +74,7 @@ class Redactor:
         """`live` with every answer redacted: whole deltas at once, streamed ones through hold-back windows."""
 
         async def source() -> AsyncIterator[Delta]:
-            fields: dict[tuple[int, int], StreamRedactor] = {}  # (choice, -1 content | tool call index)
+            fields: Fields = {}
             last: list[dict[str, Any]] = []  # the latest provider chunk: a held tail goes out in its framing
             try:
                 try:
@@ -69,19 +85,20 @@ class Redactor:
                             yield delta  # stored redacted
                         elif delta.raw is not None:
                             last[:] = [delta.raw]
-                            yield dataclasses.replace(delta, content=billed_text(self._chunk(delta.raw, fields)))
+                            chunk = await self._chunk(delta.raw, fields)
+                            yield dataclasses.replace(delta, content=billed_text(chunk))
                         else:
-                            yield self._native(delta, fields)
+                            yield await self._native(delta, fields)
                 except Exception:
                     # Cut: what the model sent before the cut still reaches the client, redacted, then the error.
-                    if held := _held(fields, last):
+                    if held := await _held(fields, last):
                         yield held
                     raise
-                if held := _held(fields, last):  # ended without a finish: what was held still goes out
+                if held := await _held(fields, last):  # ended without a finish: what was held still goes out
                     yield held
             finally:
-                for r in fields.values():
-                    self.counts.update(r.counts)
+                for window in fields.values():
+                    self.counts.update(window.builtin.counts)
                 self.report()
 
         return source
@@ -107,59 +124,87 @@ class Redactor:
         redacted: Completion = dataclasses.replace(whole, content=content, raw=raw)
         return dataclasses.replace(delta, content=content, whole=redacted)
 
-    def _chunk(self, chunk: dict[str, Any], fields: dict[tuple[int, int], StreamRedactor]) -> dict[str, Any]:
+    async def _chunk(self, chunk: dict[str, Any], fields: Fields) -> dict[str, Any]:
         """An OpenAI stream chunk, its content and tool-call arguments let out of their windows (in place)."""
         for choice in chunk.get("choices") or []:
             index = int(choice.get("index") or 0)
             body = choice.get("delta") or {}
             if isinstance(body.get("content"), str):
-                body["content"] = self._field(fields, (index, -1)).feed(body["content"])
+                body["content"] = await self._field(fields, (index, -1)).feed(body["content"])
             for call in body.get("tool_calls") or []:
                 function = call.get("function") or {}
                 if isinstance(function.get("arguments"), str):
-                    function["arguments"] = self._field(fields, (index, int(call.get("index") or 0))).feed(
-                        function["arguments"])
+                    window = self._field(fields, (index, int(call.get("index") or 0)))
+                    function["arguments"] = await window.feed(function["arguments"])
             if choice.get("finish_reason"):
-                _flush_into(body, index, fields)
+                await _flush_into(body, index, fields)
                 choice["delta"] = body
         return chunk
 
-    def _native(self, delta: Delta, fields: dict[tuple[int, int], StreamRedactor]) -> Delta:
+    async def _native(self, delta: Delta, fields: Fields) -> Delta:
         window = self._field(fields, (0, -1))
-        content = window.feed(delta.content) if delta.content else ""
+        content = await window.feed(delta.content) if delta.content else ""
         if delta.finish_reason is not None:
-            content += window.flush()
+            content += await window.flush()
         return dataclasses.replace(delta, content=content)
 
-    def _field(self, fields: dict[tuple[int, int], StreamRedactor], key: tuple[int, int]) -> StreamRedactor:
+    def _field(self, fields: Fields, key: tuple[int, int]) -> Window:
         found = fields.get(key)
         if found is None:
-            found = fields[key] = StreamRedactor(self.kinds, DEFAULT_HOLD)
+            found = fields[key] = Window(self)
         return found
 
 
-def _held(fields: dict[tuple[int, int], StreamRedactor], last: list[dict[str, Any]]) -> Delta | None:
+class Window:
+    """One stream field's redaction: the built-in kinds through a StreamRedactor, then (where the
+    tenant asks) named entities, a group of sentences at a time."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+        self.builtin = StreamRedactor(redactor.kinds, DEFAULT_HOLD)
+        self.pending = ""  # clean of the built-in kinds, waiting for a sentence end to go to Language
+
+    async def feed(self, text: str) -> str:
+        out = self.builtin.feed(text)
+        if self.redactor.language is None:
+            return out
+        self.pending += out
+        if len(self.pending) < NAMED_MIN_CHARS:
+            return ""
+        ends = [m.end() for m in _SENTENCE_END.finditer(self.pending, NAMED_MIN_CHARS // 2)]
+        cut = ends[-1] if ends else (len(self.pending) if len(self.pending) >= NAMED_MAX_CHARS else 0)
+        if not cut:
+            return ""
+        ready, self.pending = self.pending[:cut], self.pending[cut:]
+        return await self.redactor.named(ready)
+
+    async def flush(self) -> str:
+        rest, self.pending = self.pending + self.builtin.flush(), ""
+        return await self.redactor.named(rest) if self.redactor.language is not None else rest
+
+
+async def _held(fields: Fields, last: list[dict[str, Any]]) -> Delta | None:
     """What the windows still hold, as one last delta (a stream that ended without its finish): a
     provider chunk like the last one when the stream was the provider's, else plain content."""
     if not last:
-        rest = "".join(window.flush() for window in fields.values())
+        rest = "".join([await window.flush() for window in fields.values()])
         return Delta(content=rest) if rest else None
     choices = []
     for index in sorted({choice for choice, _ in fields}):
         body: dict[str, Any] = {}
-        _flush_into(body, index, fields)
+        await _flush_into(body, index, fields)
         if body:
             choices.append({"index": index, "delta": body, "finish_reason": None})
     chunk = {**{k: v for k, v in last[0].items() if k != "usage"}, "choices": choices}
     return Delta(content=billed_text(chunk), raw=chunk) if chunk["choices"] else None
 
 
-def _flush_into(body: dict[str, Any], index: int, fields: dict[tuple[int, int], StreamRedactor]) -> None:
+async def _flush_into(body: dict[str, Any], index: int, fields: Fields) -> None:
     """A finishing choice's held text, into its finish chunk: content, then each tool call's arguments."""
     for (choice, slot), window in sorted(fields.items()):
         if choice != index:
             continue
-        rest = window.flush()
+        rest = await window.flush()
         if not rest:
             continue
         if slot < 0:

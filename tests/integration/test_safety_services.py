@@ -6,17 +6,20 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
 from shared.core.clock import SystemClock
+from shared.core.safety_policy import SafetyPolicy
+from shared.core.values import Delta
 from shared.identity.secrets import LocalSecrets
 from shared.moderation.contentsafety import ContentSafety, Shield
 from shared.moderation.language import Language
 from shared.moderation.service import KeyOrIdentity, SafetyServiceError
+from shared.pipeline.redaction import Redactor
 from tools.localenv import free_port
 
 KEY = "integration-safety-key"
@@ -101,3 +104,26 @@ async def test_language_replaces_named_entities_at_the_right_offsets(server: str
         assert "Jane Doe" not in redacted and counts["person"] >= 350
     finally:
         await language.close()
+
+
+async def test_named_entities_are_redacted_in_a_stream_a_group_of_sentences_at_a_time(server: str) -> None:
+    language = Language(server, credentials(), SystemClock(), timeout_s=5)
+    redactor = Redactor("t", SafetyPolicy(redact=("secrets", "person")), language)
+    text = "".join(f"Sentence {i} names John Smith and key AKIAIOSFODNN7EXAMPLE once. " for i in range(12))
+    pieces = [text[i:i + 7] for i in range(0, len(text), 7)]  # "John Smith" falls across chunks
+
+    async def source() -> AsyncIterator[Delta]:
+        for piece in pieces:
+            yield Delta(content=piece)
+        yield Delta(finish_reason="stop")
+
+    try:
+        out = [d async for d in redactor.source(source)()]
+    finally:
+        await language.close()
+    streamed = "".join(d.content for d in out)
+    assert len(out) == len(pieces) + 1, "one delta out for each delta in"
+    assert streamed == text.replace("John Smith", "[REDACTED:person]").replace("AKIAIOSFODNN7EXAMPLE",
+                                                                                "[REDACTED:secrets]")
+    assert redactor.counts == {"person": 12, "secrets": 12}
+    assert sum(1 for d in out if d.content) < 12, "Language is called per group of sentences, not per chunk"
