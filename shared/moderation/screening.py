@@ -77,6 +77,7 @@ class Screening:
                            texts: list[tuple[str, str]], verdict: Verdict, *, shield: bool, block: bool) -> None:
         thresholds = policy.harm.active()
         calls: list[Any] = []
+        shield = shield and any(text.strip() for _, text in texts)  # nothing a user or tool wrote: nothing to ask
         if shield:
             calls.append(service.shield([t for r, t in texts if r not in DOCUMENT_ROLES],
                                         [t for r, t in texts if r in DOCUMENT_ROLES]))
