@@ -22,7 +22,8 @@ from shared.safety.readings import (
     unescaped,
 )
 
-__all__ = ["FAMILIES", "RULES_FILE", "Detector", "Finding", "Rule", "detect_injection", "load_rules"]
+__all__ = ["FAMILIES", "RULES_FILE", "Detector", "Finding", "Rule", "default_detector", "detect_injection",
+           "load_rules"]
 
 RULES_FILE = Path(__file__).with_name("injection_rules.toml")
 FAMILIES = ("instruction_override", "prompt_extraction", "role_hijack", "delimiter_injection", "encoded_payload")
@@ -157,6 +158,7 @@ class Detector:
             yield folded.translate(LEET)
 
     def _decodings(self, raw: str, folded: str, words: frozenset[bytes]) -> Iterator[tuple[str, str]]:
+        """(codec, text) for each decoding the text shows evidence of: encoded runs, escapes, rot13, reversal."""
         yield from decoded_runs(raw, words)
         plain = unescaped(raw)
         if plain is not None:
@@ -185,6 +187,8 @@ _LEET_SYMBOLS = b"abcdefghijklmnopqrstuvwxyz013457@$"
 
 @lru_cache(maxsize=1)
 def default_detector() -> Detector:
+    """The detector of RULES_FILE, built once per process; building it compiles every rule (tens of milliseconds),
+    so call it at start rather than on the first request."""
     return Detector(load_rules())
 
 
