@@ -31,6 +31,7 @@ SPLITS: tuple[tuple[str, Callable[[Item], bool]], ...] = (
     ("test", lambda i: i.split == "test"),
     ("test, rounds 1-5", lambda i: i.split == "test" and i.round == 0),
     ("test, round 6", lambda i: i.split == "test" and i.round == 6),
+    ("test, round 7", lambda i: i.split == "test" and i.round == 7),
     ("all", lambda i: True),
 )
 

@@ -25,7 +25,7 @@ class Item:
     note: str
     split: str  # "dev" | "test"
     origin: str = ""  # the written line a variant was derived from (the item's own text for a written line)
-    round: int = 0  # 6 for the lines written with the cue model (bench/data/safety/README.md); 0 for rounds 1-5
+    round: int = 0  # 6 or 7 for the lines written with the cue model (bench/data/safety/README.md); 0: rounds 1-5
 
 
 def split_of(text: str) -> str:
