@@ -2,9 +2,9 @@
 
 Reads only the dev split of bench/data/safety/ (the held-out test split is never loaded here). Logistic regression
 with an L2 penalty, fitted by Newton's method with numpy (deterministic: no random start, no sampling). The penalty
-and the decision threshold are chosen by 5-fold cross-validation on dev, folds drawn by a hash of the written line
-so an item's variants stay in its fold: the threshold is the lowest at which the rules and the model together block
-at most --max-fp of the benign look-alikes out of fold. Writes shared/safety/injection_model.json.
+and the decision threshold are chosen by 5-fold cross-validation on dev, three times over, folds drawn by a hash of
+the written line so an item's variants stay in its fold: the threshold is the lowest at which the rules and the
+model together block at most --max-fp of the benign look-alikes out of fold. Writes shared/safety/injection_model.json.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from shared.safety.detector import FAMILIES, Detector, load_rules
 from shared.safety.model import MODEL_FILE, Cues, load_cues
 
 FOLDS = 5
+REPEATS = 3  # cross-validation runs, each with folds drawn by another byte of the hash: a steadier threshold
 PENALTIES = (0.3, 1.0, 3.0, 10.0)
 Matrix = npt.NDArray[np.float64]
 
@@ -69,10 +70,13 @@ def threshold_for(scores: Matrix, y: Matrix, caught: npt.NDArray[np.bool_], max_
 
 
 def out_of_fold(x: Matrix, y: Matrix, folds: npt.NDArray[np.int64], penalty: float) -> Matrix:
-    scores = np.zeros(len(y))
-    for k in range(FOLDS):
-        w, b = fit(x[folds != k], y[folds != k], penalty)
-        scores[folds == k] = x[folds == k] @ w + b
+    """Each item's score by a model fitted without its fold, for each repeat (a column per repeat)."""
+    scores = np.zeros(folds.shape)
+    for r in range(folds.shape[1]):
+        for k in range(FOLDS):
+            held = folds[:, r] == k
+            w, b = fit(x[~held], y[~held], penalty)
+            scores[held, r] = x[held] @ w + b
     return scores
 
 
@@ -85,24 +89,26 @@ def rates(scores: Matrix, y: Matrix, caught: npt.NDArray[np.bool_], threshold: f
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.safety_fit", description=__doc__)
-    parser.add_argument("--max-fp", type=float, default=0.015,
+    parser.add_argument("--max-fp", type=float, default=0.01,
                         help="benign share the rules and model together may block out of fold (the target is 2%%; "
-                             "the default leaves a quarter of it for phrasing dev has not seen)")
+                             "the default leaves half of it for phrasing dev has not seen)")
     parser.add_argument("--out", type=Path, default=MODEL_FILE)
     args = parser.parse_args(argv)
     items = [i for i in labelled() if i.split == "dev"]  # the held-out split is never read here
     cues = load_cues(FAMILIES)
     x, y, caught = design(items, cues)
-    folds = np.array([hashlib.sha256(i.origin.encode()).digest()[1] % FOLDS for i in items])
+    folds = np.array([[hashlib.sha256(i.origin.encode()).digest()[1 + r] % FOLDS for r in range(REPEATS)]
+                      for i in items])
     print(f"dev split: {int(y.sum())} injections, {int((1 - y).sum())} benign, {len(cues.features)} features; "
           f"the rules alone catch {caught[y == 1].mean():.1%} and block {caught[y == 0].mean():.1%}")
     # The rules were tuned on dev and catch all of it, so rules-or-model out of fold says nothing of the model:
     # the penalty is chosen by what the model alone catches out of fold, the stand-in for phrasing no rule knows.
     best: tuple[float, float, float, float, float] | None = None  # (model recall, penalty, threshold, recall, fp)
     for penalty in PENALTIES:
-        scores = out_of_fold(x, y, folds, penalty)
-        threshold = threshold_for(scores, y, caught, args.max_fp)
-        alone, recall, fp = rates(scores, y, caught, threshold)
+        scores = out_of_fold(x, y, folds, penalty).T.ravel()  # the repeats one after another
+        ys, caughts = np.tile(y, REPEATS), np.tile(caught, REPEATS)
+        threshold = threshold_for(scores, ys, caughts, args.max_fp)
+        alone, recall, fp = rates(scores, ys, caughts, threshold)
         print(f"  penalty {penalty:5.1f}: out of fold the model alone caught {alone:.1%}, rules+model caught "
               f"{recall:.1%}, benign blocked {fp:.1%} (threshold {threshold:.3f})")
         if best is None or alone > best[0]:
@@ -120,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                      "variants included); the held-out test split was not read",
         "date": datetime.date.today().isoformat(),
         "method": f"logistic regression, L2 penalty {penalty} (chosen from {list(PENALTIES)} by {FOLDS}-fold "
-                  f"cross-validation on dev), Newton's method",
+                  f"cross-validation on dev, {REPEATS} repeats), Newton's method",
         "threshold_rule": f"lowest log-odds at which rules+model block <= {args.max_fp:.1%} of dev's benign "
                           "items out of fold",
         "cross_validated_dev": {"model_alone_caught": round(alone, 4), "caught": round(recall, 4),
