@@ -24,6 +24,8 @@ class Item:
     family: str
     note: str
     split: str  # "dev" | "test"
+    origin: str = ""  # the written line a variant was derived from (the item's own text for a written line)
+    round: int = 0  # 6 or 7 for the lines written with the cue model (bench/data/safety/README.md); 0: rounds 1-5
 
 
 def split_of(text: str) -> str:
@@ -67,12 +69,12 @@ def labelled() -> list[Item]:
     for name in ("injections.jsonl", "benign.jsonl"):
         for n, line in enumerate((DATA / name).read_text(encoding="utf-8").splitlines()):
             raw = json.loads(line)
-            split = split_of(raw["text"])
-            items.append(Item(raw["text"], raw["label"], raw["family"], raw["note"], split))
+            split, written = split_of(raw["text"]), raw.get("round", 0)
+            items.append(Item(raw["text"], raw["label"], raw["family"], raw["note"], split, raw["text"], written))
             for how in raw.get("variants", []):
                 family = "encoded_payload" if how in ENCODINGS else raw["family"]
                 text = VARIANTS[how](raw["text"], n)
-                items.append(Item(text, raw["label"], family, f"{raw['note']} ({how})", split))
+                items.append(Item(text, raw["label"], family, f"{raw['note']} ({how})", split, raw["text"], written))
     return items
 
 

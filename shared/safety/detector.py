@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from shared.safety.model import PLAIN, CueModel, load_model
 from shared.safety.readings import (
     LEET,
     ROT13,
@@ -22,7 +23,8 @@ from shared.safety.readings import (
     unescaped,
 )
 
-__all__ = ["FAMILIES", "RULES_FILE", "Detector", "Finding", "Rule", "detect_injection", "load_rules"]
+__all__ = ["FAMILIES", "RULES_FILE", "Detector", "Finding", "Rule", "default_detector", "detect_injection",
+           "load_rules"]
 
 RULES_FILE = Path(__file__).with_name("injection_rules.toml")
 FAMILIES = ("instruction_override", "prompt_extraction", "role_hijack", "delimiter_injection", "encoded_payload")
@@ -75,8 +77,9 @@ class Detector:
     """Rules indexed by their triggers: a text tries only the rules whose triggers it holds, in file order, and
     each only where a trigger stands, so a clean 4,000-character prompt costs a few hundred regex attempts."""
 
-    def __init__(self, rules: Iterable[Rule]) -> None:
+    def __init__(self, rules: Iterable[Rule], model: CueModel | None = None) -> None:
         self._rules = tuple(rules)
+        self._model = model
         self._regexes = tuple(re.compile("|".join(f"(?:{p})" for p in r.patterns), re.MULTILINE) for r in self._rules)
         self._by_word: dict[bytes, list[tuple[int, str]]] = {}
         self._by_text: list[tuple[str, int]] = []
@@ -94,22 +97,37 @@ class Detector:
         self._reversed = frozenset(w[::-1] for w in self._long)
 
     def detect(self, text: str) -> Finding | None:
-        """The first finding in the text as written, then in its obfuscated and encoded readings; None if clean."""
+        """The first rule's finding in the text as written, then in its obfuscated and encoded readings; then, if
+        no rule matched, the cue model's verdict on all those readings together; None if clean."""
         folded = normalize(text)
         words = tokens(folded)
         found = self._match(text, folded, words)
         if found is not None:
             return found
+        readings = [(PLAIN, folded)]
         for reading in self._deobfuscated(text, folded, words):
             found = self._match(reading, reading, tokens(reading))
             if found is not None:
                 return Finding(found.family, f"obfuscated:{found.rule}")
+            readings.append(("obfuscated", reading))
         for codec, decoded in self._decodings(text, folded, words):
             refolded = normalize(decoded)
             found = self._match(decoded, refolded, tokens(refolded))
             if found is not None:
                 return Finding("encoded_payload", f"{codec}:{found.rule}")
+            readings.append((codec, refolded))
+        if self._model is not None:
+            verdict = self._model.judge(readings)
+            if verdict is not None:
+                return Finding(*verdict)
         return None
+
+    def readings(self, text: str) -> list[tuple[str, str]]:
+        """Every reading the detector makes of a text, as (how, folded text): what the cue model is fitted on."""
+        folded = normalize(text)
+        words = tokens(folded)
+        out = [(PLAIN, folded)] + [("obfuscated", r) for r in self._deobfuscated(text, folded, words)]
+        return out + [(codec, normalize(decoded)) for codec, decoded in self._decodings(text, folded, words)]
 
     def _match(self, raw: str, folded: str, words: frozenset[bytes]) -> Finding | None:
         present = self._present(folded, words)
@@ -157,6 +175,7 @@ class Detector:
             yield folded.translate(LEET)
 
     def _decodings(self, raw: str, folded: str, words: frozenset[bytes]) -> Iterator[tuple[str, str]]:
+        """(codec, text) for each decoding the text shows evidence of: encoded runs, escapes, rot13, reversal."""
         yield from decoded_runs(raw, words)
         plain = unescaped(raw)
         if plain is not None:
@@ -185,7 +204,9 @@ _LEET_SYMBOLS = b"abcdefghijklmnopqrstuvwxyz013457@$"
 
 @lru_cache(maxsize=1)
 def default_detector() -> Detector:
-    return Detector(load_rules())
+    """The detector of RULES_FILE and the cue model, built once per process; building it compiles every rule (tens
+    of milliseconds), so call it at start rather than on the first request."""
+    return Detector(load_rules(), load_model(FAMILIES))
 
 
 def detect_injection(text: str) -> Finding | None:

@@ -168,3 +168,14 @@ def discussed(folded: str, start: int, end: int, spans: list[tuple[int, int]]) -
     Shields is the layer that reads intent.)"""
     inside = any(q_start <= start and end <= q_end for q_start, q_end in spans)
     return inside and _DISCUSSED.search(folded) is not None
+
+
+# Sentence ends (. ! ? ; : and line breaks) as a token of their own, SENTENCE_END, for the cue model.
+SENTENCE_END = b"|"
+_SENTENCE_TOKEN = bytes(c if chr(c).isalnum() or c in b"_@$" or c >= 128 else (124 if c in b".!?;:\n|" else 32)
+                        for c in range(256))
+
+
+def sentence_tokens(folded: str) -> list[bytes]:
+    """The folded text's word tokens (those of `tokens`) in order, with SENTENCE_END where a sentence ends."""
+    return folded.encode().translate(_SENTENCE_TOKEN).replace(b"|", b" | ").split()
