@@ -1,5 +1,5 @@
-"""`python -m bench [resilience|cache|semantic_cache|overhead|hostile|soak|routing]`: the local stack on free ports,
-and figures."""
+"""`python -m bench [resilience|cache|semantic_cache|overhead|hostile|soak|routing|safety|safety_stage]`:
+the local stack on free ports, and figures."""
 
 from __future__ import annotations
 
@@ -17,16 +17,13 @@ from tools.localenv import LocalStack, Ports
 BENCH_KEY = "bench-key"
 
 
-def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911  one return per suite
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("suite", nargs="?", default="resilience",
-                        choices=["resilience", "cache", "semantic_cache", "overhead", "hostile", "soak", "routing"])
+                        choices=["resilience", "cache", "semantic_cache", "overhead", "hostile", "soak", "routing",
+                                 "safety", "safety_stage"])
     parser.add_argument("--requests", type=int, default=None, help="requests per scenario (default: each scenario's)")
     args, rest = parser.parse_known_args(argv)
-    if args.suite == "routing":  # offline: the labelled set and the scorer, no stack
-        from bench import routing
-
-        return routing.main(rest)
     if args.suite == "cache":
         from bench import cache
 
@@ -39,10 +36,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911  one return per
         from bench import hostile
 
         return hostile.main(rest + (["--requests", str(args.requests)] if args.requests else []))
-    if args.suite == "soak":
-        from bench import soak
+    if args.suite in ("soak", "routing", "safety", "safety_stage"):
+        from bench import routing, safety, safety_stage, soak
 
-        return soak.main(rest)
+        suites = {"soak": soak.main, "routing": routing.main, "safety": safety.main, "safety_stage": safety_stage.main}
+        timed = args.requests and args.suite == "safety_stage"  # the others take no --requests
+        return suites[args.suite](rest + (["--requests", str(args.requests)] if timed else []))
     if args.suite == "semantic_cache":
         from bench import semantic_cache
 

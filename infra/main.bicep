@@ -134,6 +134,8 @@ var logAnalyticsName = '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
 var appInsightsName = '${abbrs.insightsComponents}${resourceToken}'
 var openAiPrimaryName = '${abbrs.cognitiveServicesAccounts}oai1-${resourceToken}'
 var openAiSecondaryName = '${abbrs.cognitiveServicesAccounts}oai2-${resourceToken}'
+var contentSafetyName = '${abbrs.cognitiveServicesAccounts}cs-${resourceToken}'
+var languageName = '${abbrs.cognitiveServicesAccounts}lang-${resourceToken}'
 var planName = '${abbrs.webServerFarms}${resourceToken}'
 var functionAppName = '${abbrs.webSitesFunctions}api-${resourceToken}'
 var vnetName = '${abbrs.networkVirtualNetworks}${resourceToken}'
@@ -208,6 +210,7 @@ var roles = {
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
   cognitiveServicesOpenAIUser: '5e0bd9bd-7b93-4f28-af87-19fc36ad61bd'
+  cognitiveServicesUser: 'a97b65f3-24c7-4388-baec-2e87135dc908'
 }
 
 // What the app's identity needs, each on the one resource it needs it on; the developer gets the same.
@@ -236,6 +239,15 @@ var dataRoles = [
   {
     roleDefinitionId: roles.cognitiveServicesOpenAIUser
     scope: 'openAiSecondary'
+  }
+  {
+    // Content safety (docs/safety.md): Prompt Shields and harm analysis, then PII through Language.
+    roleDefinitionId: roles.cognitiveServicesUser
+    scope: 'contentSafety'
+  }
+  {
+    roleDefinitionId: roles.cognitiveServicesUser
+    scope: 'language'
   }
 ]
 
@@ -347,6 +359,33 @@ module openAiSecondary './core/ai/openai-account.bicep' = {
   }
 }
 
+// Content safety (docs/safety.md): CONTENT_SAFETY_ENDPOINT and LANGUAGE_ENDPOINT, reached with the app's identity.
+module contentSafety './core/ai/cognitive-account.bicep' = {
+  name: 'content-safety'
+  scope: rg
+  params: {
+    name: contentSafetyName
+    location: location
+    tags: tags
+    kind: 'ContentSafety'
+    sku: 'S0'
+    publicNetworkAccess: publicNetworkAccess
+  }
+}
+
+module language './core/ai/cognitive-account.bicep' = {
+  name: 'language'
+  scope: rg
+  params: {
+    name: languageName
+    location: location
+    tags: tags
+    kind: 'TextAnalytics'
+    sku: 'S'
+    publicNetworkAccess: publicNetworkAccess
+  }
+}
+
 // AI_ENDPOINTS (docs/settings.md): managed identity, so no api_key_secret; lower priority is tried first.
 var aiEndpoints = [
   {
@@ -424,6 +463,8 @@ module api './app/api.bicep' = {
     cosmosDatabase: cosmos.outputs.COSMOS_DATABASE
     jobsQueue: jobsQueueName
     keyVaultUri: keyVault.outputs.KEY_VAULT_URI
+    contentSafetyEndpoint: contentSafety.outputs.endpoint
+    languageEndpoint: language.outputs.endpoint
     appInsightsConnectionString: appInsights.outputs.APPLICATIONINSIGHTS_CONNECTION_STRING
   }
   dependsOn: [
@@ -463,6 +504,8 @@ module roleAssignments './core/security/role-assignments.bicep' = {
     appInsightsName: appInsights.outputs.name
     openAiPrimaryName: openAiPrimary.outputs.name
     openAiSecondaryName: openAiSecondary.outputs.name
+    contentSafetyName: contentSafety.outputs.name
+    languageName: language.outputs.name
   }
 }
 
@@ -487,6 +530,7 @@ var privateDnsZones = {
   cosmos: 'privatelink.documents.azure.com'
   vault: 'privatelink.vaultcore.azure.net'
   openai: 'privatelink.openai.azure.com'
+  cognitive: 'privatelink.cognitiveservices.azure.com'
 }
 var privateEndpoints = [
   {
@@ -524,6 +568,18 @@ var privateEndpoints = [
     serviceId: resourceId(subscription().subscriptionId, resourceGroupName, 'Microsoft.CognitiveServices/accounts', openAiSecondaryName)
     groupId: 'account'
     zone: privateDnsZones.openai
+  }
+  {
+    name: 'content-safety'
+    serviceId: resourceId(subscription().subscriptionId, resourceGroupName, 'Microsoft.CognitiveServices/accounts', contentSafetyName)
+    groupId: 'account'
+    zone: privateDnsZones.cognitive
+  }
+  {
+    name: 'language'
+    serviceId: resourceId(subscription().subscriptionId, resourceGroupName, 'Microsoft.CognitiveServices/accounts', languageName)
+    groupId: 'account'
+    zone: privateDnsZones.cognitive
   }
 ]
 
@@ -566,6 +622,8 @@ module endpoints './core/network/private-endpoint.bicep' = [for pe in privateEnd
     keyVault
     openAiPrimary
     openAiSecondary
+    contentSafety
+    language
   ]
 }]
 
@@ -613,6 +671,8 @@ output JOBS_QUEUE string = jobsQueueName
 output JOBS_SWEEP_SCHEDULE string = '0 * * * * *'
 output AzureWebJobsStorage__accountName string = storage.outputs.name
 output KEY_VAULT_URI string = keyVault.outputs.KEY_VAULT_URI
+output CONTENT_SAFETY_ENDPOINT string = contentSafety.outputs.endpoint
+output LANGUAGE_ENDPOINT string = language.outputs.endpoint
 output APPLICATIONINSIGHTS_CONNECTION_STRING string = appInsights.outputs.APPLICATIONINSIGHTS_CONNECTION_STRING
 output SERVICE_API_NAME string = api.outputs.name
 output SERVICE_API_URI string = api.outputs.uri

@@ -26,6 +26,7 @@ from shared.jobs.deadletter import CosmosDeadLetters
 from shared.jobs.queue import JobQueue, storage_job_queue
 from shared.jobs.service import CosmosJobStore, JobService
 from shared.pipeline.gateway import Gateway
+from shared.pipeline.guard import Guard
 from shared.pipeline.routes import Router
 from shared.readiness import Readiness, probe_dependencies
 from shared.state.budget import CosmosBudgetLedger
@@ -73,6 +74,7 @@ class Container:
     # The clients of the model and embedding endpoints, closed with the container (an unclosed one
     # is closed by the garbage collector after its event loop, with a traceback).
     model_clients: list[Any] = field(default_factory=list)
+    safety_clients: list[Any] = field(default_factory=list)  # Azure AI Content Safety and Language, if set
 
     async def close(self) -> None:
         await self.job_queue.close()
@@ -82,7 +84,7 @@ class Container:
         if self.entra_http is not None:
             await self.entra_http.aclose()
         await self.engine.close()
-        for client in self.model_clients:
+        for client in [*self.model_clients, *self.safety_clients]:
             await client.close()
         if self.credential is not None:
             await self.credential.close()
@@ -122,9 +124,35 @@ def build_semantic_cache(settings: Settings, cosmos: CosmosState, chat: list[End
     return SemanticCache(cosmos, EndpointEmbedder(endpoints, clock=clock), vector_index(config), config)
 
 
+def build_guard(settings: Settings, credential: AsyncTokenCredential | None, secrets: SecretProvider,
+                clock: Clock) -> tuple[Guard, list[Any]]:
+    """The guard stage: its built-in layers always; Azure AI Content Safety and Language where their
+    endpoints are set (over the app's identity, or a key named in Key Vault). Also the clients to close."""
+    from shared.moderation.screening import Screening  # noqa: PLC0415
+
+    content_safety = language = None
+    if settings.content_safety_endpoint:
+        from shared.moderation.contentsafety import ContentSafety  # noqa: PLC0415  the SDK only where it is used
+        from shared.moderation.service import KeyOrIdentity  # noqa: PLC0415
+
+        content_safety = ContentSafety(settings.content_safety_endpoint,
+                                       KeyOrIdentity(credential, secrets, settings.content_safety_key_secret),
+                                       clock, settings.safety_timeout_s)
+    if settings.language_endpoint:
+        from shared.moderation.language import Language  # noqa: PLC0415
+        from shared.moderation.service import KeyOrIdentity  # noqa: PLC0415
+
+        language = Language(settings.language_endpoint,
+                            KeyOrIdentity(credential, secrets, settings.language_key_secret),
+                            clock, settings.safety_timeout_s)
+    return Guard(Screening(content_safety), language), [c for c in (content_safety, language) if c is not None]
+
+
 def _needs_credential(settings: Settings) -> bool:
     return (
-        settings.cosmos_key is None
+        (settings.content_safety_endpoint is not None and settings.content_safety_key_secret is None)
+        or (settings.language_endpoint is not None and settings.language_key_secret is None)
+        or settings.cosmos_key is None
         or settings.key_vault_uri is not None
         or any(e.kind == "azure_openai" and not e.api_key_secret for e in settings.ai_endpoints)
         or settings.azure_web_jobs_storage is None  # the jobs queue through the identity
@@ -181,8 +209,9 @@ async def build_container(settings: Settings, cosmos_transport: AsyncHttpTranspo
     semantic = build_semantic_cache(settings, cosmos, endpoints, clock)
     cache = TieredCache(CosmosExactCache(cosmos, clock.wall), semantic, clock.wall)
     rate_limiter = CosmosRateLimiter(cosmos, now=utc(clock), window_s=settings.rate_window_s)
+    guard, safety_clients = build_guard(settings, credential, secrets, clock)
     gateway = Gateway(engine, rate_limiter, budget, cache, clock=clock,
-                      router=Router(settings.routes, groups, settings.model_prices))
+                      router=Router(settings.routes, groups, settings.model_prices), guard=guard)
     job_queue = storage_job_queue(settings, credential)
     jobs = JobService(CosmosJobStore(cosmos, clock.wall), gateway, lease_s=settings.model_timeout_s * 2,
                       queue=job_queue, refusals=(rate_limiter.over, budget.spent), wall=clock.wall)
@@ -193,7 +222,7 @@ async def build_container(settings: Settings, cosmos_transport: AsyncHttpTranspo
                               {e.name: e.config.endpoint for e in groups.endpoints()}, http)
     return Container(settings, credential, secrets, cosmos, groups, engine, gateway, jobs, auth, budget, job_queue,
                      CosmosDeadLetters(cosmos), Readiness(probe, settings.ready_refresh_s, clock.now), http, entra_http,
-                     clients)
+                     clients, safety_clients)
 
 
 def build_entra(settings: Settings, clock: Clock) -> tuple[EntraValidator | None, httpx.AsyncClient | None]:

@@ -50,6 +50,9 @@ param cosmosEndpoint string
 param cosmosDatabase string
 param jobsQueue string
 param keyVaultUri string
+@description('Azure AI Content Safety and Language (docs/safety.md), reached with the identity.')
+param contentSafetyEndpoint string
+param languageEndpoint string
 param appInsightsConnectionString string
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -83,6 +86,8 @@ var appSettings = {
   // The job sweeper's timer: every minute, at second 0 (NCRONTAB with seconds).
   JOBS_SWEEP_SCHEDULE: '0 * * * * *'
   KEY_VAULT_URI: keyVaultUri
+  CONTENT_SAFETY_ENDPOINT: contentSafetyEndpoint
+  LANGUAGE_ENDPOINT: languageEndpoint
   AZURE_CLIENT_ID: identityClientId
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from shared.core.errors import AppError, BadRequest, ModelNotFound, UpstreamRefused
+from shared.core.errors import AppError, BadRequest, ContentFiltered, ModelNotFound, UpstreamRefused
 
 
 class OpenAIKind(NamedTuple):
@@ -22,6 +22,8 @@ OPENAI_ERRORS: dict[str, OpenAIKind] = {
     "validation": OpenAIKind("invalid_request_error", "invalid_value"),
     "context-length-exceeded": OpenAIKind("invalid_request_error", "context_length_exceeded"),
     "model-refused": OpenAIKind("invalid_request_error", None),  # the provider's own code when it sent one
+    # Azure OpenAI's content filter (innererror added by openai_error): the SDK raises BadRequestError.
+    "content-filtered": OpenAIKind("invalid_request_error", "content_filter"),
     "unauthorized": OpenAIKind("invalid_request_error", "invalid_api_key"),
     "forbidden": OpenAIKind("permission_error", "permission_denied"),
     "not-found": OpenAIKind("invalid_request_error", "not_found"),
@@ -40,13 +42,15 @@ OPENAI_ERRORS: dict[str, OpenAIKind] = {
     "unavailable": OpenAIKind("server_error", "service_unavailable"),
     "dependency-unavailable": OpenAIKind("server_error", "service_unavailable"),
     "response-origin-unavailable": OpenAIKind("server_error", "response_origin_unavailable"),
+    "content-safety-unavailable": OpenAIKind("server_error", "service_unavailable"),
 }
 _FALLBACK = {False: OpenAIKind("invalid_request_error", None), True: OpenAIKind("server_error", None)}
 
 
 def openai_error(err: AppError) -> dict[str, Any]:
     """`{"error": {message, type, param, code}}` as OpenAI's API document defines it; every member
-    present, `code` a string or null. A provider's refusal speaks in the provider's (cleaned) words."""
+    present, `code` a string or null. A provider's refusal speaks in the provider's (cleaned) words;
+    a content-safety block adds Azure OpenAI's `innererror` (ResponsibleAIPolicyViolation)."""
     kind = OPENAI_ERRORS.get(err.type_slug) or _FALLBACK[err.status >= 500]
     message, param, code = err.detail, None, kind.code
     if isinstance(err, BadRequest):
@@ -55,4 +59,7 @@ def openai_error(err: AppError) -> dict[str, Any]:
         param = "model"
     if isinstance(err, UpstreamRefused) and err.provider is not None:
         message, param, code = err.provider.message, err.provider.param, err.provider.code or code
-    return {"error": {"message": message, "type": kind.type, "param": param, "code": code}}
+    error: dict[str, Any] = {"message": message, "type": kind.type, "param": param, "code": code}
+    if isinstance(err, ContentFiltered):
+        error["innererror"] = {"code": "ResponsibleAIPolicyViolation", "content_filter_result": err.result}
+    return {"error": error}

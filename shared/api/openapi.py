@@ -52,6 +52,8 @@ class Problem(BaseModel):
     detail: str
     correlation_id: str
     errors: list[FieldError] | None = None
+    # `content-filtered`: what was detected, by kind (docs/safety.md), never the text.
+    content_filter_result: dict[str, dict[str, Any]] | None = None
 
 
 class SummarizeJob(BaseModel):
@@ -79,7 +81,8 @@ _REQUESTS: list[type[BaseModel]] = [SummarizeRequest, ChatRequest, SummarizeJob,
 _RESPONSES: list[type[BaseModel]] = [SummarizeResponse, ChatResponse, JobAccepted, JobView, UsageReport, Problem,
                                      Health, Ready]
 _ERRORS = {
-    400: "The body is not JSON within the limits, or a field is invalid (`errors` names each).",
+    400: "The body is not JSON within the limits, or a field is invalid (`errors` names each); or the tenant's "
+         "content-safety policy blocked it (`content-filtered`, with `content_filter_result`, docs/safety.md).",
     401: "No credential, or one that is not valid.",
     403: "The model or model route named (or the default model) is not enabled for the caller's tenant.",
     404: "Nothing at this path, no such job for the caller's tenant, or no such model or model route.",
@@ -87,7 +90,8 @@ _ERRORS = {
     413: "The body is over MAX_REQUEST_BYTES.",
     415: "The body is not sent as application/json.",
     429: "Rate limit (`rate-limited`) or budget (`budget-busy`, `budget-exhausted`); see Retry-After.",
-    503: "No model endpoint can answer, or a dependency of ours is down; see Retry-After.",
+    503: "No model endpoint can answer, or a dependency of ours is down (the content-safety service under "
+         "`on_error: closed`); see Retry-After.",
 }
 _KEYED: list[dict[str, list[str]]] = [{"x-api-key": []}, {"api-key": []}, {"bearer": []}]
 

@@ -158,6 +158,17 @@ class UpstreamRefused(AppError):
 
 
 
+class ContentFiltered(BadRequest):
+    """The tenant's content-safety policy blocked the request (docs/safety.md). `result` says what
+    was detected, in Azure OpenAI's `content_filter_result` shape: categories and rule names, never text."""
+
+    type_slug = "content-filtered"
+
+    def __init__(self, detail: str, result: dict[str, dict[str, object]]) -> None:
+        super().__init__(detail, param="prompt")
+        self.result = result
+
+
 class ServiceUnavailable(AppError):
     """No model endpoint could answer and there is no fallback."""
 
@@ -182,6 +193,12 @@ class DependencyFailed(AppError):
 
     def __init__(self, detail: str, *, retry_after_s: float = 5.0) -> None:
         super().__init__(detail, retry_after_s=retry_after_s)
+
+
+class SafetyUnavailable(DependencyFailed):
+    """The content-safety service failed or was slow and the tenant's policy is `on_error: closed`."""
+
+    type_slug = "content-safety-unavailable"
 
 
 class NotConfigured(DependencyFailed):

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from shared.core.errors import ConfigError, field_errors
 from shared.core.responses_policy import ResponsesPolicy
 from shared.core.routes import Routes, route_problems
+from shared.core.safety_policy import SafetyPolicy, language_kinds_without_endpoint
 
 _GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
@@ -159,6 +160,7 @@ class TenantConfig(BaseModel):
     log_content: bool = False
     responses: ResponsesPolicy = Field(default_factory=ResponsesPolicy)  # the Responses API (docs/responses.md)
     routes: Routes = Field(default_factory=dict)  # model routes of this tenant's own (docs/routing.md)
+    safety: SafetyPolicy = Field(default_factory=SafetyPolicy)  # content safety (docs/safety.md)
 
     @model_validator(mode="after")
     def _some_credential(self) -> TenantConfig:
@@ -314,6 +316,24 @@ class Settings(BaseSettings):
     telemetry_offline_storage: Annotated[
         bool, Field(alias="TELEMETRY_OFFLINE_STORAGE", json_schema_extra=TUNING)] = True
     telemetry_live_metrics: Annotated[bool, Field(alias="TELEMETRY_LIVE_METRICS", json_schema_extra=TUNING)] = True
+    # Content safety (docs/safety.md): Azure AI Content Safety (Prompt Shields, harm categories) and
+    # Azure AI Language (named-entity PII), over the app's identity, or a key named in Key Vault.
+    content_safety_endpoint: Annotated[
+        str | None, Field(alias="CONTENT_SAFETY_ENDPOINT", pattern=r"^https?://", json_schema_extra=AZURE)] = None
+    content_safety_key_secret: Annotated[
+        str | None, Field(alias="CONTENT_SAFETY_KEY_SECRET", min_length=1, json_schema_extra=TUNING)] = None
+    language_endpoint: Annotated[
+        str | None, Field(alias="LANGUAGE_ENDPOINT", pattern=r"^https?://", json_schema_extra=AZURE)] = None
+    language_key_secret: Annotated[
+        str | None, Field(alias="LANGUAGE_KEY_SECRET", min_length=1, json_schema_extra=TUNING)] = None
+    safety_timeout_s: Annotated[float, Field(alias="SAFETY_TIMEOUT_S", gt=0, le=30, json_schema_extra=TUNING)] = 2.0
+
+    @model_validator(mode="after")
+    def _language_kinds_need_an_endpoint(self) -> Settings:
+        refusal = language_kinds_without_endpoint({t.tenant: t.safety for t in self.tenants}, self.language_endpoint)
+        if refusal:
+            raise PydanticCustomError("language_endpoint", refusal, {})
+        return self
 
     @field_validator("tenants")
     @classmethod

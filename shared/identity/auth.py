@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from shared.core.errors import Forbidden, Unauthorized
 from shared.core.responses_policy import ResponsesPolicy
 from shared.core.routes import Route
+from shared.core.safety_policy import SafetyPolicy
 from shared.core.settings import TenantConfig, TenantLimits, hash_api_key
 from shared.identity.claims import EntraCaller, InvalidToken, looks_like_jwt
 
@@ -33,6 +34,7 @@ class Principal:
     log_content: bool = False  # the tenant's opt-in: its prompts and answers go in its audit records
     responses: ResponsesPolicy = field(default_factory=ResponsesPolicy)  # the tenant's Responses API policy
     routes: Mapping[str, Route] = field(default_factory=dict, hash=False, compare=False)  # the tenant's own
+    safety: SafetyPolicy = field(default_factory=SafetyPolicy)  # what the guard stage screens and redacts
 
     @property
     def rate_key(self) -> str:
@@ -133,4 +135,4 @@ class Authenticator:
 
 def _principal(tenant: TenantConfig, key_id: str, client_id: str | None = None) -> Principal:
     return Principal(tenant.tenant, key_id, tuple(tenant.roles), tenant.limits, client_id, tenant.log_content,
-                     tenant.responses, tenant.routes)
+                     tenant.responses, tenant.routes, tenant.safety)

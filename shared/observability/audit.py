@@ -49,6 +49,13 @@ def fields(record: Record) -> dict[str, Any]:
     if record.outcome:
         out[n.OUTCOME] = record.outcome
     out.update(record.routing)
+    for name, value in ((n.AUDIT_SAFETY_BLOCKED, record.safety_blocked),
+                        (n.AUDIT_SAFETY_FLAGGED, record.safety_flagged),
+                        (n.AUDIT_SAFETY_UNCHECKED, record.safety_unchecked)):
+        if value:
+            out[name] = sanitise(",".join(value))
+    if record.safety_redacted:
+        out[n.AUDIT_SAFETY_REDACTED] = sanitise(",".join(f"{k}:{v}" for k, v in sorted(record.safety_redacted.items())))
     return out
 
 

@@ -28,6 +28,9 @@ class Instruments:
     job_age: Any
     budget_used_ratio: Any
     routing_savings: Any
+    safety_blocks: Any
+    safety_redactions: Any
+    safety_unchecked: Any
 
 
 def create() -> Instruments:
@@ -62,4 +65,8 @@ def create() -> Instruments:
                                              description="A tenant's budget window: used / limit"),
         routing_savings=meter.create_counter(n.METRIC_ROUTING_SAVINGS, unit="USD",
                                              description="The route's complex model's cost minus what was charged"),
+        safety_blocks=meter.create_counter(n.METRIC_SAFETY_BLOCKS, description="Requests blocked by content safety"),
+        safety_redactions=meter.create_counter(n.METRIC_SAFETY_REDACTIONS, description="Texts redacted, by kind"),
+        safety_unchecked=meter.create_counter(n.METRIC_SAFETY_UNCHECKED,
+                                              description="Requests served unchecked: a safety service failed"),
     )

@@ -90,6 +90,19 @@ METRIC_ROUTING_SAVINGS: Final = "aigw.routing.savings_usd"
 # Gauge per tenant and window (day | month) and unit (tokens | usd), set at each settlement: used / limit.
 METRIC_BUDGET_USED_RATIO: Final = "aigw.budget.used_ratio"
 BUDGET_WINDOW: Final = "aigw.budget.window"
+# Content safety (docs/safety.md): a CLIENT span per call to Azure AI Content Safety or Language,
+# counters of blocks, redactions and unchecked requests by tenant and kind, and the audit fields
+# saying what was blocked, flagged or redacted (kinds and counts, never text).
+SAFETY_SPAN_PREFIX: Final = "safety"  # "safety shieldPrompt", "safety analyzeText", "safety recognizePii"
+SAFETY_KIND: Final = "aigw.safety.kind"  # jailbreak | indirect_attack | hate | ... | secrets | email | ...
+SAFETY_SERVICE: Final = "aigw.safety.service"  # content_safety | language
+METRIC_SAFETY_BLOCKS: Final = "aigw.safety.blocks"  # counter, by tenant and SAFETY_KIND
+METRIC_SAFETY_REDACTIONS: Final = "aigw.safety.redactions"  # counter, by tenant and SAFETY_KIND
+METRIC_SAFETY_UNCHECKED: Final = "aigw.safety.unchecked"  # counter, by tenant and SAFETY_SERVICE (on_error open)
+AUDIT_SAFETY_BLOCKED: Final = "aigw.safety.blocked"  # the kinds that blocked the request
+AUDIT_SAFETY_FLAGGED: Final = "aigw.safety.flagged"  # the kinds detected under `annotate`
+AUDIT_SAFETY_REDACTED: Final = "aigw.safety.redacted"  # {"kind": count} of the answer (and input)
+AUDIT_SAFETY_UNCHECKED: Final = "aigw.safety.unchecked"  # the services that failed (served: on_error open)
 BUDGET_UNIT: Final = "aigw.budget.unit"
 
 # The audit record: one structured log line per request, on this logger, with these fields.

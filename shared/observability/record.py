@@ -32,6 +32,11 @@ class Record:
     outcome: JobOutcome | Literal[""] = ""  # a job's (empty for a request)
     job_age_s: float | None = None
     routing: dict[str, Any] = field(default_factory=dict)  # a routed request's AUDIT_ROUTING_FIELDS
+    # Content safety: kinds that blocked or were flagged, redactions by kind, services unchecked.
+    safety_blocked: list[str] = field(default_factory=list)
+    safety_flagged: list[str] = field(default_factory=list)
+    safety_redacted: dict[str, int] = field(default_factory=dict)
+    safety_unchecked: list[str] = field(default_factory=list)
     prompt: str = ""
     answer: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)

@@ -22,6 +22,7 @@ from shared.observability import tracing
 if TYPE_CHECKING:
     from shared.core.routes import RouteDecision
     from shared.identity.auth import Principal
+    from shared.pipeline.prompt import Prompt
     from shared.state.budget import Estimate, Reservation
     from shared.state.cache import CacheKey
 
@@ -55,6 +56,7 @@ class Exchange:
     # which it counts as a long call (bounded per tenant, its lease renewed); None for others.
     long_after_s: float | None = None
     route: RouteDecision | None = None  # the model route that chose `model` (shared/pipeline/routes.py)
+    prompt: Prompt | None = None  # the request's texts, for the guard stage to screen and mask; None: not screened
     headers: dict[str, str] = field(default_factory=dict)  # for the response (allowance, provider id)
     reservation: Reservation | None = None
     invoked: bool = False  # the model call started: its drain runs the end-of-call work when it ends

@@ -21,9 +21,12 @@ from shared.core.routes import RouteDecision
 from shared.core.tokens import prompt_tokens
 from shared.core.values import Completion, Delta, SamplingParams
 from shared.identity.auth import Principal
+from shared.moderation.screening import Screening
 from shared.pipeline.admission import Admission
 from shared.pipeline.exchange import CallContext, DeltaSource, Exchange, Reply
+from shared.pipeline.guard import Guard
 from shared.pipeline.long_calls import LongCalls
+from shared.pipeline.prompt import MessagesPrompt, TextPrompt
 from shared.pipeline.routes import Messages, Router, stream_or_fallback, whole_or_fallback
 from shared.pipeline.stages import STREAM_QUEUE, StreamInterrupted, build_stages, run
 from shared.state.budget import BudgetLedger, Estimate
@@ -66,14 +69,17 @@ class Gateway:
     OpenAI-compatible ones): each builds an exchange and runs it through the one pipeline."""
 
     def __init__(self, engine: LazyEngine, rate_limiter: RateLimiter, budget: BudgetLedger,
-                 cache: ResponseCache, *, clock: Clock | None = None, router: Router | None = None) -> None:
+                 cache: ResponseCache, *, clock: Clock | None = None, router: Router | None = None,
+                 guard: Guard | None = None) -> None:
         self.engine = engine
         self.router = router or Router({}, None, {})  # no routes
         self.rate_limiter = rate_limiter
         self.budget = budget
         self.cache = cache
         self.admission = Admission(rate_limiter, budget, cache)
-        self.stages = build_stages(self.admission, LongCalls((clock or SystemClock()).now), self.router.stage)
+        # Without Azure's services the guard still runs its built-in layers (docs/safety.md).
+        self.stages = build_stages(self.admission, LongCalls((clock or SystemClock()).now), self.router.stage,
+                                   guard or Guard(Screening(None), None))
 
     def model_for(self, principal: Principal, requested: str | None) -> str:
         model = self.engine.resolve_model(requested)
@@ -103,12 +109,13 @@ class Gateway:
 
         async def run(decision: RouteDecision | None) -> Answer:
             model = self.routed_model(ctx.principal, decision, req.model)
+            text = TextPrompt(req.text)  # what the model is sent: masked by the guard under redact_input
             key = CacheKey(ctx.principal.tenant, model,
                            lambda: {"op": "summarize", **req.model_dump(exclude={"model"}), "params": asdict(params)})
             return await self.answer(Exchange(
                 ctx, "summarize", model, key, Estimate(prompt_tokens(model, (("user", prompt),)), params.max_tokens),
-                whole(lambda: self.engine.summarize(model, req.text, req.style, req.max_words, params)),
-                long_after_s=self.engine.long_after_s(model, params.max_tokens), route=decision))
+                whole(lambda: self.engine.summarize(model, text.text, req.style, req.max_words, params)),
+                long_after_s=self.engine.long_after_s(model, params.max_tokens), route=decision, prompt=text))
 
         answer = await whole_or_fallback(run, first, functools.partial(self.router.fallback, ctx.principal))
         c = answer.completion
@@ -129,9 +136,10 @@ class Gateway:
 
         async def run(decision: RouteDecision | None) -> Answer:
             model = self.routed_model(ctx.principal, decision, call.model)
+            prompt = MessagesPrompt(list(call.messages))
             return await self.answer(self._chat(
-                ctx, call, model, whole(lambda: self.engine.chat(model, list(call.messages), call.params)),
-                long_after_s=self.engine.long_after_s(model, call.params.max_tokens), route=decision))
+                ctx, call, model, whole(lambda: self.engine.chat(model, prompt.messages, call.params)),
+                long_after_s=self.engine.long_after_s(model, call.params.max_tokens), route=decision, prompt=prompt))
 
         return await whole_or_fallback(run, first, functools.partial(self.router.fallback, ctx.principal))
 
@@ -140,8 +148,10 @@ class Gateway:
 
         def open_(decision: RouteDecision | None) -> AsyncGenerator[Delta, None]:
             model = self.routed_model(ctx.principal, decision, call.model)
-            return self.streamed(self._chat(ctx, call, model, lambda: self.engine.stream(model, list(call.messages),
-                                                                                         call.params), route=decision))
+            prompt = MessagesPrompt(list(call.messages))
+            return self.streamed(self._chat(ctx, call, model, lambda: self.engine.stream(model, prompt.messages,
+                                                                                         call.params),
+                                            route=decision, prompt=prompt))
 
         def again() -> AsyncGenerator[Delta, None] | None:
             other = self.router.fallback(ctx.principal, first)
@@ -183,12 +193,15 @@ class Gateway:
             raise
 
     def _chat(self, ctx: CallContext, call: ChatCall, model: str, source: DeltaSource, *,
-              long_after_s: float | None = None, route: RouteDecision | None = None) -> Exchange:
-        request = functools.cache(lambda: _chat_key(call))
+              long_after_s: float | None = None, route: RouteDecision | None = None,
+              prompt: MessagesPrompt | None = None) -> Exchange:
+        texts = prompt or MessagesPrompt(list(call.messages))
+        # Read after the guard stage: under redact_input the key and its embedding see the masked messages.
+        request = functools.cache(lambda: _chat_key(ChatCall(call.model, tuple(texts.messages), call.params)))
         key = CacheKey(ctx.principal.tenant, model, request, lambda: chat_view(request()))
         messages = tuple((m.role, m.content) for m in call.messages)
         return Exchange(ctx, "chat", model, key, Estimate(prompt_tokens(model, messages), call.params.max_tokens),
-                        source, long_after_s=long_after_s, route=route)
+                        source, long_after_s=long_after_s, route=route, prompt=texts)
 
 
 def whole(call: Callable[[], Awaitable[Completion]]) -> DeltaSource:

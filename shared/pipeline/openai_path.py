@@ -21,6 +21,7 @@ from shared.core.values import Completion, Delta
 from shared.identity.auth import Principal
 from shared.pipeline.exchange import CallContext, DeltaSource, Exchange
 from shared.pipeline.gateway import Answer, Gateway, whole
+from shared.pipeline.prompt import BodyPrompt, EmbeddingPrompt
 from shared.pipeline.routes import stream_or_fallback, whole_or_fallback
 from shared.state.budget import Estimate
 from shared.state.cache import CacheKey, openai_view
@@ -119,8 +120,10 @@ class OpenAIPath:
         check_answer_size(body, cap, limits)
         key = CacheKey(ctx.principal.tenant, model, lambda: cache_key(body), lambda: openai_view(body))
         estimate = Estimate(prompt, cap)
+        texts = BodyPrompt(body)  # masked in place under redact_input: the call and the key read `body`
         if body.get("stream"):
-            return Exchange(ctx, "openai.chat", model, key, estimate, self._streamed(endpoints, body), route=route)
+            return Exchange(ctx, "openai.chat", model, key, estimate, self._streamed(endpoints, body), route=route,
+                            prompt=texts)
         # A whole answer sends nothing until it is done; the HTTP front end waits at most 230 s.
         time_limit = self.groups.time_limit_s(model, cap)
         field, asked = cap_field(body)
@@ -136,7 +139,7 @@ class OpenAIPath:
             return completion_of(answer, endpoint.name, request_id=receipt.get("request_id"))
 
         return Exchange(ctx, "openai.chat", model, key, estimate, whole(invoke),
-                        long_after_s=self.groups.long_after_s(model, cap), route=route)
+                        long_after_s=self.groups.long_after_s(model, cap), route=route, prompt=texts)
 
     def _streamed(self, endpoints: list[Endpoint], body: dict[str, Any]) -> DeltaSource:
         async def source() -> AsyncIterator[Delta]:
@@ -208,7 +211,7 @@ class OpenAIPath:
                               request_id=receipt.get("request_id"))
 
         return await self.gateway.answer(Exchange(ctx, "openai.embeddings", model, None, Estimate(prompt, 0),
-                                                  whole(invoke)))
+                                                  whole(invoke), prompt=EmbeddingPrompt(body)))
 
 
 def embedding_tokens(model: str, value: object) -> int:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from shared.pipeline.admission import Admission
+    from shared.pipeline.guard import Guard
     from shared.state.budget import Reservation
 
 log = logging.getLogger(__name__)
@@ -48,13 +49,15 @@ class StreamInterrupted(AppError):
     status, title, type_slug = 502, "Bad Gateway", "stream-interrupted"
 
 
-def build_stages(admission: Admission, long_calls: LongCalls, routing: Stage) -> list[Stage]:
+def build_stages(admission: Admission, long_calls: LongCalls, routing: Stage, guard: Guard) -> list[Stage]:
     """The pipeline, in order."""
     return [
         routing,  # a routed request says where it went (x-aigw-route, the record), and what that saved
         long_calls.stage,  # a tenant's long non-streamed calls at once are bounded (429)
+        # Content safety screens (and may mask) the request before anything is reserved or looked up,
+        # and redacts the answer inside the store stage (the cache keeps what the client received).
+        guard.stage,
         Budget(admission).stage,  # rate limit, cache lookup and reservation; the settlement at the end
-        guard,  # content safety screens the request here (the content-safety issue); nothing yet
         Degraded(admission).stage,  # no endpoint could answer: an expired cache entry, flagged, beats a 503
         Store(admission).stage,  # a whole answer that may be cached is stored at the end
         invoke,  # the model call, detached and drained to its end; runs the end-of-call work
@@ -121,11 +124,6 @@ class Budget:
 
             ex.when_ended(stop)
         return await nxt(ex)
-
-
-async def guard(ex: Exchange, nxt: Next) -> Reply:
-    """Where the content-safety issue screens the request (and wraps `ex.source` to redact the answer)."""
-    return await nxt(ex)
 
 
 class Degraded:

@@ -1,4 +1,5 @@
-"""Starts and stops the local stack: Azurite, the Cosmos emulator, two simulator regions, the app.
+"""Starts and stops the local stack: Azurite, the Cosmos emulator, two simulator regions, the local
+Content Safety and Language server (tools/contentsafety), the app.
 
 `make run` runs `python -m tools.localenv run` (__main__.py); the test suite uses `LocalStack` on free ports.
 Every process is started in its own process group, so stopping the stack stops its children too.
@@ -44,6 +45,7 @@ class Ports:
     cosmos: int = 8081
     sim_primary: int = 7101
     sim_secondary: int = 7102
+    safety: int = 7103  # tools/contentsafety: Azure AI Content Safety and Language
 
     @classmethod
     def free(cls) -> Ports:
@@ -162,10 +164,21 @@ class LocalStack:
         return f"http://127.0.0.1:{port}"
 
     def start_dependencies(self) -> None:
-        """Azurite, Cosmos emulator and both simulator regions, each ready before this returns."""
+        """Azurite, Cosmos emulator, both simulator regions and the safety server, each ready before this returns."""
         self.start_azurite()
         self.start_cosmos()
         self.start_simulators()
+        self.start_safety()
+
+    def start_safety(self) -> None:
+        """The local Content Safety and Language server, with the key LOCAL_SECRETS holds for it."""
+        port = self.ports.safety
+        secrets = json.loads(self.settings.get("LOCAL_SECRETS") or "{}")
+        key = secrets.get(self.settings.get("CONTENT_SAFETY_KEY_SECRET", ""), "local-safety-key")
+        self._spawn("contentsafety", ports=(port,),
+                    cmd=[sys.executable, "-m", "tools.contentsafety", "--host", "127.0.0.1", "--port", str(port),
+                         "--key", key],
+                    ready=functools.partial(_answers_200, f"http://127.0.0.1:{port}/_cs/stats"))
 
     def start_azurite(self) -> None:
         p = self.ports

@@ -89,6 +89,7 @@ def _run(stack: LocalStack, command: str) -> int:
         _say(f"Azurite    127.0.0.1:{stack.ports.blob}-{stack.ports.table}")
         _say(f"Cosmos     http://127.0.0.1:{stack.ports.cosmos}  (in memory: its data goes when it stops)")
         _say(f"simulators {stack.sim_url('primary')} (primary), {stack.sim_url('secondary')} (secondary)")
+        _say(f"safety     http://127.0.0.1:{stack.ports.safety}  (Content Safety and Language, tools/contentsafety)")
         _say(f"logs       {stack.data_dir / 'logs'}")
     elif not port_open(stack.ports.cosmos) or not port_open(stack.ports.queue):
         raise StackError("the dependencies are not running: start them first with `make stack` in another terminal")

@@ -26,6 +26,7 @@ from shared.core.errors import (
     UpstreamThrottled,
 )
 from shared.core.metering import completion_tokens
+from shared.core.safety_policy import SafetyPolicy
 from shared.core.settings import TenantLimits
 from shared.identity.auth import Principal
 from shared.pipeline.stages import StreamInterrupted
@@ -33,6 +34,7 @@ from tests.unit.pipeline.operations import OPERATIONS, Operation, collect, ctx, 
 from tests.unit.pipeline.provider import MODEL, USAGE
 from tests.unit.pipeline.rig import Rig, reserved
 
+UNREDACTED = Principal("tenant-a", "k1", safety=SafetyPolicy(redact=()))
 UNCACHED = Principal("tenant-b", "k2", limits=TenantLimits(cache_ttl_s=0))  # reserves beside the rate limit
 
 
@@ -138,7 +140,7 @@ async def test_cut_is_an_error_never_a_clean_end_and_charges_what_may_have_been_
 @pytest.mark.parametrize("op", cells("client_gone"))
 async def test_client_gone_mid_stream_the_call_drains_and_settles_once_in_full(rig: Rig, op: Operation) -> None:
     rig.provider.mode("slow", op.path)  # the first piece, then the rest when the test lets it go
-    reader = op.read(rig, ctx())
+    reader = op.read(rig, ctx(UNREDACTED))  # read piece by piece: no hold-back window (test_guard.py)
     assert (await anext(reader))[0] == "a"
     await reader.aclose()  # the client goes away
     await asyncio.sleep(0)

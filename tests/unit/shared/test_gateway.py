@@ -11,6 +11,7 @@ from shared.core.background import drain
 from shared.core.errors import NotFound, RateLimited, ServiceUnavailable, UpstreamThrottled
 from shared.core.metering import completion_tokens
 from shared.core.models import ChatMessage, ChatRequest, SummarizeRequest, Usage
+from shared.core.safety_policy import SafetyPolicy
 from shared.core.settings import TenantLimits
 from shared.core.tokens import prompt_tokens
 from shared.core.values import Delta, SamplingParams
@@ -27,6 +28,9 @@ from shared.pipeline.gateway import (
 from tests.unit.shared.fakes import USAGE, CountingLimiter, FakeBudget, FakeCache, FakeEngine
 
 TENANT_A = Principal("tenant-a", "k1")
+# The stream mechanics below are read piece by piece: without the redaction's hold-back window,
+# which would hold the first pieces back (tests/unit/pipeline/test_guard.py tests the window).
+UNREDACTED = Principal("tenant-a", "k1", safety=SafetyPolicy(redact=()))
 TENANT_B = Principal("tenant-b", "k2")
 
 
@@ -129,7 +133,7 @@ async def test_a_stream_cut_after_content_is_interrupted_never_a_clean_end() -> 
     gateway, _, budget, cache, _ = make(FakeEngine(error=ServiceUnavailable("down"), fail_after=2))
     received: list[str] = []
     with pytest.raises(StreamInterrupted):
-        async for delta in gateway.stream(CallContext(TENANT_A, "c"), chat_call()):
+        async for delta in gateway.stream(CallContext(UNREDACTED, "c"), chat_call()):
             received.append(delta.content)
     assert received == ["a", " short"]
     await drain(5)
@@ -142,7 +146,7 @@ async def test_a_stream_cut_after_content_is_interrupted_never_a_clean_end() -> 
 async def test_a_client_leaving_mid_stream_is_charged_what_the_provider_billed() -> None:
     engine = FakeEngine(gate=asyncio.Event())
     gateway, _, budget, cache, _ = make(engine)
-    stream = gateway.stream(CallContext(TENANT_A, "c"), chat_call())
+    stream = gateway.stream(CallContext(UNREDACTED, "c"), chat_call())
     assert (await stream.__anext__()).content == "a"
     await stream.aclose()
     assert budget.events == [("reserve", budget.estimates[0].tokens)], "nothing settled while the model still runs"
@@ -291,7 +295,7 @@ async def test_a_slow_reader_holds_the_models_stream_back_and_one_who_left_gets_
             yield Delta(content="x")
         yield Delta(finish_reason="stop", usage=usage)
 
-    stream = gateway.streamed(gateway._chat(CallContext(TENANT_A, "c"), chat_call(), "gpt-test", source))
+    stream = gateway.streamed(gateway._chat(CallContext(UNREDACTED, "c"), chat_call(), "gpt-test", source))
     assert (await stream.__anext__()).content == "x"
     for _ in range(50):
         await asyncio.sleep(0)

@@ -1,0 +1,1 @@
+"""Safety: the offline prompt-injection detector and the secrets and PII redactor. Imports only core."""
