@@ -26,9 +26,8 @@ from shared.core.errors import (
     DependencyFailed,
     PayloadTooLarge,
     UnsupportedMediaType,
-    ValidationFailed,
     exception_chain,
-    field_errors,
+    validation_failed,
 )
 from shared.identity.auth import Principal
 from shared.observability import names as n
@@ -79,9 +78,10 @@ class Scope:
     context: CallContext
 
 
-async def authenticate(container: Container, headers: Mapping[str, str]) -> Principal:
-    """The one place a request's credentials become a Principal (401 otherwise)."""
-    return await container.auth.authenticate(headers)
+async def authenticate(container: Container, headers: Mapping[str, str], *, admin: bool = False) -> Principal:
+    """The one place a request's credentials become a Principal (401 otherwise; `admin`: 403 for
+    anyone but an admin API caller)."""
+    return await (container.auth.admin if admin else container.auth.authenticate)(headers)
 
 
 async def authenticate_if_sent(container: Container, headers: Mapping[str, str]) -> Principal | None:
@@ -170,10 +170,10 @@ def ok(body: BaseModel | dict[str, Any], status: int = 200, headers: dict[str, s
     return JSONResponse(content, status_code=status, headers=headers)
 
 
-async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]]) -> Response:
-    """Authenticate, run `work`, and turn every failure into problem+json (or the shape the route
-    registered: openai_problem). No exception's text ever reaches the client; unexpected ones are
-    logged with the correlation id."""
+async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]], *, admin: bool = False) -> Response:
+    """Authenticate (`admin`: as an admin API caller, docs/admin.md), run `work`, and turn every
+    failure into problem+json (or the shape the route registered: openai_problem). No exception's
+    text ever reaches the client; unexpected ones are logged with the correlation id."""
     record = Record(route=route_of(req.url.path))
     shape = _SHAPES.get(record.route, problem)
     trace_id = tracing.server_span(record, f"{req.method} /api/{record.route}", req.headers.get("traceparent"), {
@@ -183,7 +183,7 @@ async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]]) ->
     with tracing.active(record):
         try:
             container = await get_container()
-            principal = await authenticate(container, req.headers)
+            principal = await authenticate(container, req.headers, admin=admin)
             record.tenant, record.key_id, record.log_content = principal.tenant, principal.key_id, principal.log_content
             context = call_context(req, principal, cid)
             response = await work(Scope(req, cid, container, principal, context))
@@ -236,9 +236,7 @@ def validate(model: type[M], data: Any, prefix: str = "") -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        errors = field_errors(exc, prefix=prefix)
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-        raise ValidationFailed(f"The request is invalid. {detail}", errors) from None
+        raise validation_failed(exc, prefix) from None
 
 
 async def read_json(req: Request, limit: int) -> Any:

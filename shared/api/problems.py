@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from shared.core.errors import AppError, ValidationFailed
+from shared.core.errors import AppError, BudgetRefusal, ValidationFailed
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -20,6 +20,8 @@ def problem_body(err: AppError, correlation_id: str) -> dict[str, Any]:
     }
     if isinstance(err, ValidationFailed):
         body["errors"] = err.errors
+    if isinstance(err, BudgetRefusal):
+        body["scope"] = err.scope  # whose budget: "tenant", or "key" (the key's own limit)
     return body
 
 

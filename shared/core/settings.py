@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -12,6 +13,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from shared.core.errors import ConfigError, field_errors
+from shared.core.key_limits import KeyLimits
 
 _GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
@@ -99,6 +101,10 @@ class TenantKey(BaseModel):
 
     id: str = Field(min_length=1)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    # Tenants at run time (docs/admin.md): when the key stops working, its own limits, when it was made.
+    expires: datetime | None = None
+    limits: KeyLimits | None = None
+    created: datetime | None = None
 
 
 class TenantLimits(BaseModel):
@@ -160,6 +166,17 @@ class TenantConfig(BaseModel):
         if not self.keys and not self.entra:
             raise ValueError(f"tenant {self.tenant!r} has neither keys nor entra principals")
         return self
+
+
+def has_usd_limit(tenant: TenantConfig) -> bool:
+    """Whether the tenant or one of its keys has a USD limit (which needs every model priced)."""
+    return tenant.limits.daily_usd is not None or tenant.limits.monthly_usd is not None or any(
+        key.limits is not None and key.limits.daily_usd is not None for key in tenant.keys)
+
+
+def unpriced_models(settings: Settings) -> list[str]:
+    """The configured models MODEL_PRICES has no price for."""
+    return sorted({e.model for e in settings.ai_endpoints} - set(settings.model_prices))
 
 
 class ModelPrice(BaseModel):
@@ -295,6 +312,9 @@ class Settings(BaseSettings):
     semantic_cache_scan_limit: Annotated[
         int, Field(alias="SEMANTIC_CACHE_SCAN_LIMIT", ge=1, le=5000, json_schema_extra=TUNING)
     ] = 200
+    # The longest a change to the tenant directory (a key revoked, a limit raised) takes to reach
+    # every instance: each re-reads the `tenants` container when its copy is this old (docs/admin.md).
+    tenant_refresh_s: Annotated[float, Field(alias="TENANT_REFRESH_S", gt=0, le=300, json_schema_extra=TUNING)] = 10.0
     # /api/ready probes Cosmos and every model endpoint at most once per this period (issue #9).
     ready_refresh_s: Annotated[float, Field(alias="READY_REFRESH_S", gt=0, json_schema_extra=TUNING)] = 5.0
     applicationinsights_connection_string: Annotated[
@@ -333,8 +353,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _prices_for_usd_limits(self) -> Settings:
-        usd = [t.tenant for t in self.tenants if t.limits.daily_usd is not None or t.limits.monthly_usd is not None]
-        missing = sorted({e.model for e in self.ai_endpoints} - set(self.model_prices)) if usd else []
+        usd = [t.tenant for t in self.tenants if has_usd_limit(t)]
+        missing = unpriced_models(self) if usd else []
         if missing:
             # A custom error: pydantic would prefix a ValueError with "Value error, ".
             raise PydanticCustomError(

@@ -20,6 +20,7 @@ from shared.core.models import ChatMessage, ChatRequest, ChatResponse, Summarize
 from shared.core.tokens import prompt_tokens
 from shared.core.values import Completion, Delta, SamplingParams
 from shared.identity.auth import Principal
+from shared.pipeline.activity import ActivityCounter
 from shared.pipeline.admission import Admission
 from shared.pipeline.exchange import CallContext, DeltaSource, Exchange, Reply
 from shared.pipeline.long_calls import LongCalls
@@ -64,13 +65,13 @@ class Gateway:
     OpenAI-compatible ones): each builds an exchange and runs it through the one pipeline."""
 
     def __init__(self, engine: LazyEngine, rate_limiter: RateLimiter, budget: BudgetLedger,
-                 cache: ResponseCache, *, clock: Clock | None = None) -> None:
+                 cache: ResponseCache, *, clock: Clock | None = None, activity: ActivityCounter | None = None) -> None:
         self.engine = engine
         self.rate_limiter = rate_limiter
         self.budget = budget
         self.cache = cache
         self.admission = Admission(rate_limiter, budget, cache)
-        self.stages = build_stages(self.admission, LongCalls((clock or SystemClock()).now))
+        self.stages = build_stages(self.admission, LongCalls((clock or SystemClock()).now), activity)
 
     def model_for(self, principal: Principal, requested: str | None) -> str:
         model = self.engine.resolve_model(requested)

@@ -25,6 +25,7 @@ from shared.core.metering import metering
 from shared.core.models import Usage
 from shared.core.values import Completion, Delta
 from shared.observability import tracing
+from shared.pipeline.activity import ActivityCounter, Counted
 from shared.pipeline.exchange import ClientQueue, Exchange, Next, Reply, Stage
 from shared.pipeline.long_calls import LongCalls
 from shared.upstream.protocol import CACHEABLE_FINISH, assemble, billed_text, completion_of, tool_calls_begun
@@ -48,9 +49,10 @@ class StreamInterrupted(AppError):
     status, title, type_slug = 502, "Bad Gateway", "stream-interrupted"
 
 
-def build_stages(admission: Admission, long_calls: LongCalls) -> list[Stage]:
+def build_stages(admission: Admission, long_calls: LongCalls, activity: ActivityCounter | None = None) -> list[Stage]:
     """The pipeline, in order."""
     return [
+        *([Counted(activity).stage] if activity is not None else []),  # requests, hits, refusals per tenant
         long_calls.stage,  # a tenant's long non-streamed calls at once are bounded (429)
         Budget(admission).stage,  # rate limit, cache lookup and reservation; the settlement at the end
         guard,  # content safety screens the request here (the content-safety issue); nothing yet

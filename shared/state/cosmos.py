@@ -21,6 +21,7 @@ CONTAINERS: dict[str, str] = {
     "budgets": "/tenant",
     "ratelimits": "/key",
     "jobs": "/tenant",
+    "tenants": "/tenant",  # the tenant directory (shared/state/tenants.py)
 }
 
 # The SDK's HTTP logging policy writes two INFO records per call (URL and headers, then the

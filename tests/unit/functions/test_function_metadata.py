@@ -44,6 +44,19 @@ EXPECTED_HTTP = {
     "azure_embeddings": ("openai/deployments/{deployment}/embeddings", ["POST"]),
     "openai_models": ("v1/models", ["GET"]),
     "azure_models": ("openai/models", ["GET"]),
+    # The admin API and the console (docs/admin.md).
+    "admin_tenants_list": ("admin/tenants", ["GET"]),
+    "admin_tenants_create": ("admin/tenants", ["POST"]),
+    "admin_tenant_get": ("admin/tenants/{tenant}", ["GET"]),
+    "admin_tenant_update": ("admin/tenants/{tenant}", ["PATCH"]),
+    "admin_tenant_disable": ("admin/tenants/{tenant}/disable", ["POST"]),
+    "admin_keys_list": ("admin/tenants/{tenant}/keys", ["GET"]),
+    "admin_keys_create": ("admin/tenants/{tenant}/keys", ["POST"]),
+    "admin_key_rotate": ("admin/tenants/{tenant}/keys/{key_id}/rotate", ["POST"]),
+    "admin_key_revoke": ("admin/tenants/{tenant}/keys/{key_id}", ["DELETE"]),
+    "admin_usage": ("admin/tenants/{tenant}/usage", ["GET"]),
+    "console": ("console", ["GET"]),
+    "console_asset": ("console/{asset}", ["GET"]),
 }
 
 
@@ -77,5 +90,5 @@ def test_queue_bindings_use_app_setting_expressions(functions: dict[str, dict[st
 
 
 def test_function_names_are_explicit_and_valid(functions: dict[str, dict[str, Any]]) -> None:
-    assert len(functions) == 18
+    assert len(functions) == 30
     assert all(re.fullmatch(r"[a-z][a-z_]*", name) for name in functions)

@@ -1,0 +1,25 @@
+"""A key's own limits (tenants at run time, docs/admin.md): checked beside its tenant's, the tighter wins."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class KeyLimits(BaseModel):
+    """Limits of one API key; an absent (null) limit means only the tenant's applies. Rates count in
+    the key's own window (as the tenant's `rpm` and `tpm` already do); the day resets at 00:00 UTC,
+    and a key's use counts against its tenant's budget as well."""
+
+    model_config = {"extra": "forbid", "frozen": True}
+
+    rpm: int | None = Field(default=None, ge=0)
+    tpm: int | None = Field(default=None, ge=0)
+    daily_tokens: int | None = Field(default=None, ge=0)
+    daily_usd: float | None = Field(default=None, ge=0)
+
+
+def tighter(tenant: int | None, key: int | None) -> int | None:
+    """The tighter of two limits, None meaning no limit."""
+    if tenant is None or key is None:
+        return key if tenant is None else tenant
+    return min(tenant, key)
