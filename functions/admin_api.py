@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 bp = func.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # tenant names and key ids (TenantConfig, KeyCreate)
 NO_STORE = {"Cache-Control": "no-store"}
+# The host refuses a route template that starts with "admin" (its own API's prefix), whatever the
+# route prefix: this segment takes only "admin", so the URLs stay /api/admin/... (DESIGN.md).
+ADMIN = "{area:regex(^admin$)}"
 Work = Callable[["AdminService", Scope], Awaitable[Response]]
 
 
@@ -50,7 +53,7 @@ async def _body(scope: Scope) -> dict[str, Any]:
     return data
 
 
-@http_function(bp, "admin_tenants_list", "admin/tenants", ["GET"])
+@http_function(bp, "admin_tenants_list", ADMIN + "/tenants", ["GET"])
 async def tenants_list(req: Request) -> Response:
     async def work(admin: AdminService, scope: Scope) -> Response:
         return ok({"tenants": [t.model_dump(mode="json") for t in await admin.list_tenants()]})
@@ -58,7 +61,7 @@ async def tenants_list(req: Request) -> Response:
     return await _admin(req, work)
 
 
-@http_function(bp, "admin_tenants_create", "admin/tenants", ["POST"])
+@http_function(bp, "admin_tenants_create", ADMIN + "/tenants", ["POST"])
 async def tenants_create(req: Request) -> Response:
     async def work(admin: AdminService, scope: Scope) -> Response:
         created = await admin.create_tenant(scope.principal, scope.correlation_id, await _body(scope))
@@ -67,7 +70,7 @@ async def tenants_create(req: Request) -> Response:
     return await _admin(req, work)
 
 
-@http_function(bp, "admin_tenant_get", "admin/tenants/{tenant}", ["GET"])
+@http_function(bp, "admin_tenant_get", ADMIN + "/tenants/{tenant}", ["GET"])
 async def tenant_get(req: Request) -> Response:
     async def work(admin: AdminService, scope: Scope) -> Response:
         return ok(await admin.get_tenant(_param(scope, "tenant")))
@@ -75,7 +78,7 @@ async def tenant_get(req: Request) -> Response:
     return await _admin(req, work)
 
 
-@http_function(bp, "admin_tenant_update", "admin/tenants/{tenant}", ["PATCH"])
+@http_function(bp, "admin_tenant_update", ADMIN + "/tenants/{tenant}", ["PATCH"])
 async def tenant_update(req: Request) -> Response:
     async def work(admin: AdminService, scope: Scope) -> Response:
         tenant = _param(scope, "tenant")
@@ -84,7 +87,7 @@ async def tenant_update(req: Request) -> Response:
     return await _admin(req, work)
 
 
-@http_function(bp, "admin_tenant_disable", "admin/tenants/{tenant}/disable", ["POST"])
+@http_function(bp, "admin_tenant_disable", ADMIN + "/tenants/{tenant}/disable", ["POST"])
 async def tenant_disable(req: Request) -> Response:
     async def work(admin: AdminService, scope: Scope) -> Response:
         return ok(await admin.disable_tenant(scope.principal, scope.correlation_id, _param(scope, "tenant")))
@@ -92,7 +95,7 @@ async def tenant_disable(req: Request) -> Response:
     return await _admin(req, work)
 
 
-@http_function(bp, "admin_keys_list", "admin/tenants/{tenant}/keys", ["GET"])
+@http_function(bp, "admin_keys_list", ADMIN + "/tenants/{tenant}/keys", ["GET"])
 async def keys_list(req: Request) -> Response:
     async def work(admin: AdminService, scope: Scope) -> Response:
         return ok({"keys": [k.model_dump(mode="json") for k in await admin.list_keys(_param(scope, "tenant"))]})
@@ -100,7 +103,7 @@ async def keys_list(req: Request) -> Response:
     return await _admin(req, work)
 
 
-@http_function(bp, "admin_keys_create", "admin/tenants/{tenant}/keys", ["POST"])
+@http_function(bp, "admin_keys_create", ADMIN + "/tenants/{tenant}/keys", ["POST"])
 async def keys_create(req: Request) -> Response:
     async def work(admin: AdminService, scope: Scope) -> Response:
         tenant = _param(scope, "tenant")
@@ -110,7 +113,7 @@ async def keys_create(req: Request) -> Response:
     return await _admin(req, work)
 
 
-@http_function(bp, "admin_key_rotate", "admin/tenants/{tenant}/keys/{key_id}/rotate", ["POST"])
+@http_function(bp, "admin_key_rotate", ADMIN + "/tenants/{tenant}/keys/{key_id}/rotate", ["POST"])
 async def key_rotate(req: Request) -> Response:
     async def work(admin: AdminService, scope: Scope) -> Response:
         tenant, key_id = _param(scope, "tenant"), _param(scope, "key_id")
@@ -120,7 +123,7 @@ async def key_rotate(req: Request) -> Response:
     return await _admin(req, work)
 
 
-@http_function(bp, "admin_key_revoke", "admin/tenants/{tenant}/keys/{key_id}", ["DELETE"])
+@http_function(bp, "admin_key_revoke", ADMIN + "/tenants/{tenant}/keys/{key_id}", ["DELETE"])
 async def key_revoke(req: Request) -> Response:
     async def work(admin: AdminService, scope: Scope) -> Response:
         await admin.revoke_key(scope.principal, scope.correlation_id, _param(scope, "tenant"),
@@ -130,7 +133,7 @@ async def key_revoke(req: Request) -> Response:
     return await _admin(req, work)
 
 
-@http_function(bp, "admin_usage", "admin/tenants/{tenant}/usage", ["GET"])
+@http_function(bp, "admin_usage", ADMIN + "/tenants/{tenant}/usage", ["GET"])
 async def usage(req: Request) -> Response:
     async def work(admin: AdminService, scope: Scope) -> Response:
         return ok(await admin.usage(_param(scope, "tenant")))

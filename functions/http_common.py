@@ -50,16 +50,19 @@ ROUTES: dict[str, frozenset[str]] = {}
 _PATTERNS: dict[str, re.Pattern[str]] = {}
 # route template -> how its errors are written, when not problem+json (the OpenAI-compatible routes).
 _SHAPES: dict[str, ErrorShape] = {}
+# A parameter that takes one literal only ("{area:regex(^admin$)}", functions/admin_api.py) is that literal.
+_LITERAL_PARAM = re.compile(r"\{[^}:]+:regex\(\^([A-Za-z0-9_-]+)\$\)\}")
 
 
 def http_function(bp: func.Blueprint, name: str, route: str, methods: list[str], *,
                   errors: ErrorShape | None = None) -> Callable[[F], F]:
     """Register an HTTP function under an explicit name, and remember its route for 405s and the
     shape of its errors (`errors`: the shape its clients read; problem+json by default)."""
-    ROUTES[route] = ROUTES.get(route, frozenset()) | frozenset(methods)
-    _PATTERNS[route] = re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(route.strip("/"))), re.IGNORECASE)
+    shown = _LITERAL_PARAM.sub(r"\1", route)  # as clients see it, the name of its spans and records
+    ROUTES[shown] = ROUTES.get(shown, frozenset()) | frozenset(methods)
+    _PATTERNS[shown] = re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(shown.strip("/"))), re.IGNORECASE)
     if errors is not None:
-        _SHAPES[route] = errors
+        _SHAPES[shown] = errors
 
     def decorate(fn: F) -> F:
         return bp.function_name(name)(bp.route(route=route, methods=methods)(fn))  # type: ignore[no-any-return]

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from shared.admin.models import KeyCreate, KeyRotate, KeyView, NewKey, TenantCreated, TenantUsage, TenantView
+from shared.api.admin_models import KeyCreate, KeyRotate, KeyView, NewKey, TenantCreated, TenantUsage, TenantView
 from shared.core.clock import Clock, utc
 from shared.core.errors import BadRequest, Conflict, NotFound, validation_failed
 from shared.core.settings import Settings, TenantConfig, TenantKey, has_usd_limit, hash_api_key, unpriced_models
