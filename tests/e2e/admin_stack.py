@@ -15,8 +15,9 @@ from tools.localenv import LocalStack
 ADMIN_KEY = "tenants-admin-key"  # the `ops` tenant: role admin
 USER_KEY = "tenants-user-key"  # the `team` tenant: a user, no admin role
 REFRESH_S = 2.0  # TENANT_REFRESH_S of these apps: the bound every change must meet
-CHAT = {"messages": [{"role": "user", "content": "Tell me one fact about the tides in the north channel."}],
-        "max_tokens": 16}  # below the simulator's shortest answer: every answer uses exactly this many
+PROMPT = "Tell me one fact about the tides in the north channel."
+MAX_TOKENS = 16  # below the simulator's shortest answer: every answer uses exactly this many
+CHAT = {"messages": [{"role": "user", "content": PROMPT}], "max_tokens": MAX_TOKENS}
 TENANTS = json.dumps([
     {"tenant": "ops", "keys": [{"id": "ops-1", "sha256": hash_api_key(ADMIN_KEY)}], "roles": ["admin"]},
     {"tenant": "team", "keys": [{"id": "team-1", "sha256": hash_api_key(USER_KEY)}],

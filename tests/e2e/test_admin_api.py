@@ -10,6 +10,9 @@ import httpx
 import openai
 import pytest
 
+from functions import admin_api
+from functions.http_common import ROUTES as REGISTERED
+from shared.api.openapi import openapi_document
 from shared.core.settings import hash_api_key
 from tests.e2e.admin_stack import USER_KEY, admin, app_log, app_settings, chat, documents
 from tests.e2e.conftest import assert_problem

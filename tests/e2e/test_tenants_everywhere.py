@@ -12,12 +12,12 @@ import httpx
 import pytest
 
 from shared.core.tokens import prompt_tokens
-from tests.e2e.admin_stack import CHAT, REFRESH_S, USER_KEY, admin, app_settings, chat
+from tests.e2e.admin_stack import CHAT, MAX_TOKENS, PROMPT, REFRESH_S, USER_KEY, admin, app_settings, chat
 from tools.localenv import NO_JOBS, LocalStack, free_port
 
 pytestmark = pytest.mark.e2e
 DATABASE = "aigw-tenants-everywhere"
-PER_REQUEST = prompt_tokens("gpt-4o-mini", [("user", CHAT["messages"][0]["content"])]) + CHAT["max_tokens"]
+PER_REQUEST = prompt_tokens("gpt-4o-mini", [("user", PROMPT)]) + MAX_TOKENS
 POLL_S = 0.1
 
 
@@ -58,14 +58,18 @@ def test_a_key_made_on_one_instance_works_on_all_and_a_revoked_one_is_refused_on
     with admin(four_apps[0]) as api:
         made = time.monotonic()
         key = api.post("/tenants/team/keys", json={"id": "everywhere"}).json()["key"]
-    works = lambda url: chat(url, key).status_code == 200  # noqa: E731
+    def works(url: str) -> bool:
+        return chat(url, key).status_code == 200
+
     print(f"\nnew key accepted after (s), per instance: {delays(four_apps, made, works)}; bound {REFRESH_S} s")
     assert settled_everywhere(four_apps, made, works) == [True] * 4
 
     with admin(four_apps[1]) as api:
         revoked = time.monotonic()
         assert api.delete("/tenants/team/keys/everywhere").status_code == 204
-    refused = lambda url: chat(url, key).status_code == 401  # noqa: E731
+    def refused(url: str) -> bool:
+        return chat(url, key).status_code == 401
+
     measured = delays(four_apps, revoked, refused)
     print(f"revoked key refused after (s), per instance: {measured}; bound {REFRESH_S} s")
     assert settled_everywhere(four_apps, revoked, refused) == [True] * 4
@@ -85,7 +89,9 @@ def test_a_raised_limit_takes_effect_on_every_instance(four_apps: list[str]) -> 
     with admin(four_apps[2]) as api:
         raised = time.monotonic()
         assert api.patch("/tenants/capped", json={"limits": {"daily_tokens": 100 * PER_REQUEST}}).status_code == 200
-    works = lambda url: chat(url, key).status_code == 200  # noqa: E731
+    def works(url: str) -> bool:
+        return chat(url, key).status_code == 200
+
     assert settled_everywhere(four_apps, raised, works) == [True] * 4
 
 
