@@ -1,7 +1,7 @@
 // The operator console: talks to /api/admin with the admin key typed in (kept in this page's memory only).
 "use strict";
 
-const state = { key: "", tenant: null };
+const state = { key: "", tenant: null, pending: 0 };
 const LIMITS = ["daily_tokens", "monthly_tokens", "daily_usd", "monthly_usd", "rpm", "tpm"];
 const $ = (id) => document.getElementById(id);
 
@@ -16,11 +16,19 @@ async function api(method, path, body) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const response = await fetch(`/api/admin${path}`, init);
-  if (response.status === 204) return null;
-  const data = await response.json();
-  if (!response.ok) throw new Error(`${response.status}: ${data.detail || data.title || "request failed"}`);
-  return data;
+  // <body data-busy> while a call is out: tests (and people) can tell a settled page.
+  state.pending += 1;
+  document.body.dataset.busy = "true";
+  try {
+    const response = await fetch(`/api/admin${path}`, init);
+    if (response.status === 204) return null;
+    const data = await response.json();
+    if (!response.ok) throw new Error(`${response.status}: ${data.detail || data.title || "request failed"}`);
+    return data;
+  } finally {
+    state.pending -= 1;
+    if (state.pending === 0) delete document.body.dataset.busy;
+  }
 }
 
 function cell(row, content) {
@@ -34,7 +42,7 @@ function bar(used, limit, unit) {
   const wrap = document.createElement("span");
   const text = document.createElement("span");
   text.className = "amount";
-  const shown = unit === "usd" ? `$${used.toFixed(4)}` : used.toLocaleString("en");
+  const shown = unit === "usd" ? `$${used.toFixed(used < 0.01 ? 6 : 2)}` : used.toLocaleString("en");
   if (limit === null || limit === undefined) {
     text.textContent = `${shown} (no limit)`;
     wrap.append(text);
@@ -66,7 +74,8 @@ async function loadTenants() {
     cell(row, bar(use.monthly.tokens_used, use.monthly.token_limit, "tokens")).className = "spend-month-tokens";
     cell(row, bar(use.monthly.usd_spent, use.monthly.usd_limit, "usd")).className = "spend-month-usd";
     const hour = use.last_hour;
-    cell(row, `${hour.requests} requests, ${hour.refusals} refused`).className = "last-hour";
+    cell(row, `${hour.requests} request${hour.requests === 1 ? "" : "s"}, ${hour.refusals} refused`).className =
+      "last-hour";
     cell(row, hour.requests ? `${Math.round((100 * hour.cache_hits) / hour.requests)} %` : "–").className = "hit-rate";
     const open = document.createElement("button");
     open.textContent = "Keys and limits";
