@@ -18,7 +18,15 @@ from pydantic import BaseModel, ValidationError
 from shared.api.admin_models import KeyCreate, KeyRotate, KeyView, NewKey, TenantCreated, TenantUsage, TenantView
 from shared.core.clock import Clock, utc
 from shared.core.errors import BadRequest, Conflict, NotFound, validation_failed
-from shared.core.settings import Settings, TenantConfig, TenantKey, has_usd_limit, hash_api_key, unpriced_models
+from shared.core.settings import (
+    Settings,
+    TenantConfig,
+    TenantKey,
+    has_usd_limit,
+    hash_api_key,
+    new_api_key,
+    unpriced_models,
+)
 from shared.identity.auth import Principal
 from shared.identity.tenants import RefreshingTenants
 from shared.observability.audit import admin_action
@@ -30,10 +38,6 @@ M = TypeVar("M", bound=BaseModel)
 LastHour = Callable[[str], Awaitable[dict[str, int]]]
 # What a PATCH may not touch: the name is the partition, and keys change through their own routes.
 _FIXED = {"tenant": "A tenant cannot be renamed.", "keys": "Change keys with the keys routes."}
-
-
-def new_secret() -> str:
-    return f"aigw-{secrets.token_urlsafe(32)}"
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -146,7 +150,7 @@ class AdminService:
         return TenantUsage.model_validate({**report, "last_hour": await self._last_hour(tenant)})
 
     def _mint(self, spec: KeyCreate, default_id: str) -> tuple[str, TenantKey]:
-        secret = new_secret()
+        secret = new_api_key()
         expires = spec.expires.astimezone(UTC) if spec.expires is not None and spec.expires.tzinfo else spec.expires
         key = TenantKey(id=spec.id or default_id, sha256=hash_api_key(secret), expires=expires, limits=spec.limits,
                         created=self._now().replace(microsecond=0))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import secrets
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -191,6 +192,11 @@ class ModelPrice(BaseModel):
 def hash_api_key(key: str) -> str:
     """The digest a tenant key is stored and compared as."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def new_api_key() -> str:
+    """A new tenant key: 32 random bytes, URL-safe; only its digest (hash_api_key) is ever stored."""
+    return f"aigw-{secrets.token_urlsafe(32)}"
 
 
 # Where a setting is given: AZURE ones are set by the Bicep in every deployment; LOCAL ones exist

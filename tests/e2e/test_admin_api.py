@@ -14,9 +14,11 @@ from functions import admin_api
 from functions.http_common import ROUTES as REGISTERED
 from shared.api.openapi import openapi_document
 from shared.core.settings import hash_api_key
-from tests.e2e.admin_stack import USER_KEY, admin, app_log, app_settings, chat, documents
+from tests.e2e.admin_stack import ADMIN_KEY, REFRESH_S, USER_KEY, admin, app_log, app_settings, chat, documents
 from tests.e2e.conftest import assert_problem
+from tools.appsettings import SettingsProblem
 from tools.localenv import LocalStack
+from tools.tenants import add_through_api, add_to_directory
 
 pytestmark = pytest.mark.e2e
 APP, DATABASE = "admin-api", "aigw-admin-api"
@@ -144,3 +146,20 @@ def test_a_disabled_tenant_is_refused_and_usage_counts_per_key(url: str) -> None
         assert_problem(chat(url, made["key"]["key"]), 401)
         assert api.patch("/tenants/brief", json={"disabled": False}).status_code == 200
         assert chat(url, made["key"]["key"]).status_code == 200
+
+
+def test_make_tenant_uses_the_admin_api_when_the_app_is_up_and_the_directory_otherwise(
+        stack: LocalStack, url: str) -> None:
+    through_api = add_through_api(url, ADMIN_KEY, "cli-api", {"rpm": 30})
+    assert through_api is not None and chat(url, through_api).status_code == 200  # this instance: at once
+    assert add_through_api("http://127.0.0.1:9", ADMIN_KEY, "nobody", {}) is None  # no app there
+    with pytest.raises(SettingsProblem, match="403"):
+        add_through_api(url, USER_KEY, "cli-user", {})
+    # The app down (here: not asked), Cosmos up: straight into the directory, seen within the bound.
+    direct = add_to_directory({**stack.settings, "COSMOS_DATABASE": DATABASE}, "cli-direct", {"daily_tokens": 9000})
+    assert direct is not None
+    time.sleep(REFRESH_S + 0.05)
+    assert chat(url, direct).status_code == 200
+    with admin(url) as api:
+        assert api.get("/tenants/cli-direct").json()["config"]["limits"]["daily_tokens"] == 9000
+    assert direct not in json.dumps(documents(stack, DATABASE, "tenants"))

@@ -71,11 +71,16 @@ def settled(driver: WebDriver) -> WebDriver:
 def click(driver: WebDriver, css: str) -> None:
     """Click what `css` finds once the page has settled (again if a redraw replaced it meanwhile)."""
     settled(driver)
-    wait(driver).until(lambda d: d.find_element(By.CSS_SELECTOR, css).click() or True)
+    def clicked(d: WebDriver) -> bool:
+        d.find_element(By.CSS_SELECTOR, css).click()
+        return True
+
+    wait(driver).until(clicked)
 
 
 def errors_in(driver: WebDriver) -> list[str]:
-    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    logs: list[dict[str, str]] = driver.get_log("browser")  # type: ignore[attr-defined]  # chromium's own
+    return [entry["message"] for entry in logs if entry["level"] == "SEVERE"]
 
 
 def test_an_operator_sees_spend_makes_a_key_and_revokes_it(url: str, browser: WebDriver) -> None:
@@ -145,7 +150,7 @@ def screenshot(url: str, browser: WebDriver) -> None:
         key = made.json()["key"]["key"]
     # A whole answer (finished, not cut at max_tokens) is stored just after it is sent: asked again until a hit.
     whole = {"messages": [{"role": "user", "content": "Name a colour."}], "max_tokens": 200}
-    sent = []
+    sent: list[bool] = []
     while len(sent) < 10 and not (sent and sent[-1]):
         answer = httpx.post(f"{url}/api/v1/chat", headers={"x-api-key": key}, json=whole, timeout=30)
         assert answer.status_code == 200, answer.text
