@@ -11,7 +11,9 @@ function show(text, error) {
 }
 
 async function api(method, path, body) {
-  const init = { method, headers: { "x-api-key": state.key } };
+  // An Entra access token (three dot-separated parts) goes as a Bearer token, an admin key as x-api-key.
+  const jwt = /^[\w-]+\.[\w-]+\.[\w-]+$/.test(state.key);
+  const init = { method, headers: jwt ? { authorization: `Bearer ${state.key}` } : { "x-api-key": state.key } };
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
