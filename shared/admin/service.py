@@ -8,6 +8,7 @@ TENANT_REFRESH_S.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,7 @@ from shared.core.settings import (
     new_api_key,
     unpriced_models,
 )
-from shared.identity.auth import Principal
+from shared.identity.auth import ADMIN_ROLE, Principal
 from shared.identity.tenants import RefreshingTenants
 from shared.observability.audit import admin_action
 from shared.state.cosmos import CosmosState
@@ -35,6 +36,7 @@ from shared.state.tenants import CosmosTenants, TenantRecord
 from shared.state.usage import tenant_usage
 
 M = TypeVar("M", bound=BaseModel)
+Change = Callable[[TenantRecord], TenantRecord]
 LastHour = Callable[[str], Awaitable[dict[str, int]]]
 # What a PATCH may not touch: the name is the partition, and keys change through their own routes.
 _FIXED = {"tenant": "A tenant cannot be renamed.", "keys": "Change keys with the keys routes."}
@@ -100,12 +102,12 @@ class AdminService:
         if "entra" in changes:
             await self._unique_principals(self._config(merge_patch(
                 (await self._store.get(tenant)).config.model_dump(mode="json"), changes)))
-        record = await self._store.update(tenant, change)
+        record = await self._store.update(tenant, self._guarded(caller, change))
         self._changed(caller, cid, "tenant.update", tenant, None, fields=sorted(patch))
         return self._view(record, await self._store.last_used(tenant))
 
     async def disable_tenant(self, caller: Principal, cid: str, tenant: str) -> TenantView:
-        record = await self._store.update(tenant, lambda r: TenantRecord(r.config, True))
+        record = await self._store.update(tenant, self._guarded(caller, lambda r: TenantRecord(r.config, True)))
         self._changed(caller, cid, "tenant.disable", tenant, None)
         return self._view(record, {})
 
@@ -132,7 +134,7 @@ class AdminService:
             _key(current, key_id)  # revoked meanwhile: nothing to rotate
             return self._with_keys(current, [*keys, key])
 
-        await self._store.update(tenant, change)
+        await self._store.update(tenant, self._guarded(caller, change))
         self._changed(caller, cid, "key.rotate", tenant, key.id, rotated=key_id, grace_s=spec.grace_s)
         return _new_key(key, secret)
 
@@ -141,7 +143,7 @@ class AdminService:
             _key(current, key_id)
             return self._with_keys(current, [k for k in current.config.keys if k.id != key_id])
 
-        await self._store.update(tenant, change)
+        await self._store.update(tenant, self._guarded(caller, change))
         self._changed(caller, cid, "key.revoke", tenant, key_id)
 
     async def usage(self, tenant: str) -> TenantUsage:
@@ -155,6 +157,22 @@ class AdminService:
         key = TenantKey(id=spec.id or default_id, sha256=hash_api_key(secret), expires=expires, limits=spec.limits,
                         created=self._now().replace(microsecond=0))
         return secret, key
+
+    def _guarded(self, caller: Principal, change: Change) -> Change:
+        """`change`, refused when it would lock the caller out: an admin key cannot disable its own
+        tenant, take its `admin` role away, or end itself (another admin can)."""
+        def guarded(current: TenantRecord) -> TenantRecord:
+            after = change(current)
+            if after.config.tenant != caller.tenant:
+                return after
+            own = next((k for k in after.config.keys if k.id == caller.key_id), None)
+            if after.disabled or ADMIN_ROLE not in after.config.roles or own is None or (
+                    own.expires is not None and own.expires <= self._now()):
+                raise Conflict("That change would lock out the key making it (its tenant disabled, its admin "
+                               "role removed, or the key itself ended): make it with another admin key.")
+            return after
+
+        return guarded
 
     def _with_keys(self, current: TenantRecord, keys: list[TenantKey]) -> TenantRecord:
         if len({k.id for k in keys}) != len(keys):
@@ -176,8 +194,9 @@ class AdminService:
 
     @staticmethod
     def _parsed(model: type[M], data: Any, prefix: str = "") -> M:
+        """Strictly, as JSON: `"true"` is not a flag nor `1` a time (TENANTS, read at start, stays lax)."""
         try:
-            return model.model_validate(data)
+            return model.model_validate_json(json.dumps(data), strict=True)
         except ValidationError as exc:
             raise validation_failed(exc, prefix) from None
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from shared.core.key_limits import KeyLimits
+from shared.core.settings import TenantConfig
 
 KEY_ID = r"^[A-Za-z0-9_.-]{1,64}$"
 MAX_GRACE_S = 30 * 86400
@@ -109,12 +111,36 @@ class KeyList(BaseModel):
 
 _TENANT = {"name": "tenant", "in": "path", "required": True, "schema": {"type": "string", "pattern": KEY_ID}}
 _KEY = {"name": "key_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": KEY_ID}}
-_CONFIG = {"type": "object", "description": "TenantConfig's fields (docs/settings.md, TENANTS), as a JSON merge "
-                                            "patch (RFC 7396): null removes a field, so its default applies"}
-_NEW_TENANT = {"type": "object", "required": ["tenant"],
-               "description": "TenantConfig's fields but `keys`; `key` (a KeyCreate) names the first key",
-               "properties": {"tenant": {"type": "string"}, "key": {"$ref": "#/components/schemas/KeyCreate"}}}
-ADMIN_REQUESTS: list[type[BaseModel]] = [KeyCreate, KeyRotate]
+# The bodies of POST /tenants and PATCH /tenants/{t}, made from TenantConfig's own fields (so every
+# field it has is described, whoever added it): a new tenant names its first key in `key`, not
+# `keys`; a patch may name any field but `tenant` and `keys`, null putting its default back.
+TenantCreate = create_model(
+    "TenantCreate", __config__=ConfigDict(extra="forbid"),
+    **{name: (f.annotation, f) for name, f in TenantConfig.model_fields.items() if name != "keys"},  # type: ignore[call-overload]
+    key=(KeyCreate | None, None))
+
+
+def _patch_of(model: type[BaseModel], leave: tuple[str, ...] = ()) -> type[BaseModel]:
+    """`model` as a JSON merge patch describes it: every field optional and nullable (null puts its
+    default back), nested models likewise, each field's own constraints kept."""
+    fields: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        if name in leave:
+            continue
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            annotation = _patch_of(annotation)
+        info = copy.copy(field)
+        info.default, info.default_factory, info.annotation = None, None, annotation | None  # type: ignore[operator,assignment]
+        fields[name] = (info.annotation, info)
+    return create_model(f"{model.__name__}Patch", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+TenantPatch = create_model("TenantPatch", __base__=_patch_of(TenantConfig, ("tenant", "keys")),
+                           disabled=(bool | None, None))
+
+
+ADMIN_REQUESTS: list[type[BaseModel]] = [KeyCreate, KeyRotate, TenantCreate, TenantPatch]
 ADMIN_RESPONSES: list[type[BaseModel]] = [TenantList, TenantView, TenantCreated, KeyList, NewKey, TenantUsage]
 
 
@@ -132,12 +158,12 @@ def admin_paths(operation: Any, ref: Any) -> dict[str, Any]:
         "/admin/tenants": {
             "get": op("tenants_list", "Every tenant, with its keys (never a secret).", (200, TenantList), reads),
             "post": op("tenants_create", "A new tenant and its first key (the secret returned once).",
-                       (201, TenantCreated), errors, _NEW_TENANT)},
+                       (201, TenantCreated), errors, ref(TenantCreate))},
         "/admin/tenants/{tenant}": {
             "parameters": [_TENANT],
             "get": op("tenant_get", "One tenant, its keys and their last use.", (200, TenantView), reads),
-            "patch": op("tenant_update", "Change limits, roles, policies, `disabled`.", (200, TenantView), errors,
-                        _CONFIG)},
+            "patch": op("tenant_update", "A JSON merge patch (RFC 7396) of its fields and `disabled`.",
+                        (200, TenantView), errors, ref(TenantPatch))},
         "/admin/tenants/{tenant}/disable": {
             "parameters": [_TENANT],
             "post": op("tenant_disable", "Refuse every key of the tenant.", (200, TenantView), [*reads, 409])},
@@ -148,8 +174,8 @@ def admin_paths(operation: Any, ref: Any) -> dict[str, Any]:
                        ref(KeyCreate))},
         "/admin/tenants/{tenant}/keys/{key_id}/rotate": {
             "parameters": [_TENANT, _KEY],
-            "post": op("key_rotate", "A new key; the old one works for `grace_s` more.", (201, NewKey), errors,
-                       ref(KeyRotate))},
+            "post": _optional_body(op("key_rotate", "A new key; the old one works for `grace_s` more.",
+                                      (201, NewKey), errors, ref(KeyRotate)))},
         "/admin/tenants/{tenant}/keys/{key_id}": {
             "parameters": [_TENANT, _KEY],
             "delete": op("key_revoke", "Revoke the key (refused everywhere within TENANT_REFRESH_S).",
@@ -159,3 +185,8 @@ def admin_paths(operation: Any, ref: Any) -> dict[str, Any]:
             "get": op("usage", "Today's and this month's use of the tenant and each key, against limits.",
                       (200, TenantUsage), reads)},
     }
+
+
+def _optional_body(operation: dict[str, Any]) -> dict[str, Any]:
+    operation["requestBody"]["required"] = False
+    return operation

@@ -14,7 +14,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from shared.core.errors import ConfigError, field_errors
-from shared.core.key_limits import KeyLimits
+from shared.core.key_limits import MAX_TOKENS_LIMIT, MAX_USD_LIMIT, KeyLimits
 
 _GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
@@ -113,12 +113,14 @@ class TenantLimits(BaseModel):
 
     model_config = {"extra": "forbid", "frozen": True}
 
-    daily_tokens: int | None = Field(default=None, ge=0)
-    monthly_tokens: int | None = Field(default=None, ge=0)
-    daily_usd: float | None = Field(default=None, ge=0)
-    monthly_usd: float | None = Field(default=None, ge=0)
-    rpm: int | None = Field(default=None, ge=0)  # requests per minute, per key
-    tpm: int | None = Field(default=None, ge=0)  # tokens per minute (prompt + max_tokens), per key
+    # Bounded (MAX_TOKENS_LIMIT, MAX_USD_LIMIT): a USD limit is counted in micro-USD, and 1e308 of them
+    # is no number (the admin API's fuzzing found it).
+    daily_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS_LIMIT)
+    monthly_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS_LIMIT)
+    daily_usd: float | None = Field(default=None, ge=0, le=MAX_USD_LIMIT)
+    monthly_usd: float | None = Field(default=None, ge=0, le=MAX_USD_LIMIT)
+    rpm: int | None = Field(default=None, ge=0, le=MAX_TOKENS_LIMIT)  # requests per minute, per key
+    tpm: int | None = Field(default=None, ge=0, le=MAX_TOKENS_LIMIT)  # tokens per minute (prompt + max_tokens), per key
     allowed_models: tuple[str, ...] | None = None  # None: every configured model
     cache_ttl_s: int = Field(default=3600, ge=0)  # 0: this tenant's answers are never cached
     # The largest request (prompt estimate + completion cap x n) an OpenAI-compatible call may make.
@@ -132,7 +134,10 @@ class EntraPrincipal(BaseModel):
     """An Entra ID caller of a tenant: an application (`client_id`, matched against the token's
     `azp` or `appid`) or one user or service principal (`oid`), always within its directory `tid`."""
 
-    model_config = {"extra": "forbid", "frozen": True}
+    # The rule of _one_identifier, for the admin API's OpenAPI document (docs/admin.md).
+    model_config = {"extra": "forbid", "frozen": True, "json_schema_extra": {"oneOf": [
+        {"required": ["client_id"], "properties": {"client_id": {"type": "string"}, "oid": {"type": "null"}}},
+        {"required": ["oid"], "properties": {"oid": {"type": "string"}, "client_id": {"type": "null"}}}]}}
 
     tid: str = Field(pattern=_GUID)
     client_id: str | None = Field(default=None, pattern=_GUID)

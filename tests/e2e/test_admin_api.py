@@ -112,6 +112,11 @@ def test_a_change_keeps_every_other_field_of_the_tenant(url: str) -> None:
         assert_problem(api.delete("/tenants/team/keys/nokey"), 404)
         # The tenant's last key cannot be revoked (disable the tenant instead).
         assert_problem(api.delete("/tenants/team/keys/team-1"), 409)
+        # Nor can an admin key lock itself out: its tenant disabled, its role gone, itself ended.
+        for locked_out in (api.post("/tenants/ops/disable"), api.patch("/tenants/ops", json={"roles": ["user"]}),
+                           api.post("/tenants/ops/keys/ops-1/rotate", json={"grace_s": 0})):
+            assert "lock out" in assert_problem(locked_out, 409)["detail"]
+        assert api.get("/tenants/ops").json()["config"]["roles"] == ["admin"]
     assert chat(url, USER_KEY).status_code == 200
 
 
