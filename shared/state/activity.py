@@ -37,29 +37,33 @@ class CosmosActivity:
         self._wall = wall
         self._sleep = sleep
         self._flush_s = flush_s
-        self._pending: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self._pending: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0, 0])  # (tenant, minute)
         self._flushing = False
         self._known: set[str] = set()
 
     def count(self, tenant: str, *, hit: bool = False, refused: bool = False) -> None:
-        """One request of `tenant` ended: answered from the cache, refused, or neither."""
-        now = datetime.fromtimestamp(self._wall(), UTC)
-        fields = self._pending[(tenant, _hour_id(tenant, now))]
-        minute = f"{now:%M}"
-        fields[f"r{minute}"] += 1
-        if hit:
-            fields[f"h{minute}"] += 1
-        if refused:
-            fields[f"x{minute}"] += 1
+        """One request of `tenant` ended: answered from the cache, refused, or neither. Called on
+        every request, so it adds to a minute's counts; documents and fields are named at the flush."""
+        counts = self._pending[(tenant, int(self._wall() // 60))]
+        counts[0] += 1
+        counts[1] += hit
+        counts[2] += refused
         if not self._flushing:
             self._flushing = True
             spawn(self._flush_later())
 
     async def _flush_later(self) -> None:
         await self._sleep(self._flush_s)
-        pending, self._pending = self._pending, defaultdict(lambda: defaultdict(int))
+        pending, self._pending = self._pending, defaultdict(lambda: [0, 0, 0])
         self._flushing = False
-        for (tenant, doc_id), fields in pending.items():
+        documents: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+        for (tenant, minute), counts in pending.items():
+            at = datetime.fromtimestamp(minute * 60, UTC)
+            fields = documents[(tenant, _hour_id(tenant, at))]
+            for (prefix, _), count in zip(COUNTS, counts, strict=True):
+                if count:
+                    fields[f"{prefix}{at:%M}"] = count
+        for (tenant, doc_id), fields in documents.items():
             try:
                 await self._write(tenant, doc_id, fields)
             except Exception as exc:  # noqa: BLE001  a console count is not worth a failed request
@@ -80,7 +84,8 @@ class CosmosActivity:
                                        no_response=True)
 
     async def last_hour(self, tenant: str) -> dict[str, int]:
-        """The tenant's counts of the last 60 minutes (this minute included), as written so far."""
+        """The tenant's counts of the minutes that overlap the last 60 (so 60 to 61 minutes of them,
+        this one included), as written so far."""
         now = datetime.fromtimestamp(self._wall(), UTC)
         earlier = now - timedelta(hours=1)
         docs = [await self._state.find("budgets", tenant, _hour_id(tenant, at)) or {} for at in (earlier, now)]

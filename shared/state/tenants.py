@@ -75,7 +75,7 @@ class CosmosTenants:
         self._seed = seed
         self._wall = wall
         self._seeded = False
-        self._marked: dict[tuple[str, str], str] = {}  # (tenant, key id) -> the day this process wrote
+        self._marked: dict[tuple[str, str], int] = {}  # (tenant, key id) -> the day (epoch days) written
 
     def stamp(self) -> str:
         return datetime.fromtimestamp(self._wall(), UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -138,14 +138,15 @@ class CosmosTenants:
         raise Conflict(f"Tenant {tenant!r} is being changed by someone else. Try again.")
 
     def used(self, tenant: str, key_id: str) -> None:
-        """The key authenticated: its last-used day, written once a day by this process, detached."""
-        day = self.stamp()[:10]
+        """The key authenticated: its last-used day, written once a day by this process, detached.
+        Called on every request, so it compares day numbers and formats only what it writes."""
+        day = int(self._wall() // 86400)
         if self._marked.get((tenant, key_id)) == day:
             return
         if len(self._marked) > 100_000:
             self._marked.clear()  # bounded: at worst a key's day is written again
         self._marked[(tenant, key_id)] = day
-        spawn(self._mark(tenant, key_id, day))
+        spawn(self._mark(tenant, key_id, f"{datetime.fromtimestamp(day * 86400, UTC):%Y-%m-%d}"))
 
     async def _mark(self, tenant: str, key_id: str, day: str) -> None:
         container = await self._state.container("tenants")
