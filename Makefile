@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: help deps lock sbom audit run stack app tenant test suite lint typecheck unit integration e2e readme-test infra-check bench clean
+.PHONY: help deps browser lock sbom audit run stack app tenant test suite lint typecheck unit integration e2e readme-test infra-check bench clean
 
 help:  ## this list
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9-]+):.*## /  make \1\t/' | expand -t 20
@@ -50,6 +50,13 @@ $(NODE_STAMP): package.json package-lock.json
 
 deps: $(PY_STAMP) $(NODE_STAMP)  ## create .venv and node_modules (every other target does it too)
 
+# The console's browser test (tests/e2e/test_console_browser.py) drives Debian's chromium through its
+# chromium-driver with selenium: installed from the distribution when missing (no browser download).
+browser:  ## Debian's chromium and chromium-driver, installed with apt-get when missing
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends chromium chromium-driver; }
+
 lock: $(PY_STAMP)  ## re-lock requirements.txt, requirements-dev.txt, infra/checkov-requirements.txt from their .in files (UPGRADE=name)
 	$(UV_COMPILE) requirements.in -o requirements.txt
 	$(UV_COMPILE) requirements-dev.in -o requirements-dev.txt
@@ -91,7 +98,7 @@ unit: $(PY_STAMP)  ## unit tests (no emulators)
 integration: deps  ## integration tests on real emulators and the simulator
 	$(PYTEST) tests/integration
 
-e2e: deps  ## end-to-end tests: the app over HTTP
+e2e: deps browser  ## end-to-end tests: the app over HTTP (and the console in chromium)
 	$(PYTEST) tests/e2e
 
 readme-test: deps  ## run the README's examples against a fresh stack (part of make test)
@@ -100,10 +107,10 @@ readme-test: deps  ## run the README's examples against a fresh stack (part of m
 # The static checks run beside the suite, not before it: the suite mostly waits on its emulators
 # and apps, which leaves CPU for ruff, mypy and checkov (whose first run installs its own venv).
 # Each target's output is printed whole when it ends; any failure fails `make test`.
-test: deps  ## lint, type-check, infra checks, the audit and the whole test suite, side by side (what CI runs)
+test: deps browser  ## lint, type-check, infra checks, the audit and the whole test suite, side by side (what CI runs)
 	$(MAKE) --no-print-directory --output-sync=target -j5 suite lint typecheck infra-check audit AUDIT_UNREACHABLE=warn
 
-suite: deps  ## the whole test suite alone, without the static checks
+suite: deps browser  ## the whole test suite alone, without the static checks
 	$(PYTEST)
 
 bench: deps  ## benchmarks (print figures, assert nothing)

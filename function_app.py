@@ -10,7 +10,7 @@ gc.disable()
 
 import azure.functions as func
 
-from functions import fallback, http_api, openai_api, queue_jobs, responses_api
+from functions import admin_api, console, fallback, http_api, openai_api, queue_jobs, responses_api
 from shared.container import start_loading
 from shared.observability.telemetry import setup_telemetry
 
@@ -21,6 +21,8 @@ app.register_functions(http_api.bp)
 app.register_functions(openai_api.bp)
 app.register_functions(responses_api.bp)
 app.register_functions(queue_jobs.bp)
+app.register_functions(admin_api.bp)
+app.register_functions(console.bp)
 app.register_functions(fallback.bp)
 # The SDKs and the tokenizers load in the background from here on, so the index is built without
 # them and the first request finds them loaded, or nearly (shared/container.py).

@@ -21,10 +21,10 @@ from shared.container import get_container
 from shared.core.correlation import correlation_id
 from shared.core.errors import AppError, NotConfigured, NotFound, ServiceUnavailable
 from shared.core.models import JOB_INPUTS, ChatRequest, JobRequest, SummarizeRequest
+from shared.identity.auth import ADMIN_ROLE
 from shared.readiness import verdict, with_breakers
 
 bp = func.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
-ADMIN_ROLE = "admin"  # a tenant role (TENANTS) that may see /api/ready's details
 
 
 @http_function(bp, "health", "health", ["GET"])

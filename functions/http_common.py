@@ -26,9 +26,8 @@ from shared.core.errors import (
     DependencyFailed,
     PayloadTooLarge,
     UnsupportedMediaType,
-    ValidationFailed,
     exception_chain,
-    field_errors,
+    validation_failed,
 )
 from shared.identity.auth import Principal
 from shared.observability import names as n
@@ -51,16 +50,19 @@ ROUTES: dict[str, frozenset[str]] = {}
 _PATTERNS: dict[str, re.Pattern[str]] = {}
 # route template -> how its errors are written, when not problem+json (the OpenAI-compatible routes).
 _SHAPES: dict[str, ErrorShape] = {}
+# A parameter that takes one literal only ("{area:regex(^admin$)}", functions/admin_api.py) is that literal.
+_LITERAL_PARAM = re.compile(r"\{[^}:]+:regex\(\^([A-Za-z0-9_-]+)\$\)\}")
 
 
 def http_function(bp: func.Blueprint, name: str, route: str, methods: list[str], *,
                   errors: ErrorShape | None = None) -> Callable[[F], F]:
     """Register an HTTP function under an explicit name, and remember its route for 405s and the
     shape of its errors (`errors`: the shape its clients read; problem+json by default)."""
-    ROUTES[route] = ROUTES.get(route, frozenset()) | frozenset(methods)
-    _PATTERNS[route] = re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(route.strip("/"))), re.IGNORECASE)
+    shown = _LITERAL_PARAM.sub(r"\1", route)  # as clients see it, the name of its spans and records
+    ROUTES[shown] = ROUTES.get(shown, frozenset()) | frozenset(methods)
+    _PATTERNS[shown] = re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(shown.strip("/"))), re.IGNORECASE)
     if errors is not None:
-        _SHAPES[route] = errors
+        _SHAPES[shown] = errors
 
     def decorate(fn: F) -> F:
         return bp.function_name(name)(bp.route(route=route, methods=methods)(fn))  # type: ignore[no-any-return]
@@ -79,9 +81,10 @@ class Scope:
     context: CallContext
 
 
-async def authenticate(container: Container, headers: Mapping[str, str]) -> Principal:
-    """The one place a request's credentials become a Principal (401 otherwise)."""
-    return await container.auth.authenticate(headers)
+async def authenticate(container: Container, headers: Mapping[str, str], *, admin: bool = False) -> Principal:
+    """The one place a request's credentials become a Principal (401 otherwise; `admin`: 403 for
+    anyone but an admin API caller)."""
+    return await (container.auth.admin if admin else container.auth.authenticate)(headers)
 
 
 async def authenticate_if_sent(container: Container, headers: Mapping[str, str]) -> Principal | None:
@@ -170,10 +173,10 @@ def ok(body: BaseModel | dict[str, Any], status: int = 200, headers: dict[str, s
     return JSONResponse(content, status_code=status, headers=headers)
 
 
-async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]]) -> Response:
-    """Authenticate, run `work`, and turn every failure into problem+json (or the shape the route
-    registered: openai_problem). No exception's text ever reaches the client; unexpected ones are
-    logged with the correlation id."""
+async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]], *, admin: bool = False) -> Response:
+    """Authenticate (`admin`: as an admin API caller, docs/admin.md), run `work`, and turn every
+    failure into problem+json (or the shape the route registered: openai_problem). No exception's
+    text ever reaches the client; unexpected ones are logged with the correlation id."""
     record = Record(route=route_of(req.url.path))
     shape = _SHAPES.get(record.route, problem)
     trace_id = tracing.server_span(record, f"{req.method} /api/{record.route}", req.headers.get("traceparent"), {
@@ -183,7 +186,7 @@ async def respond(req: Request, work: Callable[[Scope], Awaitable[Response]]) ->
     with tracing.active(record):
         try:
             container = await get_container()
-            principal = await authenticate(container, req.headers)
+            principal = await authenticate(container, req.headers, admin=admin)
             record.tenant, record.key_id, record.log_content = principal.tenant, principal.key_id, principal.log_content
             context = call_context(req, principal, cid)
             response = await work(Scope(req, cid, container, principal, context))
@@ -236,9 +239,7 @@ def validate(model: type[M], data: Any, prefix: str = "") -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        errors = field_errors(exc, prefix=prefix)
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-        raise ValidationFailed(f"The request is invalid. {detail}", errors) from None
+        raise validation_failed(exc, prefix) from None
 
 
 async def read_json(req: Request, limit: int) -> Any:

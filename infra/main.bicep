@@ -179,6 +179,13 @@ var cosmosContainers = [
     defaultTtl: 2592000 // 30 days
     vectorSearch: false
   }
+  {
+    // The tenant directory (docs/admin.md): tenants and their keys as SHA-256 digests; TENANTS seeds it.
+    name: 'tenants'
+    partitionKey: '/tenant'
+    defaultTtl: -1
+    vectorSearch: false
+  }
 ]
 
 var chatDeployment = {

@@ -17,11 +17,11 @@ import httpx2
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.pipeline.transport import AsyncHttpTransport
 
+from shared.admin.service import AdminService, build_directory
 from shared.core.clock import Clock, SystemClock, utc
 from shared.core.settings import Settings
 from shared.identity.auth import Authenticator
 from shared.identity.secrets import KeyVaultSecrets, LocalSecrets, SecretProvider
-from shared.identity.tenants import SettingsTenants
 from shared.jobs.deadletter import CosmosDeadLetters
 from shared.jobs.queue import JobQueue, storage_job_queue
 from shared.jobs.service import CosmosJobStore, JobService
@@ -29,6 +29,7 @@ from shared.pipeline.gateway import Gateway
 from shared.pipeline.guard import Guard
 from shared.pipeline.routes import Router
 from shared.readiness import Readiness, probe_dependencies
+from shared.state.activity import CosmosActivity
 from shared.state.budget import CosmosBudgetLedger
 from shared.state.cache import CosmosExactCache, TieredCache
 from shared.state.cosmos import CosmosState, cosmos_client
@@ -75,6 +76,7 @@ class Container:
     # is closed by the garbage collector after its event loop, with a traceback).
     model_clients: list[Any] = field(default_factory=list)
     safety_clients: list[Any] = field(default_factory=list)  # Azure AI Content Safety and Language, if set
+    admin: AdminService | None = None  # the admin API's service (tenants at run time, docs/admin.md)
 
     async def close(self) -> None:
         await self.job_queue.close()
@@ -210,19 +212,21 @@ async def build_container(settings: Settings, cosmos_transport: AsyncHttpTranspo
     cache = TieredCache(CosmosExactCache(cosmos, clock.wall), semantic, clock.wall)
     rate_limiter = CosmosRateLimiter(cosmos, now=utc(clock), window_s=settings.rate_window_s)
     guard, safety_clients = build_guard(settings, credential, secrets, clock)
+    activity = CosmosActivity(cosmos, clock.wall, clock.sleep)
     gateway = Gateway(engine, rate_limiter, budget, cache, clock=clock,
-                      router=Router(settings.routes, groups, settings.model_prices), guard=guard)
+                      router=Router(settings.routes, groups, settings.model_prices), guard=guard, activity=activity)
     job_queue = storage_job_queue(settings, credential)
     jobs = JobService(CosmosJobStore(cosmos, clock.wall), gateway, lease_s=settings.model_timeout_s * 2,
                       queue=job_queue, refusals=(rate_limiter.over, budget.spent), wall=clock.wall)
     entra, entra_http = build_entra(settings, clock)
-    auth = Authenticator(SettingsTenants(settings.tenants), entra, settings.entra_required_role)
+    directory, admin = build_directory(settings, cosmos, clock, activity.last_hour)
+    auth = Authenticator(directory, entra, settings.entra_required_role, clock.wall)
     http = httpx2.AsyncClient(timeout=3, verify=tls_context())
     probe = functools.partial(probe_dependencies, cosmos, isinstance(secrets, KeyVaultSecrets),
                               {e.name: e.config.endpoint for e in groups.endpoints()}, http)
     return Container(settings, credential, secrets, cosmos, groups, engine, gateway, jobs, auth, budget, job_queue,
                      CosmosDeadLetters(cosmos), Readiness(probe, settings.ready_refresh_s, clock.now), http, entra_http,
-                     clients, safety_clients)
+                     clients, safety_clients, admin)
 
 
 def build_entra(settings: Settings, clock: Clock) -> tuple[EntraValidator | None, httpx.AsyncClient | None]:

@@ -29,6 +29,7 @@ OPENAI_ERRORS: dict[str, OpenAIKind] = {
     "not-found": OpenAIKind("invalid_request_error", "not_found"),
     "model-not-found": OpenAIKind("invalid_request_error", "model_not_found"),
     "response-not-found": OpenAIKind("invalid_request_error", "response_not_found"),
+    "conflict": OpenAIKind("invalid_request_error", "conflict"),
     "method-not-allowed": OpenAIKind("invalid_request_error", "method_not_allowed"),
     "payload-too-large": OpenAIKind("invalid_request_error", "request_too_large"),
     "unsupported-media-type": OpenAIKind("invalid_request_error", "unsupported_media_type"),

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import models_json_schema
 
+from shared.api.admin_models import ADMIN_REQUESTS, ADMIN_RESPONSES, admin_paths
 from shared.api.openapi_responses import responses_components, responses_paths
 from shared.api.problems import PROBLEM_MEDIA_TYPE
 from shared.core.models import ChatRequest, ChatResponse, JobView, SummarizeRequest, SummarizeResponse
@@ -77,19 +78,22 @@ class Ready(BaseModel):
     checks: dict[str, str] | None = None  # only for a key of a tenant with the admin role
 
 
-_REQUESTS: list[type[BaseModel]] = [SummarizeRequest, ChatRequest, SummarizeJob, ChatJob]
+_REQUESTS: list[type[BaseModel]] = [SummarizeRequest, ChatRequest, SummarizeJob, ChatJob, *ADMIN_REQUESTS]
 _RESPONSES: list[type[BaseModel]] = [SummarizeResponse, ChatResponse, JobAccepted, JobView, UsageReport, Problem,
-                                     Health, Ready]
+                                     Health, Ready, *ADMIN_RESPONSES]
 _ERRORS = {
     400: "The body is not JSON within the limits, or a field is invalid (`errors` names each); or the tenant's "
          "content-safety policy blocked it (`content-filtered`, with `content_filter_result`, docs/safety.md).",
     401: "No credential, or one that is not valid.",
-    403: "The model or model route named (or the default model) is not enabled for the caller's tenant.",
-    404: "Nothing at this path, no such job for the caller's tenant, or no such model or model route.",
+    403: "The caller may not do this: the model or model route named (or the default model) is not enabled for "
+         "the caller's tenant, or (the admin API) neither the `admin` role nor the `AI.Admin` app role.",
+    404: "Nothing at this path, or no such job, tenant or key for the caller, or no such model or model route.",
     405: "The path exists; the `Allow` header lists its methods.",
     413: "The body is over MAX_REQUEST_BYTES.",
+    409: "The change clashes with what exists (a tenant of that name, a tenant's last key, a concurrent change).",
     415: "The body is not sent as application/json.",
-    429: "Rate limit (`rate-limited`) or budget (`budget-busy`, `budget-exhausted`); see Retry-After.",
+    429: "Rate limit (`rate-limited`) or budget (`budget-busy`, `budget-exhausted`, with `scope`: `tenant` or "
+         "`key`, whose budget refused); see Retry-After.",
     503: "No model endpoint can answer, or a dependency of ours is down (the content-safety service under "
          "`on_error: closed`); see Retry-After.",
 }
@@ -104,12 +108,12 @@ def _json(schema: dict[str, Any], media_type: str = "application/json") -> dict[
     return {"content": {media_type: {"schema": schema}}}
 
 
-def _operation(op_id: str, summary: str, ok: tuple[int, type[BaseModel]], errors: list[int], *,
+def _operation(op_id: str, summary: str, ok: tuple[int, type[BaseModel] | None], errors: list[int], *,
                body: dict[str, Any] | None = None, open_: bool = False) -> dict[str, Any]:
     status, model = ok
     operation: dict[str, Any] = {
         "operationId": op_id, "summary": summary,
-        "responses": {str(status): {"description": "OK", **_json(_ref(model))},
+        "responses": {str(status): {"description": "OK", **(_json(_ref(model)) if model else {})},
                       **{str(code): {"$ref": f"#/components/responses/{code}"} for code in errors}},
     }
     if body is not None:
@@ -147,6 +151,7 @@ def _paths() -> dict[str, Any]:
                             "schema": {"type": "string", "minLength": 1, "maxLength": 128}}],
             "get": _operation("jobs_status", "A job of the caller's tenant.", (200, JobView), [401, 404, 405, 503]),
         },
+        **admin_paths(_operation, _ref),  # docs/admin.md
     }
 
 

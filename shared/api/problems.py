@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from shared.core.errors import AppError, ContentFiltered, ValidationFailed
+from shared.core.errors import AppError, BudgetRefusal, ContentFiltered, ValidationFailed
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -22,6 +22,8 @@ def problem_body(err: AppError, correlation_id: str) -> dict[str, Any]:
         body["errors"] = err.errors
     if isinstance(err, ContentFiltered):
         body["content_filter_result"] = err.result  # what was detected: categories and rule names, never text
+    if isinstance(err, BudgetRefusal):
+        body["scope"] = err.scope  # whose budget: "tenant", or "key" (the key's own limit)
     return body
 
 

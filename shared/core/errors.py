@@ -86,6 +86,12 @@ class ModelNotFound(NotFound):
     type_slug = "model-not-found"
 
 
+class Conflict(AppError):
+    """The change clashes with what exists (a tenant of that name, a concurrent change)."""
+
+    status, title, type_slug = 409, "Conflict", "conflict"
+
+
 class MethodNotAllowed(AppError):
     status, title, type_slug = 405, "Method Not Allowed", "method-not-allowed"
 
@@ -113,13 +119,22 @@ class RateLimited(TooManyRequests):
     type_slug = "rate-limited"
 
 
-class BudgetBusy(TooManyRequests):
+class BudgetRefusal(TooManyRequests):
+    """A budget refused: `scope` says whose, the tenant's or the key's own (docs/admin.md)."""
+
+    def __init__(self, detail: str, *, retry_after_s: float, headers: dict[str, str] | None = None,
+                 scope: str = "tenant") -> None:
+        super().__init__(detail, retry_after_s=retry_after_s, headers=headers)
+        self.scope = scope
+
+
+class BudgetBusy(BudgetRefusal):
     """The budget has room, but requests in flight hold it: retry shortly (Retry-After <= 60 s)."""
 
     type_slug = "budget-busy"
 
 
-class BudgetExhausted(TooManyRequests):
+class BudgetExhausted(BudgetRefusal):
     """The window cannot fit the request even with nothing in flight: no retry helps before the reset.
 
     `x-should-retry: false` tells the official OpenAI SDKs not to retry (they retry every 429 otherwise).
@@ -127,8 +142,10 @@ class BudgetExhausted(TooManyRequests):
 
     type_slug = "budget-exhausted"
 
-    def __init__(self, detail: str, *, retry_after_s: float, headers: dict[str, str] | None = None) -> None:
-        super().__init__(detail, retry_after_s=retry_after_s, headers={**(headers or {}), "x-should-retry": "false"})
+    def __init__(self, detail: str, *, retry_after_s: float, headers: dict[str, str] | None = None,
+                 scope: str = "tenant") -> None:
+        super().__init__(detail, retry_after_s=retry_after_s, headers={**(headers or {}), "x-should-retry": "false"},
+                         scope=scope)
 
 
 @dataclass(frozen=True)
@@ -217,6 +234,13 @@ def field_errors(exc: ValidationError, *, prefix: str = "", whole: str = "body")
         {"field": ".".join(([prefix] if prefix else []) + [str(p) for p in e["loc"]]) or whole, "message": e["msg"]}
         for e in exc.errors()
     ]
+
+
+def validation_failed(exc: ValidationError, prefix: str = "") -> ValidationFailed:
+    """A body that does not fit its schema, as the 400 that names each field (never the input)."""
+    errors = field_errors(exc, prefix=prefix)
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    return ValidationFailed(f"The request is invalid. {detail}", errors)
 
 
 def exception_chain(exc: BaseException) -> list[BaseException]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
@@ -37,6 +37,17 @@ class Route(BaseModel):
 
 
 Routes = dict[RouteName, Route]
+
+
+def closed_names(schema: dict[str, Any]) -> None:
+    """A routes map's JSON Schema as validation reads it: pydantic describes constrained keys with
+    patternProperties, which lets any other key through; propertyNames and additionalProperties do not."""
+    for node in [schema, *schema.get("anyOf", [])]:
+        pattern = node.pop("patternProperties", None)
+        if pattern:
+            ((names, value),) = pattern.items()
+            node["propertyNames"] = {"pattern": names, "minLength": 1, "maxLength": 64}
+            node["additionalProperties"] = value
 
 
 def route_problems(routes: Mapping[str, Route], owner: str, models: Iterable[str], names: Iterable[str],

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, WithJsonSchema, field_validator
 
 # The kinds the offline redactor knows (shared/safety/redact.KINDS: a unit test holds the two equal;
 # core sits below the safety package, so the names are repeated here for validation at start).
@@ -44,7 +44,9 @@ class SafetyPolicy(BaseModel):
 
     prompt_shield: Literal["block", "annotate", "off"] = "block"
     harm: HarmThresholds = Field(default_factory=HarmThresholds)
-    redact: tuple[str, ...] = ("secrets",)
+    # Described as an enum, checked by _known_kinds (whose message lists the kinds).
+    redact: tuple[Annotated[str, WithJsonSchema({"type": "string", "enum": [*BUILTIN_KINDS, *LANGUAGE_KINDS]})],
+                  ...] = ("secrets",)
     redact_input: bool = False
     on_error: Literal["open", "closed"] = "open"
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import secrets
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -12,8 +14,9 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from shared.core.errors import ConfigError, field_errors
+from shared.core.key_limits import MAX_TOKENS_LIMIT, MAX_USD_LIMIT, KeyLimits
 from shared.core.responses_policy import ResponsesPolicy
-from shared.core.routes import Routes, route_problems
+from shared.core.routes import Routes, closed_names, route_problems
 from shared.core.safety_policy import SafetyPolicy, language_kinds_without_endpoint
 
 _GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -103,6 +106,10 @@ class TenantKey(BaseModel):
 
     id: str = Field(min_length=1)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    # Tenants at run time (docs/admin.md): when the key stops working, its own limits, when it was made.
+    expires: datetime | None = None
+    limits: KeyLimits | None = None
+    created: datetime | None = None
 
 
 class TenantLimits(BaseModel):
@@ -110,12 +117,14 @@ class TenantLimits(BaseModel):
 
     model_config = {"extra": "forbid", "frozen": True}
 
-    daily_tokens: int | None = Field(default=None, ge=0)
-    monthly_tokens: int | None = Field(default=None, ge=0)
-    daily_usd: float | None = Field(default=None, ge=0)
-    monthly_usd: float | None = Field(default=None, ge=0)
-    rpm: int | None = Field(default=None, ge=0)  # requests per minute, per key
-    tpm: int | None = Field(default=None, ge=0)  # tokens per minute (prompt + max_tokens), per key
+    # Bounded (MAX_TOKENS_LIMIT, MAX_USD_LIMIT): a USD limit is counted in micro-USD, and 1e308 of them
+    # is no number (the admin API's fuzzing found it).
+    daily_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS_LIMIT)
+    monthly_tokens: int | None = Field(default=None, ge=0, le=MAX_TOKENS_LIMIT)
+    daily_usd: float | None = Field(default=None, ge=0, le=MAX_USD_LIMIT)
+    monthly_usd: float | None = Field(default=None, ge=0, le=MAX_USD_LIMIT)
+    rpm: int | None = Field(default=None, ge=0, le=MAX_TOKENS_LIMIT)  # requests per minute, per key
+    tpm: int | None = Field(default=None, ge=0, le=MAX_TOKENS_LIMIT)  # tokens per minute (prompt + max_tokens), per key
     allowed_models: tuple[str, ...] | None = None  # None: every configured model
     cache_ttl_s: int = Field(default=3600, ge=0)  # 0: this tenant's answers are never cached
     # The largest request (prompt estimate + completion cap x n) an OpenAI-compatible call may make.
@@ -129,7 +138,10 @@ class EntraPrincipal(BaseModel):
     """An Entra ID caller of a tenant: an application (`client_id`, matched against the token's
     `azp` or `appid`) or one user or service principal (`oid`), always within its directory `tid`."""
 
-    model_config = {"extra": "forbid", "frozen": True}
+    # The rule of _one_identifier, for the admin API's OpenAPI document (docs/admin.md).
+    model_config = {"extra": "forbid", "frozen": True, "json_schema_extra": {"oneOf": [
+        {"required": ["client_id"], "properties": {"client_id": {"type": "string"}, "oid": {"type": "null"}}},
+        {"required": ["oid"], "properties": {"oid": {"type": "string"}, "client_id": {"type": "null"}}}]}}
 
     tid: str = Field(pattern=_GUID)
     client_id: str | None = Field(default=None, pattern=_GUID)
@@ -159,7 +171,8 @@ class TenantConfig(BaseModel):
     # Opt-in: the tenant's prompts and answers are written in its audit records (docs/telemetry.md).
     log_content: bool = False
     responses: ResponsesPolicy = Field(default_factory=ResponsesPolicy)  # the Responses API (docs/responses.md)
-    routes: Routes = Field(default_factory=dict)  # model routes of this tenant's own (docs/routing.md)
+    # Model routes of this tenant's own (docs/routing.md).
+    routes: Routes = Field(default_factory=dict, json_schema_extra=closed_names)
     safety: SafetyPolicy = Field(default_factory=SafetyPolicy)  # content safety (docs/safety.md)
 
     @model_validator(mode="after")
@@ -167,6 +180,17 @@ class TenantConfig(BaseModel):
         if not self.keys and not self.entra:
             raise ValueError(f"tenant {self.tenant!r} has neither keys nor entra principals")
         return self
+
+
+def has_usd_limit(tenant: TenantConfig) -> bool:
+    """Whether the tenant or one of its keys has a USD limit (which needs every model priced)."""
+    return tenant.limits.daily_usd is not None or tenant.limits.monthly_usd is not None or any(
+        key.limits is not None and key.limits.daily_usd is not None for key in tenant.keys)
+
+
+def unpriced_models(settings: Settings) -> list[str]:
+    """The configured models MODEL_PRICES has no price for."""
+    return sorted({e.model for e in settings.ai_endpoints} - set(settings.model_prices))
 
 
 class ModelPrice(BaseModel):
@@ -181,6 +205,11 @@ class ModelPrice(BaseModel):
 def hash_api_key(key: str) -> str:
     """The digest a tenant key is stored and compared as."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def new_api_key() -> str:
+    """A new tenant key: 32 random bytes, URL-safe; only its digest (hash_api_key) is ever stored."""
+    return f"aigw-{secrets.token_urlsafe(32)}"
 
 
 # Where a setting is given: AZURE ones are set by the Bicep in every deployment; LOCAL ones exist
@@ -304,6 +333,9 @@ class Settings(BaseSettings):
     semantic_cache_scan_limit: Annotated[
         int, Field(alias="SEMANTIC_CACHE_SCAN_LIMIT", ge=1, le=5000, json_schema_extra=TUNING)
     ] = 200
+    # The longest a change to the tenant directory (a key revoked, a limit raised) takes to reach
+    # every instance: each re-reads the `tenants` container when its copy is this old (docs/admin.md).
+    tenant_refresh_s: Annotated[float, Field(alias="TENANT_REFRESH_S", gt=0, le=300, json_schema_extra=TUNING)] = 10.0
     # /api/ready probes Cosmos and every model endpoint at most once per this period (issue #9).
     ready_refresh_s: Annotated[float, Field(alias="READY_REFRESH_S", gt=0, json_schema_extra=TUNING)] = 5.0
     applicationinsights_connection_string: Annotated[
@@ -360,8 +392,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _prices_for_usd_limits(self) -> Settings:
-        usd = [t.tenant for t in self.tenants if t.limits.daily_usd is not None or t.limits.monthly_usd is not None]
-        missing = sorted({e.model for e in self.ai_endpoints} - set(self.model_prices)) if usd else []
+        usd = [t.tenant for t in self.tenants if has_usd_limit(t)]
+        missing = unpriced_models(self) if usd else []
         if missing:
             # A custom error: pydantic would prefix a ValueError with "Value error, ".
             raise PydanticCustomError(
@@ -374,8 +406,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _routes_serve(self) -> Settings:
-        models = {e.model for e in self.ai_endpoints}
-        names = models | {n for e in self.ai_endpoints for n in (e.name, e.deployment, e.embedding_deployment) if n}
+        models, names = _served(self)
         problems = route_problems(self.routes, "ROUTES", models, names, self.model_prices)
         for t in self.tenants:
             problems += route_problems(t.routes, f"TENANTS: tenant {t.tenant!r}", models, names, self.model_prices)
@@ -432,3 +463,20 @@ def load_settings() -> Settings:
         name = field.alias if field and field.alias else "a JSON setting"
         raise ConfigError(f"invalid app settings: {name}: not valid JSON (a JSON list or object, "
                           "written as one string)", (name,)) from None
+
+
+def _served(settings: Settings) -> tuple[set[str], set[str]]:
+    """The configured models, and every name a client may ask for one by (a route may take none of them)."""
+    models = {e.model for e in settings.ai_endpoints}
+    return models, models | {n for e in settings.ai_endpoints for n in (e.name, e.deployment, e.embedding_deployment)
+                             if n}
+
+
+def policy_problems(settings: Settings, tenant: TenantConfig) -> list[tuple[str, str]]:
+    """What this app cannot serve of one tenant's policies, as (field, why): the checks TENANTS gets
+    at start, for a tenant the admin API writes at run time."""
+    models, names = _served(settings)
+    problems = [("routes", why) for why in route_problems(tenant.routes, f"tenant {tenant.tenant!r}", models, names,
+                                                          settings.model_prices)]
+    refusal = language_kinds_without_endpoint({tenant.tenant: tenant.safety}, settings.language_endpoint)
+    return problems + ([("safety", refusal)] if refusal else [])

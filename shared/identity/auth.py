@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from shared.core.errors import Forbidden, Unauthorized
+from shared.core.key_limits import KeyLimits, tighter
 from shared.core.responses_policy import ResponsesPolicy
 from shared.core.routes import Route
 from shared.core.safety_policy import SafetyPolicy
-from shared.core.settings import TenantConfig, TenantLimits, hash_api_key
+from shared.core.settings import TenantConfig, TenantKey, TenantLimits, hash_api_key
 from shared.identity.claims import EntraCaller, InvalidToken, looks_like_jwt
 
 if TYPE_CHECKING:
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 REALM = "aigw"
+ADMIN_ROLE = "admin"  # a tenant role: its keys may call the admin API and see /api/ready's details
+ADMIN_APP_ROLE = "AI.Admin"  # the Entra app role that may call the admin API (docs/identity.md)
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ class Principal:
     responses: ResponsesPolicy = field(default_factory=ResponsesPolicy)  # the tenant's Responses API policy
     routes: Mapping[str, Route] = field(default_factory=dict, hash=False, compare=False)  # the tenant's own
     safety: SafetyPolicy = field(default_factory=SafetyPolicy)  # what the guard stage screens and redacts
+    # The key's own budget (docs/admin.md); its rpm and tpm are already folded into `limits`.
+    key_limits: KeyLimits | None = None
 
     @property
     def rate_key(self) -> str:
@@ -83,10 +89,11 @@ class Authenticator:
     keys are looked up in `tenants` (shared/identity/tenants.py)."""
 
     def __init__(self, tenants: TenantDirectory, entra: EntraValidator | None = None,
-                 required_role: str = "AI.User") -> None:
+                 required_role: str = "AI.User", wall: Callable[[], float] = time.time) -> None:
         self._tenants = tenants
         self._entra = entra
         self._required_role = required_role
+        self._wall = wall  # a key's expiry is a moment every instance agrees on
 
     async def authenticate(self, headers: Mapping[str, str]) -> Principal:
         credential = presented_credential(headers)
@@ -99,7 +106,28 @@ class Authenticator:
         if found is None:
             raise Unauthorized("The API key is not valid.", headers=challenge("invalid_token", "The key is not valid."))
         tenant, key_id = found
-        return _principal(tenant, key_id)
+        key = next((k for k in tenant.keys if k.id == key_id), None)
+        if key is not None and key.expires is not None and key.expires.timestamp() <= self._wall():
+            raise Unauthorized("The API key has expired.", headers=challenge("invalid_token", "The key has expired."))
+        return _principal(tenant, key_id, key=key)
+
+    async def admin(self, headers: Mapping[str, str]) -> Principal:
+        """An admin API caller: a key whose tenant has the `admin` role, or an Entra token with the
+        `AI.Admin` app role (no tenant needed). 401 without a valid credential, 403 for anyone else."""
+        credential = presented_credential(headers)
+        if credential is not None and credential.kind == "jwt" and self._entra is not None:
+            try:
+                caller = await self._entra.validate(credential.value)
+            except InvalidToken as exc:
+                raise Unauthorized(str(exc), headers=challenge("invalid_token", str(exc))) from None
+            if ADMIN_APP_ROLE not in caller.roles:
+                text = f"The caller does not have the app role {ADMIN_APP_ROLE!r}."
+                raise Forbidden(text, headers=challenge("insufficient_scope", text))
+            return Principal("", f"entra:{caller.oid}", (ADMIN_APP_ROLE,), client_id=caller.client_id)
+        principal = await self.authenticate(headers)
+        if ADMIN_ROLE not in principal.roles:
+            raise Forbidden("This key's tenant does not have the admin role.")
+        return principal
 
     async def _entra_principal(self, token: str) -> Principal:
         if self._entra is None:
@@ -133,6 +161,11 @@ class Authenticator:
         return None if config is None else _principal(config, "queue")
 
 
-def _principal(tenant: TenantConfig, key_id: str, client_id: str | None = None) -> Principal:
-    return Principal(tenant.tenant, key_id, tuple(tenant.roles), tenant.limits, client_id, tenant.log_content,
-                     tenant.responses, tenant.routes, tenant.safety)
+def _principal(tenant: TenantConfig, key_id: str, client_id: str | None = None, *,
+               key: TenantKey | None = None) -> Principal:
+    limits, own = tenant.limits, key.limits if key is not None else None
+    if own is not None and (own.rpm is not None or own.tpm is not None):
+        # Rates already count per key: one counter, checked against the tighter of the two limits.
+        limits = limits.model_copy(update={"rpm": tighter(limits.rpm, own.rpm), "tpm": tighter(limits.tpm, own.tpm)})
+    return Principal(tenant.tenant, key_id, tuple(tenant.roles), limits, client_id, tenant.log_content,
+                     tenant.responses, tenant.routes, tenant.safety, own)

@@ -70,3 +70,16 @@ def write(record: Record, audit_fields: dict[str, Any]) -> None:
              extra[n.TENANT] or "-", extra[n.ROUTE], extra[n.STATUS], extra[n.GEN_AI_REQUEST_MODEL] or "-",
              extra[n.GEN_AI_USAGE_INPUT_TOKENS], extra[n.GEN_AI_USAGE_OUTPUT_TOKENS], extra[n.CACHE_RESULT] or "-",
              extra[n.CORRELATION_ID], extra=extra)
+
+
+def admin_action(caller_tenant: str, caller_id: str, action: str, *, tenant: str, key_id: str | None,
+                 correlation_id: str, details: dict[str, Any]) -> None:
+    """One audit line per admin API change (docs/admin.md): who (a key id and its tenant, or an
+    Entra principal), what, on which tenant and key, when (the record's time). Never a secret: the
+    callers pass ids and counts only."""
+    extra = {n.ADMIN_ACTION: sanitise(action), n.TENANT: sanitise(tenant), n.KEY_ID: sanitise(key_id or ""),
+             n.ADMIN_CALLER: sanitise(f"{caller_tenant}/{caller_id}" if caller_tenant else caller_id),
+             n.CORRELATION_ID: sanitise(correlation_id),
+             **{f"{n.ADMIN_ACTION}.{k}": sanitise(str(v)) for k, v in details.items()}}
+    log.info("%s action=%s tenant=%s key=%s by=%s correlation_id=%s", n.ADMIN_EVENT, extra[n.ADMIN_ACTION],
+             extra[n.TENANT], extra[n.KEY_ID] or "-", extra[n.ADMIN_CALLER], extra[n.CORRELATION_ID], extra=extra)

@@ -116,3 +116,7 @@ AUDIT_ROUTING_FIELDS: Final = (ROUTING_ROUTE, ROUTING_TIER, ROUTING_SCORE, ROUTI
 # Only for a tenant with `log_content: true` (TENANTS): the prompt and the answer, in the audit record.
 AUDIT_PROMPT: Final = "aigw.content.prompt"
 AUDIT_ANSWER: Final = "aigw.content.answer"
+# The admin API's audit record (docs/admin.md): one line per change, on AUDIT_LOGGER.
+ADMIN_EVENT: Final = "aigw.admin"
+ADMIN_ACTION: Final = "aigw.admin.action"  # tenant.create | tenant.update | tenant.disable | key.create | ...
+ADMIN_CALLER: Final = "aigw.admin.caller"  # <tenant>/<key id> of an admin key, or entra:<oid>

@@ -22,6 +22,7 @@ from shared.core.tokens import prompt_tokens
 from shared.core.values import Completion, Delta, SamplingParams
 from shared.identity.auth import Principal
 from shared.moderation.screening import Screening
+from shared.pipeline.activity import ActivityCounter
 from shared.pipeline.admission import Admission
 from shared.pipeline.exchange import CallContext, DeltaSource, Exchange, Reply
 from shared.pipeline.guard import Guard
@@ -70,7 +71,7 @@ class Gateway:
 
     def __init__(self, engine: LazyEngine, rate_limiter: RateLimiter, budget: BudgetLedger,
                  cache: ResponseCache, *, clock: Clock | None = None, router: Router | None = None,
-                 guard: Guard | None = None) -> None:
+                 guard: Guard | None = None, activity: ActivityCounter | None = None) -> None:
         self.engine = engine
         self.router = router or Router({}, None, {})  # no routes
         self.rate_limiter = rate_limiter
@@ -79,7 +80,7 @@ class Gateway:
         self.admission = Admission(rate_limiter, budget, cache)
         # Without Azure's services the guard still runs its built-in layers (docs/safety.md).
         self.stages = build_stages(self.admission, LongCalls((clock or SystemClock()).now), self.router.stage,
-                                   guard or Guard(Screening(None), None))
+                                   guard or Guard(Screening(None), None), activity)
 
     def model_for(self, principal: Principal, requested: str | None) -> str:
         model = self.engine.resolve_model(requested)

@@ -17,7 +17,7 @@ from shared.core.errors import Forbidden, ServiceUnavailable
 from shared.core.routes import ROUTE_HEADER, Route, RouteDecision, Tier
 from shared.observability import tracing
 from shared.routing.scorer import score_chat
-from shared.state.budget import cost_micros
+from shared.state.windows import cost_micros
 
 if TYPE_CHECKING:
     from shared.core.settings import ModelPrice

@@ -25,6 +25,7 @@ from shared.core.metering import metering
 from shared.core.models import Usage
 from shared.core.values import Completion, Delta
 from shared.observability import tracing
+from shared.pipeline.activity import ActivityCounter, Counted
 from shared.pipeline.exchange import ClientQueue, Exchange, Next, Reply, Stage
 from shared.pipeline.long_calls import LongCalls
 from shared.upstream.protocol import CACHEABLE_FINISH, assemble, billed_text, completion_of, tool_calls_begun
@@ -49,9 +50,11 @@ class StreamInterrupted(AppError):
     status, title, type_slug = 502, "Bad Gateway", "stream-interrupted"
 
 
-def build_stages(admission: Admission, long_calls: LongCalls, routing: Stage, guard: Guard) -> list[Stage]:
+def build_stages(admission: Admission, long_calls: LongCalls, routing: Stage, guard: Guard,
+                 activity: ActivityCounter | None = None) -> list[Stage]:
     """The pipeline, in order."""
     return [
+        *([Counted(activity).stage] if activity is not None else []),  # requests, hits, refusals per tenant
         routing,  # a routed request says where it went (x-aigw-route, the record), and what that saved
         long_calls.stage,  # a tenant's long non-streamed calls at once are bounded (429)
         # Content safety screens (and may mask) the request before anything is reserved or looked up,

@@ -16,24 +16,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosResourceExistsError
 
 from shared.core.background import Ahead, spawn
 from shared.core.errors import BudgetBusy, BudgetExhausted
 from shared.core.models import Usage
-from shared.core.settings import BUDGET_SLOTS, ModelPrice, TenantLimits
+from shared.core.settings import BUDGET_SLOTS, ModelPrice
 from shared.identity.auth import Principal
 from shared.observability import tracing
 from shared.state.cosmos import CosmosState
+from shared.state.windows import (
+    Window,
+    bucket_of,
+    cost_micros,
+    first_live_bucket,
+    held_in,
+    key_fields,
+    key_windows,
+    window_report,
+    windows,
+)
 
 log = logging.getLogger(__name__)
-WindowKind = Literal["day", "month"]
 SLOTS = BUDGET_SLOTS  # ring size: the settings check that SLOTS * slot width exceeds the lease + 2 slots
 BUSY_RETRY_CAP_S = 60.0
 SETTLE_TRIES = 4
@@ -62,39 +71,6 @@ class BudgetLedger(Protocol):
         """Raise BudgetExhausted or BudgetBusy (both 429, with Retry-After) when it does not fit."""
 
 
-@dataclass(frozen=True)
-class Window:
-    kind: WindowKind
-    id: str
-    period: str
-    resets_at: datetime
-    token_limit: int | None
-    usd_micros_limit: int | None
-
-
-def windows(tenant: str, now: datetime, limits: TenantLimits) -> list[Window]:
-    """The day and month windows containing `now` (UTC), with the tenant's limits."""
-    day_start = datetime(now.year, now.month, now.day, tzinfo=UTC)
-    next_month = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
-    return [
-        Window("day", f"{tenant}:day:{day_start:%Y-%m-%d}", f"{day_start:%Y-%m-%d}", day_start + timedelta(days=1),
-               limits.daily_tokens, _micros(limits.daily_usd)),
-        Window("month", f"{tenant}:month:{now:%Y-%m}", f"{now:%Y-%m}", next_month,
-               limits.monthly_tokens, _micros(limits.monthly_usd)),
-    ]
-
-
-def _micros(usd: float | None) -> int | None:
-    return None if usd is None else math.floor(usd * 1_000_000)
-
-
-def cost_micros(price: ModelPrice | None, prompt: int, completion: int) -> int:
-    """Micro-USD, rounded up: the price per 1M tokens is the price in micro-USD per token."""
-    if price is None:
-        return 0
-    return math.ceil(prompt * price.input_per_1m + completion * price.output_per_1m)
-
-
 def _incr(fields: dict[str, int]) -> list[dict[str, Any]]:
     return [{"op": "incr", "path": f"/{name}", "value": value} for name, value in fields.items() if value]
 
@@ -105,33 +81,8 @@ def _fits(doc: dict[str, Any], window: Window, tokens: int, micros: int) -> bool
         window.usd_micros_limit is None or int(doc.get("usd_used_micros", 0)) + micros <= window.usd_micros_limit)
 
 
-def bucket_of(t: float, slot_s: int) -> int:
-    """The lease bucket a lease ending at `t` (epoch seconds) belongs to."""
-    return math.ceil(t / slot_s)
-
-
-def first_live_bucket(t: float, slot_s: int) -> int:
-    """Buckets before this one have ended at `t`: their room is free again."""
-    return math.floor(t / slot_s) + 1
-
-
 def _live_sum(field_name: str, kmin: int) -> str:
     return " + ".join(f"(c.l{i}.e >= {kmin} ? c.l{i}.{field_name} : 0)" for i in range(SLOTS))
-
-
-def held_in(doc: dict[str, Any], t: float, slot_s: int) -> tuple[int, int, float | None]:
-    """Tokens and micro-USD held by live leases in a window document, and when the first ends."""
-    kmin = first_live_bucket(t, slot_s)
-    tokens = micros = 0
-    first_end: float | None = None
-    for i in range(SLOTS):
-        slot = doc.get(f"l{i}") or {}
-        if int(slot.get("e", 0)) >= kmin and (slot.get("t") or slot.get("u")):
-            tokens += int(slot.get("t", 0))
-            micros += int(slot.get("u", 0))
-            end = int(slot["e"]) * slot_s
-            first_end = end if first_end is None else min(first_end, end)
-    return tokens, micros, first_end
 
 
 @dataclass
@@ -152,6 +103,7 @@ class CosmosReservation:
     windows: list[Window]
     charge: _Charge
     bucket: int
+    key_id: str = ""  # whose use the tenant's windows also count per key (shared/state/windows.key_fields)
     _settling: asyncio.Task[None] | None = field(default=None, repr=False)
 
     async def settle(self, usage: Usage) -> None:
@@ -191,7 +143,10 @@ class CosmosReservation:
         tracing.charged(self.tenant, self.model, usage.prompt_tokens, usage.completion_tokens, used_micros)
         slot = self.bucket % SLOTS
         release = {f"l{slot}/t": -c.held_tokens, f"l{slot}/u": -c.held_micros}
-        await asyncio.gather(*(self.ledger.settle_window(self.tenant, w, used, release, f"c.l{slot}.e = {self.bucket}")
+        # The tenant's windows also count the key's use, in the same patch: usage per key for free.
+        per_key = {**used, **dict(zip(key_fields(self.key_id), (usage.total_tokens, used_micros), strict=True))}
+        await asyncio.gather(*(self.ledger.settle_window(self.tenant, w, per_key if w.scope == "tenant" else used,
+                                                         release, f"c.l{slot}.e = {self.bucket}")
                                for w in self.windows))
 
 
@@ -216,7 +171,7 @@ class CosmosBudgetLedger:
         charge = _Charge(estimate.prompt_tokens, cost_micros(price, estimate.prompt_tokens, 0),
                          estimate.max_completion_tokens, cost_micros(price, 0, estimate.max_completion_tokens))
         bucket = bucket_of(t + self.lease_s, self.slot_s)
-        held = windows(principal.tenant, now, principal.limits)
+        held = self._windows(principal, now)
         # Both are no-ops (no round trip) once this process knows the documents and the slot: the
         # slot of the next bucket is pointed ahead, off the critical path, so that stays the rule.
         if any(w.id not in self._known for w in held):
@@ -233,7 +188,13 @@ class CosmosBudgetLedger:
             await asyncio.gather(*(self.patch(principal.tenant, w, give_back)
                                    for w, ok in zip(held, outcomes, strict=True) if ok))
             raise await self._refusal(principal.tenant, refused[0], charge, t)
-        return CosmosReservation(self, principal.tenant, model, held, charge, bucket)
+        return CosmosReservation(self, principal.tenant, model, held, charge, bucket, principal.key_id)
+
+    @staticmethod
+    def _windows(principal: Principal, now: datetime) -> list[Window]:
+        """The tenant's windows, then the key's own (a refusal names the first that refused)."""
+        return [*windows(principal.tenant, now, principal.limits),
+                *key_windows(principal.tenant, principal.key_id, now, principal.key_limits)]
 
     async def _admit(self, tenant: str, window: Window, c: _Charge, bucket: int, t: float) -> bool:
         kmin = first_live_bucket(t, self.slot_s)
@@ -257,28 +218,27 @@ class CosmosBudgetLedger:
         """Exhausted when the request cannot fit even with nothing in flight; else busy until the
         first lease ends (capped), since in-flight requests usually settle for less than they hold."""
         doc = await self.state.find("budgets", tenant, window.id) or {}
-        name = "daily" if window.kind == "day" else "monthly"
         if not _fits(doc, window, c.prompt_tokens + c.held_tokens, c.prompt_micros + c.held_micros):
             return self._exhausted(tenant, window, "for this request")
         _, _, first_end = held_in(doc, t, self.slot_s)
         wait = min(BUSY_RETRY_CAP_S, max(1.0, (first_end or t + 1) - t))
-        return BudgetBusy(f"The {name} budget of tenant {tenant!r} is held by requests in flight. "
-                          "Retry shortly.", retry_after_s=wait)
+        return BudgetBusy(f"{window.describe(tenant)} is held by requests in flight. Retry shortly.",
+                          retry_after_s=wait, scope=window.scope)
 
     async def spent(self, principal: Principal) -> BudgetExhausted | None:
         """Read-only, nothing reserved: the refusal when a window's settled use has reached its limit,
         so that no request fits before it resets (what `POST /api/v1/jobs` asks before accepting)."""
-        limited = [w for w in windows(principal.tenant, self.now(), principal.limits)
+        limited = [w for w in self._windows(principal, self.now())
                    if w.token_limit is not None or w.usd_micros_limit is not None]
         docs = await asyncio.gather(*(self.state.find("budgets", principal.tenant, w.id) for w in limited))
         return next((self._exhausted(principal.tenant, w, "left") for w, doc in zip(limited, docs, strict=True)
                      if not _fits(doc or {}, w, 1, 1)), None)
 
     def _exhausted(self, tenant: str, window: Window, room: str) -> BudgetExhausted:
-        name = "daily" if window.kind == "day" else "monthly"
         wait = (window.resets_at - self.now()).total_seconds()
-        return BudgetExhausted(f"The {name} budget of tenant {tenant!r} has no room {room} until "
-                               f"{window.resets_at:%Y-%m-%dT%H:%M:%SZ}.", retry_after_s=max(1.0, wait))
+        return BudgetExhausted(f"{window.describe(tenant)} has no room {room} until "
+                               f"{window.resets_at:%Y-%m-%dT%H:%M:%SZ}.", retry_after_s=max(1.0, wait),
+                               scope=window.scope)
 
     def _prepare_ahead(self, tenant: str, held: list[Window], bucket: int, t: float) -> None:
         """Point the next bucket's slot now, in the background. Its old bucket has ended already:
@@ -347,15 +307,7 @@ class CosmosBudgetLedger:
         t = self.now().timestamp()
         for window in windows(principal.tenant, self.now(), principal.limits):
             doc = await self.state.find("budgets", principal.tenant, window.id) or {}
-            held_tokens, _, _ = held_in(doc, t, self.slot_s)
-            report["daily" if window.kind == "day" else "monthly"] = {
-                "tokens_used": int(doc.get("tokens_used", 0)),
-                "tokens_reserved": held_tokens,
-                "token_limit": window.token_limit,
-                "usd_spent": round(int(doc.get("usd_used_micros", 0)) / 1_000_000, 6),
-                "usd_limit": None if window.usd_micros_limit is None else window.usd_micros_limit / 1_000_000,
-                "resets_at": f"{window.resets_at:%Y-%m-%dT%H:%M:%SZ}",
-            }
+            report["daily" if window.kind == "day" else "monthly"] = window_report(doc, window, t, self.slot_s)
         return report
 
     async def _ensure(self, tenant: str, window: Window) -> None:

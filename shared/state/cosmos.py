@@ -21,7 +21,8 @@ CONTAINERS: dict[str, str] = {
     "budgets": "/tenant",
     "ratelimits": "/key",
     "jobs": "/tenant",
-    "responses": "/tenant",
+    "responses": "/tenant",  # response records of the Responses API (shared/state/responses.py)
+    "tenants": "/tenant",  # the tenant directory (shared/state/tenants.py)
 }
 # Containers whose documents expire (their `ttl`, else this default, in seconds): the Responses
 # API's records live as long as the provider keeps a stored response (30 days).

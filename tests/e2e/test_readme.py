@@ -93,9 +93,13 @@ def readme_app(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> I
     """The app with the example settings, as a fresh clone's `make run` has it, and a folder with
     the local.settings.json the README's snippets read (moved to this stack's ports)."""
     port = free_port()
-    stack.start_app(name="readme-app", port=port)
+    # A database of its own, as a fresh `make run` has: the example's TENANTS seed its tenant
+    # directory (the stack's other apps seed theirs with other tenants named `dev`).
+    fresh = {"COSMOS_DATABASE": "aigw-readme"}
+    stack.start_app(name="readme-app", port=port, extra_env=fresh)
     folder = tmp_path_factory.mktemp("clone")
-    (folder / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": stack.settings}))
+    (folder / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": {**stack.settings,
+                                                                                             **fresh}}))
     try:
         yield port, folder
     finally:

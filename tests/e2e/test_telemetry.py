@@ -44,6 +44,8 @@ def tel_url(stack: LocalStack, sink: Sink) -> Iterator[str]:
         "OTEL_METRIC_EXPORT_INTERVAL": "1000",
         "OTEL_TRACES_SAMPLER": "always_on",
         "TENANTS": _tenants(stack),
+        # Its TENANTS seed a tenant directory of their own (the session app's `dev` differs).
+        "COSMOS_DATABASE": "aigw-telemetry",
     }
     with stack.app_on_free_port("telemetry", env, jobs=True) as url:
         yield url

@@ -51,6 +51,19 @@ EXPECTED_HTTP = {
                                     (f"responses_item_{family}", f"{base}/{{response_id}}", ["GET", "DELETE"]),
                                     (f"responses_input_items_{family}", f"{base}/{{response_id}}/input_items",
                                      ["GET"]))},
+    # The admin API and the console (docs/admin.md).
+    "admin_tenants_list": ("{area:regex(^admin$)}/tenants", ["GET"]),
+    "admin_tenants_create": ("{area:regex(^admin$)}/tenants", ["POST"]),
+    "admin_tenant_get": ("{area:regex(^admin$)}/tenants/{tenant}", ["GET"]),
+    "admin_tenant_update": ("{area:regex(^admin$)}/tenants/{tenant}", ["PATCH"]),
+    "admin_tenant_disable": ("{area:regex(^admin$)}/tenants/{tenant}/disable", ["POST"]),
+    "admin_keys_list": ("{area:regex(^admin$)}/tenants/{tenant}/keys", ["GET"]),
+    "admin_keys_create": ("{area:regex(^admin$)}/tenants/{tenant}/keys", ["POST"]),
+    "admin_key_rotate": ("{area:regex(^admin$)}/tenants/{tenant}/keys/{key_id}/rotate", ["POST"]),
+    "admin_key_revoke": ("{area:regex(^admin$)}/tenants/{tenant}/keys/{key_id}", ["DELETE"]),
+    "admin_usage": ("{area:regex(^admin$)}/tenants/{tenant}/usage", ["GET"]),
+    "console": ("console", ["GET"]),
+    "console_asset": ("console/{asset}", ["GET"]),
 }
 
 
@@ -84,5 +97,5 @@ def test_queue_bindings_use_app_setting_expressions(functions: dict[str, dict[st
 
 
 def test_function_names_are_explicit_and_valid(functions: dict[str, dict[str, Any]]) -> None:
-    assert len(functions) == 30
+    assert len(functions) == 42
     assert all(re.fullmatch(r"[a-z][a-z_]*", name) for name in functions)

@@ -12,7 +12,7 @@ from shared.api.openai_errors import openai_error
 from shared.api.problems import problem_body
 from shared.core.errors import ConfigError, ContentFiltered
 from shared.core.safety_policy import BUILTIN_KINDS, SafetyPolicy
-from shared.core.settings import hash_api_key, load_settings
+from shared.core.settings import TenantConfig, hash_api_key, load_settings, policy_problems
 from shared.safety.redact import KINDS
 from tools.appsettings import environment
 
@@ -63,3 +63,19 @@ def test_a_block_is_azure_openais_content_filter_shape_and_a_problem_on_the_nati
     problem = problem_body(err, "cid")
     assert problem["type"] == "https://aigw.dev/problems/content-filtered" and problem["status"] == 400
     assert problem["content_filter_result"] == result
+
+
+def test_a_tenant_written_at_run_time_gets_the_checks_tenants_gets_at_start() -> None:
+    """The admin API validates a tenant with policy_problems: a route to a model the app lacks, and
+    Language kinds without LANGUAGE_ENDPOINT (which would otherwise go unredacted), each named."""
+    prices = json.dumps({"m": {"input_per_1m": 1, "output_per_1m": 1}})
+    with environment({"AI_ENDPOINTS": ENDPOINTS, "COSMOS_ENDPOINT": "http://c", "MODEL_PRICES": prices}):
+        settings = load_settings()
+    tenant = TenantConfig.model_validate({
+        "tenant": "t2", "keys": [{"id": "k2", "sha256": hash_api_key("k2")}],
+        "routes": {"auto": {"simple": "m", "complex": "big"}}, "safety": {"redact": ["secrets", "person"]}})
+    problems = policy_problems(settings, tenant)
+    assert [field for field, _ in problems] == ["routes", "safety"]
+    assert "'big' is not a model of AI_ENDPOINTS" in problems[0][1] and "person" in problems[1][1]
+    fine = tenant.model_copy(update={"routes": {}, "safety": SafetyPolicy()})
+    assert policy_problems(settings, fine) == []

@@ -1,0 +1,1 @@
+"""The admin API's service: tenants, keys and usage at run time (docs/admin.md). Imports state and below."""
