@@ -2,35 +2,44 @@
 stages like a chat (rate limit, budget, the detached drain and its settlement), with tenant-owned
 records of every response id and affinity to the endpoint that created the response it continues.
 
-A first turn fails over across its model group like a chat. A follow-up (previous_response_id) can
-only be answered by the endpoint holding the response it continues: it goes there, or is refused
-with a 503 `response-origin-unavailable` (never sent to an endpoint that cannot know the response).
+A first turn fails over across its model group like a chat, and a route asked for as its model
+(`auto`) is scored on its instructions and input and falls back across tiers like a chat. A
+follow-up (previous_response_id) can only be answered by the endpoint holding the response it
+continues: it goes there, or is refused with a 503 `response-origin-unavailable` (never sent to an
+endpoint that cannot know the response); a route name on it continues on that response's model.
+The guard screens the input (ResponsesPrompt) and redacts the answer in its own shape
+(shared/pipeline/responses_redaction.py).
 The exact cache does not apply: a stateful request must reach the provider, and a stateless one
 is not cached either (its events are not replayable from a chat answer).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 from shared.core.errors import (
     AppError,
     BadRequest,
-    ContextLengthExceeded,
     ResponseNotFound,
     ResponseOriginUnavailable,
     ServiceUnavailable,
     UpstreamThrottled,
 )
 from shared.core.models import Usage
+from shared.core.routes import RouteDecision
 from shared.core.settings import RESPONSE_LIMIT_S
 from shared.core.values import Completion, Delta
 from shared.pipeline.exchange import CallContext, DeltaSource, Exchange
 from shared.pipeline.gateway import Answer, Gateway, whole
-from shared.pipeline.openai_path import Streaming, group_limits
-from shared.pipeline.responses_checks import check_request, not_found, response_id
+from shared.pipeline.openai_path import Streaming
+from shared.pipeline.prompt import ResponsesPrompt
+from shared.pipeline.responses_checks import check_request, not_found, output_cap, response_id
+from shared.pipeline.responses_redaction import ResponsesSource
+from shared.pipeline.routes import stream_or_fallback, whole_or_fallback
 from shared.state.budget import Estimate
 from shared.state.cosmos import CosmosState
 from shared.state.responses import CosmosResponseRecords, ResponseRecord, ResponseRecords, usage_record
@@ -67,39 +76,94 @@ class ResponsesApi:
         return cls(gateway, CosmosResponseRecords(cosmos))
 
     async def create(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> Answer:
-        return await self.gateway.answer(await self.exchange(ctx, requested, body))
+        async def run(route: RouteDecision | None) -> Answer:
+            return await self.gateway.answer(await self.exchange(ctx, requested, body, route))
+
+        return await whole_or_fallback(run, self.decide(ctx, requested, body),
+                                       functools.partial(self.gateway.router.fallback, ctx.principal))
 
     async def stream(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> Streaming:
-        ex = await self.exchange(ctx, requested, body)
-        return Streaming(ex.headers, self.gateway.streamed(ex))
+        """The events, and the headers the exchange sets (by the other tier's exchange when the route
+        fell back to it: only while no event went out, so a client never sees two responses begin)."""
+        first = self.decide(ctx, requested, body)
+        ex = await self.exchange(ctx, requested, body, first)
+        began = False
 
-    async def exchange(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> Exchange:
-        """The request as an exchange: refused, owned and routed before anything is reserved."""
+        async def relayed() -> AsyncGenerator[Delta, None]:
+            nonlocal began
+            async with contextlib.aclosing(self.gateway.streamed(ex)) as deltas:
+                async for delta in deltas:
+                    began = True
+                    yield delta
+
+        async def on(other: RouteDecision) -> AsyncGenerator[Delta, None]:
+            fallback = await self.exchange(ctx, requested, body, other)
+            ex.headers.clear()  # the first exchange's allowance: the fallback's own comes in its place
+            fallback.headers = ex.headers
+            async with contextlib.aclosing(self.gateway.streamed(fallback)) as deltas:
+                async for delta in deltas:
+                    yield delta
+
+        def again() -> AsyncGenerator[Delta, None] | None:
+            other = None if began else self.gateway.router.fallback(ctx.principal, first)
+            return None if other is None else on(other)
+
+        return Streaming(ex.headers, stream_or_fallback(relayed(), again))
+
+    def decide(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> RouteDecision | None:
+        """The request refused or allowed, and, for a first turn that asks for a route, where it goes
+        (a follow-up is never routed: it continues on the model of what it continues)."""
         check_request(body, ctx.principal.responses)
-        model = self.gateway.model_for(ctx.principal, requested)
-        endpoints, context = self.groups.group(model), 0
-        previous, pinned = body.get("previous_response_id"), False
+        return None if _follows(body) else self._routed(ctx, requested, body)[1]
+
+    def _routed(self, ctx: CallContext, requested: str | None,
+                body: dict[str, Any]) -> tuple[str, RouteDecision | None]:
+        """The model a first turn runs on, scored on its instructions and input as chat messages."""
+        text, tools = body.get("text"), body.get("tools")
+        format_ = text.get("format") if isinstance(text, dict) else None
+        return self.gateway.route(ctx.principal, requested, ResponsesPrompt(body).messages(),
+                                  tools=len(tools) if isinstance(tools, list) else 0,
+                                  response_format=isinstance(format_, dict) and format_.get("type") != "text")
+
+    async def exchange(self, ctx: CallContext, requested: str | None, body: dict[str, Any],
+                       route: RouteDecision | None = None) -> Exchange:
+        """The request (allowed by `decide`) as an exchange: owned and placed before anything is reserved."""
+        context, previous, pinned = 0, body.get("previous_response_id"), _follows(body)
         if isinstance(previous, str):
             record = await self._owned(ctx, previous)
+            model = self._continuing(ctx, requested, record.model)
             if record.model != model:
                 raise BadRequest(f"previous_response_id continues a response of model {record.model!r}: ask that "
                                  "model, or start a new response.", param="previous_response_id")
-            endpoints, context, pinned = [self._usable(record.endpoint)], record.context_tokens + CONTEXT_SLACK, True
-        elif sealed := sealed_items(body.get("input")):
-            endpoints, pinned = [self._usable(await self._sealed_by(ctx, sealed))], True
+            endpoints, context = [self._usable(record.endpoint)], record.context_tokens + CONTEXT_SLACK
+        elif pinned:
+            origin = self._usable(await self._sealed_by(ctx, sealed_items(body.get("input"))))
+            model, endpoints = self._continuing(ctx, requested, origin.config.model), [origin]
+        else:
+            model = self.gateway.routed_model(ctx.principal, route, requested)
+            endpoints = self.groups.group(model)
         prompt = prompt_estimate(model, body) + context
-        cap = self._cap(body, prompt, endpoints, ctx)
+        cap = output_cap(body, prompt, endpoints, ctx.principal.limits.max_request_tokens)
         estimate = Estimate(prompt, cap)
         turn = _Turn(self, ctx, model, body, estimate, pinned=pinned)
+        texts = ResponsesPrompt(body)  # screened, and masked in place under redact_input: the call reads `body`
         if body.get("stream"):
-            return Exchange(ctx, "openai.responses", model, None, estimate, turn.streamed(endpoints))
+            return Exchange(ctx, "openai.responses", model, None, estimate, ResponsesSource(turn.streamed(endpoints)),
+                            route=route, prompt=texts)
         time_limit = self.groups.policy.call_limit_s(endpoints, cap) or 0.0
         if time_limit > RESPONSE_LIMIT_S and body.get("max_output_tokens") is not None:
             raise BadRequest(f"max_output_tokens ({cap}) could take this model up to {time_limit:.0f} s, longer than a "
                              f"non-streamed answer may take ({RESPONSE_LIMIT_S:.0f} s). Send stream: true, or a "
                              "smaller max_output_tokens.", param="max_output_tokens")
-        return Exchange(ctx, "openai.responses", model, None, estimate, turn.whole(endpoints),
-                        long_after_s=self.groups.long_after_s(model, cap))
+        return Exchange(ctx, "openai.responses", model, None, estimate, ResponsesSource(turn.whole(endpoints)),
+                        long_after_s=self.groups.long_after_s(model, cap), route=route, prompt=texts)
+
+    def _continuing(self, ctx: CallContext, requested: str | None, continued: str) -> str:
+        """The model a follow-up asks for: a route name (`auto`) continues on the model of the response
+        it continues (the origin endpoint's, for encrypted items), never re-scored onto another tier."""
+        if requested is not None and requested in self.gateway.router.routes(ctx.principal):
+            return self.gateway.model_for(ctx.principal, continued)
+        return self.gateway.model_for(ctx.principal, requested)
 
     async def retrieve(self, ctx: CallContext, value: str, query: str = "") -> dict[str, Any]:
         return await self._stored(ctx, value, "GET", f"/{response_id(value)}{query}")
@@ -121,10 +185,12 @@ class ResponsesApi:
     async def input_tokens(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> dict[str, Any]:
         """The provider's count of the input (nothing generated, nothing charged), on the origin
         endpoint for a follow-up."""
-        model = self.gateway.model_for(ctx.principal, requested)
-        endpoints = self.groups.group(model)
         if isinstance(previous := body.get("previous_response_id"), str):
-            endpoints = [self._usable((await self._owned(ctx, previous)).endpoint)]
+            record = await self._owned(ctx, previous)
+            self._continuing(ctx, requested, record.model)  # a model (or route) this tenant may use
+            endpoints = [self._usable(record.endpoint)]
+        else:  # a route counts on the model it would send this input to
+            endpoints = self.groups.group(self._routed(ctx, requested, body)[0])
         try:
             return await calls.count_input(endpoints, self.groups.policy, body)
         except ServiceUnavailable as exc:
@@ -181,25 +247,6 @@ class ResponsesApi:
                                         "the response. Retry after the Retry-After.", retry_after_s=max(5.0, wait))
         err.__cause__ = cause
         return err
-
-    def _cap(self, body: Mapping[str, Any], prompt: int, endpoints: list[Endpoint], ctx: CallContext) -> int:
-        """The output tokens to reserve: max_output_tokens, else what the model may still generate."""
-        limits = group_limits(endpoints)
-        cap = body.get("max_output_tokens")
-        if cap is not None and cap > limits.max_output_tokens:
-            raise BadRequest(f"max_output_tokens ({cap}) is above the model's max_output_tokens "
-                             f"({limits.max_output_tokens}).", param="max_output_tokens")
-        if prompt + (cap or 1) > limits.context_window:
-            raise ContextLengthExceeded(f"The request (about {prompt} input tokens, with the responses it continues, "
-                                        f"+ {cap or 1} output tokens) does not fit the model's context_window of "
-                                        f"{limits.context_window} tokens.", param="input")
-        cap = cap if cap is not None else min(limits.max_output_tokens, limits.context_window - prompt)
-        most = ctx.principal.limits.max_request_tokens
-        if most is not None and prompt + cap > most:
-            raise BadRequest(f"The request (about {prompt} input tokens + {cap} output tokens) is above this "
-                             f"tenant's max_request_tokens of {most}; set a smaller max_output_tokens.",
-                             param="max_output_tokens")
-        return int(cap)
 
 
 class _Turn:
@@ -291,3 +338,7 @@ class _Turn:
             previous_response_id=previous if isinstance(previous, str) else None,
             usage=usage_record(raw) if isinstance(raw, dict) else None, context_tokens=context))
 
+
+def _follows(body: Mapping[str, Any]) -> bool:
+    """A follow-up: it continues an earlier response (its id, or its encrypted reasoning items)."""
+    return isinstance(body.get("previous_response_id"), str) or bool(sealed_items(body.get("input")))
