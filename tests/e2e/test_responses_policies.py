@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from openai.types.responses import ResponseCompletedEvent
+from openai.types.responses import ResponseCompletedEvent, ResponseIncompleteEvent
 
 from shared.core.settings import hash_api_key
 from shared.routing.scorer import score_chat
@@ -123,8 +123,9 @@ def test_a_planted_key_arrives_redacted_whole_and_streamed(stack: LocalStack, ap
     streamed = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert "[REDACTED:secrets]" in streamed and KEY not in streamed, streamed
     assert [e.text for e in events if e.type == "response.output_text.done"] == [streamed]
-    completed = events[-1]
-    assert completed.type == "response.completed" and completed.response.output_text == streamed
+    ended = events[-1]  # completed, or incomplete when max_output_tokens cut the answer
+    assert isinstance(ended, ResponseCompletedEvent | ResponseIncompleteEvent), ended
+    assert ended.response.output_text == streamed
     assert KEY not in json.dumps([e.model_dump() for e in events]), "no event carries the key"
     numbers = [e.sequence_number for e in events]
     assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), "contiguous, strictly increasing"
@@ -155,7 +156,7 @@ def test_auto_is_answered_by_the_scored_tier_and_charged_its_price(stack: LocalS
             raw: Any = client.responses.with_raw_response.create(model="auto", input=ask(kind), max_output_tokens=60,
                                                                  stream=True)
             last = list(raw.parse())[-1]
-            assert isinstance(last, ResponseCompletedEvent)
+            assert isinstance(last, ResponseCompletedEvent | ResponseIncompleteEvent)  # the cap may end it
             response = last.response
         else:
             raw = client.responses.with_raw_response.create(model="auto", input=ask(kind), max_output_tokens=60)
