@@ -84,17 +84,11 @@ class ResponsesApi:
 
     async def stream(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> Streaming:
         """The events, and the headers the exchange sets (by the other tier's exchange when the route
-        fell back to it: only while no event went out, so a client never sees two responses begin)."""
+        fell back to it). A fallback happens only while no event went out: the events before the first
+        generated token are held upstream (held_stream), and what redaction holds back is let out
+        before an error, so a client never sees two responses begin."""
         first = self.decide(ctx, requested, body)
         ex = await self.exchange(ctx, requested, body, first)
-        began = False
-
-        async def relayed() -> AsyncGenerator[Delta, None]:
-            nonlocal began
-            async with contextlib.aclosing(self.gateway.streamed(ex)) as deltas:
-                async for delta in deltas:
-                    began = True
-                    yield delta
 
         async def on(other: RouteDecision) -> AsyncGenerator[Delta, None]:
             fallback = await self.exchange(ctx, requested, body, other)
@@ -105,10 +99,10 @@ class ResponsesApi:
                     yield delta
 
         def again() -> AsyncGenerator[Delta, None] | None:
-            other = None if began else self.gateway.router.fallback(ctx.principal, first)
+            other = self.gateway.router.fallback(ctx.principal, first)
             return None if other is None else on(other)
 
-        return Streaming(ex.headers, stream_or_fallback(relayed(), again))
+        return Streaming(ex.headers, stream_or_fallback(self.gateway.streamed(ex), again))
 
     def decide(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> RouteDecision | None:
         """The request refused or allowed, and, for a first turn that asks for a route, where it goes

@@ -179,3 +179,38 @@ def test_a_follow_up_asking_for_auto_continues_on_its_first_turns_model(app: str
     assert first.model == "simulator-chat-large"
     assert raw.parse().model == "simulator-chat-large", "a simple follow-up stays on the tier its response began on"
     assert "x-aigw-route" not in raw.headers, "not scored again"
+
+
+def test_a_small_tier_stream_cut_before_its_text_is_answered_by_the_large_tier_once(
+        app: str, faults: dict[str, httpx.Client]) -> None:
+    for region in faults.values():  # the small tier's streams end after response.created, before any text
+        region.post("/_sim/faults", json={"status": "drop_stream", "after_tokens": 0, "deployment": "chat"})
+    with sdk(app, ROUTE_KEY) as client:
+        raw: Any = client.responses.with_raw_response.create(model="auto", input=ask("simple"), max_output_tokens=20,
+                                                             stream=True)
+        events = list(raw.parse())
+    assert "fallback: simple tier unavailable" in raw.headers["x-aigw-route"], raw.headers["x-aigw-route"]
+    assert [e.type for e in events].count("response.created") == 1, "the cut response never reached the client"
+    assert events[0].response.model == events[-1].response.model == "simulator-chat-large"
+
+
+# Last: it leaves the small tier's breakers open in this module's app.
+def test_the_small_tier_down_answers_auto_on_the_large_and_says_so(stack: LocalStack, app: str,
+                                                                   faults: dict[str, httpx.Client]) -> None:
+    for region in faults.values():
+        region.post("/_sim/faults", json={"status": 503, "deployment": "chat"})
+    books = Books(stack, app, ROUTE_KEY, "auto, small tier down (streamed + whole)")
+    with sdk(app, ROUTE_KEY) as client:
+        # First a stream, while the small tier's breakers are still closed: its attempts fail before
+        # any event, and the stream is the large tier's, with the fallback in the header.
+        streamed: Any = client.responses.with_raw_response.create(model="auto", input=ask("simple"),
+                                                                  max_output_tokens=20, stream=True)
+        events = list(streamed.parse())
+        whole = client.responses.with_raw_response.create(model="auto", input=ask("simple"), max_output_tokens=20)
+    for raw in (streamed, whole):
+        assert raw.headers["x-aigw-route"].startswith("auto -> gpt-4o (complex, "), raw.headers["x-aigw-route"]
+        assert "fallback: simple tier unavailable" in raw.headers["x-aigw-route"]
+    assert [e.type for e in events].count("response.created") == 1, "one response began"
+    assert events[-1].response.model == whole.parse().model == "simulator-chat-large"
+    billed, charged, _ = books.close()
+    assert billed > 0 and charged == billed
