@@ -18,43 +18,27 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
-from shared.core.errors import (
-    AppError,
-    BadRequest,
-    ResponseNotFound,
-    ResponseOriginUnavailable,
-    ServiceUnavailable,
-    UpstreamThrottled,
-)
-from shared.core.models import Usage
+from shared.core.errors import BadRequest, ContextLengthExceeded, ResponseNotFound, ServiceUnavailable
 from shared.core.routes import RouteDecision
 from shared.core.settings import RESPONSE_LIMIT_S
-from shared.core.values import Completion, Delta
-from shared.pipeline.exchange import CallContext, DeltaSource, Exchange
-from shared.pipeline.gateway import Answer, Gateway, whole
-from shared.pipeline.openai_path import Streaming
+from shared.core.values import Delta
+from shared.pipeline.exchange import CallContext, Exchange
+from shared.pipeline.gateway import Answer, Gateway
+from shared.pipeline.openai_path import Streaming, group_limits
 from shared.pipeline.prompt import ResponsesPrompt
-from shared.pipeline.responses_checks import check_request, not_found, output_cap, response_id
+from shared.pipeline.responses_checks import check_request, not_found, response_id
 from shared.pipeline.responses_redaction import ResponsesSource
+from shared.pipeline.responses_turn import Turn, origin_down
 from shared.pipeline.routes import stream_or_fallback, whole_or_fallback
 from shared.state.budget import Estimate
 from shared.state.cosmos import CosmosState
-from shared.state.responses import CosmosResponseRecords, ResponseRecord, ResponseRecords, usage_record
+from shared.state.responses import CosmosResponseRecords, ResponseRecord, ResponseRecords
 from shared.upstream import responses_calls as calls
 from shared.upstream.endpoints import Endpoint
-from shared.upstream.responses_protocol import (
-    TERMINAL,
-    event_response,
-    generated_text,
-    output_text,
-    prompt_estimate,
-    sealed_items,
-    usage_of,
-)
-from shared.upstream.wire import Receipt
+from shared.upstream.responses_protocol import prompt_estimate, sealed_items
 
 log = logging.getLogger(__name__)
 # What replaying a previous response costs beyond its recorded input + output: the framing of its
@@ -137,9 +121,9 @@ class ResponsesApi:
             model = self.gateway.routed_model(ctx.principal, route, requested)
             endpoints = self.groups.group(model)
         prompt = prompt_estimate(model, body) + context
-        cap = output_cap(body, prompt, endpoints, ctx.principal.limits.max_request_tokens)
+        cap = self._cap(body, prompt, endpoints, ctx)
         estimate = Estimate(prompt, cap)
-        turn = _Turn(self, ctx, model, body, estimate, pinned=pinned)
+        turn = Turn(self.groups.policy, self.records, ctx, model=model, body=body, estimate=estimate, pinned=pinned)
         texts = ResponsesPrompt(body)  # screened, and masked in place under redact_input: the call reads `body`
         if body.get("stream"):
             return Exchange(ctx, "openai.responses", model, None, estimate, ResponsesSource(turn.streamed(endpoints)),
@@ -190,7 +174,7 @@ class ResponsesApi:
         except ServiceUnavailable as exc:
             if "previous_response_id" not in body:
                 raise
-            raise self.origin_down(endpoints, exc) from exc
+            raise origin_down(self.groups.policy, endpoints, exc) from exc
 
     async def _stored(self, ctx: CallContext, value: str, method: str, path: str) -> dict[str, Any]:
         """A stored response's route: the caller's own record first (else 404, no upstream call),
@@ -199,7 +183,7 @@ class ResponsesApi:
         try:
             answer = await calls.stored(origin, self.groups.policy, method, calls.PATH + path)
         except ServiceUnavailable as exc:
-            raise self.origin_down([origin], exc) from exc
+            raise origin_down(self.groups.policy, [origin], exc) from exc
         if answer is None:
             raise not_found(value)
         return answer
@@ -230,107 +214,28 @@ class ResponsesApi:
         """The endpoint that created the response, when it can take a call now."""
         origin = next((e for e in self.groups.endpoints() if e.name == name), None)
         if origin is None or not self.groups.policy.pool.usable(origin):
-            raise self.origin_down([origin] if origin is not None else [], None)
+            raise origin_down(self.groups.policy, [origin] if origin is not None else [], None)
         return origin
 
-    def origin_down(self, endpoints: list[Endpoint], cause: AppError | None) -> ResponseOriginUnavailable:
-        wait = (self.groups.policy.pool.available_in(endpoints) or 0.0) if endpoints else 0.0
-        if cause is not None and cause.retry_after_s:
-            wait = max(wait, cause.retry_after_s)
-        err = ResponseOriginUnavailable("The endpoint that holds this response cannot be reached now; only it knows "
-                                        "the response. Retry after the Retry-After.", retry_after_s=max(5.0, wait))
-        err.__cause__ = cause
-        return err
+    def _cap(self, body: Mapping[str, Any], prompt: int, endpoints: list[Endpoint], ctx: CallContext) -> int:
+        """The output tokens to reserve: max_output_tokens, else what the model may still generate."""
+        limits = group_limits(endpoints)
+        cap = body.get("max_output_tokens")
+        if cap is not None and cap > limits.max_output_tokens:
+            raise BadRequest(f"max_output_tokens ({cap}) is above the model's max_output_tokens "
+                             f"({limits.max_output_tokens}).", param="max_output_tokens")
+        if prompt + (cap or 1) > limits.context_window:
+            raise ContextLengthExceeded(f"The request (about {prompt} input tokens, with the responses it continues, "
+                                        f"+ {cap or 1} output tokens) does not fit the model's context_window of "
+                                        f"{limits.context_window} tokens.", param="input")
+        cap = cap if cap is not None else min(limits.max_output_tokens, limits.context_window - prompt)
+        most = ctx.principal.limits.max_request_tokens
+        if most is not None and prompt + cap > most:
+            raise BadRequest(f"The request (about {prompt} input tokens + {cap} output tokens) is above this "
+                             f"tenant's max_request_tokens of {most}; set a smaller max_output_tokens.",
+                             param="max_output_tokens")
+        return int(cap)
 
-
-class _Turn:
-    """One create's model call, and the record of the response it makes: written when the response
-    is created (its id known), finalised at its terminal event."""
-
-    def __init__(self, api: ResponsesApi, ctx: CallContext, model: str, body: dict[str, Any],
-                 estimate: Estimate, *, pinned: bool) -> None:
-        self.api, self.ctx, self.model, self.body, self.estimate = api, ctx, model, body, estimate
-        self.pinned = pinned  # a follow-up: only its origin endpoint can answer
-
-    def streamed(self, endpoints: list[Endpoint]) -> DeltaSource:
-        async def source() -> AsyncIterator[Delta]:
-            receipt: Receipt = {}
-            created: tuple[Endpoint, Mapping[str, Any]] | None = None
-            try:
-                async for endpoint, event in calls.create_stream(endpoints, self.api.groups.policy, self.body,
-                                                                 receipt=receipt):
-                    kind, response = event.get("type"), event_response(event)
-                    if kind == "response.created":
-                        created = endpoint, response
-                        await self._record(endpoint, response)  # before the client can know the id
-                    terminal = kind in TERMINAL
-                    yield Delta(content=generated_text(event), usage=usage_of(response) if terminal else None,
-                                finish_reason=str(response.get("status")) if terminal else None,
-                                model=response.get("model"), request_id=receipt.get("request_id"), raw=event)
-                    if terminal:
-                        await self._settled(endpoint, response)
-                        created = None
-            except ServiceUnavailable as exc:
-                if created is None and self._origin_failed(exc):  # a follow-up whose origin could not answer
-                    raise self.api.origin_down(endpoints, exc) from exc
-                if created is not None:
-                    await self._settled(created[0], {**created[1], "status": "failed"})  # no terminal event will come
-                raise
-            if created is not None:  # the provider's stream ended without its terminal event
-                await self._settled(created[0], {**created[1], "status": "failed"})
-                raise ServiceUnavailable("The response ended without its terminal event.")
-
-        return source
-
-    def whole(self, endpoints: list[Endpoint]) -> DeltaSource:
-        async def invoke() -> Completion:
-            receipt: Receipt = {}
-            try:
-                endpoint, answer = await calls.create(endpoints, self.api.groups.policy, self.body,
-                                                      work_tokens=self.estimate.max_completion_tokens, receipt=receipt)
-            except ServiceUnavailable as exc:
-                if self._origin_failed(exc):
-                    raise self.api.origin_down(endpoints, exc) from exc
-                raise
-            await self._settled(endpoint, answer)
-            return Completion(output_text(answer), str(answer.get("status") or ""), str(answer.get("model") or ""),
-                              usage_of(answer) or Usage(), endpoint.name, raw=answer,
-                              request_id=receipt.get("request_id"))
-
-        return whole(invoke)
-
-    def _origin_failed(self, exc: ServiceUnavailable) -> bool:
-        """A follow-up its origin could not answer (throttled aside): the typed 503, not a plain one."""
-        return self.pinned and not isinstance(exc, UpstreamThrottled)
-
-    async def _settled(self, endpoint: Endpoint, response: Mapping[str, Any]) -> None:
-        """The record once the response has ended: a write that fails is logged, never the answer's
-        failure (the provider has billed it, and the meter charges it only if the answer goes on)."""
-        try:
-            await self._record(endpoint, response)
-        except Exception as exc:  # noqa: BLE001  a record not finalised must not lose a billed answer
-            log.warning("response record not written: %s", type(exc).__name__)
-
-    async def _record(self, endpoint: Endpoint, response: Mapping[str, Any]) -> None:
-        """The response's record in the caller's partition (created, then finalised: one upsert each)."""
-        if not isinstance(response.get("id"), str):
-            return
-        usage = usage_of(response)
-        context = usage.total_tokens if usage is not None else self.estimate.prompt_tokens + \
-            self.estimate.max_completion_tokens
-        raw = response.get("usage")
-        principal = self.ctx.principal
-        output = response.get("output")
-        for item in output if isinstance(output, list) else []:
-            if isinstance(item, dict) and item.get("encrypted_content") and isinstance(item.get("id"), str):
-                await self.api.records.put_origin(principal.tenant, item["id"], endpoint.name)
-        previous = self.body.get("previous_response_id")
-        await self.api.records.put(ResponseRecord(
-            id=response["id"], tenant=principal.tenant, key=principal.key_id, endpoint=endpoint.name,
-            model=self.model, status=str(response.get("status") or "in_progress"),
-            store=self.body.get("store") is not False,
-            previous_response_id=previous if isinstance(previous, str) else None,
-            usage=usage_record(raw) if isinstance(raw, dict) else None, context_tokens=context))
 
 
 def _follows(body: Mapping[str, Any]) -> bool:

@@ -1,6 +1,5 @@
 """What a Responses API request may ask of this gateway: each refusal a 400 naming the field and
-saying why (docs/responses.md, "Refused"), decided before anything is reserved or sent; and the
-output tokens it may reserve."""
+saying why (docs/responses.md, "Refused"), decided before anything is reserved or sent."""
 
 from __future__ import annotations
 
@@ -8,10 +7,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from shared.core.errors import BadRequest, ContextLengthExceeded, ResponseNotFound
+from shared.core.errors import BadRequest, ResponseNotFound
 from shared.core.responses_policy import ResponsesPolicy, hosted
-from shared.pipeline.openai_path import group_limits
-from shared.upstream.endpoints import Endpoint
 
 # A response id as providers write them (resp_...): anything else names no response of ours.
 RESPONSE_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
@@ -48,26 +45,6 @@ def check_request(body: Mapping[str, Any], policy: ResponsesPolicy) -> None:
     cap = body.get("max_output_tokens")
     if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
         raise BadRequest("max_output_tokens must be a positive integer.", param="max_output_tokens")
-
-
-def output_cap(body: Mapping[str, Any], prompt: int, endpoints: list[Endpoint], most: int | None) -> int:
-    """The output tokens to reserve: max_output_tokens, else what the model may still generate; a
-    400 naming the limit (the model's, or the tenant's `max_request_tokens`: `most`) it is above."""
-    limits = group_limits(endpoints)
-    cap = body.get("max_output_tokens")
-    if cap is not None and cap > limits.max_output_tokens:
-        raise BadRequest(f"max_output_tokens ({cap}) is above the model's max_output_tokens "
-                         f"({limits.max_output_tokens}).", param="max_output_tokens")
-    if prompt + (cap or 1) > limits.context_window:
-        raise ContextLengthExceeded(f"The request (about {prompt} input tokens, with the responses it continues, "
-                                    f"+ {cap or 1} output tokens) does not fit the model's context_window of "
-                                    f"{limits.context_window} tokens.", param="input")
-    cap = cap if cap is not None else min(limits.max_output_tokens, limits.context_window - prompt)
-    if most is not None and prompt + cap > most:
-        raise BadRequest(f"The request (about {prompt} input tokens + {cap} output tokens) is above this "
-                         f"tenant's max_request_tokens of {most}; set a smaller max_output_tokens.",
-                         param="max_output_tokens")
-    return int(cap)
 
 
 def response_id(value: str) -> str:
