@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
@@ -40,7 +39,6 @@ from shared.upstream import responses_calls as calls
 from shared.upstream.endpoints import Endpoint
 from shared.upstream.responses_protocol import prompt_estimate, sealed_items
 
-log = logging.getLogger(__name__)
 # What replaying a previous response costs beyond its recorded input + output: the framing of its
 # output items as input (a message's role and 3 tokens, a call's 3 more), a few per chained turn.
 CONTEXT_SLACK = 16
