@@ -137,7 +137,7 @@ class ResponsesApi:
     def _continuing(self, ctx: CallContext, requested: str | None, continued: str) -> str:
         """The model a follow-up asks for: a route name (`auto`) continues on the model of the response
         it continues (the origin endpoint's, for encrypted items), never re-scored onto another tier."""
-        if requested is not None and requested in self.gateway.router.routes(ctx.principal):
+        if self.gateway.router.decide(ctx.principal, requested, ()) is not None:  # a route (403 if barred)
             return self.gateway.model_for(ctx.principal, continued)
         return self.gateway.model_for(ctx.principal, requested)
 
