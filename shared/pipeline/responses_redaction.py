@@ -7,6 +7,12 @@ what its field's Window lets out; before the field's `.done` event, what the win
 out as one more delta event (and every later event's `sequence_number` moves up by one, so they stay
 contiguous); the `.done` events, `response.content_part.done`, `response.output_item.done` and the
 terminal event's response then carry the text the client was sent. Usage is never touched.
+
+The client is sent the events (`Delta.raw`), never `Delta.content`: a streamed delta keeps the text
+the model generated as its content (an added delta event carries none), so the meter counts what
+the provider billed (a cut stream is charged the same, redacted or not) and the answer has begun
+at the model's first token, as without redaction: the adapter lets the response's first events out
+then, not once a window has filled.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.core.values import Delta
 from shared.pipeline.redaction import Redactor, Window
-from shared.upstream.responses_protocol import event_response, generated_text, output_text
+from shared.upstream.responses_protocol import event_response, output_text
 
 if TYPE_CHECKING:
     from shared.pipeline.exchange import DeltaSource
@@ -103,8 +109,7 @@ class Events:
                 if isinstance(number, int):
                     extra["sequence_number"] = number + self.shift
                     self.shift += 1
-                out.append(dataclasses.replace(delta, content=generated_text(extra), raw=extra, usage=None,
-                                               finish_reason=None))
+                out.append(dataclasses.replace(delta, content="", raw=extra, usage=None, finish_reason=None))
         for delta_type, done_type, member in (TEXT, ARGUMENTS):
             key = _field(event, member)
             if kind == delta_type and isinstance(event.get("delta"), str):
@@ -122,7 +127,7 @@ class Events:
             await self.response(event_response(event))
         if isinstance(number, int):
             self.last = event["sequence_number"] = number + self.shift
-        return [*out, dataclasses.replace(delta, content=generated_text(event), raw=event)]
+        return [*out, dataclasses.replace(delta, raw=event)]
 
     async def held(self) -> list[Delta]:
         """What the windows of unfinished fields still hold, as delta events after the last one sent."""
@@ -131,7 +136,7 @@ class Events:
             if (extra := await self._flush(key)) is not None:
                 if self.last is not None:
                     self.last = extra["sequence_number"] = self.last + 1
-                out.append(Delta(content=generated_text(extra), raw=extra))
+                out.append(Delta(raw=extra))
         return out
 
     def _closed_by(self, event: dict[str, Any]) -> list[Field]:

@@ -2,7 +2,7 @@
 guard's Redactor: a secret split across text or arguments deltas is caught, what a window held goes
 out as one more delta event before the event that closes its field, sequence numbers stay strictly
 increasing and contiguous, every event that repeats the text carries what the client was sent, and
-usage is never touched."""
+usage (and what the meter counts) is never touched."""
 
 from __future__ import annotations
 
@@ -120,7 +120,9 @@ async def test_what_a_window_held_goes_out_before_its_done_event_and_the_numbers
     assert len(out) == len(sent) + 2, "one delta event added per field whose window held its end"
     kinds = [d.raw["type"] for d in out if d.raw is not None]
     done = kinds.index("response.output_text.done")
-    assert kinds[done - 1] == "response.output_text.delta" and out[done - 1].content.endswith("[REDACTED:secrets]")
+    extra = out[done - 1].raw
+    assert extra is not None and extra["type"] == "response.output_text.delta"
+    assert extra["delta"].endswith("[REDACTED:secrets]")
     assert of(out, "response.output_text.delta")[-1]["item_id"] == "msg_1"
     assert numbers(out) == list(range(len(out))), "strictly increasing, contiguous, from the first"
 
@@ -133,6 +135,16 @@ async def test_a_provider_without_done_events_has_the_held_text_flushed_before_i
                           "response.completed"]
     assert "".join(e["delta"] for e in of(out, "response.output_text.delta")) == REDACTED_TEXT
     assert numbers(out) == list(range(len(out)))
+
+
+async def test_the_meter_still_counts_what_the_model_generated_and_the_answer_begins_at_its_first_token() -> None:
+    sent = events()
+    out = await read(redactor(), deltas(sent))
+    assert "".join(d.content for d in out) == "".join(TEXT) + "save" + "".join(ARGS), \
+        "each delta's content is the text the model generated (the added events carry none): a cut is charged the same"
+    first = next(d for d in out if d.raw is not None and d.raw["type"] == "response.output_text.delta")
+    assert first.answers and first.raw is not None and first.raw["delta"] == "", \
+        "its text is held back from the client, yet the response has begun: its first events go out now"
 
 
 async def test_usage_and_the_terminal_event_are_untouched() -> None:
