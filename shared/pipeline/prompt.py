@@ -1,8 +1,9 @@
 """The request's texts as the guard stage reads them, and masks them before they go upstream (`redact_input`).
 
 Each operation hands the exchange a view of its own request: the native messages, the summarize
-text, an OpenAI body (whose string or text-part contents are changed in place, so the model call,
-the cache key and the semantic cache's embedding all see the masked text), or embedding inputs.
+text, an OpenAI chat or Responses body (whose string or text-part contents are changed in place,
+so the model call, the cache key and the semantic cache's embedding all see the masked text), or
+embedding inputs.
 """
 
 from __future__ import annotations
@@ -68,36 +69,96 @@ class TextPrompt:
         self.text = change(self.text)
 
 
-@dataclass
-class BodyPrompt:
-    """An OpenAI chat body's messages: string contents and text parts, changed in place."""
+Slot = tuple[str, dict[str, Any], str]  # (role, the dict holding a text, its key)
 
-    body: dict[str, Any]
+
+class SlotPrompt:
+    """A JSON body whose texts sit in slots: screened by role, changed in place (so the model call,
+    the cache key and the semantic cache's embedding all see the masked text)."""
+
     injection: bool = True
     answers_in_text: bool = True
 
     def texts(self) -> list[tuple[str, str]]:
-        return [(role, text) for role, holder, key in self._slots() if role in SCREENED_ROLES
-                for text in (holder[key],)]
+        return [(role, holder[key]) for role, holder, key in self.slots() if role in SCREENED_ROLES]
 
     def rewrite(self, change: Callable[[str], str]) -> None:
-        for role, holder, key in self._slots():
+        for role, holder, key in self.slots():
             if role not in TENANT_ROLES:
                 holder[key] = change(holder[key])
 
-    def _slots(self) -> list[tuple[str, dict[str, Any], str]]:
-        """(role, the dict holding a text, its key) for every text of the messages."""
-        slots: list[tuple[str, dict[str, Any], str]] = []
+    def slots(self) -> list[Slot]:
+        """Every text of the body, with the role it speaks for."""
+        raise NotImplementedError
+
+
+@dataclass
+class BodyPrompt(SlotPrompt):
+    """An OpenAI chat body's messages: string contents and text parts."""
+
+    body: dict[str, Any]
+
+    def slots(self) -> list[Slot]:
+        slots: list[Slot] = []
         for message in self.body.get("messages") or []:
-            if not isinstance(message, dict):
-                continue
-            role, content = str(message.get("role")), message.get("content")
-            if isinstance(content, str):
-                slots.append((role, message, "content"))
-            elif isinstance(content, list):
-                slots += [(role, part, "text") for part in content if isinstance(part, dict)
-                          and part.get("type") == "text" and isinstance(part.get("text"), str)]
+            if isinstance(message, dict):
+                slots += _content(str(message.get("role")), message, "content", {"text"})
         return slots
+
+
+@dataclass
+class ResponsesPrompt(SlotPrompt):
+    """A Responses API body: `input` as a string (the user's), or its items: messages (string
+    content or input_text/output_text parts) and function_call_output outputs (the tool's).
+    `instructions` is the tenant's own, like system and developer messages: never screened or masked."""
+
+    body: dict[str, Any]
+
+    def slots(self) -> list[Slot]:
+        value = self.body.get("input")
+        if isinstance(value, str):
+            return [("user", self.body, "input")]
+        slots: list[Slot] = []
+        for role, item, key in _items(value):
+            slots += _content(role, item, key, {"input_text", "output_text"})
+        return slots
+
+    def messages(self) -> list[dict[str, Any]]:
+        """The instructions and input as OpenAI chat messages (role and text), as the route scorer reads them."""
+        instructions = self.body.get("instructions")
+        messages = [{"role": "system", "content": instructions}] if isinstance(instructions, str) else []
+        value = self.body.get("input")
+        if isinstance(value, str):
+            return [*messages, {"role": "user", "content": value}]
+        for role, item, key in _items(value):
+            text = "\n".join(holder[k] for _, holder, k in _content(role, item, key, {"input_text", "output_text"}))
+            messages.append({"role": "system" if role in TENANT_ROLES else role, "content": text})
+        return messages
+
+
+def _items(value: object) -> list[Slot]:
+    """The input items that carry text: (role, the item, the key of its content)."""
+    found: list[Slot] = []
+    for item in value if isinstance(value, list) else []:
+        if not isinstance(item, dict):
+            continue
+        kind = item.get("type", "message")
+        if kind == "message" and "role" in item:
+            found.append((str(item["role"]), item, "content"))
+        elif kind == "function_call_output":
+            found.append(("tool", item, "output"))
+    return found
+
+
+def _content(role: str, holder: dict[str, Any], key: str, text_parts: set[str]) -> list[Slot]:
+    """A content as slots: itself when a string, else its text parts (of the types named)."""
+    content = holder.get(key)
+    if isinstance(content, str):
+        return [(role, holder, key)]
+    if isinstance(content, list):
+        return [(role, part, "text") for part in content if isinstance(part, dict)
+                and part.get("type") in text_parts and isinstance(part.get("text"), str)]
+    return []
 
 
 @dataclass

@@ -14,7 +14,7 @@ import dataclasses
 import re
 from collections import Counter
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from shared.core.errors import SafetyUnavailable
 from shared.core.values import Completion, Delta
@@ -36,6 +36,16 @@ NAMED_MAX_CHARS = 1000
 _SENTENCE_END = re.compile(r"[.!?\n]\s")
 
 Fields = dict[tuple[int, int], "Window"]  # (choice, -1 for content | tool call index) -> its window
+
+
+@runtime_checkable
+class ShapedSource(Protocol):
+    """A model call whose answers are not chat completions (the Responses API's): it knows their
+    shape, and redacts them with the exchange's Redactor (shared/pipeline/responses_redaction.py)."""
+
+    def __call__(self) -> AsyncIterator[Delta]: ...
+
+    def redacted(self, redactor: Redactor) -> DeltaSource: ...
 
 
 class Redactor:
@@ -72,6 +82,8 @@ class Redactor:
 
     def source(self, live: DeltaSource) -> DeltaSource:
         """`live` with every answer redacted: whole deltas at once, streamed ones through hold-back windows."""
+        if isinstance(live, ShapedSource):
+            return live.redacted(self)
 
         async def source() -> AsyncIterator[Delta]:
             fields: Fields = {}

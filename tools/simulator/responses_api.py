@@ -80,7 +80,7 @@ class ResponsesService:
         turn = self._accepted(body, record)
         if not isinstance(turn, _Turn):
             return turn
-        fault = sim.faults.draw()
+        fault = sim.faults.draw(str((body or {}).get("model")))  # the v1 API names the deployment in the body
         if (failed := await sim._fail(fault, request, record)) is not None:
             return failed
         drop_after = fault.drop_after if fault is not None and fault.status == "drop_stream" else None
