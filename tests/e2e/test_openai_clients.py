@@ -84,7 +84,11 @@ class Tide(BaseModel):
 
 def test_langchain_invoke_and_stream(chat: ChatOpenAI, ledger: Ledger) -> None:
     assert chat.invoke("Describe the north pier").content
-    pieces = [chunk.content for chunk in chat.stream("Describe the north pier at dawn")]
+    # Long enough to pass the default policy's redaction window (docs/safety.md: a stream's first
+    # text is held back up to 256 characters), so the answer shows whether it streams: this prompt's
+    # simulated answer is 379 characters.
+    longer = chat.bind(max_completion_tokens=200)
+    pieces = [chunk.content for chunk in longer.stream("Describe the north pier at dawn in detail")]
     assert len([p for p in pieces if p]) > 1, "streamed in pieces"
 
 

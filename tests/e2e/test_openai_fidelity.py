@@ -155,7 +155,9 @@ def test_azure_client_on_the_deployment_route_with_tools_streamed(fid_azure: ope
                                                                   ledger: Ledger) -> None:
     result = fid_azure.chat.completions.create(model="chat", messages=user("weather in Oslo"), tools=[WEATHER])
     assert result.choices[0].finish_reason == "tool_calls"
-    chunks = list(fid_azure.chat.completions.create(model="chat", messages=user("describe the pier"), max_tokens=12,
+    # Long enough to pass the default policy's redaction window (docs/safety.md: a stream's first
+    # text is held back up to 256 characters), so the answer shows whether it streams.
+    chunks = list(fid_azure.chat.completions.create(model="chat", messages=user("describe the pier"), max_tokens=200,
                                                 stream=True, stream_options={"include_usage": True}))
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
     assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) > 1

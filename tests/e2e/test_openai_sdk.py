@@ -62,8 +62,10 @@ def test_azure_client_completes_a_chat(azure: openai.AzureOpenAI) -> None:
 
 
 def test_azure_client_streams(azure: openai.AzureOpenAI) -> None:
+    # Long enough to pass the default policy's redaction window (docs/safety.md: a stream's first
+    # text is held back up to 256 characters), so the answer shows whether it streams.
     pieces = [c.choices[0].delta.content or "" for c in
-              azure.chat.completions.create(model="chat", messages=MESSAGES, max_tokens=20, stream=True) if c.choices]
+              azure.chat.completions.create(model="chat", messages=MESSAGES, max_tokens=200, stream=True) if c.choices]
     assert len([p for p in pieces if p]) > 1, "the answer arrives in pieces, not one block"
 
 

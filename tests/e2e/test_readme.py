@@ -27,7 +27,7 @@ from tools.localenv import LocalStack, free_port
 
 README = ROOT / "README.md"
 BLOCK = re.compile(r"<!-- readme-(test|test: until-shape|output|settings) -->\n\s*```(\w*)\n(.*?)\n\s*```", re.DOTALL)
-POLLS = 60  # until-shape: a job is picked up within a few queue polls
+POLLS = 240  # until-shape: a job is picked up within a few queue polls (under a full suite's load, more)
 
 
 @dataclass
