@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -25,7 +25,73 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 bp = func.Blueprint(http_auth_level=func.AuthLevel.ANONYMOUS)
 _QUERY = ("order", "limit", "after", "before", "include", "include[]")
-Handler = Callable[[Scope, Request], Awaitable[Response]]
+
+
+@http_function(bp, "responses_create_openai", "v1/responses", ["POST"], errors=openai_problem)
+async def responses_create_openai(req: Request) -> Response:
+    return await respond(req, lambda scope: _create(scope, req))
+
+
+@http_function(bp, "responses_input_tokens_openai", "v1/responses/input_tokens", ["POST"], errors=openai_problem)
+async def responses_input_tokens_openai(req: Request) -> Response:
+    return await respond(req, lambda scope: _input_tokens(scope, req))
+
+
+@http_function(bp, "responses_item_openai", "v1/responses/{response_id}", ["GET", "DELETE"], errors=openai_problem)
+async def responses_item_openai(req: Request) -> Response:
+    return await respond(req, lambda scope: _item(scope, req))
+
+
+@http_function(bp, "responses_input_items_openai", "v1/responses/{response_id}/input_items", ["GET"],
+               errors=openai_problem)
+async def responses_input_items_openai(req: Request) -> Response:
+    return await respond(req, lambda scope: _input_items(scope, req))
+
+
+@http_function(bp, "responses_create_azure", "openai/v1/responses", ["POST"], errors=openai_problem)
+async def responses_create_azure(req: Request) -> Response:
+    return await respond(req, lambda scope: _create(scope, req))
+
+
+@http_function(bp, "responses_input_tokens_azure", "openai/v1/responses/input_tokens", ["POST"],
+               errors=openai_problem)
+async def responses_input_tokens_azure(req: Request) -> Response:
+    return await respond(req, lambda scope: _input_tokens(scope, req))
+
+
+@http_function(bp, "responses_item_azure", "openai/v1/responses/{response_id}", ["GET", "DELETE"],
+               errors=openai_problem)
+async def responses_item_azure(req: Request) -> Response:
+    return await respond(req, lambda scope: _item(scope, req))
+
+
+@http_function(bp, "responses_input_items_azure", "openai/v1/responses/{response_id}/input_items", ["GET"],
+               errors=openai_problem)
+async def responses_input_items_azure(req: Request) -> Response:
+    return await respond(req, lambda scope: _input_items(scope, req))
+
+
+@http_function(bp, "responses_create_azure_preview", "openai/responses", ["POST"], errors=openai_problem)
+async def responses_create_azure_preview(req: Request) -> Response:
+    return await respond(req, lambda scope: _create(scope, req))
+
+
+@http_function(bp, "responses_input_tokens_azure_preview", "openai/responses/input_tokens", ["POST"],
+               errors=openai_problem)
+async def responses_input_tokens_azure_preview(req: Request) -> Response:
+    return await respond(req, lambda scope: _input_tokens(scope, req))
+
+
+@http_function(bp, "responses_item_azure_preview", "openai/responses/{response_id}", ["GET", "DELETE"],
+               errors=openai_problem)
+async def responses_item_azure_preview(req: Request) -> Response:
+    return await respond(req, lambda scope: _item(scope, req))
+
+
+@http_function(bp, "responses_input_items_azure_preview", "openai/responses/{response_id}/input_items", ["GET"],
+               errors=openai_problem)
+async def responses_input_items_azure_preview(req: Request) -> Response:
+    return await respond(req, lambda scope: _input_items(scope, req))
 
 
 def _api(scope: Scope) -> ResponsesApi:
@@ -119,25 +185,3 @@ async def _sse(held: list[Delta], rest: AsyncGenerator[Delta, None], cid: str) -
         yield f"event: error\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
     finally:
         await rest.aclose()  # a client gone: the drain goes on reading the model to its end and settles
-
-
-def _register(name: str, route: str, methods: list[str], handler: Handler) -> None:
-    """One function of the host for one route (a route is a function's, in the Functions model)."""
-
-    async def function(req: Request) -> Response:
-        return await respond(req, lambda scope: handler(scope, req))
-
-    function.__name__ = function.__qualname__ = name
-    http_function(bp, name, route, methods, errors=openai_problem)(function)
-
-
-# The same four handlers under each family's path; input_tokens before {response_id}, which would
-# otherwise take it.
-for _family, _base in (("openai", "v1/responses"), ("azure", "openai/v1/responses"),
-                       ("azure_preview", "openai/responses")):
-    for _operation, _path, _methods, _handler in (("create", "", ["POST"], _create),
-                                                  ("input_tokens", "/input_tokens", ["POST"], _input_tokens),
-                                                  ("item", "/{response_id}", ["GET", "DELETE"], _item),
-                                                  ("input_items", "/{response_id}/input_items", ["GET"],
-                                                   _input_items)):
-        _register(f"responses_{_operation}_{_family}", f"{_base}{_path}", _methods, _handler)
