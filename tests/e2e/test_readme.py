@@ -27,7 +27,7 @@ from tools.localenv import LocalStack, free_port
 
 README = ROOT / "README.md"
 BLOCK = re.compile(r"<!-- readme-(test|test: until-shape|output|settings) -->\n\s*```(\w*)\n(.*?)\n\s*```", re.DOTALL)
-POLLS = 240  # until-shape: a job is picked up within a few queue polls (under a full suite's load, more)
+POLLS = 60  # until-shape: a job is picked up within a few queue polls
 
 
 @dataclass
@@ -95,7 +95,10 @@ def readme_app(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> I
     port = free_port()
     # A database of its own, as a fresh `make run` has: the example's TENANTS seed its tenant
     # directory (the stack's other apps seed theirs with other tenants named `dev`).
-    fresh = {"COSMOS_DATABASE": "aigw-readme"}
+    # And a jobs queue of its own, named in that local.settings.json: the stack's app takes every
+    # message of the stack's queue into its own database.
+    fresh = {"COSMOS_DATABASE": "aigw-readme", "JOBS_QUEUE": "readme-jobs"}
+    stack.create_job_queues(fresh["JOBS_QUEUE"])
     stack.start_app(name="readme-app", port=port, extra_env=fresh)
     folder = tmp_path_factory.mktemp("clone")
     (folder / "local.settings.json").write_text(json.dumps({"IsEncrypted": False, "Values": {**stack.settings,

@@ -9,7 +9,6 @@ tenant's `on_error` behaviour, never a 500. The same for a native chat, a summar
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -18,8 +17,6 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from azure.core.exceptions import ResourceExistsError
-from azure.storage.queue import QueueServiceClient
 
 from shared.core.settings import hash_api_key
 from tests.e2e.conftest import assert_problem
@@ -52,10 +49,7 @@ TENANTS = json.dumps([{"tenant": f"sf-{name}", "keys": [{"id": name, "sha256": h
 
 @pytest.fixture(scope="module")
 def app(stack: LocalStack) -> Iterator[str]:
-    service = QueueServiceClient.from_connection_string(stack.settings["AzureWebJobsStorage"])
-    for name in (QUEUE, f"{QUEUE}-poison"):
-        with contextlib.suppress(ResourceExistsError):
-            service.create_queue(name)
+    stack.create_job_queues(QUEUE)
     # A short timeout, so the slow-service case is quick; the stack's own settings name the safety server.
     with stack.app_on_free_port("safety", {"TENANTS": TENANTS, "JOBS_QUEUE": QUEUE, "SAFETY_TIMEOUT_S": "1"},
                                 jobs=True) as url:

@@ -193,17 +193,17 @@ class LocalStack:
              "--location", str(self.data_dir / "azurite")],
             ready=lambda: port_open(p.queue) and port_open(p.blob),
         )
-        self._create_job_queues()
+        self.create_job_queues(self.settings["JOBS_QUEUE"])
 
-    def _create_job_queues(self) -> None:
-        """The host listens on a trigger queue only once it exists and never creates it (in Azure
-        the Bicep does); a producer may drop a job before anyone called the API."""
+    def create_job_queues(self, queue: str) -> None:
+        """A jobs queue and its poison queue. The host listens on a trigger queue only once it exists
+        and never creates it (in Azure the Bicep does); a producer may drop a job before anyone
+        called the API. An app given a queue of its own takes no other app's jobs."""
         from azure.core.exceptions import ResourceExistsError
         from azure.storage.queue import QueueServiceClient
 
-        settings = self.settings
-        service = QueueServiceClient.from_connection_string(settings["AzureWebJobsStorage"])
-        for name in (settings["JOBS_QUEUE"], f"{settings['JOBS_QUEUE']}-poison"):
+        service = QueueServiceClient.from_connection_string(self.settings["AzureWebJobsStorage"])
+        for name in (queue, f"{queue}-poison"):
             with contextlib.suppress(ResourceExistsError):
                 service.create_queue(name)
 
