@@ -106,8 +106,14 @@ def test_a_keys_own_budget_refuses_with_scope_key_while_its_tenant_has_room(four
         statuses, scopes = asyncio.run(burst(four_apps, key, 12))
         assert statuses == Counter({200: 5, 429: 7}), statuses
         assert scopes == {"key"}
-        usage = api.get("/tenants/team/usage").json()
-        small = next(k for k in usage["keys"] if k["id"] == "small")
+        # Each answer's settlement is written just after the answer went out: read once they landed.
+        deadline = time.monotonic() + 15
+        while True:
+            usage = api.get("/tenants/team/usage").json()
+            small = next(k for k in usage["keys"] if k["id"] == "small")
+            if small["daily"]["tokens_used"] == 5 * PER_REQUEST or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert small["daily"]["tokens_used"] == 5 * PER_REQUEST and small["daily"]["token_limit"] == limit
         assert usage["daily"]["tokens_used"] + PER_REQUEST <= usage["daily"]["token_limit"]  # the tenant has room
     assert [chat(url, USER_KEY).status_code for url in four_apps] == [200] * 4
