@@ -7,8 +7,9 @@ group's endpoints (`context_window`, `max_output_tokens`) and the tenant (`max_r
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -41,6 +42,26 @@ MAX_ANSWER_TOKENS = 262_144
 class Streaming(NamedTuple):
     headers: Mapping[str, str]
     deltas: AsyncGenerator[Delta, None]
+
+
+def routed_streaming(gateway: Gateway, principal: Principal, first: RouteDecision | None, ex: Exchange,
+                     build: Callable[[RouteDecision], Awaitable[Exchange]]) -> Streaming:
+    """`ex`'s deltas and the headers it sets; when its tier could not answer before the answer began,
+    those of the other tier's exchange (`build`), its headers in place of the first's."""
+
+    async def on(other: RouteDecision) -> AsyncGenerator[Delta, None]:
+        fallback = await build(other)
+        ex.headers.clear()  # the first exchange's allowance: the fallback's own comes in its place
+        fallback.headers = ex.headers
+        async with contextlib.aclosing(gateway.streamed(fallback)) as deltas:
+            async for delta in deltas:
+                yield delta
+
+    def again() -> AsyncGenerator[Delta, None] | None:
+        other = gateway.router.fallback(principal, first)
+        return None if other is None else on(other)
+
+    return Streaming(ex.headers, stream_or_fallback(gateway.streamed(ex), again))
 
 
 @dataclass(frozen=True)
@@ -163,18 +184,11 @@ class OpenAIPath:
         """The answer as deltas, and the headers the exchange sets for the response (filled once the
         first delta has come; by the other tier's exchange when the route fell back to it)."""
         first = self.decide(ctx, requested, body)
-        ex = self.exchange(ctx, requested, body, first)
 
-        def again() -> AsyncGenerator[Delta, None] | None:
-            other = self.gateway.router.fallback(ctx.principal, first)
-            if other is None:
-                return None
-            fallback = self.exchange(ctx, requested, body, other)
-            ex.headers.clear()  # the first exchange's allowance: the fallback's own comes in its place
-            fallback.headers = ex.headers
-            return self.gateway.streamed(fallback)
+        async def build(route: RouteDecision | None) -> Exchange:
+            return self.exchange(ctx, requested, body, route)
 
-        return Streaming(ex.headers, stream_or_fallback(self.gateway.streamed(ex), again))
+        return routed_streaming(self.gateway, ctx.principal, first, self.exchange(ctx, requested, body, first), build)
 
     def models(self, principal: Principal) -> list[str]:
         """The model groups, model routes and embedding deployments this tenant may use."""

@@ -15,23 +15,21 @@ is not cached either (its events are not replayable from a chat answer).
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from shared.core.errors import BadRequest, ContextLengthExceeded, ResponseNotFound, ServiceUnavailable
 from shared.core.routes import RouteDecision
 from shared.core.settings import RESPONSE_LIMIT_S
-from shared.core.values import Delta
 from shared.pipeline.exchange import CallContext, Exchange
 from shared.pipeline.gateway import Answer, Gateway
-from shared.pipeline.openai_path import Streaming, group_limits
+from shared.pipeline.openai_path import Streaming, group_limits, routed_streaming
 from shared.pipeline.prompt import ResponsesPrompt
 from shared.pipeline.responses_checks import check_request, not_found, response_id
 from shared.pipeline.responses_redaction import ResponsesSource
 from shared.pipeline.responses_turn import Turn, origin_down
-from shared.pipeline.routes import stream_or_fallback, whole_or_fallback
+from shared.pipeline.routes import whole_or_fallback
 from shared.state.budget import Estimate
 from shared.state.cosmos import CosmosState
 from shared.state.responses import CosmosResponseRecords, ResponseRecord, ResponseRecords
@@ -70,21 +68,11 @@ class ResponsesApi:
         generated token are held upstream (held_stream), and what redaction holds back is let out
         before an error, so a client never sees two responses begin."""
         first = self.decide(ctx, requested, body)
-        ex = await self.exchange(ctx, requested, body, first)
 
-        async def on(other: RouteDecision) -> AsyncGenerator[Delta, None]:
-            fallback = await self.exchange(ctx, requested, body, other)
-            ex.headers.clear()  # the first exchange's allowance: the fallback's own comes in its place
-            fallback.headers = ex.headers
-            async with contextlib.aclosing(self.gateway.streamed(fallback)) as deltas:
-                async for delta in deltas:
-                    yield delta
+        async def build(route: RouteDecision | None) -> Exchange:
+            return await self.exchange(ctx, requested, body, route)
 
-        def again() -> AsyncGenerator[Delta, None] | None:
-            other = self.gateway.router.fallback(ctx.principal, first)
-            return None if other is None else on(other)
-
-        return Streaming(ex.headers, stream_or_fallback(self.gateway.streamed(ex), again))
+        return routed_streaming(self.gateway, ctx.principal, first, await build(first), build)
 
     def decide(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> RouteDecision | None:
         """The request refused or allowed, and, for a first turn that asks for a route, where it goes
