@@ -36,8 +36,8 @@ class _Loader:
 
 
 def start_loading() -> concurrent.futures.Future[None]:
-    """Start importing the service modules and building the TLS context and the configured models'
-    tokenizers in a daemon thread (once per process); the future is done when they are loaded or
+    """Start importing the service modules and building the TLS context, the injection detector and
+    the configured models' tokenizers in a daemon thread (once per process); the future is done when they are loaded or
     the load failed."""
     with _Loader.lock:
         if _Loader.future is None:
@@ -57,6 +57,9 @@ def _load(future: concurrent.futures.Future[None]) -> None:
         from shared.upstream.wire import tls_context  # noqa: PLC0415
 
         tls_context()  # the CA bundle, read here rather than by the first container
+        from shared.safety.detector import default_detector  # noqa: PLC0415
+
+        default_detector()  # the injection rules compiled here (tens of ms), not on the first request
 
         try:
             settings = load_settings()
