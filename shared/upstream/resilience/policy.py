@@ -2,8 +2,11 @@
 
 Each attempt picks an endpoint from the pool. A failure parks the endpoint for its Retry-After
 and feeds its breaker; the next attempt goes at once to another usable endpoint, and only when
-none is usable does it wait (the provider's Retry-After, else jittered backoff). Attempts stop
-at the attempt limit, at the request deadline, or when the process-wide retry budget says no.
+none is usable does it wait (the provider's Retry-After, else jittered backoff). It does not wait
+for an open breaker: when every endpoint is behind one, they are down, and a request that waited out
+the open period would mostly find them down again; it ends at once with a 503 whose Retry-After is
+the soonest reopening, or (a routed request) goes to the other tier. Attempts stop at the attempt
+limit, at the request deadline, or when the process-wide retry budget says no.
 The budget is spent only by attempts that go back to an endpoint this request already tried:
 failing over to a fresh endpoint adds no load to the one that failed, and a cold start's first
 burst against a dead region must still fail over in full.
@@ -149,6 +152,8 @@ class ResiliencePolicy:
             # tenacity has already asked `wait` for the coming sleep (state.upcoming_sleep).
             if state.attempt_number >= self.settings.max_attempts or not live():
                 return True
+            if self._all_down(live()):
+                return True  # an open breaker is not waited for (module docstring)
             if self.clock.now() + state.upcoming_sleep >= deadline:
                 return True  # fail now rather than sleep into the deadline
             if self._fresh_endpoint_left(live(), tried):
@@ -252,6 +257,10 @@ class ResiliencePolicy:
         wait = next_wait(state.attempt_number, retry_after, base_s=self.settings.backoff_base_s,
                          cap_s=self.settings.backoff_cap_s, rng=self.rng)
         return max(wait, until_usable)
+
+    def _all_down(self, endpoints: Sequence[Endpoint]) -> bool:
+        """Every endpoint is behind an open breaker (not only parked for a Retry-After)."""
+        return all(self.pool.breakers[e.name].reopens_in() > 0 for e in endpoints)
 
     def _fresh_endpoint_left(self, endpoints: Sequence[Endpoint], tried: set[str]) -> bool:
         return any(self.pool.usable(e) for e in endpoints if e.name not in tried)

@@ -119,3 +119,21 @@ async def test_failing_over_to_a_fresh_endpoint_spends_no_retry_budget() -> None
     with pytest.raises(ServiceUnavailable):  # both fail: going back to the primary would be a retry
         await p.call(eps, scripted([api_error(503), api_error(503), "never"], calls))
     assert calls[2:] == ["primary", "secondary"]
+
+
+async def test_an_open_breaker_is_not_waited_for_the_503_names_its_reopening() -> None:
+    clock = FakeClock()
+    calls: list[str] = []
+    eps = [endpoint("primary", 0), endpoint("secondary", 1)]
+    p = policy(clock, ["primary", "secondary"], breaker=BreakerSettings(consecutive_failures=1, cooldown_s=15))
+    with pytest.raises(ServiceUnavailable) as err:
+        await p.call(eps, scripted([api_error(503), api_error(503), "never"], calls))
+    # Both regions failed and opened their breakers: no wait for a half-open probe that would mostly
+    # find them down again (a routed request goes to its other tier instead).
+    assert calls == ["primary", "secondary"] and sum(clock.waits) == 0
+    assert err.value.retry_after_s == pytest.approx(15)
+    with pytest.raises(ServiceUnavailable):
+        await p.call(eps, scripted(["never"], calls))
+    assert calls == ["primary", "secondary"] and sum(clock.waits) == 0, "the next request is not sent either"
+    clock.t += 15
+    assert await p.call(eps, scripted(["probed"], calls)) == "probed", "after the cooldown a probe goes"
