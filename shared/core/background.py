@@ -45,6 +45,11 @@ def _finished(task: asyncio.Task[Any]) -> None:
         log.warning("detached work failed: %s", type(exc).__name__)
 
 
+def detached() -> int:
+    """How many pieces of detached work have not ended yet."""
+    return sum(not t.done() for t in _RUNNING)
+
+
 async def drain(timeout_s: float) -> None:
     """Wait (bounded) for detached work to end, for tests and an orderly shutdown."""
     pending = [t for t in _RUNNING if not t.done()]

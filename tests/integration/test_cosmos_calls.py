@@ -13,7 +13,6 @@ import pytest
 from aiohttp import web
 
 from shared.composition import Container, build_container
-from shared.core.background import drain
 from shared.core.models import ChatMessage, Usage
 from shared.core.settings import ModelPrice, Settings, TenantLimits
 from shared.core.values import Completion, SamplingParams
@@ -23,6 +22,7 @@ from shared.state.budget import CosmosBudgetLedger, Estimate
 from shared.state.cache import CacheKey, CosmosExactCache
 from shared.state.cosmos import CosmosState, cosmos_client
 from shared.state.ratelimit import CosmosRateLimiter
+from tests.integration.conftest import HeldTimers
 from tools.localenv import free_port
 
 # Hop-by-hop headers, and the length aiohttp sets again for the body it sends.
@@ -155,16 +155,17 @@ async def test_the_exact_cache_stores_without_a_body_and_looks_up_with_a_point_r
 async def test_the_whole_path_answers_and_hits_with_every_write_answered_without_a_body(
         stack_settings: Settings, azure_like: AzureLikeCosmos, sims: object) -> None:
     settings = stack_settings.model_copy(update={"cosmos_endpoint": azure_like.endpoint})
-    container: Container = await build_container(settings)
+    clock = HeldTimers()
+    container: Container = await build_container(settings, clock=clock)
     try:
         tenant = who(FULL)
         call = ChatCall(None, (ChatMessage(role="user", content=f"Longest pier, case {uuid.uuid4().hex[:6]}?"),),
                         SamplingParams(max_tokens=200))
         first = await container.gateway.complete(CallContext(tenant, "c1"), call)
-        await drain(10)
+        await clock.settle()
         charged = (await container.budget.usage(tenant))["daily"]
         second = await container.gateway.complete(CallContext(tenant, "c2"), call)
-        await drain(10)
+        await clock.settle()
         assert not first.cached and second.cached
         assert second.completion.content == first.completion.content
         stripped = [s for s in azure_like.seen if s.minimal]

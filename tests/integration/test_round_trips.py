@@ -15,13 +15,13 @@ import pytest
 from azure.core.pipeline.transport._aiohttp import AioHttpTransport
 
 from shared.composition import Container, build_container
-from shared.core.background import drain
 from shared.core.models import ChatMessage
 from shared.core.settings import Settings, TenantLimits
 from shared.core.values import SamplingParams
 from shared.identity.auth import Principal
 from shared.pipeline.gateway import CallContext, ChatCall
 from shared.state.cosmos import CosmosState, cosmos_client
+from tests.integration.conftest import HeldTimers
 
 LIMITS = TenantLimits(daily_tokens=10_000_000, monthly_tokens=100_000_000, daily_usd=1000.0, monthly_usd=10_000.0,
                       rpm=100_000, tpm=100_000_000, cache_ttl_s=3600)
@@ -38,6 +38,7 @@ class RoundCounter(AioHttpTransport):
     def __init__(self) -> None:
         super().__init__(use_env_settings=False)
         self.rounds = self.finished = self.requests = 0
+        self.clock = HeldTimers()  # the container's
         self._batch: asyncio.Event | None = None
         self._pending: dict[int, int] = {}
 
@@ -65,9 +66,9 @@ class RoundCounter(AioHttpTransport):
 @pytest.fixture
 async def counted(stack_settings: Settings) -> AsyncIterator[tuple[Container, RoundCounter]]:
     transport = RoundCounter()
-    container = await build_container(stack_settings, cosmos_transport=transport)
+    container = await build_container(stack_settings, cosmos_transport=transport, clock=transport.clock)
     yield container, transport
-    await drain(10)
+    await transport.clock.settle()
     await container.close()
 
 
@@ -79,11 +80,11 @@ def chat(text: str, *, turns: int = 1) -> ChatCall:
 async def critical_rounds(container: Container, transport: RoundCounter, principal: Principal,
                           call: ChatCall) -> tuple[int, int, bool]:
     """Rounds the answer waited for, Cosmos requests in all (after the detached work), cached."""
-    await drain(10)
+    await transport.clock.settle()
     before_rounds, before_requests = transport.finished, transport.requests
     answer = await container.gateway.complete(CallContext(principal, uuid.uuid4().hex), call)
     waited = transport.finished - before_rounds
-    await drain(10)
+    await transport.clock.settle()
     return waited, transport.requests - before_requests, answer.cached
 
 
