@@ -37,6 +37,11 @@ AUDIT_UNREACHABLE ?= fail
 # with other jobs loading the machine), about 9 minutes in one process. TEST_WORKERS=0 runs them in this
 # one process, as a plain `pytest` does.
 TEST_WORKERS ?= 4
+# The suite's ~60 Python processes (each worker, ~50 app starts, the simulators) import the same modules:
+# their bytecode is written to __pycache__ (gitignored) even where the environment turns that off
+# (PYTHONDONTWRITEBYTECODE=1 on the CI machine). Otherwise every process of a fresh clone compiles the
+# project's modules again and each worker rewrites every test module's asserts (5 s of CPU a worker).
+export PYTHONDONTWRITEBYTECODE :=
 PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 $(PY_STAMP): requirements.txt requirements-dev.txt
