@@ -73,7 +73,8 @@ class ConnectionDropped(UpstreamError):
 
 class EndpointTimedOut(UpstreamError):
     """No byte for the client's timeout (MODEL_TIMEOUT_S, or a call's own bound): the provider may
-    be working on the request, and may bill it."""
+    be working on the request, and may bill it. Any of httpx2's timeouts, a connection's included,
+    is counted so: what the meter charged before the tree."""
 
 
 class AnswerCut(UpstreamError):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import httpx2
 import pytest
@@ -180,5 +179,5 @@ async def test_a_content_filter_refusal_is_refused_and_passes_none_of_its_text_o
 
 
 def test_anything_else_is_left_as_it_came() -> None:
-    odd: Any = ValueError("a malformed answer")
+    odd = ValueError("a malformed answer")
     assert sdk_error(odd) is odd
