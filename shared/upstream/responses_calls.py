@@ -9,10 +9,11 @@ from typing import Any
 
 from shared.upstream.attempts import held_stream
 from shared.upstream.endpoints import Endpoint
+from shared.upstream.errors import EndpointRefused, StreamErrorEvent
 from shared.upstream.passthrough import forward
 from shared.upstream.resilience.policy import ResiliencePolicy
 from shared.upstream.responses_protocol import TERMINAL, generated_text
-from shared.upstream.wire import Receipt, UpstreamStatusError, UpstreamStreamError
+from shared.upstream.wire import Receipt
 
 PATH = "/responses"
 
@@ -41,7 +42,7 @@ async def _events(stream: AsyncGenerator[dict[str, Any], None]) -> AsyncGenerato
     try:
         async for event in stream:
             if event.get("type") == "error":
-                raise UpstreamStreamError(event)
+                raise StreamErrorEvent(event)
             yield event
     finally:
         await stream.aclose()
@@ -54,8 +55,8 @@ async def stored(origin: Endpoint, policy: ResiliencePolicy, method: str, path: 
     async def attempt(endpoint: Endpoint) -> dict[str, Any] | None:
         try:
             return await endpoint.wire.fetch(method, path)
-        except UpstreamStatusError as exc:
-            if exc.status_code == 404:
+        except EndpointRefused as exc:
+            if exc.status == 404:
                 return None
             raise
 

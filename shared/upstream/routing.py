@@ -3,20 +3,34 @@ policy (retry, breakers, failover), so the HTTP, OpenAI-compatible and queue pat
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from typing import Any, ClassVar
+from collections.abc import AsyncGenerator, Awaitable
+from typing import Any, ClassVar, TypeVar
 
+import httpx2
+import openai
 from pydantic import ConfigDict, PrivateAttr
 from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
 from semantic_kernel.connectors.ai.open_ai import OpenAIChatPromptExecutionSettings
 from semantic_kernel.connectors.ai.prompt_execution_settings import PromptExecutionSettings
 from semantic_kernel.contents import ChatHistory, ChatMessageContent, StreamingChatMessageContent
+from semantic_kernel.exceptions import ServiceContentFilterException
 
+from shared.core.errors import exception_chain
 from shared.upstream.attempts import held_stream, metered, retry_gate
 from shared.upstream.endpoints import Endpoint
+from shared.upstream.errors import (
+    EndpointRefused,
+    EndpointTimedOut,
+    EndpointUnreachable,
+    StreamErrorEvent,
+    UpstreamError,
+    status_error,
+    transport_error,
+)
 from shared.upstream.resilience.policy import ResiliencePolicy
 
 StreamParts = AsyncGenerator[list[StreamingChatMessageContent], Any]
+R = TypeVar("R")
 
 
 class RoutedChatCompletion(ChatCompletionClientBase):
@@ -52,7 +66,8 @@ class RoutedChatCompletion(ChatCompletionClientBase):
     ) -> list[ChatMessageContent]:
         async def attempt(endpoint: Endpoint) -> list[ChatMessageContent]:
             service = self._services[endpoint.name]
-            results = await metered(service.get_chat_message_contents(chat_history, _for_endpoint(settings)))
+            results = await metered(_translated(service.get_chat_message_contents(chat_history,
+                                                                                   _for_endpoint(settings))))
             for message in results:
                 message.metadata["endpoint"] = endpoint.name
             return results
@@ -69,7 +84,8 @@ class RoutedChatCompletion(ChatCompletionClientBase):
     ) -> StreamParts:
         def open_stream(endpoint: Endpoint) -> StreamParts:
             service = self._services[endpoint.name]
-            return service.get_streaming_chat_message_contents(chat_history, _for_endpoint(settings))
+            return _translated_stream(service.get_streaming_chat_message_contents(chat_history,
+                                                                                  _for_endpoint(settings)))
 
         async for endpoint, chunks in held_stream(
             self._policy, self._endpoints, open_stream,
@@ -92,3 +108,56 @@ def _for_endpoint(settings: PromptExecutionSettings) -> PromptExecutionSettings:
         copy.ai_model_id = None
     copy.service_id = None
     return copy
+
+
+async def _translated(call: Awaitable[R]) -> R:
+    """An SDK service's call, its failure raised as the upstream error tree (sdk_error)."""
+    try:
+        return await call
+    except Exception as exc:
+        ours = sdk_error(exc)
+        if ours is exc:
+            raise
+        raise ours from exc
+
+
+async def _translated_stream(parts: StreamParts) -> StreamParts:
+    """An SDK service's stream, its failure raised as the upstream error tree (sdk_error)."""
+    try:
+        async for chunks in parts:
+            yield chunks
+    except Exception as exc:
+        ours = sdk_error(exc)
+        if ours is exc:
+            raise
+        raise ours from exc
+    finally:
+        await parts.aclose()
+
+
+def sdk_error(exc: Exception) -> Exception:
+    """The openai SDK's failure, as Semantic Kernel wraps it, as the wire raises the same one
+    (shared/upstream/errors.py); anything else (a malformed answer, a connector's bug) as it came."""
+    if isinstance(exc, ServiceContentFilterException):
+        # Azure's content filter, taken apart by Semantic Kernel: refused, none of its text passed on.
+        return EndpointRefused(400, {}, None)
+    chain = exception_chain(exc)
+    for e in chain:
+        if isinstance(e, openai.APIStatusError):
+            # The SDK's `body` is the error object already taken out of {"error": ...}.
+            return status_error(e.status_code, e.response.headers, {"error": e.body})
+    if any(isinstance(e, openai.APITimeoutError | httpx2.TimeoutException) for e in chain):
+        return EndpointTimedOut("the model endpoint timed out")
+    return _unanswered(chain) or exc
+
+
+def _unanswered(chain: list[BaseException]) -> UpstreamError | None:
+    """A failure with no error status: httpx2's (under the SDK's APIConnectionError, or a stream's
+    read), the SDK's connection error without it, or its error for a stream's error event."""
+    transport = next((e for e in chain if isinstance(e, httpx2.HTTPError)), None)
+    if transport is not None:
+        return transport_error(transport)
+    if any(isinstance(e, openai.APIConnectionError) for e in chain):
+        return EndpointUnreachable("the model endpoint could not be reached")
+    event = next((e for e in chain if type(e) is openai.APIError), None)
+    return None if event is None else StreamErrorEvent(event.body)

@@ -17,6 +17,7 @@ import httpx2
 
 from shared.core.clock import Clock, SystemClock
 from shared.core.settings import RESPONSE_LIMIT_S, EndpointConfig
+from shared.upstream.errors import ErrorStatus, StreamErrorEvent, status_error, transport_error, upstream_request_id
 from shared.upstream.sse import sse_data
 
 if TYPE_CHECKING:  # types only: shared.identity.secrets loads the Key Vault SDK, which the hot path never needs
@@ -52,25 +53,6 @@ def tls_context() -> ssl.SSLContext:
     """The process's one TLS context, what httpx2 builds for `verify=True`: loading the CA bundle
     costs about 70 ms of CPU, paid once (by the background loader) instead of once per client."""
     return httpx2.create_ssl_context()
-
-
-class UpstreamStatusError(Exception):
-    """The endpoint answered with an error status. `body` (parsed JSON, else text) is the
-    provider's own words: for classification only, never logged and never shown to a client."""
-
-    def __init__(self, status: int, headers: Mapping[str, str], body: object) -> None:
-        super().__init__(f"the model endpoint answered with status {status}")
-        self.status_code = status
-        self.headers = headers
-        self.body = body
-
-
-class UpstreamStreamError(Exception):
-    """A stream carried an error event after its 200 (the SDK raises APIError for it)."""
-
-    def __init__(self, body: object) -> None:
-        super().__init__("the model endpoint's stream carried an error event")
-        self.body = body
 
 
 class KeyRefreshTransport(httpx2.AsyncBaseTransport):
@@ -236,14 +218,15 @@ class ModelWire:
 
     async def post(self, path: str, body: Mapping[str, Any], *, long: bool = False, timeout_s: float | None = None,
                    receipt: Receipt | None = None) -> dict[str, Any]:
-        """One JSON answer. An error status raises UpstreamStatusError; a 2xx whose body is not a
-        JSON object raises ValueError. `long`: a generation, which sends no byte until the model
-        has finished, so its silence is its length, not an idle endpoint: its caller's time limit
-        (the resilience policy's, from what it asks for) bounds it, and the read timeout only backs
-        that up at RESPONSE_LIMIT_S. `timeout_s`: a shorter bound than the client's for this call (a
-        cache lookup's embedding). `receipt` gets the provider's id of the answered request."""
+        """One JSON answer. A failure raises the tree of shared/upstream/errors.py (an error status,
+        a transport error); a 2xx whose body is not a JSON object raises ValueError. `long`: a
+        generation, which sends no byte until the model has finished, so its silence is its length,
+        not an idle endpoint: its caller's time limit (the resilience policy's, from what it asks
+        for) bounds it, and the read timeout only backs that up at RESPONSE_LIMIT_S. `timeout_s`: a
+        shorter bound than the client's for this call (a cache lookup's embedding). `receipt` gets
+        the provider's id of the answered request."""
         request = await self._request(path, body, read_s=RESPONSE_LIMIT_S if long else None, timeout_s=timeout_s)
-        response = await self._client.send(request)
+        response = await self._send(request)
         if response.status_code >= 400:
             raise _status_error(response)
         _sign(receipt, response)
@@ -254,8 +237,8 @@ class ModelWire:
 
     async def fetch(self, method: str, path: str) -> dict[str, Any]:
         """A JSON answer to a request without a body (GET or DELETE of a stored object). An error
-        status raises UpstreamStatusError."""
-        response = await self._client.send(await self._request(path, None, method=method))
+        status raises shared/upstream/errors.ErrorStatus."""
+        response = await self._send(await self._request(path, None, method=method))
         if response.status_code >= 400:
             raise _status_error(response)
         answer = json.loads(response.content)
@@ -267,8 +250,9 @@ class ModelWire:
                      receipt: Receipt | None = None) -> AsyncGenerator[dict[str, Any], None]:
         """The JSON objects of a Server-Sent Events answer, until `data: [DONE]` or the body's end.
         The response is closed however the generator ends (consumed, failed or closed early).
+        An error event raises StreamErrorEvent, and a body that breaks the tree's transport error.
         `receipt` gets the provider's id of the request once it answered."""
-        response = await self._client.send(await self._request(path, body), stream=True)
+        response = await self._send(await self._request(path, body), stream=True)
         try:
             if response.status_code >= 400:
                 await response.aread()
@@ -282,10 +266,19 @@ class ModelWire:
                 if not isinstance(chunk, dict):
                     raise ValueError("a streamed chunk is not a JSON object")
                 if chunk.get("error"):
-                    raise UpstreamStreamError(chunk["error"])
+                    raise StreamErrorEvent(chunk["error"])
                 yield chunk
+        except httpx2.HTTPError as exc:
+            raise transport_error(exc) from exc
         finally:
             await response.aclose()
+
+    async def _send(self, request: httpx2.Request, *, stream: bool = False) -> httpx2.Response:
+        """The request sent (a whole answer read too); httpx2's failure raised as the tree's."""
+        try:
+            return await self._client.send(request, stream=stream)
+        except httpx2.HTTPError as exc:
+            raise transport_error(exc) from exc
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -294,19 +287,6 @@ class ModelWire:
 # The provider's id of an answered request, for the client to quote to the provider; filled in by
 # the wire when the answer starts (the caller reads it after: the answer itself stays plain JSON).
 Receipt = dict[str, str]
-_REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
-
-
-def upstream_request_id(headers: Mapping[str, str]) -> str | None:
-    """The provider's id of a request: OpenAI's and Azure's `x-request-id`, else Azure API
-    Management's `apim-request-id`; only if it looks like an id (it goes into a header of ours)."""
-    # httpx2's headers ignore case already (every answer's pays this); a plain mapping is lowered.
-    lowered = headers if isinstance(headers, httpx2.Headers) else {k.lower(): v for k, v in headers.items()}
-    for name in ("x-request-id", "apim-request-id"):
-        value = lowered.get(name, "")
-        if _REQUEST_ID.fullmatch(value):
-            return value
-    return None
 
 
 def _sign(receipt: Receipt | None, response: httpx2.Response) -> None:
@@ -314,12 +294,12 @@ def _sign(receipt: Receipt | None, response: httpx2.Response) -> None:
         receipt["request_id"] = request_id
 
 
-def _status_error(response: httpx2.Response) -> UpstreamStatusError:
+def _status_error(response: httpx2.Response) -> ErrorStatus:
     try:
         body: object = json.loads(response.content)
     except ValueError:
         body = response.text
-    return UpstreamStatusError(response.status_code, response.headers, body)
+    return status_error(response.status_code, response.headers, body)
 
 
 async def _drain(response: httpx2.Response) -> None:

@@ -1,4 +1,4 @@
-"""A clock whose sleep advances time and records each wait; endpoints and SDK-shaped failures."""
+"""A clock whose sleep advances time and records each wait; endpoints and the failures the wire raises."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-import httpx2
-import openai
-
 from shared.core.settings import EndpointConfig
 from shared.upstream.endpoints import Endpoint
+from shared.upstream.errors import ErrorStatus, status_error
 from shared.upstream.resilience.breaker import BreakerSettings
 from shared.upstream.resilience.policy import ResiliencePolicy, RetrySettings
 from shared.upstream.resilience.pool import EndpointPool
@@ -40,9 +38,9 @@ def endpoint(name: str, priority: int = 0, weight: float = 1.0) -> Endpoint:
     return Endpoint(config=config, wire=None)  # type: ignore[arg-type]  # attempts never touch it
 
 
-def api_error(status: int, headers: dict[str, str] | None = None) -> openai.APIStatusError:
-    response = httpx2.Response(status, headers=headers or {}, request=httpx2.Request("POST", "http://m"))
-    return openai.APIStatusError(f"status {status}", response=response, body=None)
+def api_error(status: int, headers: dict[str, str] | None = None) -> ErrorStatus:
+    """What the wire (or the kernel adapter, for the SDK's) raises for an error status."""
+    return status_error(status, headers or {}, None)
 
 
 def policy(clock: FakeClock, names: list[str], *, attempts: int = 3, deadline: float = 30.0,

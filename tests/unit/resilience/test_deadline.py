@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx2
-import openai
 import pytest
 
 from shared.core.errors import ServiceUnavailable
 from shared.upstream.endpoints import Endpoint
+from shared.upstream.errors import EndpointTimedOut
 from shared.upstream.resilience.breaker import BreakerSettings
 from tests.unit.resilience.helpers import FakeClock, endpoint, policy
 
@@ -21,9 +20,9 @@ async def never_answers(ep: Endpoint) -> str:
     return "unreachable"
 
 
-def sdk_timeout() -> openai.APITimeoutError:
-    """What the openai client raises when no byte arrives within its timeout (MODEL_TIMEOUT_S)."""
-    return openai.APITimeoutError(request=httpx2.Request("POST", "http://m/chat/completions"))
+def timed_out() -> EndpointTimedOut:
+    """What a model call raises when no byte arrives within its timeout (MODEL_TIMEOUT_S)."""
+    return EndpointTimedOut("the model endpoint timed out")
 
 
 async def test_requests_cut_at_the_deadline_leave_every_breaker_closed() -> None:
@@ -53,7 +52,7 @@ async def test_a_request_cut_at_the_deadline_is_not_retried_elsewhere() -> None:
 
 async def test_the_endpoints_own_timeout_counts_as_its_failure() -> None:
     async def times_out(ep: Endpoint) -> str:
-        raise sdk_timeout()
+        raise timed_out()
 
     p = policy(FakeClock(), ["only"], deadline=30, attempts=1, breaker=TRIP_AT_ONCE)
     with pytest.raises(ServiceUnavailable):
@@ -67,7 +66,7 @@ async def test_an_endpoint_timeout_fails_over_to_the_next_region() -> None:
     async def primary_times_out(ep: Endpoint) -> str:
         calls.append(ep.name)
         if ep.name == "primary":
-            raise sdk_timeout()
+            raise timed_out()
         return "answer"
 
     p = policy(FakeClock(), ["primary", "secondary"], deadline=30, attempts=3, breaker=TRIP_AT_ONCE)

@@ -3,17 +3,17 @@ one is down, the provider's cleaned 400 when it refuses, the provider's request 
 
 from __future__ import annotations
 
-import httpx2
 import pytest
 
 from shared.core.errors import ServiceUnavailable, UpstreamRefused, UpstreamThrottled
+from shared.upstream.errors import ErrorStatus
+from shared.upstream.errors import status_error as answered
 from shared.upstream.resilience.breaker import BreakerSettings
-from shared.upstream.wire import UpstreamStatusError
 from tests.unit.resilience.helpers import FakeClock, api_error, endpoint, policy, scripted
 
 
-def status_error(status: int, body: object, headers: dict[str, str] | None = None) -> UpstreamStatusError:
-    return UpstreamStatusError(status, httpx2.Headers(headers or {}), body)
+def status_error(status: int, body: object, headers: dict[str, str] | None = None) -> ErrorStatus:
+    return answered(status, headers or {}, body)
 
 
 async def test_every_region_throttled_is_a_429_with_the_smallest_retry_after_and_the_provider_s_id() -> None:

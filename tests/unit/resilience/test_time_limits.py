@@ -16,7 +16,7 @@ from shared.upstream.resilience.policy import ResiliencePolicy, RetrySettings
 from shared.upstream.resilience.pool import EndpointPool
 from shared.upstream.resilience.retry_budget import RetryBudget
 from tests.unit.resilience.helpers import FakeClock
-from tests.unit.resilience.test_deadline import never_answers, sdk_timeout
+from tests.unit.resilience.test_deadline import never_answers, timed_out
 
 TRIP_AT_ONCE = BreakerSettings(consecutive_failures=1, min_calls=1)
 
@@ -88,7 +88,7 @@ async def test_no_attempt_runs_past_the_front_ends_wait_from_the_calls_start() -
         calls += 1
         if calls == 1:
             clock.t += 200.0  # the first attempt failed late
-            raise sdk_timeout()
+            raise timed_out()
         return "answer"
 
     assert await p.call([paced("primary", 0, 1e6), paced("secondary", 1, 1e6)], fails_once, work_tokens=10,
@@ -107,7 +107,7 @@ async def test_no_retry_after_a_charged_attempt_unless_the_caller_agrees() -> No
 
     async def times_out(ep: Endpoint) -> str:
         calls.append(ep.name)
-        raise sdk_timeout()
+        raise timed_out()
 
     p = limited_policy(base_s=5.0)
     with pytest.raises(ServiceUnavailable, match="No model endpoint"):

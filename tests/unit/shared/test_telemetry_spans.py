@@ -75,7 +75,7 @@ async def test_each_attempt_is_a_client_span_with_genai_attributes_and_retries_a
     failed, answered = _client_spans(telemetry_on)
     assert failed.attributes is not None and answered.attributes is not None
     assert failed.attributes[n.ENDPOINT] == "primary" and failed.attributes[n.ATTEMPT] == 1
-    assert failed.attributes[n.ERROR_TYPE] == "APIStatusError"
+    assert failed.attributes[n.ERROR_TYPE] == "EndpointFailed"
     assert failed.status.description is None  # never an exception's text
     a = answered.attributes
     assert answered.name == "chat m" and a[n.ATTEMPT] == 2 and a[n.ENDPOINT] == "secondary"

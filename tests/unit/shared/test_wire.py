@@ -21,13 +21,18 @@ from pydantic import SecretStr
 from shared.core.errors import ConfigError
 from shared.core.settings import EndpointConfig
 from shared.identity.secrets import LocalSecrets
+from shared.upstream.errors import (
+    CredentialsRefused,
+    EndpointFailed,
+    EndpointThrottled,
+    EndpointTimedOut,
+    StreamErrorEvent,
+)
 from shared.upstream.sse import sse_data
 from shared.upstream.wire import (
     COGNITIVE_SERVICES_SCOPE,
     KeyRefreshTransport,
     ModelWire,
-    UpstreamStatusError,
-    UpstreamStreamError,
     build_wire,
 )
 from tests.unit.resilience.helpers import FakeClock
@@ -120,10 +125,10 @@ async def test_a_401_with_a_key_that_is_still_current_is_an_error_after_one_call
     server.handler = accepting("other")
     secrets = RotatingSecrets("same", "same")
     wire = await build_wire(config(server.url, api_key_secret="key"), credential=None, secrets=secrets, timeout_s=5)
-    with pytest.raises(UpstreamStatusError) as info:
+    with pytest.raises(CredentialsRefused) as info:
         await wire.post("/chat/completions", BODY)
     await wire.close()
-    assert info.value.status_code == 401 and len(server.seen) == 1
+    assert info.value.status == 401 and len(server.seen) == 1
 
 
 async def test_the_transport_retries_an_openai_bearer_key_with_its_prefix() -> None:
@@ -205,10 +210,10 @@ async def test_an_error_status_carries_its_status_headers_and_body(server: Recor
 
     server.handler = throttled
     wire = await keyed_wire(server.url)
-    with pytest.raises(UpstreamStatusError) as info:
+    with pytest.raises(EndpointThrottled) as info:
         await wire.post("/chat/completions", BODY)
     await wire.close()
-    assert (info.value.status_code, info.value.headers["retry-after"]) == (429, "7")
+    assert (info.value.status, info.value.retry_after_s) == (429, 7.0)
     assert info.value.body == {"error": {"message": "private"}} and "private" not in str(info.value)
 
 
@@ -220,7 +225,7 @@ async def test_a_call_can_be_bounded_below_the_clients_timeout(server: Recording
 
     server.handler = slow
     wire = await keyed_wire(server.url)  # the client's own timeout: 5 s
-    with pytest.raises(httpx2.ReadTimeout):
+    with pytest.raises(EndpointTimedOut):
         await wire.post("/embeddings", {"model": "emb", "input": ["x"]}, timeout_s=0.2)
     await wire.close()
 
@@ -231,10 +236,10 @@ async def test_an_error_status_with_a_text_body_keeps_the_text(server: Recording
 
     server.handler = bad_gateway
     wire = await keyed_wire(server.url)
-    with pytest.raises(UpstreamStatusError) as info:
+    with pytest.raises(EndpointFailed) as info:
         await wire.post("/chat/completions", BODY)
     await wire.close()
-    assert (info.value.status_code, info.value.body) == (502, "<html>bad gateway</html>")
+    assert (info.value.status, info.value.body) == (502, "<html>bad gateway</html>")
 
 
 @pytest.mark.parametrize("answer", ["[1, 2]", "not json"])
@@ -282,7 +287,7 @@ async def test_an_error_event_raises_with_its_body(server: RecordingServer) -> N
     server.handler = sse(b'data: {"n": 1}\n\n', b'data: {"error": {"message": "overloaded"}}\n\n')
     wire = await keyed_wire(server.url)
     received: list[dict[str, Any]] = []
-    with pytest.raises(UpstreamStreamError) as info:
+    with pytest.raises(StreamErrorEvent) as info:
         async for chunk in wire.stream("/chat/completions", BODY):
             received.append(chunk)
     await wire.close()
@@ -296,11 +301,11 @@ async def test_an_error_status_before_the_stream_is_read_and_raised(server: Reco
 
     server.handler = unavailable
     wire = await keyed_wire(server.url)
-    with pytest.raises(UpstreamStatusError) as info:
+    with pytest.raises(EndpointFailed) as info:
         await collect(wire)
     await wire.close()
-    assert info.value.status_code == 503 and info.value.body == {"error": {"code": "503"}}
-    assert info.value.headers["retry-after-ms"] == "1500"
+    assert info.value.status == 503 and info.value.body == {"error": {"code": "503"}}
+    assert info.value.retry_after_s == 1.5
 
 
 async def test_a_stream_closed_early_closes_its_response(server: RecordingServer) -> None:
