@@ -6,32 +6,36 @@ Each test's tenant is charged what the simulators billed."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import openai
 import pytest
-from langchain_core.tools import tool
-from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
-from semantic_kernel import Kernel
-from semantic_kernel.connectors.ai.function_choice_behavior import FunctionChoiceBehavior
-from semantic_kernel.connectors.ai.open_ai import OpenAIChatCompletion, OpenAIChatPromptExecutionSettings
-from semantic_kernel.contents import ChatHistory
-from semantic_kernel.functions import kernel_function
 
 from tests.e2e.oai_stack import FID_KEY, Ledger
 
+if TYPE_CHECKING:
+    from langchain_openai import ChatOpenAI
+
+# Semantic Kernel and LangChain are imported by the tests that use them, not at collection: every
+# test worker collects this module, and only one runs it (two seconds of CPU for each of the others).
 pytestmark = pytest.mark.e2e
 
 
-class HarbourPlugin:
-    def __init__(self) -> None:
-        self.calls: list[str] = []
+def harbour_plugin() -> Any:
+    """A Semantic Kernel plugin with one function, recording the cities it was asked about."""
+    from semantic_kernel.functions import kernel_function
 
-    @kernel_function(name="get_weather", description="Current weather for a city")
-    def get_weather(self, city: Annotated[str, "the city"]) -> str:
-        self.calls.append(city)
-        return "sleet and four degrees"
+    class HarbourPlugin:
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        @kernel_function(name="get_weather", description="Current weather for a city")
+        def get_weather(self, city: Annotated[str, "the city"]) -> str:
+            self.calls.append(city)
+            return "sleet and four degrees"
+
+    return HarbourPlugin()
 
 
 @pytest.fixture
@@ -43,10 +47,18 @@ async def sk_client(oai_app: str) -> AsyncIterator[openai.AsyncOpenAI]:
 @pytest.mark.parametrize("streamed", [False, True])
 async def test_semantic_kernel_auto_function_calling_through_the_gateway(
         sk_client: openai.AsyncOpenAI, ledger: Ledger, streamed: bool) -> None:
+    from semantic_kernel import Kernel
+    from semantic_kernel.connectors.ai.function_choice_behavior import FunctionChoiceBehavior
+    from semantic_kernel.connectors.ai.open_ai import (
+        OpenAIChatCompletion,
+        OpenAIChatPromptExecutionSettings,
+    )
+    from semantic_kernel.contents import ChatHistory
+
     kernel = Kernel()
     service = OpenAIChatCompletion(ai_model_id="gpt-4o-mini", async_client=sk_client, service_id="gw")
     kernel.add_service(service)
-    plugin = HarbourPlugin()
+    plugin = harbour_plugin()
     kernel.add_plugin(plugin, plugin_name="harbour")
     settings = OpenAIChatPromptExecutionSettings(service_id="gw", max_tokens=200,
                                                  function_choice_behavior=FunctionChoiceBehavior.Auto())
@@ -67,14 +79,10 @@ async def test_semantic_kernel_auto_function_calling_through_the_gateway(
 
 @pytest.fixture
 def chat(oai_app: str) -> ChatOpenAI:
+    from langchain_openai import ChatOpenAI
+
     return ChatOpenAI(model="gpt-4o-mini", base_url=f"{oai_app}/api/v1", api_key=FID_KEY, max_retries=0,
                       max_completion_tokens=60)
-
-
-@tool
-def get_weather(city: str) -> str:
-    """Current weather for a city."""
-    return "sleet"
 
 
 class Tide(BaseModel):
@@ -93,6 +101,13 @@ def test_langchain_invoke_and_stream(chat: ChatOpenAI, ledger: Ledger) -> None:
 
 
 def test_langchain_bind_tools_returns_tool_calls(chat: ChatOpenAI, ledger: Ledger) -> None:
+    from langchain_core.tools import tool
+
+    @tool
+    def get_weather(city: str) -> str:
+        """Current weather for a city."""
+        return "sleet"
+
     message = chat.bind_tools([get_weather]).invoke("What is the weather in Oslo?")
     assert [call["name"] for call in message.tool_calls] == ["get_weather"]
     assert isinstance(message.tool_calls[0]["args"].get("city"), str)

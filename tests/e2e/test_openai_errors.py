@@ -12,7 +12,6 @@ import httpx
 import httpx2
 import openai
 import pytest
-from langchain_openai import ChatOpenAI
 
 from shared.core.settings import hash_api_key
 from tools.localenv import LocalStack
@@ -149,6 +148,8 @@ def test_a_stream_cut_after_its_first_token_ends_in_an_error_event_with_a_string
 
 
 def test_langchain_sees_context_length_exceeded_as_the_code_of_its_error(app: str) -> None:
+    from langchain_openai import ChatOpenAI  # imported here: every worker collects this module, one runs it
+
     llm = ChatOpenAI(model="chat", base_url=f"{app}/api/v1", api_key=KEY, max_retries=0)
     # LangChain re-raises the SDK's BadRequestError as its own subclass, body and all.
     with pytest.raises(openai.BadRequestError) as err:

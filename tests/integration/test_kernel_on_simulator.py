@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-from semantic_kernel.filters import FilterTypes, FunctionInvocationContext
 
 from shared.composition import Container
 from shared.core.errors import ServiceUnavailable
@@ -15,6 +15,9 @@ from shared.core.models import ChatMessage
 from shared.core.tokens import prompt_tokens
 from shared.core.values import SamplingParams
 from shared.upstream.prompts import render_summarize
+
+if TYPE_CHECKING:  # Semantic Kernel is loaded by the tests that run, not by every worker's collection
+    from semantic_kernel.filters import FunctionInvocationContext
 
 HELLO = [ChatMessage(role="system", content="You are terse."),
          ChatMessage(role="user", content="Tell me about the quiet harbour town at dawn.")]
@@ -53,6 +56,8 @@ async def test_a_summarize_prompt_reaches_the_model_exactly_as_counted(container
 
 async def test_the_native_operations_are_kernel_functions_that_the_kernels_filters_see(
         container: Container, sim: httpx.AsyncClient) -> None:
+    from semantic_kernel.filters import FilterTypes
+
     seen: list[str] = []
 
     async def watch(context: FunctionInvocationContext,
