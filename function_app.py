@@ -2,6 +2,7 @@
 # ruff: noqa: E402  (the imports follow the collector's switch)
 
 import gc
+import os
 
 # The index and the background load create a few hundred thousand objects that live as long as the
 # process; the cyclic collector would walk them again and again while they are made (about a fifth
@@ -24,6 +25,11 @@ app.register_functions(queue_jobs.bp)
 app.register_functions(admin_api.bp)
 app.register_functions(console.bp)
 app.register_functions(fallback.bp)
+if os.environ.get("LOCAL_CONTROL", "").strip().lower() == "true":
+    # A developer's machine and the tests only; the settings refuse it in Azure (docs/breakers.md).
+    from functions import local_control
+
+    app.register_functions(local_control.bp)
 # The SDKs and the tokenizers load in the background from here on, so the index is built without
 # them and the first request finds them loaded, or nearly (shared/container.py).
 start_loading()

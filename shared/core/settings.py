@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import re
 import secrets
 from datetime import datetime
@@ -256,6 +257,8 @@ class Settings(BaseSettings):
     local_secrets: Annotated[
         dict[str, SecretStr], Field(alias="LOCAL_SECRETS", default_factory=dict, json_schema_extra=LOCAL)
     ]
+    # POST /api/_local/reset (docs/breakers.md), for a developer's machine and the tests; refused in Azure.
+    local_control: Annotated[bool, Field(alias="LOCAL_CONTROL", json_schema_extra=LOCAL)] = False
     # Key Vault values are re-read after this many seconds, so a rotated secret takes effect
     # without a restart (a 401 from a model endpoint re-reads its key at once).
     secret_ttl_s: Annotated[float, Field(alias="SECRET_TTL_S", gt=0, json_schema_extra=TUNING)] = 300.0
@@ -423,6 +426,14 @@ class Settings(BaseSettings):
                 "BUDGET_LEASE_MARGIN_S ({lease} s): raise BUDGET_SLOT_S or lower the other two",
                 {"slots": BUDGET_SLOTS - 2, "lease": f"{self.budget_lease_s:g}"},
             )
+        return self
+
+    @model_validator(mode="after")
+    def _local_control_stays_local(self) -> Settings:
+        # App Service and Functions set WEBSITE_INSTANCE_ID on every instance they run.
+        if self.local_control and os.environ.get("WEBSITE_INSTANCE_ID"):
+            raise PydanticCustomError("local_control", "LOCAL_CONTROL resets the breakers of whoever calls it: it "
+                                      "is for a developer's machine and the tests, never on in Azure", {})
         return self
 
     @field_validator("rate_window_s")

@@ -19,11 +19,20 @@ pytestmark = pytest.mark.e2e
 DEADLINE_S = 5.0
 
 
-@pytest.fixture
-def fresh_app(stack: LocalStack) -> Iterator[str]:
-    """A new app process per scenario, so breakers and the retry budget start as after a deploy."""
-    with stack.app_on_free_port("chaos-app", {"TENANTS": TEST_TENANTS, "REQUEST_DEADLINE_S": str(DEADLINE_S)}) as url:
+@pytest.fixture(scope="module")
+def chaos_app(stack: LocalStack) -> Iterator[str]:
+    env = {"TENANTS": TEST_TENANTS, "REQUEST_DEADLINE_S": str(DEADLINE_S), "LOCAL_CONTROL": "true"}
+    with stack.app_on_free_port("chaos-app", env) as url:
         yield url
+
+
+@pytest.fixture
+def fresh_app(chaos_app: str) -> str:
+    """The module's app with its breakers and retry budget as after a deploy (docs/breakers.md, "A
+    local reset"): one process for every scenario instead of one each."""
+    reset = httpx.post(f"{chaos_app}/api/_local/reset", headers={"x-api-key": ADMIN_KEY}, timeout=30)
+    assert reset.status_code == 204, reset.text
+    return chaos_app
 
 
 def sims(stack: LocalStack) -> dict[str, str]:
@@ -90,8 +99,8 @@ def test_ready_reports_breaker_states(stack: LocalStack, fresh_app: str) -> None
 
 def test_a_model_outage_is_a_503_with_retry_after_and_no_provider_text(fresh_app: str,
                                                                        faults: dict[str, httpx.Client]) -> None:
-    # A fresh app: the outage parks every region's embedding endpoint too, which must not leak
-    # into the shared app's later semantic-cache tests.
+    # Not the session's app: the outage parks every region's embedding endpoint too (the local
+    # reset leaves the cache's embedder alone), which must not leak into its semantic-cache tests.
     for region in faults.values():
         region.post("/_sim/faults", json={"status": 500, "rate": 1.0})
     response = httpx.post(f"{fresh_app}/api/v1/chat", headers={"x-api-key": DEV_KEY}, timeout=30,
@@ -136,3 +145,28 @@ def test_slow_answers_past_the_callers_deadline_leave_both_breakers_closed(
     assert checks["breaker:primary"] == "closed" and checks["breaker:secondary"] == "closed", checks
     assert whole.status_code == 200, "a whole answer within its own time limit is not cut at the deadline"
     assert answered.status_code == 200 and answered.json()["model"], answered.text
+
+
+def test_the_local_reset_closes_open_breakers_and_answers_only_an_admin(stack: LocalStack, fresh_app: str,
+                                                                        app_url: str) -> None:
+    with httpx.Client() as control:
+        control.post(f"{stack.sim_url('primary')}/_sim/faults", json={"status": 503, "rate": 1.0})
+        try:
+            for _ in range(8):
+                httpx.post(f"{fresh_app}/api/v1/chat", headers={"x-api-key": DEV_KEY}, timeout=30,
+                           json={"messages": [{"role": "user", "content": "x"}], "max_tokens": 3})
+        finally:
+            control.delete(f"{stack.sim_url('primary')}/_sim/faults")
+
+    def breaker() -> str:
+        ready = httpx.get(f"{fresh_app}/api/ready", headers={"x-api-key": ADMIN_KEY}, timeout=30).json()
+        return str(ready["checks"]["breaker:primary"])
+
+    assert breaker() == "open"
+    refused = httpx.post(f"{fresh_app}/api/_local/reset", headers={"x-api-key": DEV_KEY}, timeout=30)
+    assert_problem(refused, 403)
+    assert breaker() == "open", "a caller who is not an admin resets nothing"
+    reset = httpx.post(f"{fresh_app}/api/_local/reset", headers={"x-api-key": ADMIN_KEY}, timeout=30)
+    assert reset.status_code == 204 and breaker() == "closed"
+    # Without LOCAL_CONTROL (the session's app) the route does not exist.
+    assert_problem(httpx.post(f"{app_url}/api/_local/reset", headers={"x-api-key": ADMIN_KEY}, timeout=30), 404)

@@ -85,6 +85,12 @@ class CircuitBreaker:
             self._open_until = self.clock.now() + max(self.settings.cooldown_s, retry_after_s or 0.0)
             self._move(State.OPEN)
 
+    def reset(self) -> None:
+        """Closed, with nothing counted: as in a new process (the local-only reset, docs/breakers.md)."""
+        self._move(State.CLOSED)
+        self._consecutive, self._open_until = 0, 0.0
+        self._calls.clear()
+
     def _tripped(self) -> bool:
         if self._consecutive >= self.settings.consecutive_failures:
             return True

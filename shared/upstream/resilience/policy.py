@@ -122,6 +122,12 @@ class ResiliencePolicy:
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311  jitter, not security
 
+    def reset(self) -> None:
+        """The process's resilience state as after a start: breakers closed, no endpoint parked,
+        the retry budget full. Only LOCAL_CONTROL's route calls it (docs/breakers.md)."""
+        self.pool.reset()
+        self.budget.reset()
+
     def time_limit_s(self, endpoint: Endpoint, work_tokens: int | None) -> float | None:
         """A non-streamed attempt's own time limit: `work_tokens` (output cap x n) at the endpoint's
         slowest pace, plus the base; None for an attempt without one (a stream until its first content)."""

@@ -70,5 +70,11 @@ class EndpointPool:
         caller): a half-open probe it held is given back, or the breaker would wait for it forever."""
         self.breakers[endpoint.name].release()
 
+    def reset(self) -> None:
+        """Every breaker closed and no endpoint parked, as in a new process."""
+        for breaker in self.breakers.values():
+            breaker.reset()
+        self._parked_until.clear()
+
     def states(self) -> dict[str, str]:
         return {name: breaker.state.value for name, breaker in self.breakers.items()}

@@ -34,6 +34,11 @@ class RetryBudget:
         self._retries.append(self.clock.now())
         return True
 
+    def reset(self) -> None:
+        """Nothing spent and nothing earned, as in a new process."""
+        self._firsts.clear()
+        self._retries.clear()
+
     def _expire(self) -> None:
         edge = self.clock.now() - self.window_s
         for events in (self._firsts, self._retries):
