@@ -27,11 +27,11 @@ import numpy.typing as npt
 
 from bench.safety_corpus import Item, labelled
 from shared.safety.detector import FAMILIES, Detector, load_rules
-from shared.safety.model import MODEL_FILE, Cues, load_cues, units
+from shared.safety.model import MODEL_FILE, Cues, Gram, gram_key, load_cues, units
 
 FOLDS = 5
 REPEATS = 3  # cross-validation runs, each with folds drawn by another byte of the hash: a steadier threshold
-PENALTIES = (0.5, 1.0, 3.0)
+PENALTIES = (1.0, 3.0, 10.0)
 BIAS_PENALTY = 1e-4  # the bias is all but unpenalised (a little keeps the Newton system well conditioned)
 RULES_TUNED_ON = frozenset({0})  # rounds whose dev lines the rules were tuned on (0: rounds 1-5)
 Matrix = npt.NDArray[np.float64]
@@ -43,7 +43,7 @@ class Dev:
     """The dev split as the fit sees it: each item's cue features and n-gram counts, and the rule column."""
     items: list[Item]
     cue_rows: list[list[int]]
-    gram_rows: list[Counter[bytes]]
+    gram_rows: list[Counter[Gram]]
     y: Matrix
     ruled: Mask  # a rule matched (what the detector adds at run time)
     honest: Mask  # a line the rules were not tuned on: where "a rule matched" says something
@@ -54,9 +54,9 @@ def read_dev(items: list[Item], cues: Cues) -> Dev:
     cue_rows, gram_rows = [], []
     for item in items:
         fired: set[int] = set()
-        found: Counter[bytes] = Counter()
+        found: Counter[Gram] = Counter()
         for unit in units(rules.readings(item.text)):  # one unit for every dev line (all are short)
-            unit_fired, unit_grams = cues.fire_and_grams(unit)
+            unit_fired, unit_grams = cues.grams_of(unit)
             fired.update(unit_fired)
             found.update(unit_grams)
         cue_rows.append(sorted(fired))
@@ -67,16 +67,16 @@ def read_dev(items: list[Item], cues: Cues) -> Dev:
     return Dev(items, cue_rows, gram_rows, y, ruled, honest)
 
 
-def vocabulary(dev: Dev, rows: npt.NDArray[np.int64], min_lines: int) -> list[bytes]:
+def vocabulary(dev: Dev, rows: npt.NDArray[np.int64], min_lines: int) -> list[Gram]:
     """The n-grams found in at least min_lines written lines among the given rows (variants count with their line)."""
-    lines: dict[bytes, set[str]] = {}
+    lines: dict[Gram, set[str]] = {}
     for row in rows:
         for gram in dev.gram_rows[row]:
             lines.setdefault(gram, set()).add(dev.items[row].origin)
-    return sorted(g for g, seen in lines.items() if len(seen) >= min_lines)
+    return sorted((g for g, seen in lines.items() if len(seen) >= min_lines), key=gram_key)
 
 
-def design(dev: Dev, cues: Cues, vocab: list[bytes], mask_rules: bool) -> Matrix:
+def design(dev: Dev, cues: Cues, vocab: list[Gram], mask_rules: bool) -> Matrix:
     """Rows of [cue features | n-gram counts | a rule matched]; mask_rules zeroes the rule column where it is
     hindsight (the lines the rules were tuned on)."""
     index = {g: len(cues.features) + k for k, g in enumerate(vocab)}
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         "rule_weight": round(float(weights[-1]), 4),
         "features": [{"name": f.name, "family": f.family, "weight": round(float(w), 4)}
                      for f, w in zip(cues.features, weights[:n_cues], strict=True)],
-        "grams": {g.decode(): round(float(w), 4) for g, w in zip(vocab, weights[n_cues:-1], strict=True)
+        "grams": {gram_key(g): round(float(w), 4) for g, w in zip(vocab, weights[n_cues:-1], strict=True)
                   if round(float(w), 4) != 0},
     }
     args.out.write_text(json.dumps(model, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

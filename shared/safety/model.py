@@ -9,13 +9,14 @@ import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 
 from shared.safety.readings import SENTENCE_END, sentence_tokens
 
-__all__ = ["CUES_FILE", "MODEL_FILE", "PLAIN", "UNIT_CHARS", "CueModel", "Cues", "Feature", "grams", "load_model",
-           "units"]
+__all__ = ["CUES_FILE", "MODEL_FILE", "PLAIN", "UNIT_CHARS", "CueModel", "Cues", "Feature", "Gram", "gram_key",
+           "grams", "load_model", "parse_gram", "units"]
 
 CUES_FILE = Path(__file__).with_name("injection_cues.toml")
 MODEL_FILE = Path(__file__).with_name("injection_model.json")
@@ -43,16 +44,35 @@ def _inflections(word: str) -> tuple[str, ...]:
     return (word, word + "s", word + "es", stem + "ed", stem + "ing")
 
 
-def grams(words: list[bytes]) -> list[bytes]:
+Gram = bytes | tuple[bytes, bytes]  # a word, or a pair of neighbours
+_ZEROS = repeat(0.0)
+
+
+def grams(words: list[bytes]) -> list[Gram]:
     """A sentence_tokens list's word n-grams: each word, and each pair of neighbours in one sentence ('your rules');
     a word that opens a sentence also pairs with SENTENCE_END ('| ignore', the imperative)."""
-    out: list[bytes] = []
+    out: list[Gram] = []
     before = SENTENCE_END
     for word in words:
         if word != SENTENCE_END:
-            out += (word, before + b" " + word)
+            out += (word, (before, word))
         before = word
     return out
+
+
+def _classed(gram: Gram) -> bool:
+    """Whether a gram holds a cue's name ('#you'): words never hold '#'."""
+    return any(part.startswith(b"#") for part in (gram if isinstance(gram, tuple) else (gram,)))
+
+
+def gram_key(gram: Gram) -> str:
+    """The gram as injection_model.json names it: 'word' or 'first second'."""
+    return b" ".join(gram).decode() if isinstance(gram, tuple) else gram.decode()
+
+
+def parse_gram(key: str) -> Gram:
+    first, _, second = key.encode().partition(b" ")
+    return (first, second) if second else first
 
 
 def units(readings: Sequence[tuple[str, str]]) -> list[list[tuple[str, str]]]:
@@ -97,9 +117,9 @@ class Cues:
         pair_at = len(features)  # pair:<i>+<j> is feature pair_at + i * len(cues) + j
         for first, family in cues:
             features += [Feature(f"pair:{first}+{then}", family or then_family) for then, then_family in cues]
-        self._markers: list[tuple[tuple[str, ...], int]] = []
+        self._markers: list[tuple[re.Pattern[str], int]] = []  # each marker's texts as one regex: one C-level scan
         for marker in data["marker"]:
-            self._markers.append((tuple(marker["texts"]), len(features)))
+            self._markers.append((re.compile("|".join(map(re.escape, marker["texts"]))), len(features)))
             features.append(Feature(f"marker:{marker['name']}", marker["family"]))
         self._decoded = len(features)
         features += [Feature("reading:decoded", "encoded_payload"), Feature("reading:obfuscated", "")]
@@ -108,6 +128,9 @@ class Cues:
         # features once at the end: a 4,000-character prompt dense in cue words holds about 150 of them.
         combos = sorted(set(word_cues.values()))
         self._ids = {word: combos.index(c) for word, c in word_cues.items()}
+        # A cue word also stands in the n-grams as its cues' names, so 'your guidelines' and 'your rules' share the
+        # gram '#you #instruction_noun+setup_noun' (and 'skip the' is also '#override_verb the').
+        self._classes = {word: ("#" + "+".join(cues[i][0] for i in c)).encode() for word, c in word_cues.items()}
         self._ids[SENTENCE_END] = -1
         self._combos = len(combos)
         self._cue_features = [tuple(2 * i for i in c) for c in combos]
@@ -117,19 +140,32 @@ class Cues:
 
     def fire(self, readings: Sequence[tuple[str, str]]) -> dict[int, str]:
         """The features each reading (how, folded text) fires, each with the first reading that fired it."""
-        return self.fire_and_grams(readings)[0]
+        return self.read(readings)[0]
 
-    def fire_and_grams(self, readings: Sequence[tuple[str, str]]) -> tuple[dict[int, str], list[bytes]]:
-        """The features the readings fire (as `fire`) and their word n-grams (`grams`), tokenized once."""
+    def read(self, readings: Sequence[tuple[str, str]]) -> tuple[dict[int, str], list[tuple[list[bytes], list[bytes]]]]:
+        """The features the readings fire (as `fire`), and each reading's words, as they are and with every cue
+        word replaced by its cues' name: what the n-grams are made of. Each reading is tokenized once."""
         fired: dict[int, str] = {}
-        found: list[bytes] = []
+        sequences = []
+        classes = self._classes
         for how, folded in readings:
             if how != PLAIN:
                 fired.setdefault(self._decoded + (how == "obfuscated"), how)
             words = sentence_tokens(folded)
             for index in self._fire_one(folded, words):
                 fired.setdefault(index, how)
+            sequences.append((words, list(map(classes.get, words, words))))
+        return fired, sequences
+
+    def grams_of(self, readings: Sequence[tuple[str, str]]) -> tuple[dict[int, str], list[Gram]]:
+        """The features the readings fire and their n-grams: the words' (`grams`) and the pairs of the words with cue
+        names that hold a cue name ('#override_verb the', '#you #instruction_noun+setup_noun'; a cue name alone
+        is already a cue feature). What the fit counts."""
+        fired, sequences = self.read(readings)
+        found: list[Gram] = []
+        for words, classed in sequences:
             found += grams(words)
+            found += [g for g in grams(classed) if isinstance(g, tuple) and _classed(g)]
         return fired, found
 
     def _fire_one(self, folded: str, words: list[bytes]) -> set[int]:
@@ -156,8 +192,8 @@ class Cues:
             out.update(self._start_features[combo])
         for pair in pairs:
             out.update(self._pair_features[pair])
-        for texts, index in self._markers:
-            if any(t in folded for t in texts):
+        for regex, index in self._markers:
+            if regex.search(folded):
                 out.add(index)
         return out
 
@@ -167,7 +203,7 @@ class CueModel:
     text scores its best unit, plus `rule_weight` when a rule matched it. At the threshold or above it is an
     injection, reported under the matching rule, else under the family its fired cue features weigh most for."""
 
-    def __init__(self, cues: Cues, weights: dict[str, float], *, gram_weights: dict[bytes, float],
+    def __init__(self, cues: Cues, weights: dict[str, float], *, gram_weights: dict[Gram, float],
                  rule_weight: float, bias: float, threshold: float) -> None:
         names = {f.name for f in cues.features}
         unknown, missing = sorted(set(weights) - names), sorted(names - set(weights))
@@ -177,13 +213,25 @@ class CueModel:
         self.cues = cues
         self.weights = tuple(weights[f.name] for f in cues.features)
         self.gram_weights = gram_weights
+        # Two tables, so that a pair of plain words met again among the words with cue names counts once.
+        self._words = {g: w for g, w in gram_weights.items() if not _classed(g)}
+        self._classed = {g: w for g, w in gram_weights.items() if _classed(g)}
         self.rule_weight, self.bias, self.threshold = rule_weight, bias, threshold
 
     def score_unit(self, unit: Sequence[tuple[str, str]]) -> tuple[float, dict[int, str]]:
-        """A unit's log-odds of injection (without the rule term) and the cue features it fired."""
-        fired, found = self.cues.fire_and_grams(unit)
-        get = self.gram_weights.get
-        return self.bias + math.fsum(self.weights[i] for i in fired) + math.fsum(get(g, 0.0) for g in found), fired
+        """A unit's log-odds of injection (without the rule term) and the cue features it fired. The sum of the
+        weights of `Cues.grams_of`, looked up a token and a neighbour pair at a time (no gram is built: a pair
+        across a sentence end, or a SENTENCE_END alone, has no weight, and cue names alone have none)."""
+        fired, sequences = self.cues.read(unit)
+        total = self.bias + math.fsum(self.weights[i] for i in fired)
+        words_get, classed_get = self._words.get, self._classed.get
+        for words, classed in sequences:
+            # `before` is one longer than the tokens: its last token pairs with nothing.
+            pairs = zip(chain((SENTENCE_END,), words), words, strict=False)
+            classed_pairs = zip(chain((SENTENCE_END,), classed), classed, strict=False)
+            total += (sum(map(words_get, words, _ZEROS)) + sum(map(words_get, pairs, _ZEROS))
+                      + sum(map(classed_get, classed_pairs, _ZEROS)))
+        return total, fired
 
     def best(self, readings: Sequence[tuple[str, str]]) -> tuple[float, dict[int, str]]:
         """The highest-scoring unit of a text's readings: its score and the cue features it fired."""
@@ -217,7 +265,7 @@ def load_model(families: Sequence[str], cues_path: Path = CUES_FILE, path: Path 
     """The cues with the weights fitted for them, checked to match one another."""
     data = json.loads(path.read_text(encoding="utf-8"))
     weights = {f["name"]: float(f["weight"]) for f in data["features"]}
-    gram_weights = {gram.encode(): float(w) for gram, w in data["grams"].items()}
+    gram_weights = {parse_gram(gram): float(w) for gram, w in data["grams"].items()}
     return CueModel(load_cues(families, cues_path), weights, gram_weights=gram_weights,
                     rule_weight=float(data["rule_weight"]), bias=float(data["bias"]),
                     threshold=float(data["threshold"]))

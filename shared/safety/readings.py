@@ -91,15 +91,19 @@ def _from_binary(candidate: str) -> str | None:
 
 
 _HEX_DIGITS = b"0123456789abcdef"
+# Two-digit hex words that are not English words ('be', 'ad' are): at least one digit.
+_HEX_PAIRS = frozenset(bytes([a, b]) for a in _HEX_DIGITS for b in _HEX_DIGITS if not bytes([a, b]).isalpha())
 
 
 def _long_words(words: frozenset[bytes]) -> bool:
-    return any(len(w) >= 20 for w in words)
+    return max(map(len, words), default=0) >= 20
 
 
 def _hex_words(words: frozenset[bytes]) -> bool:
     """A long all-hex word, or many two-digit hex words ('69 67 6e'), not English's 'be' and 'ad'."""
-    pairs = sum(len(w) == 2 and not w.strip(_HEX_DIGITS) and not w.isalpha() for w in words)
+    if not words & _HEX_PAIRS and max(map(len, words), default=0) < 24:  # set and C-level checks first: prose
+        return False
+    pairs = len(words & _HEX_PAIRS)
     return pairs >= 6 or any(len(w) >= 24 and not w.strip(_HEX_DIGITS) for w in words)
 
 
