@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from bench import safety_fit
+from bench.safety_corpus import labelled, split_of
 from shared.safety.detector import FAMILIES, Detector, Finding, detect_injection, load_rules
 from shared.safety.model import (
     CUES_FILE,
@@ -206,3 +207,10 @@ def test_look_alikes_that_pass_alone_pass_together_in_a_4000_character_prompt() 
     while len(prompt) < 4000:
         prompt += " " + prompt
     assert detect_injection(prompt[:4000]) is None
+
+
+def test_a_dev_only_round_never_lands_in_the_held_out_split() -> None:
+    items = labelled()
+    assert {i.split for i in items if i.round == 9} == {"dev"}
+    held_out_by_hash = next(i.text for i in items if i.split == "test")
+    assert split_of(held_out_by_hash) == "test" and split_of(held_out_by_hash, 9) == "dev"
