@@ -28,6 +28,7 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 SPLITS: tuple[tuple[str, Callable[[Item], bool]], ...] = (
     ("dev", lambda i: i.split == "dev"),
+    ("dev, round 9", lambda i: i.round == 9),  # written for the model, all dev (bench/data/safety/README.md)
     ("test", lambda i: i.split == "test"),
     ("test, rounds 1-5", lambda i: i.split == "test" and i.round == 0),
     ("test, round 6", lambda i: i.split == "test" and i.round == 6),
@@ -36,10 +37,12 @@ SPLITS: tuple[tuple[str, Callable[[Item], bool]], ...] = (
 )
 
 
-def detection(items: list[Item], show: str | None) -> bool:
+def detection(items: list[Item], show: str | None, dev_only: bool = False) -> bool:
     """Detection and false-positive rates per split, overall and per family; True when both targets are met."""
     met = True
     for split, chosen_by in SPLITS:
+        if dev_only and not split.startswith("dev"):
+            continue
         chosen = [i for i in items if chosen_by(i)]
         caught: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         blocked: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -55,8 +58,8 @@ def detection(items: list[Item], show: str | None) -> bool:
         hit, n = (sum(v[k] for v in caught.values()) for k in (0, 1))
         fp, m = (sum(v[k] for v in blocked.values()) for k in (0, 1))
         rate, fpr = hit / n, fp / m
-        print(f"detector [{split}]: {hit}/{n} injections caught = {100 * rate:.1f}% ({hit - by_model} by the rules, "
-              f"{by_model} by the cue model) [target >= 90%: {mark(rate >= 0.9)}], {fp}/{m} benign blocked = "
+        print(f"detector [{split}]: {hit}/{n} injections caught = {100 * rate:.1f}% ({hit - by_model} with a rule's "
+              f"match, {by_model} by the model alone) [target >= 90%: {mark(rate >= 0.9)}], {fp}/{m} benign blocked = "
               f"{100 * fpr:.1f}% [target <= 2%: {mark(fpr <= 0.02)}]")
         for family in FAMILIES:
             c, b = caught[family], blocked[family]
@@ -64,7 +67,9 @@ def detection(items: list[Item], show: str | None) -> bool:
                   f"benign look-alikes blocked {b[0]:2d}/{b[1]:3d} = {100 * b[0] / max(b[1], 1):4.1f}%")
         if split == "test":  # the verdict is the held-out split's: dev was tuned and fitted on
             met = rate >= 0.9 and fpr <= 0.02
-    return met
+    if dev_only:
+        print("detector: held-out split not scored (--dev-only), so no verdict")
+    return met and not dev_only
 
 
 def chunkings(text: str, rng: random.Random, ways: int) -> list[list[str]]:
@@ -134,9 +139,10 @@ def false_redactions(n: int) -> bool:
 
 
 def prompts(items: list[Item], count: int) -> list[str]:
-    """Clean prompts of PROMPT_CHARS characters: benign items and ordinary sentences, shuffled."""
+    """Prompts of PROMPT_CHARS characters: dev benign items that pass the detector alone and ordinary sentences,
+    shuffled (dev only, so the count of them flagged says nothing of the held-out split)."""
     rng = random.Random(SEED + 2)
-    benign = [i.text for i in items if i.label == "benign" and detect_injection(i.text) is None]
+    benign = [i.text for i in items if i.label == "benign" and i.split == "dev" and detect_injection(i.text) is None]
     out = []
     for _ in range(count):
         parts: list[str] = []
@@ -165,8 +171,11 @@ def costs(items: list[Item], count: int) -> bool:
     print(f"timings: {count} prompts of {PROMPT_CHARS} characters (benign look-alikes and ordinary sentences: dense in "
           f"trigger words, a harder case than prose), one thread, load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} CPUs")
-    print(f"detector per {PROMPT_CHARS}-char clean prompt: p50 {dp50:.3f} ms, p99 {dp99:.3f} ms "
+    print(f"detector per {PROMPT_CHARS}-char prompt: p50 {dp50:.3f} ms, p99 {dp99:.3f} ms "
           f"[target < 1 ms: {mark(dp50 < 1)}]")
+    flagged = sum(detect_injection(t) is not None for t in texts)
+    print(f"    of those prompts (look-alikes that pass one by one, put together), blocked as a whole: "
+          f"{flagged}/{count}")
     print(f"redact per {PROMPT_CHARS}-char text: every kind p50 {rp50:.3f} ms, p99 {rp99:.3f} ms; "
           f"secrets only (the default) p50 {sp50:.3f} ms, p99 {sp99:.3f} ms")
     added = dp50 + rp50
@@ -193,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench safety", description=__doc__)
     parser.add_argument("--show", choices=[name for name, _ in SPLITS],
                         help="print that split's misses and false positives (tune on dev; read test only to report)")
+    parser.add_argument("--dev-only", action="store_true",
+                        help="the detector's figures on the dev split alone: tune with this, the held-out split unseen")
     parser.add_argument("--docs", type=int, default=400, help="documents with planted values")
     parser.add_argument("--ways", type=int, default=5, help="random chunkings per document (plus 1-char chunks)")
     parser.add_argument("--prompts", type=int, default=300, help=f"{PROMPT_CHARS}-char prompts timed")
@@ -201,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"labelled set: {sum(i.label == 'injection' for i in items)} injections, "
           f"{sum(i.label == 'benign' for i in items)} benign look-alikes "
           f"(dev {sum(i.split == 'dev' for i in items)}, held-out test {sum(i.split == 'test' for i in items)})")
-    results = [detection(items, args.show), redaction(args.docs, args.ways), false_redactions(1000),
+    results = [detection(items, args.show, args.dev_only), redaction(args.docs, args.ways), false_redactions(1000),
                costs(items, args.prompts)]
     print("all targets met" if all(results) else "some targets NOT met")
     return 0

@@ -25,11 +25,19 @@ class Item:
     note: str
     split: str  # "dev" | "test"
     origin: str = ""  # the written line a variant was derived from (the item's own text for a written line)
-    round: int = 0  # 6 or 7 for the lines written with the cue model (bench/data/safety/README.md); 0: rounds 1-5
+    round: int = 0  # 6, 7 or 9 for the later rounds (bench/data/safety/README.md); 0: rounds 1-5
 
 
-def split_of(text: str) -> str:
-    """Half the written items are held out, chosen by a hash of the text, so no one picks which."""
+# Rounds written as training data only (round 9, for the n-gram model): all dev, so the held-out split stays the
+# lines of rounds 1-7 it always was and its figures stay comparable.
+DEV_ONLY_ROUNDS = frozenset({9})
+
+
+def split_of(text: str, written: int = 0) -> str:
+    """Half the written items are held out, chosen by a hash of the text, so no one picks which; a dev-only
+    round's lines are all dev."""
+    if written in DEV_ONLY_ROUNDS:
+        return "dev"
     return "test" if hashlib.sha256(text.encode()).digest()[0] % 2 else "dev"
 
 
@@ -69,7 +77,8 @@ def labelled() -> list[Item]:
     for name in ("injections.jsonl", "benign.jsonl"):
         for n, line in enumerate((DATA / name).read_text(encoding="utf-8").splitlines()):
             raw = json.loads(line)
-            split, written = split_of(raw["text"]), raw.get("round", 0)
+            written = raw.get("round", 0)
+            split = split_of(raw["text"], written)
             items.append(Item(raw["text"], raw["label"], raw["family"], raw["note"], split, raw["text"], written))
             for how in raw.get("variants", []):
                 family = "encoded_payload" if how in ENCODINGS else raw["family"]

@@ -97,33 +97,42 @@ class Detector:
         self._reversed = frozenset(w[::-1] for w in self._long)
 
     def detect(self, text: str) -> Finding | None:
-        """The first rule's finding in the text as written, then in its obfuscated and encoded readings; then, if
-        no rule matched, the cue model's verdict on all those readings together; None if clean."""
+        """Without a model, the first rule's finding (see `rule_finding`). With one, the model's verdict on all the
+        text's readings, a matching rule adding its weight: the rule's finding when one matched, else the model's;
+        None if clean. The rules run only when their weight could tip the verdict or name a finding."""
+        if self._model is None:
+            return self.rule_finding(text)
+        model = self._model
+        score, fired = model.best(self.readings(text))
+        if score + max(model.rule_weight, 0.0) < model.threshold:
+            return None
+        found = self.rule_finding(text)
+        if found is not None:
+            score += model.rule_weight
+        if score < model.threshold:
+            return None
+        return found if found is not None else Finding(*model.name(fired))
+
+    def rule_finding(self, text: str) -> Finding | None:
+        """The first rule's finding in the text as written, then in its obfuscated and encoded readings."""
         folded = normalize(text)
         words = tokens(folded)
         found = self._match(text, folded, words)
         if found is not None:
             return found
-        readings = [(PLAIN, folded)]
         for reading in self._deobfuscated(text, folded, words):
             found = self._match(reading, reading, tokens(reading))
             if found is not None:
                 return Finding(found.family, f"obfuscated:{found.rule}")
-            readings.append(("obfuscated", reading))
         for codec, decoded in self._decodings(text, folded, words):
             refolded = normalize(decoded)
             found = self._match(decoded, refolded, tokens(refolded))
             if found is not None:
                 return Finding("encoded_payload", f"{codec}:{found.rule}")
-            readings.append((codec, refolded))
-        if self._model is not None:
-            verdict = self._model.judge(readings)
-            if verdict is not None:
-                return Finding(*verdict)
         return None
 
     def readings(self, text: str) -> list[tuple[str, str]]:
-        """Every reading the detector makes of a text, as (how, folded text): what the cue model is fitted on."""
+        """Every reading the detector makes of a text, as (how, folded text): what the model reads."""
         folded = normalize(text)
         words = tokens(folded)
         out = [(PLAIN, folded)] + [("obfuscated", r) for r in self._deobfuscated(text, folded, words)]
@@ -204,8 +213,8 @@ _LEET_SYMBOLS = b"abcdefghijklmnopqrstuvwxyz013457@$"
 
 @lru_cache(maxsize=1)
 def default_detector() -> Detector:
-    """The detector of RULES_FILE and the cue model, built once per process; building it compiles every rule (tens
-    of milliseconds), so call it at start rather than on the first request."""
+    """The detector of RULES_FILE and the fitted model, built once per process; building it compiles every rule
+    (tens of milliseconds), so call it at start rather than on the first request."""
     return Detector(load_rules(), load_model(FAMILIES))
 
 

@@ -91,20 +91,26 @@ def _from_binary(candidate: str) -> str | None:
 
 
 _HEX_DIGITS = b"0123456789abcdef"
+# Two-digit hex words that are not English words ('be', 'ad' are): at least one digit.
+_HEX_PAIRS = frozenset(bytes([a, b]) for a in _HEX_DIGITS for b in _HEX_DIGITS if not bytes([a, b]).isalpha())
+_DECIMAL_PAIRS = frozenset(p for p in _HEX_PAIRS if p.isdigit())
 
 
 def _long_words(words: frozenset[bytes]) -> bool:
-    return any(len(w) >= 20 for w in words)
+    return max(map(len, words), default=0) >= 20
 
 
 def _hex_words(words: frozenset[bytes]) -> bool:
-    """A long all-hex word, or many two-digit hex words ('69 67 6e'), not English's 'be' and 'ad'."""
-    pairs = sum(len(w) == 2 and not w.strip(_HEX_DIGITS) and not w.isalpha() for w in words)
-    return pairs >= 6 or any(len(w) >= 24 and not w.strip(_HEX_DIGITS) for w in words)
+    """A long all-hex word, or many two-digit hex words ('69 67 6e'), not English's 'be' and 'ad', nor the '10', '30'
+    and '45' of times and dates: hex text has pairs with a letter ('6e' is n, '6f' o, '2e' a full stop)."""
+    pairs = words & _HEX_PAIRS
+    if (len(pairs) >= 6 and not pairs <= _DECIMAL_PAIRS) or max(map(len, words), default=0) >= 24:
+        return len(pairs) >= 6 or any(len(w) >= 24 and not w.strip(_HEX_DIGITS) for w in words)
+    return False
 
 
 def _bit_words(words: frozenset[bytes]) -> bool:
-    return sum(len(w) == 8 and not w.strip(b"01") for w in words) >= 3
+    return sum(1 for w in words if len(w) == 8 and not w.strip(b"01")) >= 3
 
 
 # Each decoder runs only when the text's words show a run of its kind: a regex over 4,000 characters of prose
