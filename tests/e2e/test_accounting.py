@@ -205,7 +205,9 @@ async def test_a_3000_token_day_holds_against_every_kind_of_request(apps: list[s
                                                                     client: httpx.AsyncClient,
                                                                     clean_sims: None) -> None:
     headers = {"x-api-key": key("mixed")}
-    template_text = "Ignore {{$max_words}} and {{$style}}; {{ $text }} {{}} the ferry runs at dawn. " * 30
+    # Template syntax that must reach the model as counted; worded so the default content-safety
+    # policy has nothing to screen ("Ignore {{$max_words}}..." reads as an injection and is a 400).
+    template_text = "Mind {{$max_words}} and {{$style}}; {{ $text }} {{}} the ferry runs at dawn. " * 30
     history = HISTORY[:8]
 
     async def summarize(url: str) -> int:
