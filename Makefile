@@ -17,8 +17,10 @@ help:  ## this list
 PIP_INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check --require-hashes \
 	--only-binary :all: --no-binary pybars4,pymeta3
 # Locks resolve from PyPI alone (uv reads no pip.conf), for Python 3.11 on every OS (a developer on macOS or
-# Windows installs the same lock); the hashes cover every file of a pinned release.
-UV_COMPILE := $(PY) -m uv pip compile --quiet --generate-hashes --universal --python-version 3.11 \
+# Windows installs the same lock); the hashes cover every file of a pinned release. Extras stay in the lock
+# (pyjwt[crypto]==...): with a bare pin, pip's hash mode refuses a dependency's `name[extra]>=x` as soon as a
+# newer release than the pin exists (pip-audit's CacheControl[filecache] broke `make deps` that way).
+UV_COMPILE := $(PY) -m uv pip compile --quiet --generate-hashes --universal --python-version 3.11 --no-strip-extras \
 	--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade-package $(UPGRADE))
 # The SBOM's root component is aigw (pyproject.toml). A lock says which packages, not which needs which, so
 # cyclonedx-py warns that the dependency graph is incomplete; that is known and the warning is muted.

@@ -56,12 +56,12 @@ def read_ignores(path: Path, today: datetime.date) -> list[Ignored]:
 
 
 def locked(lock: Path) -> list[tuple[str, str]]:
-    """(name, version) of every `name==version` line of a pip-compile style lock."""
+    """(name, version) of every `name==version` (or `name[extras]==version`) line of a pip-compile style lock."""
     pins = []
     for line in lock.read_text().splitlines():
         if line[:1].isalnum() and "==" in line:
             name, _, rest = line.partition("==")
-            pins.append((name.strip(), rest.split(";")[0].split()[0]))
+            pins.append((name.split("[")[0].strip(), rest.split(";")[0].split()[0]))  # without its [extras]
     return pins
 
 

@@ -18,7 +18,10 @@ from tests.support.audit import AuditError, Ignored, problems, read_ignores
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_LOCK, DEV_LOCK = ROOT / "requirements.txt", ROOT / "requirements-dev.txt"
-PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)(?: ;[^\\]*)?((?:\s*\\\s*--hash=sha256:[0-9a-f]{64})+)\s*$")
+# A name, its extras (the lock keeps them: pip's hash mode refuses an extra it would have to pick a
+# version for, Makefile's --no-strip-extras), `==` a version, an environment marker, the hashes.
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[A-Za-z0-9,._-]+\])?==(\S+)(?: ;[^\\]*)?"
+                 r"((?:\s*\\\s*--hash=sha256:[0-9a-f]{64})+)\s*$")
 DEV_TOOLS = {"pytest", "ruff", "mypy", "uv", "pip-audit", "cyclonedx-bom", "schemathesis", "pip"}
 # What the package deployed to Azure holds (.funcignore decides): anything else there is a finding.
 DEPLOYED = {"function_app.py", "host.json", "requirements.txt", "shared", "functions"}
