@@ -44,6 +44,8 @@ TEST_WORKERS ?= 4
 # (PYTHONDONTWRITEBYTECODE=1 on the CI machine). Otherwise every process of a fresh clone compiles the
 # project's modules again and each worker rewrites every test module's asserts (5 s of CPU a worker).
 export PYTHONDONTWRITEBYTECODE :=
+# What the static checks run under: nothing when called alone; `make test` lowers their priority (below).
+BESIDE ?=
 PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 $(PY_STAMP): requirements.txt requirements-dev.txt
@@ -74,7 +76,7 @@ sbom: $(PY_STAMP)  ## CycloneDX JSON of what is deployed (requirements.txt) into
 	$(PY) -c "import json; c = json.load(open('$(SBOM)'))['components']; print(f'$(SBOM): {len(c)} packages')"
 
 audit: $(PY_STAMP)  ## pip-audit of requirements.txt against PyPI's advisories; audit-ignore.toml lists reviewed exceptions
-	$(PY) -m tests.support.audit requirements.txt --timeout $(AUDIT_TIMEOUT) --unreachable $(AUDIT_UNREACHABLE)
+	$(BESIDE) $(PY) -m tests.support.audit requirements.txt --timeout $(AUDIT_TIMEOUT) --unreachable $(AUDIT_UNREACHABLE)
 
 run: deps  ## Azurite, the Cosmos emulator, two simulator regions and the app on :7071, until Ctrl-C
 	$(PY) -m tools.localenv run
@@ -90,14 +92,14 @@ tenant: $(PY_STAMP)  ## add a tenant and a new key to local.settings.json: make 
 	$(PY) -m tools.tenants add "$(NAME)"
 
 lint: $(PY_STAMP)  ## ruff and the import contracts of pyproject.toml (import-linter)
-	$(PY) -m ruff check .
-	$(VENV)/bin/lint-imports --no-logo
+	$(BESIDE) $(PY) -m ruff check .
+	$(BESIDE) $(VENV)/bin/lint-imports --no-logo
 
 typecheck: $(PY_STAMP)  ## mypy (strict)
-	$(PY) -m mypy
+	$(BESIDE) $(PY) -m mypy
 
 infra-check: $(PY_STAMP)  ## Bicep checks (checkov)
-	bash infra/checkov.sh
+	$(BESIDE) bash infra/checkov.sh
 
 unit: $(PY_STAMP)  ## unit tests (no emulators)
 	$(PYTEST) tests/unit
@@ -111,11 +113,13 @@ e2e: deps browser  ## end-to-end tests: the app over HTTP (and the console in ch
 readme-test: deps  ## run the README's examples against a fresh stack (part of make test)
 	$(PY) -m pytest tests/e2e/test_readme.py -q
 
-# The static checks run beside the suite, not before it: the suite mostly waits on its emulators
-# and apps, which leaves CPU for ruff, mypy and checkov (whose first run installs its own venv).
-# Each target's output is printed whole when it ends; any failure fails `make test`.
+# The static checks run beside the suite, not before it, at a lower CPU priority (BESIDE): they take the
+# CPU the suite leaves while it waits on its emulators and apps, instead of slowing it (mypy, and checkov,
+# whose first run installs its own venv, are a minute of CPU on a 2-core machine). Each target's output is
+# printed whole when it ends; any failure fails `make test`.
 test: deps browser  ## lint, type-check, infra checks, the audit and the whole test suite, side by side (what CI runs)
-	$(MAKE) --no-print-directory --output-sync=target -j5 suite lint typecheck infra-check audit AUDIT_UNREACHABLE=warn
+	$(MAKE) --no-print-directory --output-sync=target -j5 suite lint typecheck infra-check audit AUDIT_UNREACHABLE=warn \
+		BESIDE="nice -n 15"
 
 suite: deps browser  ## the whole test suite alone, without the static checks
 	$(PYTEST)
