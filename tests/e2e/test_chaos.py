@@ -82,16 +82,21 @@ def test_a_stream_dropped_before_its_first_token_fails_over_and_completes(stack:
     assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["length"]
 
 
-def test_ready_reports_breaker_states(stack: LocalStack, fresh_app: str) -> None:
+def open_primary_breaker(stack: LocalStack, app: str) -> None:
+    """Eight native chats while the primary region answers 503: its breaker opens."""
     with httpx.Client() as control:
         control.post(f"{stack.sim_url('primary')}/_sim/faults", json={"status": 503, "rate": 1.0})
         try:
             for _ in range(8):
-                httpx.post(f"{fresh_app}/api/v1/chat", headers={"x-api-key": DEV_KEY}, timeout=30,
+                httpx.post(f"{app}/api/v1/chat", headers={"x-api-key": DEV_KEY}, timeout=30,
                            json={"messages": [{"role": "user", "content": "x"}], "max_tokens": 3})
-            body = httpx.get(f"{fresh_app}/api/ready", headers={"x-api-key": ADMIN_KEY}, timeout=30).json()
         finally:
             control.delete(f"{stack.sim_url('primary')}/_sim/faults")
+
+
+def test_ready_reports_breaker_states(stack: LocalStack, fresh_app: str) -> None:
+    open_primary_breaker(stack, fresh_app)
+    body = httpx.get(f"{fresh_app}/api/ready", headers={"x-api-key": ADMIN_KEY}, timeout=30).json()
     assert body["status"] == "ready", json.dumps(body)
     assert body["checks"]["breaker:primary"] == "open" and body["checks"]["model:primary"] == "circuit_open"
     assert body["checks"]["breaker:secondary"] == "closed"
@@ -149,14 +154,7 @@ def test_slow_answers_past_the_callers_deadline_leave_both_breakers_closed(
 
 def test_the_local_reset_closes_open_breakers_and_answers_only_an_admin(stack: LocalStack, fresh_app: str,
                                                                         app_url: str) -> None:
-    with httpx.Client() as control:
-        control.post(f"{stack.sim_url('primary')}/_sim/faults", json={"status": 503, "rate": 1.0})
-        try:
-            for _ in range(8):
-                httpx.post(f"{fresh_app}/api/v1/chat", headers={"x-api-key": DEV_KEY}, timeout=30,
-                           json={"messages": [{"role": "user", "content": "x"}], "max_tokens": 3})
-        finally:
-            control.delete(f"{stack.sim_url('primary')}/_sim/faults")
+    open_primary_breaker(stack, fresh_app)
 
     def breaker() -> str:
         ready = httpx.get(f"{fresh_app}/api/ready", headers={"x-api-key": ADMIN_KEY}, timeout=30).json()
