@@ -92,21 +92,21 @@ class Gateway:
         return model
 
     def route(self, principal: Principal, requested: str | None, messages: Messages, *, tools: int = 0,
-              response_format: bool = False) -> tuple[str, RouteDecision | None]:
-        """The model a request for `requested` runs on, and the route decision that chose it (None:
-        no route was asked for). Every operation that takes a model calls this before it builds its
-        exchange, and hands the decision to the exchange (`Exchange.route`)."""
-        decision = self.router.decide(principal, requested, messages, tools=tools, response_format=response_format)
-        return self.model_for(principal, decision.model if decision is not None else requested), decision
+              response_format: bool = False) -> RouteDecision | None:
+        """The route decision for a request of `requested` (None: no route was asked for). Every
+        operation that takes a model calls this before it builds its exchange, which runs on
+        `routed_model` of the decision and carries it (`Exchange.route`)."""
+        return self.router.decide(principal, requested, messages, tools=tools, response_format=response_format)
 
     def routed_model(self, principal: Principal, decision: RouteDecision | None, requested: str | None) -> str:
-        """The model of a decision (a fallback's), or the one asked for."""
+        """The model of a decision (a fallback's too), or the one asked for: resolved and allowed for
+        the tenant (404 or 403 otherwise)."""
         return self.model_for(principal, decision.model if decision is not None else requested)
 
     async def summarize(self, ctx: CallContext, req: SummarizeRequest) -> Served[SummarizeResponse]:
         params = SamplingParams(max_tokens=summary_token_cap(req.max_words), temperature=0.3)
         prompt = render_summarize(req.text, req.style, req.max_words)
-        _, first = self.route(ctx.principal, req.model, ({"role": "user", "content": req.text},))
+        first = self.route(ctx.principal, req.model, ({"role": "user", "content": req.text},))
 
         async def run(decision: RouteDecision | None) -> Answer:
             model = self.routed_model(ctx.principal, decision, req.model)
@@ -133,7 +133,7 @@ class Gateway:
                       answer.headers)
 
     async def complete(self, ctx: CallContext, call: ChatCall) -> Answer:
-        _, first = self.route(ctx.principal, call.model, _openai_messages(call))
+        first = self.route(ctx.principal, call.model, _openai_messages(call))
 
         async def run(decision: RouteDecision | None) -> Answer:
             model = self.routed_model(ctx.principal, decision, call.model)
@@ -145,7 +145,7 @@ class Gateway:
         return await whole_or_fallback(run, first, functools.partial(self.router.fallback, ctx.principal))
 
     async def stream(self, ctx: CallContext, call: ChatCall) -> AsyncGenerator[Delta, None]:
-        _, first = self.route(ctx.principal, call.model, _openai_messages(call))
+        first = self.route(ctx.principal, call.model, _openai_messages(call))
 
         def open_(decision: RouteDecision | None) -> AsyncGenerator[Delta, None]:
             model = self.routed_model(ctx.principal, decision, call.model)

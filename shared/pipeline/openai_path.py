@@ -127,7 +127,7 @@ class OpenAIPath:
         format_ = body.get("response_format")
         structured = isinstance(format_, dict) and format_.get("type") != "text"
         return self.gateway.route(ctx.principal, requested, body.get("messages") or [],
-                                  tools=len(body.get("tools") or []), response_format=structured)[1]
+                                  tools=len(body.get("tools") or []), response_format=structured)
 
     def exchange(self, ctx: CallContext, requested: str | None, body: dict[str, Any],
                  route: RouteDecision | None = None) -> Exchange:

@@ -78,11 +78,10 @@ class ResponsesApi:
         """The request refused or allowed, and, for a first turn that asks for a route, where it goes
         (a follow-up is never routed: it continues on the model of what it continues)."""
         check_request(body, ctx.principal.responses)
-        return None if _follows(body) else self._routed(ctx, requested, body)[1]
+        return None if _follows(body) else self._routed(ctx, requested, body)
 
-    def _routed(self, ctx: CallContext, requested: str | None,
-                body: dict[str, Any]) -> tuple[str, RouteDecision | None]:
-        """The model a first turn runs on, scored on its instructions and input as chat messages."""
+    def _routed(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> RouteDecision | None:
+        """Where a first turn's route sends it, scored on its instructions and input as chat messages."""
         text, tools = body.get("text"), body.get("tools")
         format_ = text.get("format") if isinstance(text, dict) else None
         return self.gateway.route(ctx.principal, requested, ResponsesPrompt(body).messages(),
@@ -154,7 +153,8 @@ class ResponsesApi:
             self._continuing(ctx, requested, record.model)  # a model (or route) this tenant may use
             endpoints = [self._usable(record.endpoint)]
         else:  # a route counts on the model it would send this input to
-            endpoints = self.groups.group(self._routed(ctx, requested, body)[0])
+            route = self._routed(ctx, requested, body)
+            endpoints = self.groups.group(self.gateway.routed_model(ctx.principal, route, requested))
         try:
             return await calls.count_input(endpoints, self.groups.policy, body)
         except ServiceUnavailable as exc:
