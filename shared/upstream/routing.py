@@ -3,7 +3,8 @@ policy (retry, breakers, failover), so the HTTP, OpenAI-compatible and queue pat
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable, Iterator
 from typing import Any, ClassVar, TypeVar
 
 import httpx2
@@ -110,27 +111,30 @@ def _for_endpoint(settings: PromptExecutionSettings) -> PromptExecutionSettings:
     return copy
 
 
-async def _translated(call: Awaitable[R]) -> R:
-    """An SDK service's call, its failure raised as the upstream error tree (sdk_error)."""
+@contextlib.contextmanager
+def _as_upstream_errors() -> Iterator[None]:
+    """An SDK service's failure inside, raised as the upstream error tree (sdk_error)."""
     try:
-        return await call
+        yield
     except Exception as exc:
         ours = sdk_error(exc)
         if ours is exc:
             raise
         raise ours from exc
+
+
+async def _translated(call: Awaitable[R]) -> R:
+    """An SDK service's call, its failure raised as the upstream error tree."""
+    with _as_upstream_errors():
+        return await call
 
 
 async def _translated_stream(parts: StreamParts) -> StreamParts:
-    """An SDK service's stream, its failure raised as the upstream error tree (sdk_error)."""
+    """An SDK service's stream, its failure raised as the upstream error tree."""
     try:
-        async for chunks in parts:
-            yield chunks
-    except Exception as exc:
-        ours = sdk_error(exc)
-        if ours is exc:
-            raise
-        raise ours from exc
+        with _as_upstream_errors():
+            async for chunks in parts:
+                yield chunks
     finally:
         await parts.aclose()
 
