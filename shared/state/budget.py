@@ -1,14 +1,16 @@
 """Per-tenant token and USD budgets in Cosmos `budgets`, exact under concurrency across instances.
 
-Each window (day, month) is one document. Admission is one conditional `incr` patch per window
-whose filter predicate checks the limit on the server, so no two instances can both take the last
-tokens. The prompt (as counted) is charged at admission: a provider bills it as soon as the call is
-sent. The completion allowance is held under a lease, in a ring of lease slots in the same
-document: slot `l{i}` holds `{e: epoch, t: tokens, u: micro-USD}` of every reservation whose lease
-ends in bucket `e` (BUDGET_SLOT_S wide, 20 s by default). The limit check counts only slots whose
+Each window (day, month, and a key's own) is one document, all in the tenant's partition.
+Admission is one transactional batch of conditional `incr` patches, one per window, whose filter
+predicates check the limits on the server: no two instances can both take the last tokens, and a
+window that refuses undoes the others' charge with it (one round trip, nothing to give back).
+The prompt (as counted) is charged at admission: a provider bills it as soon as the call is sent.
+The completion allowance is held under a lease, in a ring of lease slots in the same document:
+slot `l{i}` holds `{e: epoch, t: tokens, u: micro-USD}` of every reservation whose lease ends in
+bucket `e` (BUDGET_SLOT_S wide, 20 s by default). The limit check counts only slots whose
 bucket has not ended, so room held by a process that died is given back when its lease ends,
-atomically and on every instance, with no reaper. Settlement replaces the estimate with what was billed and empties its
-slot in one patch. docs/accounting.md has the rules and why.
+atomically and on every instance, with no reaper. Settlement replaces the estimate with what was
+billed and empties its slot, on every window in one batch. docs/accounting.md has the rules and why.
 """
 
 from __future__ import annotations
@@ -21,7 +23,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosResourceExistsError
+from azure.cosmos.exceptions import (
+    CosmosAccessConditionFailedError,
+    CosmosBatchOperationError,
+    CosmosResourceExistsError,
+)
 
 from shared.core.background import Ahead, spawn
 from shared.core.errors import BudgetBusy, BudgetExhausted
@@ -73,6 +79,23 @@ class BudgetLedger(Protocol):
 
 def _incr(fields: dict[str, int]) -> list[dict[str, Any]]:
     return [{"op": "incr", "path": f"/{name}", "value": value} for name, value in fields.items() if value]
+
+
+class CheckFailed(Exception):
+    """A window's filter predicate did not hold: the batch was undone on every window."""
+
+    def __init__(self, window: Window) -> None:
+        super().__init__(window.id)
+        self.window = window
+
+
+@dataclass(frozen=True)
+class Change:
+    """One window's part of a batch: the fields to increment, if `check` holds on its document."""
+
+    window: Window
+    fields: dict[str, int]
+    check: str | None = None
 
 
 def _fits(doc: dict[str, Any], window: Window, tokens: int, micros: int) -> bool:
@@ -128,9 +151,8 @@ class CosmosReservation:
         try:
             for window in self.windows:
                 await self.ledger.prepare_slot(self.tenant, window, new, now)
-            await asyncio.gather(*(
-                self.ledger.patch(self.tenant, w, moves, f"c.l{old_i}.e = {self.bucket} AND c.l{new_i}.e = {new}")
-                for w in self.windows))
+            await self.ledger.patch_all(self.tenant, [
+                Change(w, moves, f"c.l{old_i}.e = {self.bucket} AND c.l{new_i}.e = {new}") for w in self.windows])
         except Exception as exc:  # noqa: BLE001  the lease keeps its old end; logged by type
             log.warning("budget lease renewal failed: tenant=%s error=%s", self.tenant, type(exc).__name__)
             return
@@ -145,9 +167,8 @@ class CosmosReservation:
         release = {f"l{slot}/t": -c.held_tokens, f"l{slot}/u": -c.held_micros}
         # The tenant's windows also count the key's use, in the same patch: usage per key for free.
         per_key = {**used, **dict(zip(key_fields(self.key_id), (usage.total_tokens, used_micros), strict=True))}
-        await asyncio.gather(*(self.ledger.settle_window(self.tenant, w, per_key if w.scope == "tenant" else used,
-                                                         release, f"c.l{slot}.e = {self.bucket}")
-                               for w in self.windows))
+        await self.ledger.settle(self.tenant, [(w, per_key if w.scope == "tenant" else used) for w in self.windows],
+                                 release, f"c.l{slot}.e = {self.bucket}")
 
 
 class CosmosBudgetLedger:
@@ -179,15 +200,10 @@ class CosmosBudgetLedger:
         if any(self._ready_slots.get((w.id, bucket % SLOTS)) != bucket for w in held):
             await asyncio.gather(*(self.prepare_slot(principal.tenant, w, bucket, t) for w in held))
         self._prepare_ahead(principal.tenant, held, bucket + 1, t)
-        outcomes = await asyncio.gather(*(self._admit(principal.tenant, w, charge, bucket, t) for w in held))
-        refused = [w for w, ok in zip(held, outcomes, strict=True) if not ok]
-        if refused:
-            slot = bucket % SLOTS
-            give_back = {"tokens_used": -charge.prompt_tokens, "usd_used_micros": -charge.prompt_micros,
-                         f"l{slot}/t": -charge.held_tokens, f"l{slot}/u": -charge.held_micros}
-            await asyncio.gather(*(self.patch(principal.tenant, w, give_back)
-                                   for w, ok in zip(held, outcomes, strict=True) if ok))
-            raise await self._refusal(principal.tenant, refused[0], charge, t)
+        try:
+            await self.patch_all(principal.tenant, [self._admission(w, charge, bucket, t) for w in held])
+        except CheckFailed as refused:  # the first window that refused; none kept the charge
+            raise await self._refusal(principal.tenant, refused.window, charge, t) from None
         return CosmosReservation(self, principal.tenant, model, held, charge, bucket, principal.key_id)
 
     @staticmethod
@@ -196,7 +212,7 @@ class CosmosBudgetLedger:
         return [*windows(principal.tenant, now, principal.limits),
                 *key_windows(principal.tenant, principal.key_id, now, principal.key_limits)]
 
-    async def _admit(self, tenant: str, window: Window, c: _Charge, bucket: int, t: float) -> bool:
+    def _admission(self, window: Window, c: _Charge, bucket: int, t: float) -> Change:
         kmin = first_live_bucket(t, self.slot_s)
         checks = [f"c.l{bucket % SLOTS}.e = {bucket}"]
         if window.token_limit is not None:
@@ -208,11 +224,7 @@ class CosmosBudgetLedger:
         slot = bucket % SLOTS
         fields = {"tokens_used": c.prompt_tokens, "usd_used_micros": c.prompt_micros,
                   f"l{slot}/t": c.held_tokens, f"l{slot}/u": c.held_micros}
-        try:
-            await self.patch(tenant, window, fields, " AND ".join(checks))
-        except CosmosAccessConditionFailedError:
-            return False
-        return True
+        return Change(window, fields, " AND ".join(checks))
 
     async def _refusal(self, tenant: str, window: Window, c: _Charge, t: float) -> BudgetBusy | BudgetExhausted:
         """Exhausted when the request cannot fit even with nothing in flight; else busy until the
@@ -267,6 +279,33 @@ class CosmosBudgetLedger:
             self._ready_slots.clear()
         self._ready_slots[(window.id, slot)] = bucket
 
+    async def settle(self, tenant: str, used: list[tuple[Window, dict[str, int]]], release: dict[str, int],
+                     slot_check: str) -> None:
+        """Charge each window its `used` and empty the lease slot, in one batch. A failure is retried
+        (a batch that failed changed nothing), then logged and left: the held room still returns
+        with its lease."""
+        for attempt in range(SETTLE_TRIES):
+            # The settled documents feed only the budget gauge, which exists with telemetry on.
+            gauge = tracing.enabled()
+            try:
+                docs = await self.patch_all(tenant, [Change(w, {**u, **release}, slot_check) for w, u in used],
+                                            body=gauge)
+            except CheckFailed:
+                # The lease ended first, and its slot was reused on some window: each window then
+                # charges the use alone where its slot moved on (that room was given back already).
+                await asyncio.gather(*(self.settle_window(tenant, w, u, release, slot_check) for w, u in used))
+                return
+            except Exception as exc:  # noqa: BLE001  any failure: retried, then logged by type
+                if attempt == SETTLE_TRIES - 1:
+                    log.error("budget settlement failed: windows=%s error=%s", [w.id for w, _ in used],
+                              type(exc).__name__)
+                    return
+                await self._sleep(0.25 * 2**attempt)
+                continue
+            for (window, _), doc in zip(used, docs, strict=True):
+                tracing.budget_window(tenant, window.kind, doc, window.token_limit, window.usd_micros_limit)
+            return
+
     async def settle_window(self, tenant: str, window: Window, used: dict[str, int], release: dict[str, int],
                             slot_check: str) -> None:
         """Charge `used` and empty the lease slot. If the lease has already ended (its slot reused),
@@ -288,6 +327,25 @@ class CosmosBudgetLedger:
                               sorted(used), type(exc).__name__)
                     return
                 await self._sleep(0.25 * 2**attempt)
+
+    async def patch_all(self, tenant: str, changes: list[Change], *, body: bool = False) -> list[dict[str, Any] | None]:
+        """Apply every change in one transactional batch: all of them, or none and CheckFailed naming
+        the first window whose check did not hold. Each window's document as patched if `body`
+        (else empty), None where there was nothing to patch (and nothing checked)."""
+        ops = [_incr(c.fields) for c in changes]
+        sent = [(c, o) for c, o in zip(changes, ops, strict=True) if o]
+        if not sent:
+            return [None] * len(changes)
+        container = await self.state.container("budgets")
+        try:
+            results = iter(await container.execute_item_batch(
+                [("patch", (c.window.id, o), {"filter_predicate": f"FROM c WHERE {c.check}"} if c.check else {})
+                 for c, o in sent], partition_key=tenant, no_response=not body))
+        except CosmosBatchOperationError as exc:
+            if exc.status_code == 412 and exc.error_index is not None:
+                raise CheckFailed(sent[exc.error_index][0].window) from None
+            raise
+        return [(dict(next(results).get("resourceBody") or {}) if body else {}) if o else None for o in ops]
 
     async def patch(self, tenant: str, window: Window, fields: dict[str, int],
                     check: str | None = None, *, body: bool = False) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@ per-call HTTP log records, against the emulator behind a proxy that answers as A
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -43,8 +44,9 @@ class Seen:
 
 class AzureLikeCosmos:
     """A proxy in front of the emulator that answers a write sent with `Prefer: return=minimal`
-    as the Cosmos service does, with its status and headers and no body; the emulator itself
-    ignores the header and always sends the document back. Records every request it passes."""
+    as the Cosmos service does, with its status and headers and no body (a transactional batch: its
+    operations' statuses, without their documents); the emulator itself ignores the header and
+    always sends the documents back. Records every request it passes."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
@@ -81,11 +83,14 @@ class AzureLikeCosmos:
                                          data=await request.read(), allow_redirects=False) as upstream:
             body = await upstream.read()
             minimal = request.headers.get("Prefer", "").lower() == "return=minimal"
-            strip = minimal and upstream.status < 300
+            if minimal and upstream.status < 300:
+                batch = request.headers.get("x-ms-cosmos-is-batch-request", "").lower() == "true"
+                body = json.dumps([{k: v for k, v in op.items() if k != "resourceBody"}
+                                   for op in json.loads(body)]).encode() if batch else b""
+            documents = bool(body) and (b'"resourceBody"' in body or not minimal)
             self.seen.append(Seen(request.method, request.path, minimal,
-                                  request.headers.get("x-ms-documentdb-isquery", "").lower() == "true",
-                                  bool(body) and not strip))
-            return web.Response(status=upstream.status, body=b"" if strip else body,
+                                  request.headers.get("x-ms-documentdb-isquery", "").lower() == "true", documents))
+            return web.Response(status=upstream.status, body=body,
                                 headers={k: v for k, v in upstream.headers.items() if k.lower() not in HOP})
 
 
@@ -131,8 +136,9 @@ async def test_budget_writes_ask_for_no_body_and_settlement_still_counts(
     assert report["daily"]["tokens_used"] == report["monthly"]["tokens_used"] == 150
     assert report["daily"]["tokens_reserved"] == 0
     writes = [s for s in azure_like.to("budgets") if s.method in ("PATCH", "POST") and not s.query]
-    # Creates, lease-slot pointing, reserve and settle of both windows: none asks for the document
-    # (with telemetry off, the only reader of a settled document, the budget gauge, is not there).
+    # Creates, lease-slot pointing, and the reserve and settle batches of both windows: none asks
+    # for the documents (with telemetry off, the only reader of a settled one, the budget gauge, is
+    # not there).
     assert len(writes) >= 6 and all(s.minimal and not s.body_sent for s in writes), writes
     reads = [s for s in azure_like.to("budgets") if s.method == "GET"]
     assert len(reads) == 2 and all(s.body_sent for s in reads), "usage: one point read per window"
