@@ -39,12 +39,13 @@ from shared.upstream.embeddings import EndpointEmbedder, embedding_endpoints
 from shared.upstream.endpoints import Endpoint, embedding_endpoint_name
 from shared.upstream.engine import LazyEngine
 from shared.upstream.groups import ModelGroups
+from shared.upstream.pool import tls_context
 from shared.upstream.resilience.breaker import BreakerSettings
 from shared.upstream.resilience.policy import ResiliencePolicy, RetrySettings
 from shared.upstream.resilience.pool import EndpointPool
 from shared.upstream.resilience.retry_budget import RetryBudget
 from shared.upstream.spans import ATTEMPT_SPANS
-from shared.upstream.wire import build_wire, tls_context
+from shared.upstream.wire import build_wire
 
 if TYPE_CHECKING:
     import httpx

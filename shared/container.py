@@ -54,7 +54,7 @@ def _load(future: concurrent.futures.Future[None]) -> None:
         for name in SERVICE_MODULES:
             importlib.import_module(name)
         from shared.core.tokens import counter_for  # noqa: PLC0415  loaded with the services above
-        from shared.upstream.wire import tls_context  # noqa: PLC0415
+        from shared.upstream.pool import tls_context  # noqa: PLC0415
 
         tls_context()  # the CA bundle, read here rather than by the first container
         from shared.safety.detector import default_detector  # noqa: PLC0415

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import random
 import re
-import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, urlencode
@@ -18,6 +16,7 @@ import httpx2
 from shared.core.clock import Clock, SystemClock
 from shared.core.settings import RESPONSE_LIMIT_S, EndpointConfig
 from shared.upstream.errors import ErrorStatus, StreamErrorEvent, status_error, transport_error, upstream_request_id
+from shared.upstream.pool import PoolTransport
 from shared.upstream.sse import sse_data
 
 if TYPE_CHECKING:  # types only: shared.identity.secrets loads the Key Vault SDK, which the hot path never needs
@@ -29,8 +28,6 @@ if TYPE_CHECKING:  # types only: shared.identity.secrets loads the Key Vault SDK
 log = logging.getLogger(__name__)
 
 COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
-# The openai SDK's own pool size (openai._constants): the pass-through's connections behave as before.
-LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
 # The paths the Azure OpenAI SDK sends to a deployment, named by the body's model (openai/lib/azure.py).
 _DEPLOYMENT_PATHS = frozenset({"/completions", "/chat/completions", "/embeddings", "/audio/transcriptions",
                                "/audio/translations", "/audio/speech", "/images/generations", "/images/edits"})
@@ -46,13 +43,6 @@ _MAX_REFRESH_JITTER_S = 60
 _DRAIN_S = 0.1
 # An endpoint is asked for its chat and embedding deployments: a handful of URLs, kept built.
 _MAX_CACHED_URLS = 32
-
-
-@functools.cache
-def tls_context() -> ssl.SSLContext:
-    """The process's one TLS context, what httpx2 builds for `verify=True`: loading the CA bundle
-    costs about 70 ms of CPU, paid once (by the background loader) instead of once per client."""
-    return httpx2.create_ssl_context()
 
 
 class KeyRefreshTransport(httpx2.AsyncBaseTransport):
@@ -114,7 +104,7 @@ async def key_transport(config: EndpointConfig, secrets: SecretProvider, name: s
     client's alike). A missing secret fails here, at start, naming it, not on the first call."""
     await secrets.get(name)
     header, prefix = key_header(config)
-    return KeyRefreshTransport(httpx2.AsyncHTTPTransport(verify=tls_context(), limits=LIMITS), secrets, name,
+    return KeyRefreshTransport(PoolTransport(), secrets, name,
                                endpoint=config.name, header=header, prefix=prefix, now=clock.now)
 
 
@@ -328,7 +318,7 @@ async def build_wire(config: EndpointConfig, *, credential: AsyncTokenCredential
         client = httpx2.AsyncClient(transport=keyed, timeout=timeout)
         header, prefix = key_header(config)
         return ModelWire(config, client, auth_name=header, auth=key_reader(secrets, name, prefix), transport=keyed)
-    transport = httpx2.AsyncHTTPTransport(verify=tls_context(), limits=LIMITS)
+    transport = PoolTransport()
     client = httpx2.AsyncClient(transport=transport, timeout=timeout)
     if azure:
         if credential is None:
