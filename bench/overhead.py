@@ -24,6 +24,7 @@ from bench.cosmos_counter import CosmosCounter
 from bench.loadgen import MODEL, LoadSpec
 from bench.measure import FIRST_QUESTION, BenchError, first_answer, idle_cpu_ms_per_s, import_time_s, rss_mb, run_phase
 from bench.overhead_report import LITELLM, OURS, Row, table, targets
+from shared.core.safety_policy import SafetyPolicy
 from shared.core.settings import TenantConfig, TenantKey, TenantLimits, hash_api_key
 from tools.appsettings import ROOT
 from tools.localenv import LocalStack, Ports, StackError, free_port, port_open
@@ -34,11 +35,21 @@ NATIVE_ROUTE = "/api/v1/chat"  # docs/api.md: served by Semantic Kernel, loaded 
 SETTLE_S = 2.0  # a quiet machine before each timed start
 LITELLM_ROUTE = "/v1/chat/completions"
 HUGE = 10**12  # limits that are checked on every request and never refuse one
-KEYS = {"plain": "bench-plain-key", "full": "bench-full-key"}
+KEYS = {"plain": "bench-plain-key", "full": "bench-full-key", "shielded": "bench-shielded-key"}
+FULL = TenantLimits(daily_tokens=HUGE, monthly_tokens=HUGE, daily_usd=1e9, monthly_usd=1e9, rpm=HUGE, tpm=HUGE,
+                    cache_ttl_s=3600)
 LIMITS = {
     "plain": TenantLimits(cache_ttl_s=0),  # no limits, and its answers are never cached
-    "full": TenantLimits(daily_tokens=HUGE, monthly_tokens=HUGE, daily_usd=1e9, monthly_usd=1e9,
-                         rpm=HUGE, tpm=HUGE, cache_ttl_s=3600),
+    "full": FULL,
+    "shielded": FULL,
+}
+# Issue 21's paths are the gateway's own work: limits, budget, exact cache, and the built-in guard
+# (in process, on for every tenant). Prompt Shields is a call to the Content Safety service, which
+# the local settings configure and LiteLLM plain does not make: its row is the full path with it.
+SAFETY = {
+    "plain": SafetyPolicy(prompt_shield="off"),
+    "full": SafetyPolicy(prompt_shield="off"),
+    "shielded": SafetyPolicy(),  # the default: Prompt Shields on every request
 }
 
 
@@ -59,6 +70,7 @@ VARIANTS = [
     Variant("full (misses)", "full"),
     Variant("exact hits", "full", prompts="same"),
     Variant("full + telemetry", "full", telemetry=True),
+    Variant("full + Prompt Shields", "shielded"),
 ]
 
 
@@ -78,7 +90,7 @@ class Plan:
 
 def app_env(stub_url: str) -> dict[str, str]:
     tenants = [TenantConfig(tenant=f"bench-{name}", keys=[TenantKey(id=name, sha256=hash_api_key(key))],
-                            limits=LIMITS[name]) for name, key in KEYS.items()]
+                            limits=LIMITS[name], safety=SAFETY[name]) for name, key in KEYS.items()]
     endpoint = {"name": "stub", "kind": "openai", "endpoint": f"{stub_url}/v1", "model": MODEL,
                 "priority": 0, "api_key_secret": "sim-api-key"}  # LOCAL_SECRETS of the example settings
     return {
@@ -268,14 +280,15 @@ def print_report(figures: dict[str, Any]) -> None:
     print("\ntargets (issue 11):")
     for t in targets(figures["_rows"], plan["concurrency"], figures):
         print("  " + t.line())
-    print("\ntelemetry (issue 12): " + telemetry_cost(figures["_rows"]))
+    print("\ntelemetry (issue 12): " + added_cost(figures["_rows"], "full + telemetry"))
+    print("Prompt Shields (issue 23): " + added_cost(figures["_rows"], "full + Prompt Shields"))
 
 
-def telemetry_cost(rows: list[Row]) -> str:
-    """CPU per request of the full path with telemetry exported against the same path without."""
+def added_cost(rows: list[Row], scenario: str) -> str:
+    """CPU per request of the full path with one more feature on against the same path without."""
     parts = []
     for off in (r for r in rows if r.peer == OURS and r.scenario == "full (misses)"):
-        on = next((r for r in rows if r.peer == OURS and r.scenario == "full + telemetry"
+        on = next((r for r in rows if r.peer == OURS and r.scenario == scenario
                    and r.concurrency == off.concurrency), None)
         if on is not None and off.gateway_cpu_ms:
             a, b = off.gateway_cpu_ms, on.gateway_cpu_ms
