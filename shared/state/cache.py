@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from shared.core.models import ChatMessage, Role, Usage
@@ -93,10 +93,10 @@ def exact_key(tenant: str, model: str, request: dict[str, Any]) -> str:
 
 
 def completion_doc(completion: Completion) -> dict[str, Any]:
-    doc = asdict(completion)
-    doc["usage"] = completion.usage.model_dump()
-    del doc["request_id"]  # the provider's id of that one request: a hit is answered by no one
-    return doc
+    """Every field but `request_id` (the provider's id of that one request: a hit is answered by no
+    one). Built by hand: `asdict` deep-copies the provider's whole response, which is only serialized."""
+    return {"content": completion.content, "finish_reason": completion.finish_reason, "model": completion.model,
+            "usage": completion.usage.model_dump(), "endpoint": completion.endpoint, "raw": completion.raw}
 
 
 def completion_from(doc: dict[str, Any]) -> Completion:
