@@ -45,8 +45,8 @@ class Seen:
 class AzureLikeCosmos:
     """A proxy in front of the emulator that answers a write sent with `Prefer: return=minimal`
     as the Cosmos service does, with its status and headers and no body (a transactional batch: its
-    operations' statuses, without their documents); the emulator itself ignores the header and
-    always sends the documents back. Records every request it passes."""
+    operations' statuses, without their documents), whatever the emulator behind it answers.
+    Records every request it passes."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
