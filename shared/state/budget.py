@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -281,10 +281,10 @@ class CosmosBudgetLedger:
 
     async def settle(self, tenant: str, used: list[tuple[Window, dict[str, int]]], release: dict[str, int],
                      slot_check: str) -> None:
-        """Charge each window its `used` and empty the lease slot, in one batch. A failure is retried
-        (a batch that failed changed nothing), then logged and left: the held room still returns
-        with its lease."""
-        for attempt in range(SETTLE_TRIES):
+        """Charge each window its `used` and empty the lease slot, in one batch (a batch that failed
+        changed nothing, so it is retried whole)."""
+
+        async def batch() -> None:
             # The settled documents feed only the budget gauge, which exists with telemetry on.
             gauge = tracing.enabled()
             try:
@@ -295,36 +295,36 @@ class CosmosBudgetLedger:
                 # charges the use alone where its slot moved on (that room was given back already).
                 await asyncio.gather(*(self.settle_window(tenant, w, u, release, slot_check) for w, u in used))
                 return
-            except Exception as exc:  # noqa: BLE001  any failure: retried, then logged by type
-                if attempt == SETTLE_TRIES - 1:
-                    log.error("budget settlement failed: windows=%s error=%s", [w.id for w, _ in used],
-                              type(exc).__name__)
-                    return
-                await self._sleep(0.25 * 2**attempt)
-                continue
             for (window, _), doc in zip(used, docs, strict=True):
                 tracing.budget_window(tenant, window.kind, doc, window.token_limit, window.usd_micros_limit)
-            return
+
+        await self._until_written(batch, f"windows={[w.id for w, _ in used]}")
 
     async def settle_window(self, tenant: str, window: Window, used: dict[str, int], release: dict[str, int],
                             slot_check: str) -> None:
         """Charge `used` and empty the lease slot. If the lease has already ended (its slot reused),
         only the charge applies: that room was given back when the lease ended."""
+
+        async def one() -> None:
+            gauge = tracing.enabled()
+            try:
+                doc = await self.patch(tenant, window, {**used, **release}, slot_check, body=gauge)
+            except CosmosAccessConditionFailedError:
+                doc = await self.patch(tenant, window, used, body=gauge)
+            tracing.budget_window(tenant, window.kind, doc, window.token_limit, window.usd_micros_limit)
+
+        await self._until_written(one, f"window={window.id} fields={sorted(used)}")
+
+    async def _until_written(self, write: Callable[[], Awaitable[None]], what: str) -> None:
+        """A settlement's write, retried; after the last failure logged by type and left: the usage is
+        lost there, and the held room still returns with its lease."""
         for attempt in range(SETTLE_TRIES):
             try:
-                # The settled document feeds only the budget gauge, which exists with telemetry on.
-                gauge = tracing.enabled()
-                try:
-                    doc = await self.patch(tenant, window, {**used, **release}, slot_check, body=gauge)
-                except CosmosAccessConditionFailedError:
-                    doc = await self.patch(tenant, window, used, body=gauge)
-                tracing.budget_window(tenant, window.kind, doc, window.token_limit, window.usd_micros_limit)
+                await write()
                 return
             except Exception as exc:  # noqa: BLE001  any failure: retried, then logged by type
                 if attempt == SETTLE_TRIES - 1:
-                    # The usage is lost for this window; the held room still returns with its lease.
-                    log.error("budget settlement failed: window=%s fields=%s error=%s", window.id,
-                              sorted(used), type(exc).__name__)
+                    log.error("budget settlement failed: %s error=%s", what, type(exc).__name__)
                     return
                 await self._sleep(0.25 * 2**attempt)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from azure.core.exceptions import ServiceRequestError
 
 from shared.composition import Container
 from shared.core.errors import BudgetBusy, BudgetExhausted, TooManyRequests
@@ -183,3 +185,28 @@ async def test_a_cancelled_settlement_still_completes(ledger: CosmosBudgetLedger
     await reservation.settle(usage(100, 40))  # waits for the one settlement, adds nothing
     report = (await ledger.usage(who))["daily"]
     assert (report["tokens_reserved"], report["tokens_used"]) == (0, 140)
+
+
+async def test_a_settlement_whose_write_fails_is_retried_and_counts_once(container: Container, clock: Clock) -> None:
+    pauses: list[float] = []
+
+    async def pause(seconds: float) -> None:
+        pauses.append(seconds)
+
+    ledger = CosmosBudgetLedger(container.cosmos, PRICES, now=clock, retry_sleep=pause)
+    who = tenant(daily_tokens=1000)
+    reservation = await ledger.reserve(who, "m", Estimate(100, 200))
+    write = ledger.patch_all
+    failures = iter([ServiceRequestError("Cosmos could not be reached")] * 2)
+
+    async def flaky(*args: Any, **kwargs: Any) -> list[dict[str, Any] | None]:
+        if (failure := next(failures, None)) is not None:
+            raise failure  # the batch never reached the documents: nothing changed
+        return await write(*args, **kwargs)
+
+    ledger.patch_all = flaky  # type: ignore[method-assign]
+    await reservation.settle(usage(100, 50))
+    report = await ledger.usage(who)
+    assert report["daily"]["tokens_used"] == report["monthly"]["tokens_used"] == 150
+    assert report["daily"]["tokens_reserved"] == 0
+    assert pauses == [0.25, 0.5], "two failed writes, each followed by a growing pause"
