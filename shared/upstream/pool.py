@@ -3,9 +3,9 @@
 httpx2 stays the wire's client and transport (its requests, auth flows, responses, error mapping and
 OpenTelemetry instrumentation, and the openai SDK's client for Semantic Kernel over the same
 transport); only the connection pool under it is aiohttp's. httpcore2's goes through h11 and anyio:
-a model call cost about 0.63 ms of CPU there against 0.29 ms over aiohttp, whose HTTP parser is
-compiled (bench/README.md, "The model call over aiohttp"). The Cosmos SDK already sends over aiohttp,
-so the process loads nothing new. LiteLLM sends its httpx requests over aiohttp too.
+a model call cost about twice the CPU there (0.455 ms against 0.220 over aiohttp, whose HTTP parser
+is compiled: bench/README.md, "The model call over aiohttp"). The Cosmos SDK already sends over
+aiohttp, so the process loads nothing new. LiteLLM sends its httpx requests over aiohttp too.
 
 What httpcore2's pool did, this one does: the timeouts a request carries, TLS with the process's one
 context, no proxy from the environment, bodies passed on undecoded (httpx2 decodes them), what
