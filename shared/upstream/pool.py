@@ -111,8 +111,10 @@ class _Pool:
         return self._session
 
     async def handle_async_request(self, request: httpcore2.Request) -> httpcore2.Response:
+        # The body whole, sent with its length: a streamed one's `Transfer-Encoding: chunked` goes.
         body = b"".join([part async for part in cast(AsyncIterable[bytes], request.stream)])
-        headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers]
+        headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers
+                   if name.lower() != b"transfer-encoding"]
         try:
             response = await self._current().request(
                 request.method.decode(), _url(request.url), headers=headers, data=body or None,

@@ -118,6 +118,27 @@ async def test_aiohttp_adds_no_header_of_its_own() -> None:
     assert names == {b"host", b"connection", b"content-length"}
 
 
+async def test_a_streamed_request_body_goes_whole_with_its_length() -> None:
+    seen: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        seen.append(head + await reader.readexactly(len(b"hello world")))
+        writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+        await writer.drain()
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield b"hello "
+        yield b"world"
+
+    async with serving(record) as url, httpx2.AsyncClient(transport=PoolTransport()) as client:
+        assert (await client.post(url, content=parts())).status_code == 204
+    head, _, body = seen[0].partition(b"\r\n\r\n")
+    lines = head.lower().split(b"\r\n")
+    assert b"content-length: 11" in lines and not any(line.startswith(b"transfer-encoding") for line in lines)
+    assert body == b"hello world"
+
+
 async def test_a_response_closed_before_its_end_closes_its_connection() -> None:
     closed = asyncio.Event()
 
