@@ -1,9 +1,8 @@
 """How we call the Cosmos SDK (issue 11): writes without a response body, point reads, and no
-per-call HTTP log records, against the emulator behind a proxy that answers as Azure does."""
+per-call HTTP log records, against the emulator (which answers them as Azure does) behind a recording proxy."""
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -43,10 +42,10 @@ class Seen:
 
 
 class AzureLikeCosmos:
-    """A proxy in front of the emulator that answers a write sent with `Prefer: return=minimal`
-    as the Cosmos service does, with its status and headers and no body (a transactional batch: its
-    operations' statuses, without their documents), whatever the emulator behind it answers.
-    Records every request it passes."""
+    """A proxy in front of the emulator that records every request it passes. The emulator answers a
+    write sent with `Prefer: return=minimal` as the Cosmos service does, with its status and headers
+    and no body (a transactional batch: its operations' statuses, without their documents):
+    tools/emulators/cosmos.js, checked by tests/integration/test_emulator.py."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
@@ -83,10 +82,6 @@ class AzureLikeCosmos:
                                          data=await request.read(), allow_redirects=False) as upstream:
             body = await upstream.read()
             minimal = request.headers.get("Prefer", "").lower() == "return=minimal"
-            if minimal and upstream.status < 300:
-                batch = request.headers.get("x-ms-cosmos-is-batch-request", "").lower() == "true"
-                body = json.dumps([{k: v for k, v in op.items() if k != "resourceBody"}
-                                   for op in json.loads(body)]).encode() if batch else b""
             documents = bool(body) and (b'"resourceBody"' in body or not minimal)
             self.seen.append(Seen(request.method, request.path, minimal,
                                   request.headers.get("x-ms-documentdb-isquery", "").lower() == "true", documents))
