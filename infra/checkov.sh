@@ -16,6 +16,7 @@ if [[ ! -x "$VENV/bin/checkov" ]] || ! cmp -s "$LOCK" "$VENV/installed-lock.txt"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r "$LOCK"
     cp "$LOCK" "$VENV/installed-lock.txt"
 fi
+[[ "${1:-}" == "--install-only" ]] && exit 0  # make infra-deps: the venv alone, before the checks run
 
 cd "$ROOT"
 # checkov resolves module parameters across files in hash order, so with a random seed a check can see a
