@@ -35,9 +35,9 @@ AUDIT_UNREACHABLE ?= fail
 # The tests run in TEST_WORKERS pytest-xdist processes, each file whole in one of them (--dist loadfile:
 # a module's app and fixtures start once). Each worker starts its own emulators, simulators and apps on
 # ports of its own (tests/conftest.py). The e2e files mostly wait on those processes: on the 2-core CI
-# machine the whole suite (1748 tests) takes 237 s alone with 4 workers (7m21s of CPU), 228-230 s in
-# `make test` beside the static checks (2026-12-07; the same commit varies by a tenth from hour to hour). TEST_WORKERS=0 runs them in this one process, as a plain
-# `pytest` does.
+# machine the whole suite (1748 tests) took 209-237 s alone with 4 workers (6m22s-7m21s of CPU) and
+# 200-230 s in `make test` beside the static checks (2026-12-07: the same commit varies by a tenth
+# from hour to hour). TEST_WORKERS=0 runs them in this one process, as a plain `pytest` does.
 TEST_WORKERS ?= 4
 # The suite's ~60 Python processes (each worker, ~50 app starts, the simulators) import the same modules:
 # their bytecode is written to __pycache__ (gitignored) even where the environment turns that off
