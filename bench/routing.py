@@ -41,7 +41,9 @@ TARGET_SAVED = 0.50
 TARGET_COMPLEX_TO_SMALL = 0.05
 SWEEP = [0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8]
 CONVERSATION_CHARS = 4000
-SYSTEM_PROMPT_SCENARIOS = [1000, 3000]  # a what-if, not the set: the scorer's scores are kept as they are
+# What-ifs, not the set: the scorer's scores are kept as they are. 6,000 is the mean prompt per request
+# that OpenRouter and a16z measured over 100 trillion tokens of 2025 traffic ("State of AI", Dec 2025).
+SYSTEM_PROMPT_SCENARIOS = [1000, 3000, 6000]
 
 
 @dataclass(frozen=True)
