@@ -122,6 +122,16 @@ def test_the_report_runs_and_marks_both_targets(capsys: pytest.CaptureFixture[st
     assert "perfect routing" in printed
 
 
+def test_the_report_reads_one_batch_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    blind = [r for r in SET if r.batch == "blind"]
+    assert routing.main(["--batch", "blind", "--set", "bare"]) == 0
+    assert f"split test, {len(blind)} requests ({sum(r.complex for r in blind)} complex" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:
+        routing.main(["--batch", "no-such-batch"])
+    assert refused.value.code == 2
+    assert "no test request has batch 'no-such-batch'" in capsys.readouterr().err
+
+
 def test_the_whole_prompts_length_is_read_but_never_weighed() -> None:
     names, x, y = routing_fit.matrix(SET[:60])
     column = names.index("tokens")
