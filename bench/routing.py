@@ -5,7 +5,8 @@ threshold, and the scorer's own latency.
 `python -m bench routing` (or `python -m bench.routing`): offline, no app stack, a few seconds.
 Figures are on the fixed test split of bench/data/routing/requests.jsonl unless `--split all`, for the
 bare requests and the realistic ones (bench/routing_context.py) unless `--set bare|realistic`, for
-every batch unless `--batch NAME` (`--batch blind`: the one written without sight of the scorer).
+every batch unless `--batch NAME` (repeatable; `--batch blind --batch blind2`: the two written without
+sight of the scorer).
 """
 
 from __future__ import annotations
@@ -267,8 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=["test", "train", "all"], default="test")
     parser.add_argument("--set", choices=["bare", "realistic", "both"], default="both", dest="which",
                         help="the requests as written, with their applications' context, or both (default)")
-    parser.add_argument("--batch", default=None,
-                        help="only the requests of this batch (e.g. blind, the held-out one; default: all)")
+    parser.add_argument("--batch", action="append", default=None,
+                        help="only the requests of this batch, repeatable (e.g. blind and blind2, written "
+                             "without sight of the scorer; default: every batch)")
     parser.add_argument("--threshold", type=float, default=None,
                         help="the route's threshold (default: the one weights.json was tuned for)")
     args = parser.parse_args(argv)
@@ -278,9 +280,10 @@ def main(argv: list[str] | None = None) -> int:
           f"with their applications' context ({CONTEXT.relative_to(DATA.parents[2])}/)")
     print(f"weights: fitted on {weights.meta.get('fitted_on')}, {weights.meta.get('date')}")
     for name in (["bare", "realistic"] if args.which == "both" else [args.which]):
-        requests = [r for r in load_set(name) if args.split in ("all", r.split) and args.batch in (None, r.batch)]
+        requests = [r for r in load_set(name) if args.split in ("all", r.split)
+                    and (args.batch is None or r.batch in args.batch)]
         if not requests:
-            parser.error(f"no {args.split} request has batch {args.batch!r}")
+            parser.error(f"no {args.split} request is of batch {' or '.join(args.batch or [])}")
         report(name, requests, weights, threshold, args.split)
     bare, real = load(), load_set("realistic")
     p50, p99, p99_median = latency_us(conversations(bare))
