@@ -105,7 +105,7 @@ async def _completions(scope: Scope, deployment: str | None) -> Response:
                    **_headers(answer.headers, None if answer.cached else c.request_id)}
         return ok({**body, "id": completion_id}, headers=headers)
 
-    headers_of, deltas = path.stream(scope.context, requested, data)
+    headers_of, deltas = await path.stream(scope.context, requested, data)
     # Hold the response until the first content (or the end): until then a failure can still be
     # answered with its status, and the resilience layer can still fail over.
     held: list[Delta] = []

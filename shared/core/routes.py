@@ -14,6 +14,27 @@ RouteName = Annotated[str, StringConstraints(min_length=1, max_length=64, patter
 ROUTE_HEADER = "x-aigw-route"
 
 
+class SecondOpinion(BaseModel):
+    """`{"model": "gpt-4o-mini", "band": [0.3, 0.7]}`: a request scored inside the band (low
+    inclusive, high exclusive) is also judged by `model`, whose verdict picks the tier; the call is
+    charged to the tenant like any other (docs/routing.md#a-second-opinion)."""
+
+    model_config = {"extra": "forbid", "frozen": True}
+
+    model: str = Field(min_length=1)
+    band: tuple[float, float] = (0.3, 0.7)
+
+    @model_validator(mode="after")
+    def _a_band(self) -> SecondOpinion:
+        low, high = self.band
+        if not 0 <= low < high <= 1:
+            raise ValueError("band must be [low, high] with 0 <= low < high <= 1")
+        return self
+
+    def covers(self, score: float) -> bool:
+        return self.band[0] <= score < self.band[1]
+
+
 class Route(BaseModel):
     """`{"simple": "gpt-4o-mini", "complex": "gpt-4o", "threshold": 0.5}`: a request scored at or
     above `threshold` goes to `complex`, any other to `simple`."""
@@ -25,6 +46,8 @@ class Route(BaseModel):
     threshold: float = Field(default=0.5, ge=0, le=1)
     # When every endpoint of the chosen tier is down, the other tier answers (and the header says so).
     fallback_across_tiers: bool = True
+    # Off unless set: a model's verdict on the requests the scorer is least sure of.
+    second_opinion: SecondOpinion | None = None
 
     @model_validator(mode="after")
     def _two_tiers(self) -> Route:
@@ -65,6 +88,13 @@ def route_problems(routes: Mapping[str, Route], owner: str, models: Iterable[str
                 problems.append(f"{owner} route {name!r}: its {tier} model {target!r} is not a model of AI_ENDPOINTS")
             elif target not in prices:
                 problems.append(f"{owner} route {name!r}: its {tier} model {target!r} has no price in MODEL_PRICES")
+        judge = route.second_opinion.model if route.second_opinion is not None else None
+        if judge is not None and judge not in known:
+            problems.append(f"{owner} route {name!r}: its second_opinion model {judge!r} is not a model of "
+                            "AI_ENDPOINTS")
+        elif judge is not None and judge not in prices:
+            problems.append(f"{owner} route {name!r}: its second_opinion model {judge!r} has no price in "
+                            "MODEL_PRICES")
     return problems
 
 
@@ -79,6 +109,7 @@ class RouteDecision:
     model: str  # the model the request runs on
     complex_model: str  # what the savings are measured against
     fallback: bool = False  # the chosen tier was down: the other tier's model runs it
+    second_opinion: Tier | None = None  # the judging model's verdict, which chose `tier`, when one was asked
 
     @property
     def served_tier(self) -> Tier:
@@ -88,6 +119,8 @@ class RouteDecision:
 
     def header(self) -> str:
         """`auto -> gpt-4o (complex, 0.82)`; after a fallback, `auto -> gpt-4o (complex, 0.31;
-        fallback: simple tier unavailable)`."""
+        fallback: simple tier unavailable)`; judged, `auto -> gpt-4o (complex, 0.41; second opinion:
+        complex)`."""
+        judged = f"; second opinion: {self.second_opinion}" if self.second_opinion is not None else ""
         why = f"; fallback: {self.tier} tier unavailable" if self.fallback else ""
-        return f"{self.route} -> {self.model} ({self.served_tier}, {self.score:.2f}{why})"
+        return f"{self.route} -> {self.model} ({self.served_tier}, {self.score:.2f}{judged}{why})"

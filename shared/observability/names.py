@@ -57,6 +57,7 @@ ROUTING_ROUTE: Final = "aigw.routing.route"  # the route asked for as the model
 ROUTING_TIER: Final = "aigw.routing.tier"  # simple | complex: the tier of the model that ran
 ROUTING_SCORE: Final = "aigw.routing.score"  # the complexity score, 0..1
 ROUTING_FALLBACK: Final = "aigw.routing.fallback"  # true: the scored tier was down, the other ran
+ROUTING_SECOND_OPINION: Final = "aigw.routing.second_opinion"  # simple | complex: a judging model's verdict
 
 # Standard HTTP attributes on the server span (App Insights fills `requests` url/resultCode from them).
 HTTP_REQUEST_METHOD: Final = "http.request.method"
@@ -112,7 +113,7 @@ AUDIT_FIELDS: Final = (TENANT, KEY_ID, GEN_AI_REQUEST_MODEL, ENDPOINT, GEN_AI_US
                        GEN_AI_USAGE_OUTPUT_TOKENS, COST_USD, "aigw.duration_ms", "aigw.status", CACHE_RESULT,
                        CORRELATION_ID, ROUTE)
 # In the audit record of a routed request only.
-AUDIT_ROUTING_FIELDS: Final = (ROUTING_ROUTE, ROUTING_TIER, ROUTING_SCORE, ROUTING_FALLBACK)
+AUDIT_ROUTING_FIELDS: Final = (ROUTING_ROUTE, ROUTING_TIER, ROUTING_SCORE, ROUTING_FALLBACK, ROUTING_SECOND_OPINION)
 # Only for a tenant with `log_content: true` (TENANTS): the prompt and the answer, in the audit record.
 AUDIT_PROMPT: Final = "aigw.content.prompt"
 AUDIT_ANSWER: Final = "aigw.content.answer"

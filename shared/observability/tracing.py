@@ -113,7 +113,7 @@ def admitted(model: str, request: Callable[[], Mapping[str, Any]], *, looked_up:
         record.cache_result = "bypass"
     elif not hit:
         record.cache_result = "miss"
-    elif not record.cache_result:
+    elif record.cache_result in ("", "miss", "bypass"):  # a miss of an earlier exchange (a second opinion's)
         record.cache_result = "exact_hit"  # the semantic cache notes its own hits (note_cache)
     if record.log_content and not record.prompt:
         record.prompt = _content_of(request())
@@ -153,12 +153,15 @@ def budget_window(tenant: str, window: str, doc: Mapping[str, Any] | None, token
             inst.budget_used_ratio.set(used / limit, {n.TENANT: tenant, n.BUDGET_WINDOW: window, n.BUDGET_UNIT: unit})
 
 
-def routed(route: str, tier: str, score: float, *, fallback: bool) -> None:
-    """The routing stage's hook: which route, the tier that ran and the score (docs/routing.md)."""
+def routed(route: str, tier: str, score: float, *, fallback: bool, second_opinion: str | None = None) -> None:
+    """The routing stage's hook: which route, the tier that ran, the score and, when a model was
+    asked, its verdict (docs/routing.md)."""
     record = _CURRENT.get()
     if record is not None:
         record.routing = {n.ROUTING_ROUTE: route, n.ROUTING_TIER: tier,
                           n.ROUTING_SCORE: round(score, 4), n.ROUTING_FALLBACK: fallback}
+        if second_opinion is not None:
+            record.routing[n.ROUTING_SECOND_OPINION] = second_opinion
 
 
 def routing_savings(tenant: str, route: str, model: str, usd: float) -> None:

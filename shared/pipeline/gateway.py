@@ -15,9 +15,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Generic, TypeVar
 
 from shared.core.clock import Clock, SystemClock
-from shared.core.errors import AppError, Forbidden, ModelNotFound
+from shared.core.errors import (
+    AppError,
+    ContentFiltered,
+    DependencyFailed,
+    Forbidden,
+    ModelNotFound,
+    ServiceUnavailable,
+    UpstreamRefused,
+)
 from shared.core.models import ChatMessage, ChatRequest, ChatResponse, SummarizeRequest, SummarizeResponse
-from shared.core.routes import RouteDecision
+from shared.core.routes import RouteDecision, Tier
 from shared.core.tokens import prompt_tokens
 from shared.core.values import Completion, Delta, SamplingParams
 from shared.identity.auth import Principal
@@ -30,6 +38,9 @@ from shared.pipeline.long_calls import LongCalls
 from shared.pipeline.prompt import MessagesPrompt, TextPrompt
 from shared.pipeline.routes import Messages, Router, stream_or_fallback, whole_or_fallback
 from shared.pipeline.stages import STREAM_QUEUE, StreamInterrupted, build_stages, run
+from shared.routing.second_opinion import MAX_TOKENS as JUDGE_MAX_TOKENS
+from shared.routing.second_opinion import SEED as JUDGE_SEED
+from shared.routing.second_opinion import judge_prompt, verdict
 from shared.state.budget import BudgetLedger, Estimate
 from shared.state.cache import CacheKey, ResponseCache, chat_view
 from shared.state.ratelimit import RateLimiter
@@ -91,12 +102,42 @@ class Gateway:
             raise Forbidden(f"The model {model!r} is not enabled for this tenant.")
         return model
 
-    def route(self, principal: Principal, requested: str | None, messages: Messages, *, tools: int = 0,
-              response_format: bool = False) -> RouteDecision | None:
+    async def route(self, ctx: CallContext, requested: str | None, messages: Messages, *, tools: int = 0,
+                    response_format: bool = False, with_second_opinion: bool = True) -> RouteDecision | None:
         """The route decision for a request of `requested` (None: no route was asked for). Every
         operation that takes a model calls this before it builds its exchange, which runs on
-        `routed_model` of the decision and carries it (`Exchange.route`)."""
-        return self.router.decide(principal, requested, messages, tools=tools, response_format=response_format)
+        `routed_model` of the decision and carries it (`Exchange.route`). A score inside the route's
+        second-opinion band first asks the judging model (`second_opinion`), unless the caller
+        charges nothing (`with_second_opinion=False`: the score alone decides)."""
+        decision = self.router.decide(ctx.principal, requested, messages, tools=tools, response_format=response_format)
+        judge = self.router.second_opinion(ctx.principal, decision) if with_second_opinion else None
+        if decision is None or judge is None:
+            return decision
+        said = await self.second_opinion(ctx, judge, messages)
+        return decision if said is None else self.router.judged(ctx.principal, decision, said)
+
+    async def second_opinion(self, ctx: CallContext, model: str, messages: Messages) -> Tier | None:
+        """The judging model's tier for `messages`: a chat exchange of its own (admitted, cached exactly,
+        screened, charged and recorded like any other), or None when it could not say (the model
+        unavailable or refusing, or an answer that names no tier): the score's tier then stands. A
+        refusal of the tenant's own (rate, budget, content) is the request's."""
+        model = self.model_for(ctx.principal, model)
+        prompt = MessagesPrompt([ChatMessage(role=role, content=text) for role, text in judge_prompt(messages)])
+        # Greedy and seeded: the same conversation is judged alike (and cached as one entry).
+        params = SamplingParams(max_tokens=JUDGE_MAX_TOKENS, temperature=0.0, seed=JUDGE_SEED)
+        texts = tuple((m.role, m.content) for m in prompt.messages)
+        # Keyed apart from chats (never a semantic entry: its embedding would be charged too).
+        key = CacheKey(ctx.principal.tenant, model,
+                       lambda: {"op": "second_opinion", "messages": [[m.role, m.content] for m in prompt.messages],
+                                "params": asdict(params)})
+        asked = Exchange(ctx, "chat", model, key, Estimate(prompt_tokens(model, texts), params.max_tokens),
+                         whole(lambda: self.engine.chat(model, prompt.messages, params)), prompt=prompt)
+        try:
+            answer = await self.answer(asked)
+        except (ServiceUnavailable, DependencyFailed, UpstreamRefused, ContentFiltered) as err:
+            log.warning("second opinion from %s unavailable (%s): the score's tier stands", model, err.type_slug)
+            return None
+        return verdict(answer.completion.content)
 
     def routed_model(self, principal: Principal, decision: RouteDecision | None, requested: str | None) -> str:
         """The model of a decision (a fallback's too), or the one asked for: resolved and allowed for
@@ -106,7 +147,7 @@ class Gateway:
     async def summarize(self, ctx: CallContext, req: SummarizeRequest) -> Served[SummarizeResponse]:
         params = SamplingParams(max_tokens=summary_token_cap(req.max_words), temperature=0.3)
         prompt = render_summarize(req.text, req.style, req.max_words)
-        first = self.route(ctx.principal, req.model, ({"role": "user", "content": req.text},))
+        first = await self.route(ctx, req.model, ({"role": "user", "content": req.text},))
 
         async def run(decision: RouteDecision | None) -> Answer:
             model = self.routed_model(ctx.principal, decision, req.model)
@@ -133,7 +174,7 @@ class Gateway:
                       answer.headers)
 
     async def complete(self, ctx: CallContext, call: ChatCall) -> Answer:
-        first = self.route(ctx.principal, call.model, _openai_messages(call))
+        first = await self.route(ctx, call.model, _openai_messages(call))
 
         async def run(decision: RouteDecision | None) -> Answer:
             model = self.routed_model(ctx.principal, decision, call.model)
@@ -145,7 +186,7 @@ class Gateway:
         return await whole_or_fallback(run, first, functools.partial(self.router.fallback, ctx.principal))
 
     async def stream(self, ctx: CallContext, call: ChatCall) -> AsyncGenerator[Delta, None]:
-        first = self.route(ctx.principal, call.model, _openai_messages(call))
+        first = await self.route(ctx, call.model, _openai_messages(call))
 
         def open_(decision: RouteDecision | None) -> AsyncGenerator[Delta, None]:
             model = self.routed_model(ctx.principal, decision, call.model)

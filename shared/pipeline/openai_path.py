@@ -122,12 +122,12 @@ class OpenAIPath:
         self.gateway = gateway
         self.groups = gateway.engine.groups  # the pass-through needs no Semantic Kernel
 
-    def decide(self, ctx: CallContext, requested: str | None, body: Mapping[str, Any]) -> RouteDecision | None:
+    async def decide(self, ctx: CallContext, requested: str | None, body: Mapping[str, Any]) -> RouteDecision | None:
         """Where a route asked for as the model sends this body (None: no route was asked for)."""
         format_ = body.get("response_format")
         structured = isinstance(format_, dict) and format_.get("type") != "text"
-        return self.gateway.route(ctx.principal, requested, body.get("messages") or [],
-                                  tools=len(body.get("tools") or []), response_format=structured)
+        return await self.gateway.route(ctx, requested, body.get("messages") or [],
+                                        tools=len(body.get("tools") or []), response_format=structured)
 
     def exchange(self, ctx: CallContext, requested: str | None, body: dict[str, Any],
                  route: RouteDecision | None = None) -> Exchange:
@@ -177,13 +177,13 @@ class OpenAIPath:
         async def run(route: RouteDecision | None) -> Answer:
             return await self.gateway.answer(self.exchange(ctx, requested, body, route))
 
-        return await whole_or_fallback(run, self.decide(ctx, requested, body),
+        return await whole_or_fallback(run, await self.decide(ctx, requested, body),
                                        functools.partial(self.gateway.router.fallback, ctx.principal))
 
-    def stream(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> Streaming:
+    async def stream(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> Streaming:
         """The answer as deltas, and the headers the exchange sets for the response (filled once the
         first delta has come; by the other tier's exchange when the route fell back to it)."""
-        first = self.decide(ctx, requested, body)
+        first = await self.decide(ctx, requested, body)
 
         async def build(route: RouteDecision | None) -> Exchange:
             return self.exchange(ctx, requested, body, route)

@@ -59,7 +59,7 @@ class ResponsesApi:
         async def run(route: RouteDecision | None) -> Answer:
             return await self.gateway.answer(await self.exchange(ctx, requested, body, route))
 
-        return await whole_or_fallback(run, self.decide(ctx, requested, body),
+        return await whole_or_fallback(run, await self.decide(ctx, requested, body),
                                        functools.partial(self.gateway.router.fallback, ctx.principal))
 
     async def stream(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> Streaming:
@@ -67,26 +67,28 @@ class ResponsesApi:
         fell back to it). A fallback happens only while no event went out: the events before the first
         generated token are held upstream (held_stream), and what redaction holds back is let out
         before an error, so a client never sees two responses begin."""
-        first = self.decide(ctx, requested, body)
+        first = await self.decide(ctx, requested, body)
 
         async def build(route: RouteDecision | None) -> Exchange:
             return await self.exchange(ctx, requested, body, route)
 
         return routed_streaming(self.gateway, ctx.principal, first, await build(first), build)
 
-    def decide(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> RouteDecision | None:
+    async def decide(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> RouteDecision | None:
         """The request refused or allowed, and, for a first turn that asks for a route, where it goes
         (a follow-up is never routed: it continues on the model of what it continues)."""
         check_request(body, ctx.principal.responses)
-        return None if _follows(body) else self._routed(ctx, requested, body)
+        return None if _follows(body) else await self._routed(ctx, requested, body)
 
-    def _routed(self, ctx: CallContext, requested: str | None, body: dict[str, Any]) -> RouteDecision | None:
+    async def _routed(self, ctx: CallContext, requested: str | None, body: dict[str, Any], *,
+                      with_second_opinion: bool = True) -> RouteDecision | None:
         """Where a first turn's route sends it, scored on its instructions and input as chat messages."""
         text, tools = body.get("text"), body.get("tools")
         format_ = text.get("format") if isinstance(text, dict) else None
-        return self.gateway.route(ctx.principal, requested, ResponsesPrompt(body).messages(),
-                                  tools=len(tools) if isinstance(tools, list) else 0,
-                                  response_format=isinstance(format_, dict) and format_.get("type") != "text")
+        return await self.gateway.route(ctx, requested, ResponsesPrompt(body).messages(),
+                                        tools=len(tools) if isinstance(tools, list) else 0,
+                                        response_format=isinstance(format_, dict) and format_.get("type") != "text",
+                                        with_second_opinion=with_second_opinion)
 
     async def exchange(self, ctx: CallContext, requested: str | None, body: dict[str, Any],
                        route: RouteDecision | None = None) -> Exchange:
@@ -152,8 +154,8 @@ class ResponsesApi:
             record = await self._owned(ctx, previous)
             self._continuing(ctx, requested, record.model)  # a model (or route) this tenant may use
             endpoints = [self._usable(record.endpoint)]
-        else:  # a route counts on the model it would send this input to
-            route = self._routed(ctx, requested, body)
+        else:  # a route counts on the model its score sends this input to (a second opinion is charged: none)
+            route = await self._routed(ctx, requested, body, with_second_opinion=False)
             endpoints = self.groups.group(self.gateway.routed_model(ctx.principal, route, requested))
         try:
             return await calls.count_input(endpoints, self.groups.policy, body)

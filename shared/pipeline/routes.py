@@ -58,11 +58,30 @@ class Router:
                                 "both in the tenant's allowed_models.")
             return None
         score = score_chat(messages, tools=tools, response_format=response_format).value
-        tier: Tier = "complex" if score >= route.threshold else "simple"
-        decision = RouteDecision(requested, tier, score, route.model(tier), route.complex)
-        if route.fallback_across_tiers and not self._up(decision.model) and self._up(route.model(_other(tier))):
-            return replace(decision, model=route.model(_other(tier)), fallback=True)
-        return decision
+        return self._placed(route, RouteDecision(requested, "simple", score, route.simple, route.complex),
+                            "complex" if score >= route.threshold else "simple")
+
+    def second_opinion(self, principal: Principal, decision: RouteDecision | None) -> str | None:
+        """The model to ask for a second opinion on this decision: its route's, when its score is
+        inside the route's band and the tenant may use that model; else None."""
+        route = self.routes(principal).get(decision.route) if decision is not None else None
+        judge = route.second_opinion if route is not None else None
+        if judge is None or decision is None or not judge.covers(decision.score):
+            return None
+        allowed = principal.limits.allowed_models
+        return judge.model if allowed is None or judge.model in allowed else None
+
+    def judged(self, principal: Principal, decision: RouteDecision, verdict: Tier) -> RouteDecision:
+        """The decision with the tier the second opinion chose (its tier down: the other, as up front)."""
+        route = self.routes(principal)[decision.route]
+        return self._placed(route, replace(decision, second_opinion=verdict), verdict)
+
+    def _placed(self, route: Route, decision: RouteDecision, tier: Tier) -> RouteDecision:
+        """The decision on `tier`'s model, or on the other tier's when `tier` has no endpoint up."""
+        placed = replace(decision, tier=tier, model=route.model(tier), fallback=False)
+        if route.fallback_across_tiers and not self._up(placed.model) and self._up(route.model(_other(tier))):
+            return replace(placed, model=route.model(_other(tier)), fallback=True)
+        return placed
 
     def fallback(self, principal: Principal, decision: RouteDecision | None) -> RouteDecision | None:
         """The other tier for a request whose tier could not answer: once, and only where allowed."""
@@ -85,7 +104,8 @@ class Router:
         if decision is None:
             return await nxt(ex)
         ex.headers[ROUTE_HEADER] = decision.header()
-        tracing.routed(decision.route, decision.served_tier, decision.score, fallback=decision.fallback)
+        tracing.routed(decision.route, decision.served_tier, decision.score, fallback=decision.fallback,
+                       second_opinion=decision.second_opinion)
 
         async def savings() -> None:
             usage = ex.meter.total()

@@ -20,17 +20,21 @@ from openai.types.chat import ChatCompletionUserMessageParam
 from shared.core.settings import hash_api_key
 from shared.observability import names as n
 from shared.routing.scorer import score_chat
+from shared.routing.second_opinion import MAX_TOKENS as JUDGE_MAX_TOKENS
+from shared.routing.second_opinion import SEED as JUDGE_SEED
+from shared.routing.second_opinion import judge_prompt, verdict
 from tests.conftest import DEV_KEY, LIMITED_KEY, TEST_ROUTES, TEST_TENANTS
 from tests.e2e import test_telemetry
 from tests.e2e.conftest import assert_problem
 from tests.e2e.test_jobs import wait_for as wait_for_job
 from tests.e2e.test_telemetry import _audit, _props, _type, wait_for, wait_for_metrics
 from tools.localenv import LocalStack
+from tools.simulator.text import generate_answer
 from tools.telemetry_sink import Sink, appinsights
 
 pytestmark = pytest.mark.e2e
 sink = test_telemetry.sink  # the ingestion server the app's telemetry goes to, one for this module
-OWN_KEY, STRICT_KEY = "routing-own-key", "routing-strict-key"
+OWN_KEY, STRICT_KEY, JUDGED_KEY = "routing-own-key", "routing-strict-key", "routing-judged-key"
 PRICES = {"gpt-4o-mini": (0.15, 0.6), "gpt-4o": (2.5, 10.0)}  # local.settings.example.json MODEL_PRICES
 DEPLOYMENT = {"gpt-4o-mini": "chat", "gpt-4o": "chat-large"}  # its AI_ENDPOINTS: each tier's deployment
 TIER_MODEL = {"simple": "gpt-4o-mini", "complex": "gpt-4o"}
@@ -47,15 +51,18 @@ UNCACHED = {"cache-control": "no-store"}
 
 def _tenants() -> str:
     """The test tenants, one whose own route sends everything to its simple model, one that never
-    falls back across tiers."""
+    falls back across tiers, one whose route asks gpt-4o-mini's second opinion on every score."""
     own = json.loads(TEST_ROUTES)
     everything_simple = {"auto": {**own["auto"], "threshold": 1.0}}
     no_fallback = {"auto": {**own["auto"], "fallback_across_tiers": False}}
+    judged = {"auto": {**own["auto"], "second_opinion": {"model": "gpt-4o-mini", "band": [0.0, 1.0]}}}
     return json.dumps([*json.loads(TEST_TENANTS),
                        {"tenant": "routing-own", "keys": [{"id": "own-1", "sha256": hash_api_key(OWN_KEY)}],
                         "routes": everything_simple},
                        {"tenant": "routing-strict", "keys": [{"id": "strict-1", "sha256": hash_api_key(STRICT_KEY)}],
-                        "routes": no_fallback}])
+                        "routes": no_fallback},
+                       {"tenant": "routing-judged", "keys": [{"id": "judged-1", "sha256": hash_api_key(JUDGED_KEY)}],
+                        "routes": judged}])
 
 
 @pytest.fixture(scope="module")
@@ -210,6 +217,45 @@ def test_a_native_request_for_an_unknown_or_barred_route_is_refused(native: http
     assert "allowed_models" in assert_problem(barred, 403)["detail"]
 
 
+def judged_as(verdict_wanted: str, kind: str) -> list[ChatCompletionUserMessageParam]:
+    """A request of this kind (by its score) that the simulator, asked for the second opinion as the
+    gateway asks it (greedy, seeded: its answer depends on the prompt alone), answers with this verdict."""
+    for _ in range(5000):
+        messages = ask(kind)
+        said = generate_answer(judge_prompt(messages), seed=f"request-{JUDGE_SEED}", max_tokens=JUDGE_MAX_TOKENS)
+        if verdict(said.content) == verdict_wanted:
+            return messages
+    raise AssertionError(f"no {kind} request the simulator judges {verdict_wanted}")
+
+
+@pytest.mark.parametrize(("kind", "judged"), [("complex", "simple"), ("simple", "complex")])
+def test_a_second_opinion_picks_the_tier_and_is_charged_to_the_tenant(routing_url: str, sink: Sink, kind: str,
+                                                                      judged: str) -> None:
+    messages = judged_as(judged, kind)
+    raw = sdk(routing_url, JUDGED_KEY).chat.completions.with_raw_response.create(
+        model="auto", messages=messages, max_tokens=60, extra_headers=UNCACHED)
+    result = raw.parse()
+    assert result.usage is not None
+
+    score = score_chat(messages).value
+    model = TIER_MODEL[judged]
+    assert raw.headers["x-aigw-route"] == f"auto -> {model} ({judged}, {score:.2f}; second opinion: {judged})"
+    assert result.model == f"simulator-{DEPLOYMENT[model]}", "the judged tier answered, not the scored one"
+    audit = _props(_audit(sink, raw.headers["x-correlation-id"]))
+    assert audit[n.ROUTING_TIER] == judged and audit[n.ROUTING_SECOND_OPINION] == judged
+    assert audit[n.GEN_AI_REQUEST_MODEL] == model
+    # The record holds both calls: the judge's usage is what it holds beyond the answer's.
+    judge = CompletionUsage(prompt_tokens=int(audit[n.GEN_AI_USAGE_INPUT_TOKENS]) - result.usage.prompt_tokens,
+                            completion_tokens=int(audit[n.GEN_AI_USAGE_OUTPUT_TOKENS]) - result.usage.completion_tokens,
+                            total_tokens=0)
+    assert judge.prompt_tokens > 100 and 0 < judge.completion_tokens <= JUDGE_MAX_TOKENS
+    billed = charge(model, result.usage) + charge("gpt-4o-mini", judge)
+    print(f"{kind} judged {judged}: answer {result.usage.prompt_tokens}+{result.usage.completion_tokens} on {model}, "
+          f"second opinion {judge.prompt_tokens}+{judge.completion_tokens} on gpt-4o-mini, billed {billed:.6f} USD, "
+          f"charged {audit[n.COST_USD]} USD")
+    assert float(audit[n.COST_USD]) == pytest.approx(billed, abs=1e-9)
+
+
 def test_the_savings_metric_is_exported(routing_url: str, sink: Sink) -> None:
     sdk(routing_url).chat.completions.create(model="auto", messages=ask("simple"), max_tokens=20)
     wait_for_metrics(sink, {n.METRIC_ROUTING_SAVINGS})
@@ -242,3 +288,15 @@ def test_the_small_tier_down_goes_to_the_large_and_says_so(routing_url: str, sin
     with pytest.raises(openai.InternalServerError) as down:
         strict.chat.completions.create(model="auto", messages=ask("simple"), max_tokens=20)
     assert down.value.status_code == 503
+
+
+def test_a_second_opinion_that_cannot_be_had_leaves_the_score_to_decide(routing_url: str, sink: Sink) -> None:
+    """After the small tier went down (above): the judge, gpt-4o-mini, cannot answer, and the scored
+    tier runs the request, which says nothing of a second opinion (up, it would have said simple)."""
+    raw = sdk(routing_url, JUDGED_KEY).chat.completions.with_raw_response.create(
+        model="auto", messages=judged_as("simple", "complex"), max_tokens=20, extra_headers=UNCACHED)
+    assert raw.headers["x-aigw-route"].startswith("auto -> gpt-4o (complex, ")
+    assert "second opinion" not in raw.headers["x-aigw-route"]
+    assert raw.parse().model == "simulator-chat-large"
+    audit = _props(_audit(sink, raw.headers["x-correlation-id"]))
+    assert n.ROUTING_SECOND_OPINION not in audit and audit[n.ROUTING_TIER] == "complex"

@@ -83,9 +83,12 @@ async def openai_chat(rig: Rig, ctx: CallContext) -> AsyncGenerator[Piece, None]
     yield whole(await rig.openai.complete(ctx, None, chat_body()))
 
 
-def openai_chat_stream(rig: Rig, ctx: CallContext) -> AsyncGenerator[Piece, None]:
-    # Returned, not iterated here: closing the reader must close the gateway's stream at once.
-    return deltas(rig.openai.stream(ctx, None, chat_body(stream=True)).deltas)
+async def openai_chat_stream(rig: Rig, ctx: CallContext) -> AsyncGenerator[Piece, None]:
+    streaming = await rig.openai.stream(ctx, None, chat_body(stream=True))
+    # Closed with this generator: closing the reader must close the gateway's stream at once.
+    async with contextlib.aclosing(deltas(streaming.deltas)) as pieces:
+        async for piece in pieces:
+            yield piece
 
 
 async def openai_embeddings(rig: Rig, ctx: CallContext) -> AsyncGenerator[Piece, None]:

@@ -37,6 +37,7 @@ class Provider:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     gate: asyncio.Event = field(default_factory=asyncio.Event)  # a slow answer waits for it
     reached: asyncio.Event = field(default_factory=asyncio.Event)  # a slow answer has started
+    answer: str = ANSWER  # what a whole chat completion says
 
     def transport(self) -> httpx2.MockTransport:
         return httpx2.MockTransport(self.handle)
@@ -63,7 +64,7 @@ class Provider:
         if body.get("stream"):
             return httpx2.Response(200, headers={**headers, "content-type": "text/event-stream"},
                                    content=self._response_events(mode) if responses else self._events(mode))
-        return self._whole(_response("completed") if responses else _completion(), mode, headers)
+        return self._whole(_response("completed") if responses else _completion(self.answer), mode, headers)
 
     def _whole(self, answer: dict[str, Any], mode: Mode, headers: dict[str, str]) -> httpx2.Response:
         payload = json.dumps(answer).encode()
@@ -131,9 +132,9 @@ def _chunk(delta: dict[str, Any] | None, finish: str | None = None) -> dict[str,
     return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": MODEL, "choices": choices}
 
 
-def _completion() -> dict[str, Any]:
+def _completion(answer: str) -> dict[str, Any]:
     return {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": MODEL,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER}, "finish_reason": "stop",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop",
                          "logprobs": None}],
             "usage": _usage(USAGE)}
 

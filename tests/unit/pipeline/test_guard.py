@@ -39,7 +39,7 @@ async def openai_chat(rig: Rig, c: CallContext, text: str) -> dict[str, str]:
 
 
 async def openai_stream(rig: Rig, c: CallContext, text: str) -> dict[str, str]:
-    streaming = rig.openai.stream(c, None, {"messages": messages(text), "max_tokens": 20, "stream": True})
+    streaming = await rig.openai.stream(c, None, {"messages": messages(text), "max_tokens": 20, "stream": True})
     [_ async for _ in streaming.deltas]
     return dict(streaming.headers)
 

@@ -7,6 +7,7 @@ import asyncio
 import functools
 import json
 from collections.abc import AsyncGenerator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from shared.core.errors import ConfigError, Forbidden, ServiceUnavailable
 from shared.core.models import Usage
-from shared.core.routes import ROUTE_HEADER, Route, RouteDecision
+from shared.core.routes import ROUTE_HEADER, Route, RouteDecision, SecondOpinion
 from shared.core.settings import EndpointConfig, ModelPrice, TenantLimits, load_settings
 from shared.core.values import Delta
 from shared.identity.auth import Principal
@@ -116,6 +117,48 @@ def test_the_header_names_route_model_tier_and_score() -> None:
     assert RouteDecision("auto", "complex", 0.8234, "gpt-4o", "gpt-4o").header() == "auto -> gpt-4o (complex, 0.82)"
 
 
+JUDGED = AUTO.model_copy(update={"second_opinion": SecondOpinion(model="small", band=(0.2, 0.8))})
+
+
+def test_a_second_opinion_is_asked_only_inside_its_band_and_of_a_model_the_tenant_may_use() -> None:
+    router = Router({"auto": JUDGED, "plain": AUTO}, groups(), PRICES)
+    inside = RouteDecision("auto", "complex", 0.5, "large", "large")
+
+    assert router.second_opinion(principal(), inside) == "small"
+    assert router.second_opinion(principal(), replace(inside, score=0.2)) == "small", "the band's low end is in"
+    assert router.second_opinion(principal(), replace(inside, score=0.8)) is None, "its high end is out"
+    assert router.second_opinion(principal(), replace(inside, score=0.1)) is None
+    assert router.second_opinion(principal(), replace(inside, route="plain")) is None, "a route without one"
+    assert router.second_opinion(principal(), None) is None
+    barred = Router({"auto": JUDGED.model_copy(update={"second_opinion": SecondOpinion(model="other")})},
+                    groups(), PRICES)
+    assert barred.second_opinion(principal(allowed=("small", "large")), inside) is None, "not in allowed_models"
+
+
+def test_the_second_opinion_picks_the_tier_and_says_so() -> None:
+    router = Router({"auto": JUDGED}, groups(), PRICES)
+    scored = router.decide(principal(), "auto", HARD)
+    assert scored is not None and scored.tier == "complex"
+
+    judged = router.judged(principal(), scored, "simple")
+
+    assert (judged.tier, judged.model, judged.score, judged.fallback) == ("simple", "small", scored.score, False)
+    assert judged.header() == f"auto -> small (simple, {scored.score:.2f}; second opinion: simple)"
+    agreed = router.judged(principal(), scored, "complex")
+    assert (agreed.tier, agreed.model) == ("complex", "large")
+    assert agreed.header().endswith("; second opinion: complex)")
+    down(router, "small")
+    skipped = router.judged(principal(), scored, "simple")
+    assert (skipped.model, skipped.fallback, skipped.served_tier) == ("large", True, "complex")
+    assert skipped.header().endswith("; second opinion: simple; fallback: simple tier unavailable)")
+
+
+def test_a_second_opinions_band_must_be_a_band() -> None:
+    for band in ((0.5, 0.5), (0.7, 0.3), (-0.1, 0.5), (0.2, 1.1)):
+        with pytest.raises(ValueError, match="band must be"):
+            SecondOpinion(model="small", band=band)
+
+
 def settings_with(routes: object, prices: dict[str, Any], tenants: list[dict[str, Any]] | None = None) -> None:
     endpoints = [{"name": f"p-{m}", "kind": "openai", "endpoint": "http://x", "model": m} for m in ("small", "large")]
     with environment({"AI_ENDPOINTS": json.dumps(endpoints), "COSMOS_ENDPOINT": "http://c", "TENANTS":
@@ -134,6 +177,10 @@ PRICED = {m: {"input_per_1m": 1, "output_per_1m": 1} for m in ("small", "large")
     ({"small": {"simple": "small", "complex": "large"}}, PRICED,
      "ROUTES route 'small' has the name of a configured model, deployment or endpoint"),
     ({"auto": {"simple": "small", "complex": "small"}}, PRICED, "a route needs two"),
+    ({"auto": {"simple": "small", "complex": "large", "second_opinion": {"model": "judge"}}}, PRICED,
+     "ROUTES route 'auto': its second_opinion model 'judge' is not a model of AI_ENDPOINTS"),
+    ({"auto": {"simple": "small", "complex": "large", "second_opinion": {"model": "small", "band": [0.9, 0.1]}}},
+     PRICED, "band must be"),
 ])
 def test_a_route_that_cannot_serve_refuses_the_start_naming_it(routes: object, prices: dict[str, Any],
                                                                  says: str) -> None:
@@ -147,6 +194,7 @@ def test_a_tenants_route_is_checked_at_start_too() -> None:
     with pytest.raises(ConfigError, match="TENANTS: tenant 't' route 'auto': its complex model 'gone'"):
         settings_with({}, PRICED, [tenant])
     settings_with({"auto": {"simple": "small", "complex": "large"}}, PRICED)  # and a good one starts
+    settings_with({"auto": {"simple": "small", "complex": "large", "second_opinion": {"model": "small"}}}, PRICED)
 
 
 async def test_the_routing_stage_says_where_it_went_and_counts_the_savings(
