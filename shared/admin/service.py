@@ -12,7 +12,7 @@ import json
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -41,6 +41,38 @@ Change = Callable[[TenantRecord], TenantRecord]
 LastHour = Callable[[str], Awaitable[dict[str, int]]]
 # What a PATCH may not touch: the name is the partition, and keys change through their own routes.
 _FIXED = {"tenant": "A tenant cannot be renamed.", "keys": "Change keys with the keys routes."}
+
+
+def unknown_member(patch: Any, model: type[BaseModel], at: str = "") -> str | None:
+    """The first member of a patch that `model` has no field for, as a dotted path (nested models and
+    the members of a map of models, a tenant's routes say, are looked into), else None. A merge patch
+    of null drops such a member silently; the API refuses it as it refuses any unknown field."""
+    if not isinstance(patch, dict):
+        return None
+    for name, value in patch.items():
+        path = f"{at}{name}"
+        field = model.model_fields.get(name)
+        if field is None:
+            return path
+        annotation = field.annotation
+        if get_origin(annotation) is dict:  # a map of models: each member is one
+            found = next((f for key, member in (value.items() if isinstance(value, dict) else ())
+                          if (f := unknown_member(member, _model_in(get_args(annotation)[1]), f"{path}.{key}."))),
+                         None)
+        else:
+            found = unknown_member(value, _model_in(annotation), f"{path}.")
+        if found is not None:
+            return found
+    return None
+
+
+def _model_in(annotation: Any) -> type[BaseModel]:
+    """The model an annotation holds (`Limits`, `Limits | None`), or BaseModel (no field: nothing to
+    look into) for any other."""
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return BaseModel
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -95,6 +127,8 @@ class AdminService:
         if disabled is not None and not isinstance(disabled, bool):
             raise BadRequest("`disabled` is true or false.", param="disabled")
         changes = {k: v for k, v in patch.items() if k != "disabled"}
+        if (unknown := unknown_member(changes, TenantConfig)) is not None:
+            raise BadRequest(f"A tenant has no field {unknown!r}.", param=unknown or "body")
 
         def change(current: TenantRecord) -> TenantRecord:
             merged = merge_patch(current.config.model_dump(mode="json"), changes)

@@ -103,6 +103,9 @@ def test_a_change_keeps_every_other_field_of_the_tenant(url: str) -> None:
         refused = [api.patch("/tenants/team", json={"keys": []}), api.patch("/tenants/team", json={"tenant": "x"}),
                    api.patch("/tenants/team", json={"limits": {"rpm": -1}}),
                    api.patch("/tenants/team", json={"surprise": 1}),
+                   # Unknown, even set to null (which a merge patch would drop unseen); nested too.
+                   api.patch("/tenants/team", json={"": None}), api.patch("/tenants/team", json={"surprise": None}),
+                   api.patch("/tenants/team", json={"limits": {"rmp": None}}),
                    api.post("/tenants", json={"tenant": "bad name!"}),
                    api.post("/tenants/team/keys", json={"id": "has space"})]
         for response in refused:
@@ -110,6 +113,11 @@ def test_a_change_keeps_every_other_field_of_the_tenant(url: str) -> None:
         # The checks TENANTS gets at start: a route to a model this app does not serve is refused.
         unserved = api.patch("/tenants/team", json={"routes": {"auto": {"simple": "gpt-4o-mini", "complex": "gpt-9"}}})
         assert "'gpt-9' is not a model of AI_ENDPOINTS" in assert_problem(unserved, 400)["detail"]
+        judge = {"simple": "gpt-4o-mini", "complex": "gpt-4o", "second_opinion": {"model": "gpt-9"}}
+        unjudged = api.patch("/tenants/team", json={"routes": {"auto": judge}})
+        assert "second_opinion model 'gpt-9' is not a model" in assert_problem(unjudged, 400)["detail"]
+        typo = api.patch("/tenants/team", json={"routes": {"auto": {**judge, "second_opinon": None}}})
+        assert "no field 'routes.auto.second_opinon'" in assert_problem(typo, 400)["detail"]
         assert_problem(api.post("/tenants", json={"tenant": "team"}), 409)
         assert_problem(api.get("/tenants/nobody"), 404)
         assert_problem(api.delete("/tenants/team/keys/nokey"), 404)
