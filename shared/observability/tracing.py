@@ -113,10 +113,26 @@ def admitted(model: str, request: Callable[[], Mapping[str, Any]], *, looked_up:
         record.cache_result = "bypass"
     elif not hit:
         record.cache_result = "miss"
-    elif record.cache_result in ("", "miss", "bypass"):  # a miss of an earlier exchange (a second opinion's)
+    elif not record.cache_result:
         record.cache_result = "exact_hit"  # the semantic cache notes its own hits (note_cache)
     if record.log_content and not record.prompt:
         record.prompt = _content_of(request())
+
+
+@contextlib.contextmanager
+def aside() -> Iterator[None]:
+    """An exchange run for the request rather than as it (a route's second opinion): its charges and
+    tokens count in the request's record, while the model, endpoint, cache result and the logged
+    prompt and answer stay the request's own."""
+    record = _CURRENT.get()
+    if record is None:
+        yield
+        return
+    kept = record.model, record.endpoint, record.cache_result, record.prompt, list(record.answer)
+    try:
+        yield
+    finally:
+        record.model, record.endpoint, record.cache_result, record.prompt, record.answer = kept
 
 
 def note_cache(result: str) -> None:

@@ -30,6 +30,7 @@ from shared.core.tokens import prompt_tokens
 from shared.core.values import Completion, Delta, SamplingParams
 from shared.identity.auth import Principal
 from shared.moderation.screening import Screening
+from shared.observability import tracing
 from shared.pipeline.activity import ActivityCounter
 from shared.pipeline.admission import Admission
 from shared.pipeline.exchange import CallContext, DeltaSource, Exchange, Reply
@@ -133,7 +134,8 @@ class Gateway:
         asked = Exchange(ctx, "chat", model, key, Estimate(prompt_tokens(model, texts), params.max_tokens),
                          whole(lambda: self.engine.chat(model, prompt.messages, params)), prompt=prompt)
         try:
-            answer = await self.answer(asked)
+            with tracing.aside():  # the record's model, cache result and logged content stay the request's
+                answer = await self.answer(asked)
         except (ServiceUnavailable, DependencyFailed, UpstreamRefused, ContentFiltered) as err:
             log.warning("second opinion from %s unavailable (%s): the score's tier stands", model, err.type_slug)
             return None

@@ -7,6 +7,8 @@ import pytest
 
 from shared.core.background import drain
 from shared.core.errors import BudgetExhausted
+from shared.observability import tracing
+from shared.observability.record import Record
 from shared.routing.second_opinion import INSTRUCTION
 from tests.unit.pipeline.operations import ctx
 from tests.unit.pipeline.provider import MODEL, USAGE
@@ -48,3 +50,16 @@ async def test_a_refusal_of_the_tenants_own_is_the_requests(rig: Rig) -> None:
     with pytest.raises(BudgetExhausted):
         await rig.gateway.second_opinion(ctx(), MODEL, ASKED)
     assert rig.provider.seen() == 0
+
+
+async def test_the_request_record_keeps_the_requests_own_fields(rig: Rig) -> None:
+    rig.provider.answer = "simple"
+    record = Record(route="v1/chat/completions", log_content=True)
+    with tracing.active(record):
+        assert await rig.gateway.second_opinion(ctx(), MODEL, ASKED) == "simple"
+        await drain(5)
+
+    # (Its charge counts in the record through the budget's hook: the e2e test reads it in the audit.)
+    assert (record.model, record.cache_result, record.prompt, record.answer) == ("", "", "", []), \
+        "what the record logs and reports is the request's, not the judge's"
+
