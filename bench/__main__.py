@@ -1,4 +1,4 @@
-"""`python -m bench [resilience|cache|semantic_cache|overhead|hostile|soak|routing|safety|safety_stage]`:
+"""`python -m bench [resilience|cache|semantic_cache|overhead|hostile|soak|routing|routing_judge|safety|safety_stage]`:
 the local stack on free ports, and figures."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("suite", nargs="?", default="resilience",
                         choices=["resilience", "cache", "semantic_cache", "overhead", "hostile", "soak", "routing",
-                                 "safety", "safety_stage"])
+                                 "routing_judge", "safety", "safety_stage"])
     parser.add_argument("--requests", type=int, default=None, help="requests per scenario (default: each scenario's)")
     args, rest = parser.parse_known_args(argv)
     if args.suite == "cache":
@@ -36,10 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         from bench import hostile
 
         return hostile.main(rest + (["--requests", str(args.requests)] if args.requests else []))
-    if args.suite in ("soak", "routing", "safety", "safety_stage"):
-        from bench import routing, safety, safety_stage, soak
+    if args.suite in ("soak", "routing", "routing_judge", "safety", "safety_stage"):
+        from bench import routing, routing_judge, safety, safety_stage, soak
 
-        suites = {"soak": soak.main, "routing": routing.main, "safety": safety.main, "safety_stage": safety_stage.main}
+        suites = {"soak": soak.main, "routing": routing.main, "routing_judge": routing_judge.main,
+                  "safety": safety.main, "safety_stage": safety_stage.main}
         timed = args.requests and args.suite == "safety_stage"  # the others take no --requests
         return suites[args.suite](rest + (["--requests", str(args.requests)] if timed else []))
     if args.suite == "semantic_cache":
