@@ -256,6 +256,21 @@ def test_a_second_opinion_picks_the_tier_and_is_charged_to_the_tenant(routing_ur
     assert float(audit[n.COST_USD]) == pytest.approx(billed, abs=1e-9)
 
 
+def test_a_streamed_request_is_judged_before_its_stream_begins(routing_url: str, sink: Sink) -> None:
+    messages = judged_as("simple", "complex")
+    raw = sdk(routing_url, JUDGED_KEY).chat.completions.with_raw_response.create(
+        model="auto", messages=messages, max_tokens=40, stream=True, stream_options={"include_usage": True},
+        extra_headers=UNCACHED)
+    chunks = list(raw.parse())
+    assert raw.headers["x-aigw-route"].endswith("; second opinion: simple)")
+    assert {c.model for c in chunks if c.model} == {"simulator-chat"}, "the judged tier streamed the answer"
+    usage = chunks[-1].usage
+    assert usage is not None
+    audit = _props(_audit(sink, raw.headers["x-correlation-id"]))
+    assert audit[n.ROUTING_SECOND_OPINION] == "simple"
+    assert int(audit[n.GEN_AI_USAGE_INPUT_TOKENS]) > usage.prompt_tokens, "the second opinion's tokens count too"
+
+
 def test_the_savings_metric_is_exported(routing_url: str, sink: Sink) -> None:
     sdk(routing_url).chat.completions.create(model="auto", messages=ask("simple"), max_tokens=20)
     wait_for_metrics(sink, {n.METRIC_ROUTING_SAVINGS})
