@@ -57,7 +57,8 @@ class SemanticTier(FakeCache):
     exact_tier: bool = False
 
     def may_embed(self, principal: Principal, key: CacheKey) -> bool:
-        return self.reads(principal)
+        # As ResponseCache: only a request with a semantic view (a plain single-turn chat) embeds.
+        return self.reads(principal) and key.semantic is not None
 
     async def similar(self, principal: Principal, model: str, key: CacheKey) -> Completion | None:
         # Admission embeds under the request's meter: the embedder tells it the usage it reports.
