@@ -125,14 +125,11 @@ class Gateway:
         model = self.model_for(ctx.principal, model)
         prompt = MessagesPrompt([ChatMessage(role=role, content=text) for role, text in judge_prompt(messages)])
         # Greedy and seeded: the same conversation is judged alike (and cached as one entry).
-        params = SamplingParams(max_tokens=JUDGE_MAX_TOKENS, temperature=0.0, seed=JUDGE_SEED)
-        texts = tuple((m.role, m.content) for m in prompt.messages)
-        # Keyed apart from chats (never a semantic entry: its embedding would be charged too).
-        key = CacheKey(ctx.principal.tenant, model,
-                       lambda: {"op": "second_opinion", "messages": [[m.role, m.content] for m in prompt.messages],
-                                "params": asdict(params)})
-        asked = Exchange(ctx, "chat", model, key, Estimate(prompt_tokens(model, texts), params.max_tokens),
-                         whole(lambda: self.engine.chat(model, prompt.messages, params)), prompt=prompt)
+        call = ChatCall(model, tuple(prompt.messages),
+                        SamplingParams(max_tokens=JUDGE_MAX_TOKENS, temperature=0.0, seed=JUDGE_SEED))
+        # Never a semantic entry: its lookup would charge an embedding to save a 3-token answer.
+        asked = self._chat(ctx, call, model, whole(lambda: self.engine.chat(model, prompt.messages, call.params)),
+                           prompt=prompt, semantic=False)
         try:
             with tracing.aside():  # the record's model, cache result and logged content stay the request's
                 answer = await self.answer(asked)
@@ -238,11 +235,11 @@ class Gateway:
 
     def _chat(self, ctx: CallContext, call: ChatCall, model: str, source: DeltaSource, *,
               long_after_s: float | None = None, route: RouteDecision | None = None,
-              prompt: MessagesPrompt | None = None) -> Exchange:
+              prompt: MessagesPrompt | None = None, semantic: bool = True) -> Exchange:
         texts = prompt or MessagesPrompt(list(call.messages))
         # Read after the guard stage: under redact_input the key and its embedding see the masked messages.
         request = functools.cache(lambda: _chat_key(ChatCall(call.model, tuple(texts.messages), call.params)))
-        key = CacheKey(ctx.principal.tenant, model, request, lambda: chat_view(request()))
+        key = CacheKey(ctx.principal.tenant, model, request, lambda: chat_view(request()) if semantic else None)
         messages = tuple((m.role, m.content) for m in call.messages)
         return Exchange(ctx, "chat", model, key, Estimate(prompt_tokens(model, messages), call.params.max_tokens),
                         source, long_after_s=long_after_s, route=route, prompt=texts)

@@ -63,3 +63,11 @@ async def test_the_request_record_keeps_the_requests_own_fields(rig: Rig) -> Non
     assert (record.model, record.cache_result, record.prompt, record.answer) == ("", "", "", []), \
         "what the record logs and reports is the request's, not the judge's"
 
+
+
+async def test_a_second_opinion_never_looks_up_the_semantic_cache(semantic: Rig) -> None:
+    semantic.provider.answer = "simple"
+
+    assert await semantic.gateway.second_opinion(ctx(), MODEL, ASKED) == "simple"
+
+    assert semantic.provider.seen("/embeddings") == 0, "no embedding charged to save a 3-token answer"
