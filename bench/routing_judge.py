@@ -26,6 +26,7 @@ import openai
 from pydantic import ValidationError
 
 from bench.routing import (
+    LARGE,
     LIST_PRICES,
     TARGET_COMPLEX_TO_SMALL,
     TARGET_SAVED,
@@ -105,12 +106,12 @@ async def run(args: argparse.Namespace, http_client: httpx2.AsyncClient | None =
         opinions = dict(zip(inside, await judge(client, args.model, [requests[i] for i in inside]), strict=True))
         judged = [s if i not in opinions or opinions[i].verdict is None else float(opinions[i].verdict == "complex")
                   for i, s in enumerate(scores)]
-        always = sum(cost(r, price["gpt-4o"]) for r in requests)
+        always = sum(cost(r, price[LARGE]) for r in requests)
         spent = sum((o.prompt_tokens * judge_price.input_per_1m + o.completion_tokens * judge_price.output_per_1m) / 1e6
                     for o in opinions.values())
         alone = evaluate(requests, scores, threshold, price)
-        # A verdict is a score of 1 (complex) or 0 (simple): at any threshold in (0, 1] it routes as it says.
-        with_judge = evaluate(requests, judged, threshold if threshold > 0 else 0.5, price)
+        # A verdict is a score of 1 (complex) or 0 (simple): at the route's threshold (in (0, 1]) it routes as it says.
+        with_judge = evaluate(requests, judged, threshold, price)
         agreed = sum(opinions[i].verdict == ("complex" if requests[i].complex else "simple") for i in opinions)
         unsaid = sum(o.verdict is None for o in opinions.values())
         complex_count = sum(r.complex for r in requests)
