@@ -38,3 +38,9 @@ def split_ask(text: str) -> tuple[str, str]:
         context.append(rest[:label.start()] + (rest[end.start():] if end else ""))
         rest = rest[label.end():end.start() if end else len(rest)]
     return rest.strip(), "\n".join(part for part in context if part.strip())
+
+
+def own_text(role: str, text: str) -> str:
+    """What a message says of its own: a user message's ask, the documents an application set into it
+    left out; any other message whole. The scorer and the second opinion read the conversation so."""
+    return split_ask(text)[0] if role == "user" else text

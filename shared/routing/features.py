@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shared.core.tokens import counter_for
-from shared.routing.ask import split_ask
+from shared.routing.ask import own_text
 
 # Exact gpt-4o-family counts cost about 70 us per 4,000 characters (bpe-openai's Rust tokenizer),
 # inside the scorer's 1 ms; the count is a feature, not a bill, so one tokenizer serves every model.
@@ -107,7 +107,7 @@ def features(messages: Sequence[Mapping[str, Any]], *, tools: int, response_form
     turns: list[tuple[str, str, int]] = []  # role, text without the app's context, its tokens
     for (role, text), n in zip(texts, counts, strict=True):
         if role != "system":
-            own = split_ask(text)[0] if role == "user" else text
+            own = own_text(role, text)
             turns.append((role, own, n if own == text else count(own)))
     asks = [(text, n) for role, text, n in turns if role == "user"]
     last, last_count = asks[-1] if asks else ("", 0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from shared.routing.ask import split_ask
+from shared.routing.ask import own_text
 from shared.routing.features import text_of
 
 Verdict = Literal["simple", "complex"]
@@ -37,7 +37,7 @@ def judge_prompt(messages: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]
         role = str(message.get("role", ""))
         if role in _ROLES:
             text = text_of(message.get("content"))
-            turns.append(f"{_ROLES[role]}: {split_ask(text)[0] if role == 'user' else text}")
+            turns.append(f"{_ROLES[role]}: {own_text(role, text)}")
     transcript = "\n\n".join(turns)[-CONVERSATION_CHARS:]
     return [("system", INSTRUCTION), ("user", f"<conversation>\n{transcript}\n</conversation>\n\nsimple or complex?")]
 
