@@ -82,19 +82,14 @@ def route_problems(routes: Mapping[str, Route], owner: str, models: Iterable[str
     for name, route in routes.items():
         if name in taken:
             problems.append(f"{owner} route {name!r} has the name of a configured model, deployment or endpoint")
-        for tier in ("simple", "complex"):
-            target = route.model(tier)
+        targets = [("simple", route.simple), ("complex", route.complex)]
+        if route.second_opinion is not None:
+            targets.append(("second_opinion", route.second_opinion.model))
+        for role, target in targets:
             if target not in known:
-                problems.append(f"{owner} route {name!r}: its {tier} model {target!r} is not a model of AI_ENDPOINTS")
+                problems.append(f"{owner} route {name!r}: its {role} model {target!r} is not a model of AI_ENDPOINTS")
             elif target not in prices:
-                problems.append(f"{owner} route {name!r}: its {tier} model {target!r} has no price in MODEL_PRICES")
-        judge = route.second_opinion.model if route.second_opinion is not None else None
-        if judge is not None and judge not in known:
-            problems.append(f"{owner} route {name!r}: its second_opinion model {judge!r} is not a model of "
-                            "AI_ENDPOINTS")
-        elif judge is not None and judge not in prices:
-            problems.append(f"{owner} route {name!r}: its second_opinion model {judge!r} has no price in "
-                            "MODEL_PRICES")
+                problems.append(f"{owner} route {name!r}: its {role} model {target!r} has no price in MODEL_PRICES")
     return problems
 
 
