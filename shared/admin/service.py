@@ -56,12 +56,11 @@ def unknown_member(patch: Any, model: type[BaseModel], at: str = "") -> str | No
             return path
         annotation = field.annotation
         if get_origin(annotation) is dict:  # a map of models: each member is one
-            found = next((f for key, member in (value.items() if isinstance(value, dict) else ())
-                          if (f := unknown_member(member, _model_in(get_args(annotation)[1]), f"{path}.{key}."))),
-                         None)
-        else:
-            found = unknown_member(value, _model_in(annotation), f"{path}.")
-        if found is not None:
+            inner = _model_in(get_args(annotation)[1])
+            for key, member in value.items() if isinstance(value, dict) else ():
+                if (found := unknown_member(member, inner, f"{path}.{key}.")) is not None:
+                    return found
+        elif (found := unknown_member(value, _model_in(annotation), f"{path}.")) is not None:
             return found
     return None
 
